@@ -1,0 +1,1 @@
+//! logship core (in progress)

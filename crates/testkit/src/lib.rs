@@ -1,0 +1,30 @@
+//! Protocol-faithful receivers for testing logship (and applications that use it).
+//!
+//! Each receiver binds `127.0.0.1:0` (or a port you choose) on its own named thread with its
+//! own tokio runtime, so it works from plain `#[test]` functions, `#[tokio::test]` functions and
+//! benchmarks alike. It decodes what arrives with an independent implementation of the protocol
+//! (written from the specs in `shared/reference/protocols.md`, never importing logship's own
+//! encoders), keeps what it decoded for assertions, can be scripted to misbehave (faults), and
+//! stops when its handle is dropped.
+//!
+//! | module | protocol | feature |
+//! |---|---|---|
+//! | [`fluent`] | Fluentd Forward protocol v1 (TCP, TLS, Unix socket) | `fluent` |
+//! | [`es`] | Elasticsearch `_bulk`, index templates, data streams | `es` |
+//! | [`kusto`] | Azure Data Explorer streaming and queued ingestion, AAD token endpoint | `kusto` |
+//! | [`jkool`] | jKool JESL HTTP endpoints | `jkool` |
+#![warn(missing_docs)]
+
+pub mod peers;
+pub mod server;
+
+#[cfg(feature = "es")]
+pub mod es;
+#[cfg(feature = "fluent")]
+pub mod fluent;
+#[cfg(feature = "jkool")]
+pub mod jkool;
+#[cfg(feature = "kusto")]
+pub mod kusto;
+
+pub use server::{wait_until, ServerHandle};

@@ -1,0 +1,2 @@
+//! logship umbrella (in progress)
+pub use logship_core as core;

@@ -1,1 +1,106 @@
-//! logship core (in progress)
+//! # logship-core
+//!
+//! The event model and the shared delivery pipeline behind the logship `tracing` layers
+//! (`logship-fluent`, `logship-ecs-metrics`, `logship-kusto`, `logship-jkool-http`,
+//! `logship-jkool-mqtt`). Backends implement one trait, [`Sink`]; everything else lives here,
+//! once.
+//!
+//! ```text
+//!  tracing macro ──► ShipLayer (caller's thread)          worker thread (one per layer)
+//!                    capture into an owned Record ──►  bounded queue ──► batch ──► Sink::send
+//!                    (no I/O, never blocks by default)  (records+bytes)    │ retry / breaker
+//!                                                                          ▼
+//!                                          delivered │ undelivered ─► callback / dead letters
+//! ```
+//!
+//! ## Guarantees
+//! * **The caller never waits for the network.** Capture writes the message and fields into one
+//!   buffer (one heap allocation for a typical event) and queues it; encoding and I/O happen on
+//!   the layer's own thread, which owns its own tokio runtime, so it works the same with no
+//!   runtime, a `current_thread` one or a multi-thread one.
+//! * **Memory is bounded** by record count and by bytes; a full queue drops (by default the
+//!   newest record), and ERROR records have reserved room.
+//! * **Every loss is counted** while running ([`Stats`]) and can be handed to a callback or a
+//!   dead-letter folder ([`undelivered`]).
+//! * **No feedback loops**: what the exporters' own dependencies log is never captured
+//!   ([`capture::suppress`]).
+//! * **Shutdown is bounded**: dropping the [`Guard`] flushes for at most its timeout, even
+//!   when the backend is down.
+//!
+//! ## Quick start (with the in-memory test sink)
+//! ```
+//! use std::time::Duration;
+//! use tracing_subscriber::prelude::*;
+//! use logship_core::{PipelineBuilder, testing::MemorySink};
+//!
+//! let (sink, received) = MemorySink::new();
+//! let (layer, guard) = PipelineBuilder::new()
+//!     .with_default_source_fqn("APPL=shop#SERVER=web1")
+//!     .build(sink)?;
+//! let _default = tracing_subscriber::registry().with(layer).set_default();
+//!
+//! tracing::info!(order_id = 42_u64, total = 99.5, "order placed");
+//!
+//! guard.flush(Duration::from_secs(5))?;
+//! let r = &received.records()[0];
+//! assert_eq!(r.message(), Some("order placed"));
+//! assert_eq!(r.source_fqn().map(|f| f.as_str()), Some("APPL=shop#SERVER=web1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## The event model
+//! | concept | type | from `tracing` |
+//! |---|---|---|
+//! | record | [`Record`] | an event, or a closed span ([`RecordKind::SpanTiming`]) |
+//! | typed field | [`Value`] | `key = value` (`?x`/`%x` become text) |
+//! | source FQN | [`SourceFqn`] | field [`fields::SOURCE_FQN`] on an event or span, else the layer default |
+//! | correlators | `Record::correlators` | field [`fields::CORRELATOR`]; inherited from spans |
+//! | tracking id | [`TrackingId`] | fresh per record; spans' id becomes the parent id |
+//! | snapshot / property | [`Snapshot`], [`Property`] | `snapshot = %snap` or `snapshot.<name>.<prop> = v` |
+//! | span timing | [`SpanTiming`] | span close: start, end, wall and busy durations |
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod backend;
+pub mod capture;
+mod config;
+mod error;
+pub mod fields;
+mod fqn;
+mod guard;
+pub mod json;
+mod layer;
+mod queue;
+mod record;
+mod retry;
+mod sink;
+pub mod sinks;
+mod snapshot;
+mod stats;
+pub mod testing;
+mod time;
+pub mod undelivered;
+mod worker;
+
+pub use config::{PipelineBuilder, SpanTimingFilter};
+pub use error::{ConfigError, FlushError};
+pub use fqn::{FqnError, SourceFqn, SourceType};
+pub use guard::{Guard, Handle};
+pub use layer::ShipLayer;
+pub use queue::Overflow;
+pub use record::{
+    ErrorChain, FieldValue, Record, RecordBuilder, RecordKind, SpanContext, SpanFields, SpanTiming,
+    ThreadInfo, TrackingId, Value,
+};
+pub use retry::{BreakerConfig, RetryPolicy};
+pub use sink::{Batch, Outcome, SendContext, Sink};
+pub use snapshot::{Property, PropertyType, PropertyValue, Snapshot};
+pub use stats::Stats;
+pub use time::Timestamp;
+pub use undelivered::{Cause, Undelivered};
+pub use worker::FlushReport;
+
+#[doc(hidden)]
+pub use backend::__private;
+
+/// Re-exported so backends and users name the same `Level`.
+pub use tracing_core::Level;

@@ -27,4 +27,4 @@ pub mod jkool;
 #[cfg(feature = "kusto")]
 pub mod kusto;
 
-pub use server::{wait_until, ServerHandle};
+pub use server::{ServerHandle, wait_until};

@@ -1,0 +1,92 @@
+//! Per-span state, shared by every logship layer on one registry.
+//!
+//! Several logship layers usually sit on one registry, and a registry's extensions are keyed by
+//! type (inserting a type twice panics), so the state is inserted only if absent. The first
+//! layer that sees the span (its *owner*) maintains it: it records field updates and
+//! enter/exit intervals once, whatever the number of layers; every layer reads it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::Timestamp;
+use crate::record::SpanContext;
+
+#[derive(Debug, Default)]
+struct Busy {
+    depth: u32,
+    entered_at: Option<Instant>,
+    total: Duration,
+}
+
+/// The state logship keeps in a span's extensions.
+#[derive(Debug)]
+pub(crate) struct SpanState {
+    pub(crate) owner: u64,
+    ctx: Mutex<Arc<SpanContext>>,
+    pub(crate) start: Timestamp,
+    start_instant: Instant,
+    busy: Mutex<Busy>,
+    failed: AtomicBool,
+}
+
+impl SpanState {
+    pub(crate) fn new(owner: u64, ctx: SpanContext, failed: bool) -> Self {
+        Self {
+            owner,
+            ctx: Mutex::new(Arc::new(ctx)),
+            start: Timestamp::now(),
+            start_instant: Instant::now(),
+            busy: Mutex::new(Busy::default()),
+            failed: AtomicBool::new(failed),
+        }
+    }
+
+    /// The current context (records captured now share it).
+    pub(crate) fn ctx(&self) -> Option<Arc<SpanContext>> {
+        self.ctx.lock().ok().map(|g| Arc::clone(&g))
+    }
+
+    /// Copy-on-write update: records already captured keep the old values.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut SpanContext) -> bool) {
+        if let Ok(mut g) = self.ctx.lock() {
+            let failed = f(Arc::make_mut(&mut g));
+            if failed {
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn enter(&self) {
+        if let Ok(mut b) = self.busy.lock() {
+            if b.depth == 0 {
+                b.entered_at = Some(Instant::now());
+            }
+            b.depth += 1;
+        }
+    }
+
+    pub(crate) fn exit(&self) {
+        if let Ok(mut b) = self.busy.lock() {
+            b.depth = b.depth.saturating_sub(1);
+            if b.depth == 0
+                && let Some(at) = b.entered_at.take()
+            {
+                b.total += at.elapsed();
+            }
+        }
+    }
+
+    /// `(wall, busy, failed)` as of now.
+    pub(crate) fn timing(&self) -> (Duration, Duration, bool) {
+        let wall = self.start_instant.elapsed();
+        let busy = self.busy.lock().map_or(Duration::ZERO, |b| {
+            b.total + b.entered_at.map_or(Duration::ZERO, |at| at.elapsed())
+        });
+        (wall, busy.min(wall), self.failed.load(Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,416 @@
+//! [`PipelineBuilder`]: every setting of the shared pipeline, validated by `build()`.
+//!
+//! | setting | default | what it bounds |
+//! |---|---|---|
+//! | [`with_max_queue_records`](PipelineBuilder::with_max_queue_records) | 32 768 | records waiting in the queue |
+//! | [`with_max_queue_bytes`](PipelineBuilder::with_max_queue_bytes) | 32 MiB | estimated bytes waiting in the queue |
+//! | [`with_reserved`](PipelineBuilder::with_reserved) | ERROR, 10 % | queue share only levels at or above ERROR may use |
+//! | [`with_overflow`](PipelineBuilder::with_overflow) | drop newest | what a full queue does |
+//! | [`with_max_batch_records`](PipelineBuilder::with_max_batch_records) | 1 024 | records per batch (the Kusto original's `capacity`) |
+//! | [`with_max_batch_bytes`](PipelineBuilder::with_max_batch_bytes) | 4 MiB | estimated bytes per batch (before encoding) |
+//! | [`with_linger`](PipelineBuilder::with_linger) | 1 s | longest a record waits for its batch to fill |
+//! | [`with_flush_level`](PipelineBuilder::with_flush_level) | ERROR | a record at or above it is sent at once (the Kusto original's `flushLevel`) |
+//! | [`with_send_timeout`](PipelineBuilder::with_send_timeout) | 30 s | one send attempt |
+//! | [`with_retry`](PipelineBuilder::with_retry) | 10 attempts / 120 s, 100 ms–30 s full jitter | see [`RetryPolicy`] |
+//! | [`with_breaker`](PipelineBuilder::with_breaker) | opens after 5 failures, 1–60 s | see [`BreakerConfig`] |
+//! | [`with_shutdown_timeout`](PipelineBuilder::with_shutdown_timeout) | 5 s | the flush when the guard is dropped |
+//! | [`with_events`](PipelineBuilder::with_events) / [`with_span_timings`](PipelineBuilder::with_span_timings) | both on | which records the layer captures |
+//! | [`with_span_fields`](PipelineBuilder::with_span_fields) | all | enclosing spans carried by each record |
+//! | [`with_default_source_fqn`](PipelineBuilder::with_default_source_fqn) | none | source FQN of records that set none |
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tracing_core::{Level, Metadata};
+
+use crate::error::ConfigError;
+use crate::guard::{Guard, Shared};
+use crate::layer::{CaptureConfig, ShipLayer};
+use crate::queue::{Overflow, Queue, QueueLimits};
+use crate::retry::{BreakerConfig, RetryPolicy};
+use crate::sink::Sink;
+use crate::stats::Counters;
+use crate::undelivered::{DEFAULT_DEAD_LETTER_MAX_BYTES, DeadLetter, Undelivered, UndeliveredCallback};
+use crate::worker::{Nudge, Worker, WorkerChannels, WorkerSettings};
+use crate::{SourceFqn, SpanFields};
+
+/// A filter deciding which spans produce timing records.
+pub type SpanTimingFilter = Arc<dyn Fn(&Metadata<'_>) -> bool + Send + Sync>;
+
+/// Builds a pipeline: a [`ShipLayer`] plus its worker and [`Guard`]. Backends wrap it; see the
+/// [module docs](self) for every setting and its default.
+#[must_use]
+pub struct PipelineBuilder {
+    max_queue_records: usize,
+    max_queue_bytes: u64,
+    reserved_level: Level,
+    reserved_percent: u8,
+    overflow: Overflow,
+    max_batch_records: usize,
+    max_batch_bytes: u64,
+    linger: Duration,
+    flush_level: Option<Level>,
+    send_timeout: Duration,
+    retry: RetryPolicy,
+    breaker: BreakerConfig,
+    shutdown_timeout: Duration,
+    callback: Option<UndeliveredCallback>,
+    dead_letter: Option<(PathBuf, u64)>,
+    events: bool,
+    span_timings: bool,
+    timing_filter: Option<SpanTimingFilter>,
+    span_fields: SpanFields,
+    default_fqn: Option<Result<SourceFqn, crate::FqnError>>,
+    drop_lane_records: usize,
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        Self {
+            max_queue_records: 32_768,
+            max_queue_bytes: 32 * 1024 * 1024,
+            reserved_level: Level::ERROR,
+            reserved_percent: 10,
+            overflow: Overflow::DropNewest,
+            max_batch_records: 1024,
+            max_batch_bytes: 4 * 1024 * 1024,
+            linger: Duration::from_secs(1),
+            flush_level: Some(Level::ERROR),
+            send_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            shutdown_timeout: Duration::from_secs(5),
+            callback: None,
+            dead_letter: None,
+            events: true,
+            span_timings: true,
+            timing_filter: None,
+            span_fields: SpanFields::All,
+            default_fqn: None,
+            drop_lane_records: 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for PipelineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field("max_queue_records", &self.max_queue_records)
+            .field("max_queue_bytes", &self.max_queue_bytes)
+            .field("overflow", &self.overflow)
+            .field("max_batch_records", &self.max_batch_records)
+            .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("linger", &self.linger)
+            .field("flush_level", &self.flush_level)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PipelineBuilder {
+    /// A builder with the defaults in the [module docs](self).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Most records waiting in the queue (default 32 768).
+    pub fn with_max_queue_records(self, n: usize) -> Self {
+        Self {
+            max_queue_records: n,
+            ..self
+        }
+    }
+    /// Most estimated bytes waiting in the queue (default 32 MiB). A single record larger than
+    /// this is dropped (counted) rather than queued.
+    pub fn with_max_queue_bytes(self, n: u64) -> Self {
+        Self {
+            max_queue_bytes: n,
+            ..self
+        }
+    }
+    /// Records at or above `level` may use the last `percent` % of the queue (by records and
+    /// bytes); lower levels may not (default ERROR, 10 %; 0 disables the reserve).
+    pub fn with_reserved(self, level: Level, percent: u8) -> Self {
+        Self {
+            reserved_level: level,
+            reserved_percent: percent,
+            ..self
+        }
+    }
+    /// What a full queue does (default [`Overflow::DropNewest`]).
+    pub fn with_overflow(self, overflow: Overflow) -> Self {
+        Self { overflow, ..self }
+    }
+    /// Most records per batch (default 1 024).
+    pub fn with_max_batch_records(self, n: usize) -> Self {
+        Self {
+            max_batch_records: n,
+            ..self
+        }
+    }
+    /// Most estimated bytes per batch, before encoding (default 4 MiB). Backends with a hard
+    /// request limit split further when encoding.
+    pub fn with_max_batch_bytes(self, n: u64) -> Self {
+        Self {
+            max_batch_bytes: n,
+            ..self
+        }
+    }
+    /// Longest time a record waits for its batch to fill before it is sent (default 1 s).
+    pub fn with_linger(self, d: Duration) -> Self {
+        Self { linger: d, ..self }
+    }
+    /// A record at or above `level` makes its batch go at once (default `Some(ERROR)`).
+    pub fn with_flush_level(self, level: Option<Level>) -> Self {
+        Self {
+            flush_level: level,
+            ..self
+        }
+    }
+    /// Longest a single send may take before it counts as failed and retryable (default 30 s).
+    pub fn with_send_timeout(self, d: Duration) -> Self {
+        Self {
+            send_timeout: d,
+            ..self
+        }
+    }
+    /// The retry policy (default [`RetryPolicy::default`]).
+    pub fn with_retry(self, retry: RetryPolicy) -> Self {
+        Self { retry, ..self }
+    }
+    /// The circuit breaker (default [`BreakerConfig::default`]).
+    pub fn with_breaker(self, breaker: BreakerConfig) -> Self {
+        Self { breaker, ..self }
+    }
+    /// How long dropping the [`Guard`] waits for the final flush (default 5 s).
+    pub fn with_shutdown_timeout(self, d: Duration) -> Self {
+        Self {
+            shutdown_timeout: d,
+            ..self
+        }
+    }
+    /// Calls `f` on the worker thread with every group of undelivered records (see
+    /// [`undelivered`](crate::undelivered)). Panics in `f` are caught and counted.
+    pub fn with_undelivered_callback(self, f: impl Fn(&Undelivered) + Send + Sync + 'static) -> Self {
+        Self {
+            callback: Some(Arc::new(f)),
+            ..self
+        }
+    }
+    /// Writes undelivered records as NDJSON files under `dir`, at most
+    /// [`DEFAULT_DEAD_LETTER_MAX_BYTES`] in all (see [`undelivered`](crate::undelivered)).
+    pub fn with_dead_letter_dir(self, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dead_letter: Some((dir.into(), DEFAULT_DEAD_LETTER_MAX_BYTES)),
+            ..self
+        }
+    }
+    /// As [`with_dead_letter_dir`](Self::with_dead_letter_dir) with a size cap in bytes.
+    pub fn with_dead_letter_dir_capped(self, dir: impl Into<PathBuf>, max_bytes: u64) -> Self {
+        Self {
+            dead_letter: Some((dir.into(), max_bytes)),
+            ..self
+        }
+    }
+    /// Whether the layer captures events (default true).
+    pub fn with_events(self, on: bool) -> Self {
+        Self { events: on, ..self }
+    }
+    /// Whether the layer produces a timing record when a span closes (default true).
+    pub fn with_span_timings(self, on: bool) -> Self {
+        Self {
+            span_timings: on,
+            ..self
+        }
+    }
+    /// Only spans for which `f` returns true produce timing records (on top of the layer's
+    /// own filter).
+    pub fn with_span_timing_filter(self, f: impl Fn(&Metadata<'_>) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            timing_filter: Some(Arc::new(f)),
+            ..self
+        }
+    }
+    /// Which enclosing spans each record carries (default [`SpanFields::All`]).
+    pub fn with_span_fields(self, s: SpanFields) -> Self {
+        Self {
+            span_fields: s,
+            ..self
+        }
+    }
+    /// The source FQN of records that set none, e.g. `APPL=shop#SERVER=web1`. Checked by
+    /// `build()`.
+    pub fn with_default_source_fqn(self, fqn: &str) -> Self {
+        Self {
+            default_fqn: Some(SourceFqn::parse(fqn)),
+            ..self
+        }
+    }
+    /// Sets the default source FQN to `APPL=<service>#SERVER=<this host's name>`.
+    pub fn with_service_name(self, service: &str) -> Self {
+        let host = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        Self {
+            default_fqn: Some(SourceFqn::for_service(service, &host)),
+            ..self
+        }
+    }
+
+    /// The linger setting (for backends that derive their own timeouts from it).
+    pub fn linger(&self) -> Duration {
+        self.linger
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (setting, v) in [
+            ("with_max_queue_records", self.max_queue_records as u64),
+            ("with_max_queue_bytes", self.max_queue_bytes),
+            ("with_max_batch_records", self.max_batch_records as u64),
+            ("with_max_batch_bytes", self.max_batch_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero { setting });
+            }
+        }
+        if self.max_batch_records > self.max_queue_records {
+            return Err(ConfigError::BatchLargerThanQueue {
+                batch: self.max_batch_records,
+                queue: self.max_queue_records,
+            });
+        }
+        if self.reserved_percent > 90 {
+            return Err(ConfigError::OutOfRange {
+                setting: "with_reserved",
+                value: format!("{} %", self.reserved_percent),
+                hint: "reserve at most 90 % of the queue for high levels",
+            });
+        }
+        for (setting, d) in [("with_linger", self.linger), ("with_send_timeout", self.send_timeout)] {
+            if d.is_zero() {
+                return Err(ConfigError::OutOfRange {
+                    setting,
+                    value: "0 s".into(),
+                    hint: "use a duration above zero",
+                });
+            }
+        }
+        if let Overflow::Block(t) = self.overflow
+            && t > Duration::from_secs(60)
+        {
+            return Err(ConfigError::OutOfRange {
+                setting: "with_overflow",
+                value: format!("Block({t:?})"),
+                hint: "blocking the caller longer than 60 s per record is not allowed",
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates the settings, starts the worker thread for `sink`, and returns the layer to
+    /// add to a `tracing_subscriber::registry()` and the guard that flushes it.
+    ///
+    /// Safe to call with or without a tokio runtime, and from inside async code: the worker
+    /// owns its own runtime on its own thread.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for invalid settings (naming the setting), an unusable dead-letter
+    /// folder, or a failure to start the worker thread.
+    pub fn build<S: Sink>(self, sink: S) -> Result<(ShipLayer, Guard), ConfigError> {
+        self.validate()?;
+        let default_fqn = self.default_fqn.transpose().map_err(ConfigError::SourceFqn)?;
+        let dead_letter = match &self.dead_letter {
+            Some((dir, max)) => Some(DeadLetter::open(dir, sink.name(), *max).map_err(|source| {
+                ConfigError::DeadLetterDir {
+                    path: dir.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let counters = Arc::new(Counters::default());
+        let reporting = self.callback.is_some() || dead_letter.is_some();
+        let (lane_tx, lane_rx) = if reporting {
+            let (t, r) = crossbeam_channel::bounded(self.drop_lane_records);
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        let keep = 100 - u64::from(self.reserved_percent);
+        let limits = QueueLimits {
+            max_records: self.max_queue_records as u64,
+            max_bytes: self.max_queue_bytes,
+            low_records: (self.max_queue_records as u64 * keep / 100).max(1),
+            low_bytes: (self.max_queue_bytes / 100 * keep).max(1),
+            reserved_level: self.reserved_level,
+            overflow: self.overflow,
+        };
+        let (queue, rx) = Queue::new(limits, counters.clone(), lane_tx);
+        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let nudge = Arc::new(Nudge {
+            flag: AtomicBool::new(false),
+            tx: wake_tx,
+        });
+        let name = sink.name();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name(format!("logship-{name}-io"))
+            .on_thread_start(crate::capture::suppress::suppress_current_thread)
+            .build()
+            .map_err(ConfigError::Spawn)?;
+        let worker = Worker::new(
+            sink,
+            WorkerSettings {
+                max_batch_records: self.max_batch_records,
+                max_batch_bytes: self.max_batch_bytes,
+                linger: self.linger,
+                flush_level: self.flush_level,
+                send_timeout: self.send_timeout,
+                retry: self.retry,
+                breaker: self.breaker,
+                default_fqn,
+                callback: self.callback.clone(),
+                dead_letter,
+            },
+            WorkerChannels {
+                rx,
+                ctl: ctl_rx,
+                wake: wake_rx,
+                lane: lane_rx,
+            },
+            queue.clone(),
+            nudge.clone(),
+            counters.clone(),
+            rt,
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("logship-{name}"))
+            .spawn(move || worker.run())
+            .map_err(ConfigError::Spawn)?;
+        let shared = Arc::new(Shared {
+            queue,
+            counters,
+            ctl: ctl_tx,
+            nudge,
+            batch_records: self.max_batch_records as u64,
+            batch_bytes: self.max_batch_bytes,
+            flush_level: self.flush_level,
+            shut_down: AtomicBool::new(false),
+        });
+        let layer = ShipLayer::new(
+            shared.clone(),
+            CaptureConfig {
+                events: self.events,
+                span_timings: self.span_timings,
+                timing_filter: self.timing_filter,
+                span_fields: self.span_fields,
+            },
+        );
+        Ok((layer, Guard::new(shared, thread, self.shutdown_timeout)))
+    }
+}

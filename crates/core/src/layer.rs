@@ -1,0 +1,216 @@
+//! [`ShipLayer`]: the `tracing_subscriber::Layer` every backend hands out.
+//!
+//! It does the cheap part on the caller's thread — captures the event or the closed span into
+//! an owned [`Record`] and queues it — and nothing else: no formatting beyond `Debug` values,
+//! no I/O, no locks other than the registry's span extensions. It never filters globally
+//! (`enabled` is not overridden), so attach `.with_filter(…)` to choose what it ships:
+//!
+//! ```
+//! use tracing_subscriber::{prelude::*, filter::LevelFilter};
+//! use logship_core::{PipelineBuilder, testing::MemorySink};
+//!
+//! let (sink, received) = MemorySink::new();
+//! let (layer, guard) = PipelineBuilder::new().build(sink)?;
+//! let subscriber = tracing_subscriber::registry().with(layer.with_filter(LevelFilter::INFO));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::info!(order_id = 42_u64, "order placed");
+//!     tracing::debug!("not shipped: below the filter");
+//! });
+//! guard.flush(std::time::Duration::from_secs(5))?;
+//! assert_eq!(received.records().len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracing_core::span::{Attributes, Id, Record as SpanValues};
+use tracing_core::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::capture::span::SpanState;
+use crate::capture::suppress::is_suppressed;
+use crate::capture::visit::{EventVisitor, SpanVisitor};
+use crate::config::SpanTimingFilter;
+use crate::guard::{Handle, Shared};
+use crate::record::{RecordKind, SpanContext, SpanTiming, TrackingId};
+use crate::{Record, SpanFields, Timestamp};
+
+pub(crate) struct CaptureConfig {
+    pub(crate) events: bool,
+    pub(crate) span_timings: bool,
+    pub(crate) timing_filter: Option<SpanTimingFilter>,
+    pub(crate) span_fields: SpanFields,
+}
+
+/// The layer a backend's `build()` returns. See the [module docs](self).
+#[derive(Clone)]
+pub struct ShipLayer {
+    id: u64,
+    shared: Arc<Shared>,
+    capture: Arc<CaptureConfig>,
+}
+
+impl std::fmt::Debug for ShipLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShipLayer").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl ShipLayer {
+    pub(crate) fn new(shared: Arc<Shared>, capture: CaptureConfig) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            shared,
+            capture: Arc::new(capture),
+        }
+    }
+
+    /// A handle for stats and flushing.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    fn span_ctx<S>(ctx: &Context<'_, S>, id: &Id) -> Option<Arc<SpanContext>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let span = ctx.span(id)?;
+        let ext = span.extensions();
+        ext.get::<SpanState>().and_then(SpanState::ctx)
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for ShipLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if is_suppressed() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<SpanState>().is_some() {
+            return; // another logship layer already owns it
+        }
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<SpanState>().and_then(SpanState::ctx));
+        let meta = attrs.metadata();
+        let mut sc = SpanContext {
+            meta: Some(meta),
+            name: Cow::Borrowed(meta.name()),
+            target: Cow::Borrowed(meta.target()),
+            fields: Vec::new(),
+            tracking_id: TrackingId::new(),
+            parent,
+            source_fqn: None,
+            correlators: Vec::new(),
+            location: None,
+        };
+        let mut v = SpanVisitor {
+            ctx: &mut sc,
+            failed: false,
+        };
+        attrs.record(&mut v);
+        let failed = v.failed;
+        let mut ext = span.extensions_mut();
+        if ext.get_mut::<SpanState>().is_none() {
+            ext.insert(SpanState::new(self.id, sc, failed));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let ext = span.extensions();
+        if let Some(state) = ext.get::<SpanState>()
+            && state.owner == self.id
+        {
+            state.update(|sc| {
+                let mut v = SpanVisitor { ctx: sc, failed: false };
+                values.record(&mut v);
+                v.failed
+            });
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(state) = span.extensions().get::<SpanState>()
+            && state.owner == self.id
+        {
+            state.enter();
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(state) = span.extensions().get::<SpanState>()
+            && state.owner == self.id
+        {
+            state.exit();
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if is_suppressed() {
+            return;
+        }
+        let meta = event.metadata();
+        let span = ctx.event_span(event);
+        if *meta.level() == Level::ERROR
+            && let Some(s) = &span
+        {
+            // An ERROR inside a span marks the span (and its timing) as failed.
+            for s in s.scope() {
+                if let Some(state) = s.extensions().get::<SpanState>() {
+                    state.mark_failed();
+                }
+            }
+        }
+        if !self.capture.events {
+            return;
+        }
+        let mut rec = Record::from_callsite(meta, RecordKind::Event);
+        rec.span_fields = self.capture.span_fields;
+        rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
+        event.record(&mut EventVisitor { record: &mut rec });
+        self.shared.push(rec);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if !self.capture.span_timings || is_suppressed() {
+            return;
+        }
+        let Some(span) = ctx.span(&id) else { return };
+        let meta = span.metadata();
+        if let Some(f) = &self.capture.timing_filter
+            && !f(meta)
+        {
+            return;
+        }
+        let ext = span.extensions();
+        let Some(state) = ext.get::<SpanState>() else { return };
+        let (wall, busy, failed) = state.timing();
+        let mut rec = Record::from_callsite(meta, RecordKind::SpanTiming);
+        rec.span_fields = self.capture.span_fields;
+        let end = state.start.saturating_add(wall);
+        rec.timestamp = end;
+        rec.timing = Some(SpanTiming {
+            start: state.start,
+            end,
+            duration: wall,
+            busy,
+            failed,
+        });
+        rec.span = state.ctx();
+        drop(ext);
+        let _ = Timestamp::now;
+        self.shared.push(rec);
+    }
+}

@@ -1,0 +1,931 @@
+//! The owned [`Record`] that travels from the caller's thread to the worker.
+//!
+//! A record is either an **event** (a `tracing` event, or one built with [`Record::event`]) or
+//! a **span timing** (a closed span, with [`SpanTiming`]). It owns everything a backend needs to
+//! encode it later on the worker thread: metadata, the message, typed fields in call order, the
+//! enclosing spans, the source FQN, correlators, tracking ids and snapshots.
+//!
+//! Capture is built for the hot path: the message and all text field values share one
+//! buffer (one heap allocation for a typical event), up to six fields are stored inline,
+//! spans are shared (`Arc`) rather than copied, and everything derived (tracking id, snapshots
+//! parsed from fields, the resolved source FQN) is computed later on the worker thread.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use smallvec::SmallVec;
+use tracing_core::{Level, Metadata};
+
+use crate::{Snapshot, SourceFqn, Timestamp};
+
+/// Whether a record is an event or a span timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// A log event.
+    Event,
+    /// A closed span's timing; see [`Record::timing`].
+    SpanTiming,
+}
+
+/// How many enclosing spans a record carries for encoding (per layer; see [`Record::spans`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SpanFields {
+    /// No span names or fields (correlators and the source FQN are still inherited).
+    None,
+    /// Only the innermost span.
+    Leaf,
+    /// All enclosing spans, outermost first (default).
+    #[default]
+    All,
+}
+
+/// A tracking id: the unique id of one record (jKool `tracking-id`).
+///
+/// Generated fresh for every record on the worker thread (a random UUID v4), unless the event
+/// set one with the [`fields::TRACKING_ID`](crate::fields::TRACKING_ID) field. Spans get one when
+/// created; events inside a span carry it as their parent tracking id.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum TrackingId {
+    /// A generated UUID.
+    Uuid(uuid::Uuid),
+    /// A caller-supplied id.
+    Custom(Arc<str>),
+}
+
+impl TrackingId {
+    /// A fresh random (v4) id.
+    pub fn new() -> Self {
+        Self::Uuid(uuid::Uuid::new_v4())
+    }
+}
+
+impl Default for TrackingId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TrackingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Uuid(u) => fmt::Display::fmt(&u.hyphenated(), f),
+            Self::Custom(s) => f.write_str(s),
+        }
+    }
+}
+
+impl fmt::Debug for TrackingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrackingId({self})")
+    }
+}
+
+/// The thread a record was captured on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// logship's number for the thread: unique within the process, stable for the thread's life,
+    /// starting at 1 (not the OS thread id).
+    pub id: u64,
+    /// The thread's name, if it has one.
+    pub name: Option<Arc<str>>,
+}
+
+impl ThreadInfo {
+    /// The calling thread's info (cached per thread: cloning it costs one atomic increment).
+    pub fn current() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        thread_local! {
+            static CURRENT: ThreadInfo = ThreadInfo {
+                id: NEXT.fetch_add(1, Ordering::Relaxed),
+                name: std::thread::current().name().map(Arc::from),
+            };
+        }
+        CURRENT
+            .try_with(Clone::clone)
+            .unwrap_or(ThreadInfo { id: 0, name: None })
+    }
+}
+
+/// An error value with its source chain, captured from `&dyn Error` fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorChain {
+    /// The error's `Display` text.
+    pub message: String,
+    /// The `Display` text of each `source()`, outermost first.
+    pub sources: Vec<String>,
+}
+
+impl ErrorChain {
+    /// Captures `err` and its whole source chain.
+    pub fn capture(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut sources = Vec::new();
+        let mut cur = err.source();
+        while let Some(e) = cur {
+            if sources.len() >= 32 {
+                break;
+            }
+            sources.push(e.to_string());
+            cur = e.source();
+        }
+        Self {
+            message: err.to_string(),
+            sources,
+        }
+    }
+}
+
+impl fmt::Display for ErrorChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        for s in &self.sources {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A typed field value, borrowed from a [`Record`] or a [`SpanContext`].
+///
+/// `Debug`-formatted values (`?x`, `%x` and `format_args!`) arrive as [`Value::Str`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Value<'a> {
+    /// Text.
+    Str(&'a str),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed 128-bit integer.
+    I128(i128),
+    /// An unsigned 128-bit integer.
+    U128(u128),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+    /// An error with its source chain.
+    Error(&'a ErrorChain),
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => f.write_str(s),
+            Value::I64(v) => write!(f, "{v}"),
+            Value::U64(v) => write!(f, "{v}"),
+            Value::I128(v) => write!(f, "{v}"),
+            Value::U128(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::Error(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// An owned field value, for building records and span fields.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum FieldValue {
+    /// Text.
+    Str(String),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed 128-bit integer.
+    I128(i128),
+    /// An unsigned 128-bit integer.
+    U128(u128),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+    /// An error with its source chain.
+    Error(ErrorChain),
+}
+
+impl FieldValue {
+    /// Borrows as a [`Value`].
+    pub fn as_value(&self) -> Value<'_> {
+        match self {
+            Self::Str(s) => Value::Str(s),
+            Self::I64(v) => Value::I64(*v),
+            Self::U64(v) => Value::U64(*v),
+            Self::I128(v) => Value::I128(*v),
+            Self::U128(v) => Value::U128(*v),
+            Self::F64(v) => Value::F64(*v),
+            Self::Bool(v) => Value::Bool(*v),
+            Self::Error(e) => Value::Error(e),
+        }
+    }
+}
+
+macro_rules! field_from {
+    ($($t:ty => $v:ident via $conv:expr),* $(,)?) => {$(
+        impl From<$t> for FieldValue {
+            fn from(v: $t) -> Self { FieldValue::$v($conv(v)) }
+        }
+    )*};
+}
+field_from!(
+    i8 => I64 via i64::from, i16 => I64 via i64::from, i32 => I64 via i64::from, i64 => I64 via i64::from,
+    u8 => U64 via u64::from, u16 => U64 via u64::from, u32 => U64 via u64::from, u64 => U64 via u64::from,
+    i128 => I128 via i128::from, u128 => U128 via u128::from,
+    f32 => F64 via f64::from, f64 => F64 via f64::from, bool => Bool via bool::from,
+    String => Str via String::from, &str => Str via String::from,
+);
+
+/// Text stored in a record's shared buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TextRange {
+    start: u32,
+    len: u32,
+}
+
+impl TextRange {
+    fn get(self, text: &str) -> &str {
+        let start = self.start as usize;
+        text.get(start..start + self.len as usize).unwrap_or("")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Stored {
+    Str(TextRange),
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    F64(f64),
+    Bool(bool),
+    Error(Box<ErrorChain>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Field {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) value: Stored,
+}
+
+/// Metadata of a record not built from a `tracing` callsite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OwnedMeta {
+    target: String,
+    name: String,
+    module_path: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Origin {
+    Callsite(&'static Metadata<'static>),
+    Owned(Arc<OwnedMeta>),
+}
+
+/// The timing of a closed span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanTiming {
+    /// When the span was created (UTC).
+    pub start: Timestamp,
+    /// When the span closed (UTC).
+    pub end: Timestamp,
+    /// Wall-clock duration from creation to close, measured on a monotonic clock.
+    pub duration: Duration,
+    /// Busy duration: the sum of the intervals during which the span was entered, measured on a
+    /// monotonic clock. At most `duration`.
+    pub busy: Duration,
+    /// Whether the span failed: it recorded an error value, or an ERROR event happened in it.
+    pub failed: bool,
+}
+
+/// A span as records see it: name, fields, tracking id, and its own correlators and source
+/// FQN. Shared (`Arc`) between the span and every record captured inside it.
+#[derive(Debug)]
+pub struct SpanContext {
+    pub(crate) meta: Option<&'static Metadata<'static>>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) target: Cow<'static, str>,
+    pub(crate) fields: Vec<(Cow<'static, str>, FieldValue)>,
+    pub(crate) tracking_id: TrackingId,
+    pub(crate) parent: Option<Arc<SpanContext>>,
+    pub(crate) source_fqn: Option<SourceFqn>,
+    pub(crate) correlators: Vec<String>,
+    pub(crate) location: Option<String>,
+}
+
+impl Clone for SpanContext {
+    fn clone(&self) -> Self {
+        Self {
+            meta: self.meta,
+            name: self.name.clone(),
+            target: self.target.clone(),
+            fields: self.fields.clone(),
+            tracking_id: self.tracking_id.clone(),
+            parent: self.parent.clone(),
+            source_fqn: self.source_fqn.clone(),
+            correlators: self.correlators.clone(),
+            location: self.location.clone(),
+        }
+    }
+}
+
+impl SpanContext {
+    /// The span's name (for `#[instrument]`, the function's name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The span's target.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+    /// The span's `tracing` metadata, when it came from a callsite.
+    pub fn metadata(&self) -> Option<&'static Metadata<'static>> {
+        self.meta
+    }
+    /// The span's fields (conventional fields such as the source FQN and correlators are not
+    /// repeated here), in the order they were recorded.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
+        self.fields.iter().map(|(n, v)| (&**n, v.as_value()))
+    }
+    /// The span's tracking id.
+    pub fn tracking_id(&self) -> &TrackingId {
+        &self.tracking_id
+    }
+    /// The enclosing span.
+    pub fn parent(&self) -> Option<&SpanContext> {
+        self.parent.as_deref()
+    }
+    /// The source FQN set on this span, if any (not inherited).
+    pub fn source_fqn(&self) -> Option<&SourceFqn> {
+        self.source_fqn.as_ref()
+    }
+    /// The correlators set on this span (not inherited).
+    pub fn correlators(&self) -> &[String] {
+        &self.correlators
+    }
+    /// Chain from this span outwards.
+    fn chain(&self) -> impl Iterator<Item = &SpanContext> {
+        std::iter::successors(Some(self), |s| s.parent.as_deref())
+    }
+}
+
+/// One record on its way to a backend. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub(crate) kind: RecordKind,
+    pub(crate) timestamp: Timestamp,
+    pub(crate) level: Level,
+    pub(crate) origin: Origin,
+    pub(crate) thread: ThreadInfo,
+    pub(crate) text: String,
+    pub(crate) message: Option<TextRange>,
+    pub(crate) fields: SmallVec<[Field; 6]>,
+    /// Events: the enclosing span. Timings: the closed span itself.
+    pub(crate) span: Option<Arc<SpanContext>>,
+    pub(crate) span_fields: SpanFields,
+    pub(crate) tracking_id: Option<TrackingId>,
+    pub(crate) timing: Option<SpanTiming>,
+    pub(crate) source_fqn: Option<SourceFqn>,
+    pub(crate) correlators: Vec<String>,
+    pub(crate) snapshots: Vec<Snapshot>,
+    pub(crate) location: Option<String>,
+    /// Size estimate taken at enqueue, released at dequeue (bytes).
+    pub(crate) est_size: u32,
+}
+
+impl Record {
+    pub(crate) fn from_callsite(meta: &'static Metadata<'static>, kind: RecordKind) -> Self {
+        Self {
+            kind,
+            timestamp: Timestamp::now(),
+            level: *meta.level(),
+            origin: Origin::Callsite(meta),
+            thread: ThreadInfo::current(),
+            text: String::new(),
+            message: None,
+            fields: SmallVec::new(),
+            span: None,
+            span_fields: SpanFields::All,
+            tracking_id: None,
+            timing: None,
+            source_fqn: None,
+            correlators: Vec::new(),
+            snapshots: Vec::new(),
+            location: None,
+            est_size: 0,
+        }
+    }
+
+    /// Starts building an event record without `tracing` (for tests, replays, and helpers such
+    /// as a `log_time_metric` function). Timestamp defaults to now, thread to the caller's.
+    pub fn event(level: Level, target: impl Into<String>) -> RecordBuilder {
+        let target = target.into();
+        RecordBuilder {
+            record: Record {
+                kind: RecordKind::Event,
+                timestamp: Timestamp::now(),
+                level,
+                origin: Origin::Owned(Arc::new(OwnedMeta {
+                    name: format!("event {target}"),
+                    target,
+                    module_path: None,
+                    file: None,
+                    line: None,
+                })),
+                thread: ThreadInfo::current(),
+                text: String::new(),
+                message: None,
+                fields: SmallVec::new(),
+                span: None,
+                span_fields: SpanFields::All,
+                tracking_id: None,
+                timing: None,
+                source_fqn: None,
+                correlators: Vec::new(),
+                snapshots: Vec::new(),
+                location: None,
+                est_size: 0,
+            },
+        }
+    }
+
+    /// Starts building a span-timing record named `name` that started at `start` and lasted
+    /// `duration` (wall time; busy time defaults to the same), at INFO level.
+    pub fn span_timing(name: impl Into<String>, start: impl Into<Timestamp>, duration: Duration) -> RecordBuilder {
+        let start = start.into();
+        let name = name.into();
+        let mut b = Record::event(Level::INFO, name.clone());
+        b.record.kind = RecordKind::SpanTiming;
+        b.record.timestamp = start.saturating_add(duration);
+        b.record.origin = Origin::Owned(Arc::new(OwnedMeta {
+            target: name.clone(),
+            name,
+            module_path: None,
+            file: None,
+            line: None,
+        }));
+        b.record.timing = Some(SpanTiming {
+            start,
+            end: start.saturating_add(duration),
+            duration,
+            busy: duration,
+            failed: false,
+        });
+        b
+    }
+
+    /// Event or span timing.
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+    /// When the event happened (for a span timing: when the span closed), UTC.
+    pub fn timestamp(&self) -> Timestamp {
+        self.timestamp
+    }
+    /// The level.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+    /// The target (by default the module path of the code that emitted it).
+    pub fn target(&self) -> &str {
+        match &self.origin {
+            Origin::Callsite(m) => m.target(),
+            Origin::Owned(m) => &m.target,
+        }
+    }
+    /// The callsite name: for events `event <file>:<line>`, for span timings the span's name.
+    pub fn name(&self) -> &str {
+        match &self.origin {
+            Origin::Callsite(m) => m.name(),
+            Origin::Owned(m) => &m.name,
+        }
+    }
+    /// The module path of the callsite.
+    pub fn module_path(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Callsite(m) => m.module_path(),
+            Origin::Owned(m) => m.module_path.as_deref(),
+        }
+    }
+    /// The source file of the callsite.
+    pub fn file(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Callsite(m) => m.file(),
+            Origin::Owned(m) => m.file.as_deref(),
+        }
+    }
+    /// The line of the callsite.
+    pub fn line(&self) -> Option<u32> {
+        match &self.origin {
+            Origin::Callsite(m) => m.line(),
+            Origin::Owned(m) => m.line,
+        }
+    }
+    /// The `tracing` metadata, when the record came from a callsite.
+    pub fn metadata(&self) -> Option<&'static Metadata<'static>> {
+        match &self.origin {
+            Origin::Callsite(m) => Some(m),
+            Origin::Owned(_) => None,
+        }
+    }
+    /// The thread the record was captured on.
+    pub fn thread(&self) -> &ThreadInfo {
+        &self.thread
+    }
+    /// The message (the `message` field, usually the format string's output).
+    pub fn message(&self) -> Option<&str> {
+        self.message.map(|r| r.get(&self.text))
+    }
+
+    /// The typed fields in call order, without the message and without the conventional
+    /// fields logship interprets (see [`fields`](crate::fields)). For a span timing: the
+    /// span's own fields.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
+        let own = self.fields.iter().map(|f| (&*f.name, self.stored(&f.value)));
+        let span = match (self.kind, &self.span) {
+            (RecordKind::SpanTiming, Some(s)) => Some(s.fields()),
+            _ => None,
+        };
+        own.chain(span.into_iter().flatten())
+    }
+
+    /// The value of the first field named `name`.
+    pub fn field(&self, name: &str) -> Option<Value<'_>> {
+        self.fields().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The number of fields [`fields`](Self::fields) yields.
+    pub fn field_count(&self) -> usize {
+        self.fields().count()
+    }
+
+    fn stored<'a>(&'a self, v: &'a Stored) -> Value<'a> {
+        match v {
+            Stored::Str(r) => Value::Str(r.get(&self.text)),
+            Stored::I64(v) => Value::I64(*v),
+            Stored::U64(v) => Value::U64(*v),
+            Stored::I128(v) => Value::I128(*v),
+            Stored::U128(v) => Value::U128(*v),
+            Stored::F64(v) => Value::F64(*v),
+            Stored::Bool(v) => Value::Bool(*v),
+            Stored::Error(e) => Value::Error(e),
+        }
+    }
+
+    /// The enclosing spans, outermost first, as the layer's [`SpanFields`] setting selects
+    /// (for a span timing: the spans enclosing the closed span).
+    pub fn spans(&self) -> impl Iterator<Item = &SpanContext> {
+        let leaf = match self.kind {
+            RecordKind::Event => self.span.as_deref(),
+            RecordKind::SpanTiming => self.span.as_deref().and_then(|s| s.parent.as_deref()),
+        };
+        let mut chain: SmallVec<[&SpanContext; 8]> = match self.span_fields {
+            SpanFields::None => SmallVec::new(),
+            SpanFields::Leaf => leaf.into_iter().collect(),
+            SpanFields::All => leaf.map(|l| l.chain().collect()).unwrap_or_default(),
+        };
+        chain.reverse();
+        chain.into_iter()
+    }
+
+    /// For a span timing: the closed span itself.
+    pub fn timed_span(&self) -> Option<&SpanContext> {
+        match self.kind {
+            RecordKind::SpanTiming => self.span.as_deref(),
+            RecordKind::Event => None,
+        }
+    }
+
+    /// The source FQN: the event's own, else the innermost span's, else the layer's default.
+    /// Resolved on the worker thread before the backend sees the record.
+    pub fn source_fqn(&self) -> Option<&SourceFqn> {
+        self.source_fqn.as_ref()
+    }
+
+    /// The correlators: the record's own, then those of every enclosing span (innermost first),
+    /// without duplicates. Resolved on the worker thread.
+    pub fn correlators(&self) -> &[String] {
+        &self.correlators
+    }
+
+    /// This record's tracking id (set on the worker thread before encoding; for a span timing,
+    /// the span's tracking id).
+    pub fn tracking_id(&self) -> Option<&TrackingId> {
+        self.tracking_id.as_ref()
+    }
+
+    /// The tracking id of the enclosing span (for a span timing: of the span's parent).
+    pub fn parent_tracking_id(&self) -> Option<&TrackingId> {
+        match self.kind {
+            RecordKind::Event => self.span.as_deref().map(|s| &s.tracking_id),
+            RecordKind::SpanTiming => self
+                .span
+                .as_deref()
+                .and_then(|s| s.parent.as_deref())
+                .map(|s| &s.tracking_id),
+        }
+    }
+
+    /// Snapshots attached to the record (parsed on the worker thread from `snapshot` and
+    /// `snapshot.<name>.<property>` fields, or added with [`RecordBuilder::with_snapshot`]).
+    pub fn snapshots(&self) -> &[Snapshot] {
+        &self.snapshots
+    }
+
+    /// The location (jKool `location`, e.g. a geographic or logical place), from the
+    /// [`fields::LOCATION`](crate::fields::LOCATION) field of the event or a span.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// For span timings: start, end, wall and busy durations.
+    pub fn timing(&self) -> Option<&SpanTiming> {
+        self.timing.as_ref()
+    }
+
+    /// An estimate of the memory this record holds, in bytes (the queue's byte bound uses it).
+    pub fn estimated_size(&self) -> usize {
+        let mut n = std::mem::size_of::<Self>() + self.text.capacity();
+        if self.fields.spilled() {
+            n += self.fields.capacity() * std::mem::size_of::<Field>();
+        }
+        for f in &self.fields {
+            if let Stored::Error(e) = &f.value {
+                n += e.message.len() + e.sources.iter().map(|s| s.len() + 24).sum::<usize>() + 64;
+            }
+            if let Cow::Owned(s) = &f.name {
+                n += s.capacity();
+            }
+        }
+        n += self.correlators.iter().map(|c| c.capacity() + 24).sum::<usize>();
+        n += self.snapshots.len() * 128;
+        n
+    }
+
+    // ----- capture helpers (crate-private) -----
+
+    pub(crate) fn push_text(&mut self, f: impl FnOnce(&mut String)) -> TextRange {
+        let start = self.text.len();
+        f(&mut self.text);
+        let end = self.text.len();
+        TextRange {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            len: u32::try_from(end - start).unwrap_or(0),
+        }
+    }
+
+    pub(crate) fn push_str_field(&mut self, name: Cow<'static, str>, value: &str) {
+        let r = self.push_text(|t| t.push_str(value));
+        self.fields.push(Field {
+            name,
+            value: Stored::Str(r),
+        });
+    }
+
+    pub(crate) fn push_debug_field(&mut self, name: Cow<'static, str>, value: &dyn fmt::Debug) {
+        let r = self.push_text(|t| {
+            let _ = write!(t, "{value:?}");
+        });
+        self.fields.push(Field {
+            name,
+            value: Stored::Str(r),
+        });
+    }
+
+    pub(crate) fn push_value(&mut self, name: Cow<'static, str>, value: FieldValue) {
+        let value = match value {
+            FieldValue::Str(s) => {
+                self.push_str_field(name, &s);
+                return;
+            }
+            FieldValue::I64(v) => Stored::I64(v),
+            FieldValue::U64(v) => Stored::U64(v),
+            FieldValue::I128(v) => Stored::I128(v),
+            FieldValue::U128(v) => Stored::U128(v),
+            FieldValue::F64(v) => Stored::F64(v),
+            FieldValue::Bool(v) => Stored::Bool(v),
+            FieldValue::Error(e) => Stored::Error(Box::new(e)),
+        };
+        self.fields.push(Field { name, value });
+    }
+
+    pub(crate) fn set_message_debug(&mut self, value: &dyn fmt::Debug) {
+        let r = self.push_text(|t| {
+            let _ = write!(t, "{value:?}");
+        });
+        self.message = Some(r);
+    }
+
+    pub(crate) fn set_message_str(&mut self, value: &str) {
+        let r = self.push_text(|t| t.push_str(value));
+        self.message = Some(r);
+    }
+
+    /// Removes the fields logship interprets (source FQN, correlators, tracking id, location,
+    /// snapshots) and fills the derived parts; called once on the worker thread.
+    pub(crate) fn prepare(&mut self, default_fqn: Option<&SourceFqn>, invalid: &mut u64) {
+        use crate::fields as f;
+        let mut own_fqn: Option<SourceFqn> = None;
+        let mut i = 0;
+        while i < self.fields.len() {
+            let name = self.fields[i].name.clone();
+            let consumed = match &*name {
+                f::SOURCE_FQN => {
+                    let text = self.stored(&self.fields[i].value).to_string();
+                    match SourceFqn::parse(&text) {
+                        Ok(fqn) => {
+                            own_fqn = Some(fqn);
+                            true
+                        }
+                        Err(_) => {
+                            *invalid += 1;
+                            false
+                        }
+                    }
+                }
+                f::CORRELATOR => {
+                    let text = self.stored(&self.fields[i].value).to_string();
+                    for c in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                        if !self.correlators.iter().any(|x| x == c) {
+                            self.correlators.push(c.to_string());
+                        }
+                    }
+                    true
+                }
+                f::TRACKING_ID => {
+                    let text = self.stored(&self.fields[i].value).to_string();
+                    self.tracking_id = Some(match uuid::Uuid::parse_str(&text) {
+                        Ok(u) => TrackingId::Uuid(u),
+                        Err(_) => TrackingId::Custom(text.into()),
+                    });
+                    true
+                }
+                f::LOCATION => {
+                    self.location = Some(self.stored(&self.fields[i].value).to_string());
+                    true
+                }
+                f::SNAPSHOT => {
+                    let text = self.stored(&self.fields[i].value).to_string();
+                    match Snapshot::parse(&text) {
+                        Ok(s) => {
+                            self.snapshots.push(s);
+                            true
+                        }
+                        Err(_) => {
+                            *invalid += 1;
+                            false
+                        }
+                    }
+                }
+                n if n.starts_with(f::SNAPSHOT_PREFIX) => {
+                    let rest = &n[f::SNAPSHOT_PREFIX.len()..];
+                    match rest.split_once('.') {
+                        Some((snap, prop)) if !snap.is_empty() && !prop.is_empty() => {
+                            let value = self.property_value(&self.fields[i].value);
+                            let idx = match self.snapshots.iter().position(|s| s.name == snap) {
+                                Some(idx) => idx,
+                                None => {
+                                    self.snapshots.push(Snapshot::new(snap));
+                                    self.snapshots.len() - 1
+                                }
+                            };
+                            self.snapshots[idx]
+                                .properties
+                                .push(crate::Property::new(prop, value));
+                            true
+                        }
+                        _ => {
+                            *invalid += 1;
+                            false
+                        }
+                    }
+                }
+                _ => false,
+            };
+            if consumed {
+                self.fields.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        // Inherit from spans (for a timing record, its own span comes first).
+        if let Some(span) = self.span.clone() {
+            for s in span.chain() {
+                if own_fqn.is_none() {
+                    own_fqn = s.source_fqn.clone();
+                }
+                if self.location.is_none() {
+                    self.location = s.location.clone();
+                }
+                for c in &s.correlators {
+                    if !self.correlators.iter().any(|x| x == c) {
+                        self.correlators.push(c.clone());
+                    }
+                }
+            }
+            if self.kind == RecordKind::SpanTiming {
+                self.tracking_id = Some(span.tracking_id.clone());
+            }
+        }
+        if self.source_fqn.is_none() {
+            self.source_fqn = own_fqn.or_else(|| default_fqn.cloned());
+        }
+        if self.tracking_id.is_none() {
+            self.tracking_id = Some(TrackingId::new());
+        }
+    }
+
+    fn property_value(&self, v: &Stored) -> crate::PropertyValue {
+        use crate::PropertyValue as P;
+        match v {
+            Stored::Str(r) => P::String(r.get(&self.text).to_string()),
+            Stored::I64(v) => P::Integer(*v),
+            Stored::U64(v) => P::from(*v),
+            Stored::I128(v) => i64::try_from(*v).map_or_else(|_| P::String(v.to_string()), P::Integer),
+            Stored::U128(v) => i64::try_from(*v).map_or_else(|_| P::String(v.to_string()), P::Integer),
+            Stored::F64(v) => P::Double(*v),
+            Stored::Bool(v) => P::Boolean(*v),
+            Stored::Error(e) => P::String(e.to_string()),
+        }
+    }
+}
+
+/// Builds a [`Record`] without `tracing`; see [`Record::event`] and [`Record::span_timing`].
+#[derive(Debug)]
+#[must_use]
+pub struct RecordBuilder {
+    record: Record,
+}
+
+impl RecordBuilder {
+    /// Sets the timestamp (default: now).
+    pub fn with_timestamp(mut self, t: impl Into<Timestamp>) -> Self {
+        self.record.timestamp = t.into();
+        self
+    }
+    /// Sets the message.
+    pub fn with_message(mut self, message: &str) -> Self {
+        self.record.set_message_str(message);
+        self
+    }
+    /// Appends a typed field. Conventional names (see [`fields`](crate::fields)) are
+    /// interpreted as they are for `tracing` events.
+    pub fn with_field(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> Self {
+        self.record.push_value(name.into(), value.into());
+        self
+    }
+    /// Sets the source FQN.
+    pub fn with_source_fqn(mut self, fqn: SourceFqn) -> Self {
+        self.record.source_fqn = Some(fqn);
+        self
+    }
+    /// Adds a correlator.
+    pub fn with_correlator(mut self, c: impl Into<String>) -> Self {
+        self.record.correlators.push(c.into());
+        self
+    }
+    /// Sets the tracking id (default: a fresh one).
+    pub fn with_tracking_id(mut self, id: TrackingId) -> Self {
+        self.record.tracking_id = Some(id);
+        self
+    }
+    /// Attaches a snapshot.
+    pub fn with_snapshot(mut self, s: Snapshot) -> Self {
+        self.record.snapshots.push(s);
+        self
+    }
+    /// Sets the location.
+    pub fn with_location(mut self, l: impl Into<String>) -> Self {
+        self.record.location = Some(l.into());
+        self
+    }
+    /// Sets the source position.
+    pub fn with_source_position(mut self, module_path: &str, file: &str, line: u32) -> Self {
+        if let Origin::Owned(m) = &mut self.record.origin {
+            let m = Arc::make_mut(m);
+            m.module_path = Some(module_path.to_string());
+            m.file = Some(file.to_string());
+            m.line = Some(line);
+        }
+        self
+    }
+    /// For span timings: sets the busy duration (default: the wall duration) and failure.
+    pub fn with_busy(mut self, busy: Duration, failed: bool) -> Self {
+        if let Some(t) = &mut self.record.timing {
+            t.busy = busy.min(t.duration);
+            t.failed = failed;
+        }
+        self
+    }
+    /// Finishes the record.
+    pub fn build(self) -> Record {
+        self.record
+    }
+}

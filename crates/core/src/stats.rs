@@ -1,0 +1,171 @@
+//! Self-metrics: counters updated while running, read as a [`Stats`] snapshot.
+//!
+//! The counters are plain atomics; nothing here is ever reported through `tracing` (that
+//! would feed the pipeline with itself). Read them with `Guard::stats` / `Handle::stats`
+//! whenever you like, e.g. from a health endpoint.
+//!
+//! Accounting: every record a layer captures is either **enqueued** or **dropped** at the
+//! queue (`dropped_queue_full`, `dropped_block_timeout`, `dropped_closed`). Every enqueued
+//! record ends **delivered**, **undelivered** (by cause), **evicted** (`dropped_oldest`), or is
+//! still queued / in flight. So, once flushed:
+//! `emitted == enqueued + dropped_at_enqueue` and
+//! `enqueued == delivered + undelivered + dropped_oldest`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::SystemTime;
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) enqueued: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) dropped_oldest: AtomicU64,
+    pub(crate) dropped_block_timeout: AtomicU64,
+    pub(crate) dropped_closed: AtomicU64,
+    pub(crate) dropped_unreported: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) undelivered_rejected: AtomicU64,
+    pub(crate) undelivered_retries_exhausted: AtomicU64,
+    pub(crate) undelivered_shutdown: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) batches_delivered: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) invalid_fields: AtomicU64,
+    pub(crate) dead_letter_written: AtomicU64,
+    pub(crate) dead_letter_failed: AtomicU64,
+    pub(crate) callback_panics: AtomicU64,
+    pub(crate) consecutive_failures: AtomicU64,
+    pub(crate) breaker_open: AtomicBool,
+    pub(crate) queue_len: AtomicU64,
+    pub(crate) queue_bytes: AtomicU64,
+    pub(crate) last_success: Mutex<Option<SystemTime>>,
+    pub(crate) last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn set_error(&self, e: String) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = Some(e);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        Stats {
+            enqueued: g(&self.enqueued),
+            dropped_queue_full: g(&self.dropped_queue_full),
+            dropped_oldest: g(&self.dropped_oldest),
+            dropped_block_timeout: g(&self.dropped_block_timeout),
+            dropped_closed: g(&self.dropped_closed),
+            dropped_unreported: g(&self.dropped_unreported),
+            delivered: g(&self.delivered),
+            duplicates: g(&self.duplicates),
+            undelivered_rejected: g(&self.undelivered_rejected),
+            undelivered_retries_exhausted: g(&self.undelivered_retries_exhausted),
+            undelivered_shutdown: g(&self.undelivered_shutdown),
+            retries: g(&self.retries),
+            requests: g(&self.requests),
+            batches_delivered: g(&self.batches_delivered),
+            bytes_sent: g(&self.bytes_sent),
+            invalid_fields: g(&self.invalid_fields),
+            dead_letter_written: g(&self.dead_letter_written),
+            dead_letter_failed: g(&self.dead_letter_failed),
+            callback_panics: g(&self.callback_panics),
+            queue_len: g(&self.queue_len),
+            queue_bytes: g(&self.queue_bytes),
+            consecutive_failures: g(&self.consecutive_failures),
+            breaker_open: self.breaker_open.load(Relaxed),
+            last_success: self.last_success.lock().ok().and_then(|g| *g),
+            last_error: self.last_error.lock().ok().and_then(|g| g.clone()),
+        }
+    }
+}
+
+/// A snapshot of a layer's self-metrics. Counts are records unless a name says otherwise;
+/// all are totals since the layer was built. See the [module docs](self) for the accounting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records accepted into the queue.
+    pub enqueued: u64,
+    /// Records dropped because the queue was full (by count or bytes) under the drop-newest
+    /// policy, or the level's share was used up.
+    pub dropped_queue_full: u64,
+    /// Queued records evicted to make room under the drop-oldest policy.
+    pub dropped_oldest: u64,
+    /// Records dropped after waiting the full timeout under the block policy.
+    pub dropped_block_timeout: u64,
+    /// Records emitted after the pipeline shut down.
+    pub dropped_closed: u64,
+    /// Dropped records not handed to the undelivered callback because its lane was full
+    /// (they are still counted above).
+    pub dropped_unreported: u64,
+    /// Records delivered (acknowledged, where the protocol acknowledges).
+    pub delivered: u64,
+    /// Delivered records the backend said it already had (counted in `delivered` too).
+    pub duplicates: u64,
+    /// Records the backend refused for good (or that could not be encoded).
+    pub undelivered_rejected: u64,
+    /// Records given up after the retry policy's attempts or time ran out.
+    pub undelivered_retries_exhausted: u64,
+    /// Records still queued or in flight when shutdown's timeout expired.
+    pub undelivered_shutdown: u64,
+    /// Retry attempts (sends after the first for a batch).
+    pub retries: u64,
+    /// Send attempts (requests or batches written), including retries.
+    pub requests: u64,
+    /// Batches fully resolved with at least one record delivered.
+    pub batches_delivered: u64,
+    /// Bytes written to the wire (after compression), as the sink reports them.
+    pub bytes_sent: u64,
+    /// Conventional fields with invalid values (a bad source FQN or snapshot), kept as plain fields.
+    pub invalid_fields: u64,
+    /// Records written to the dead-letter folder.
+    pub dead_letter_written: u64,
+    /// Records that could not be written to the dead-letter folder (I/O error or size cap).
+    pub dead_letter_failed: u64,
+    /// Panics caught in the undelivered callback.
+    pub callback_panics: u64,
+    /// Records in the queue now.
+    pub queue_len: u64,
+    /// Estimated bytes in the queue now.
+    pub queue_bytes: u64,
+    /// Failed sends in a row (reset by a success).
+    pub consecutive_failures: u64,
+    /// Whether the circuit breaker is open now.
+    pub breaker_open: bool,
+    /// When a send last succeeded.
+    pub last_success: Option<SystemTime>,
+    /// The last send error, as the sink described it (never contains secrets).
+    pub last_error: Option<String>,
+}
+
+impl Stats {
+    /// All records dropped before reaching the queue.
+    pub fn dropped_at_enqueue(&self) -> u64 {
+        self.dropped_queue_full + self.dropped_block_timeout + self.dropped_closed
+    }
+    /// All dropped records (at enqueue, and evicted).
+    pub fn dropped(&self) -> u64 {
+        self.dropped_at_enqueue() + self.dropped_oldest
+    }
+    /// All undelivered records.
+    pub fn undelivered(&self) -> u64 {
+        self.undelivered_rejected + self.undelivered_retries_exhausted + self.undelivered_shutdown
+    }
+    /// Records the layer tried to queue: `enqueued + dropped_at_enqueue()`.
+    pub fn emitted(&self) -> u64 {
+        self.enqueued + self.dropped_at_enqueue()
+    }
+    /// Records enqueued and not yet resolved (queued or in flight).
+    pub fn in_flight(&self) -> u64 {
+        self.enqueued
+            .saturating_sub(self.delivered + self.undelivered() + self.dropped_oldest)
+    }
+}

@@ -1,0 +1,624 @@
+//! The worker: one named OS thread per layer that batches, sends, retries and shuts down.
+//!
+//! The worker owns a single-threaded tokio runtime (so sinks can use async I/O whatever the
+//! application runs) and marks its threads [suppressed](crate::capture::suppress). It sleeps on
+//! a small control channel, not on the data queue, so the caller's thread pays no wake-up on a
+//! typical event; it wakes when
+//!
+//! * the batch timer ticks (every `linger`): everything queued is sent;
+//! * a producer nudges it: the queue holds a full batch (by records or bytes), or a record at or
+//!   above the flush level arrived;
+//! * a flush or shutdown is requested, a retry is due, or the circuit breaker's cool-down ends.
+//!
+//! One batch is in flight at a time, and retries of a batch go before newer records, so records
+//! are delivered in order. While a batch waits for its retry, newer records stay in the bounded
+//! queue, so memory stays bounded by the queue limits plus one batch.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, never, select};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tracing_core::Level;
+
+use crate::error::FlushError;
+use crate::queue::Queue;
+use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
+use crate::sink::{Batch, Outcome, SendContext, Sink};
+use crate::stats::{Counters, Stats};
+use crate::undelivered::{Cause, DeadLetter, Undelivered, UndeliveredCallback};
+use crate::{Record, SourceFqn};
+
+/// What a completed flush reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// The layer's counters when the flush completed.
+    pub stats: Stats,
+    /// How long the flush took.
+    pub waited: Duration,
+}
+
+pub(crate) type FlushReply = oneshot::Sender<Result<FlushReport, FlushError>>;
+
+pub(crate) enum Control {
+    Flush {
+        deadline: Instant,
+        reply: Option<FlushReply>,
+        shutdown: bool,
+    },
+}
+
+/// Wakes the worker early (a full batch, an urgent record); at most one nudge in flight.
+pub(crate) struct Nudge {
+    pub(crate) flag: AtomicBool,
+    pub(crate) tx: Sender<()>,
+}
+
+impl Nudge {
+    pub(crate) fn wake(&self) {
+        if !self.flag.load(Ordering::Relaxed) && !self.flag.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.try_send(());
+        }
+    }
+}
+
+pub(crate) struct WorkerSettings {
+    pub(crate) max_batch_records: usize,
+    pub(crate) max_batch_bytes: u64,
+    pub(crate) linger: Duration,
+    pub(crate) flush_level: Option<Level>,
+    pub(crate) send_timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) breaker: BreakerConfig,
+    pub(crate) default_fqn: Option<SourceFqn>,
+    pub(crate) callback: Option<UndeliveredCallback>,
+    pub(crate) dead_letter: Option<DeadLetter>,
+}
+
+struct InFlight {
+    batch: Batch,
+    attempts: u32,
+    first: Instant,
+    next_at: Instant,
+    reason: String,
+    payload: Option<Vec<u8>>,
+}
+
+struct Waiter {
+    mark: u64,
+    deadline: Instant,
+    started: Instant,
+    reply: Option<FlushReply>,
+    shutdown: bool,
+}
+
+pub(crate) struct Worker<S: Sink> {
+    sink: S,
+    set: WorkerSettings,
+    rx: Receiver<Record>,
+    ctl: Receiver<Control>,
+    wake: Receiver<()>,
+    lane: Option<Receiver<(Record, Cause)>>,
+    queue: Arc<Queue>,
+    nudge: Arc<Nudge>,
+    counters: Arc<Counters>,
+    pending: Vec<Record>,
+    pending_bytes: u64,
+    urgent: bool,
+    drain: bool,
+    next_tick: Instant,
+    inflight: Option<InFlight>,
+    breaker: Breaker,
+    rng: StdRng,
+    next_batch_id: u64,
+    taken: u64,
+    resolved: u64,
+    waiters: Vec<Waiter>,
+    shutdown_deadline: Option<Instant>,
+    rt: tokio::runtime::Runtime,
+}
+
+pub(crate) struct WorkerChannels {
+    pub(crate) rx: Receiver<Record>,
+    pub(crate) ctl: Receiver<Control>,
+    pub(crate) wake: Receiver<()>,
+    pub(crate) lane: Option<Receiver<(Record, Cause)>>,
+}
+
+impl<S: Sink> Worker<S> {
+    pub(crate) fn new(
+        sink: S,
+        set: WorkerSettings,
+        ch: WorkerChannels,
+        queue: Arc<Queue>,
+        nudge: Arc<Nudge>,
+        counters: Arc<Counters>,
+        rt: tokio::runtime::Runtime,
+    ) -> Self {
+        let breaker = Breaker::new(set.breaker);
+        let next_tick = Instant::now() + set.linger;
+        Self {
+            sink,
+            rx: ch.rx,
+            ctl: ch.ctl,
+            wake: ch.wake,
+            lane: ch.lane,
+            queue,
+            nudge,
+            counters,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            urgent: false,
+            drain: false,
+            next_tick,
+            inflight: None,
+            breaker,
+            rng: StdRng::from_os_rng(),
+            next_batch_id: 1,
+            taken: 0,
+            resolved: 0,
+            waiters: Vec::new(),
+            shutdown_deadline: None,
+            rt,
+            set,
+        }
+    }
+
+    /// Runs until shutdown completes or its deadline passes.
+    pub(crate) fn run(mut self) {
+        crate::capture::suppress::suppress_current_thread();
+        if let Ok(Err(e)) = std::panic::catch_unwind(AssertUnwindSafe(|| self.rt.block_on(self.sink.start()))) {
+            self.counters.set_error(e);
+        }
+        loop {
+            self.drain_lane();
+            let now = Instant::now();
+            if self.expire_waiters(now) {
+                break;
+            }
+            if now >= self.next_tick {
+                self.drain = true;
+                self.next_tick = now + self.set.linger;
+            }
+            if self.step(now) {
+                continue;
+            }
+            self.complete_waiters();
+            if self.shutdown_deadline.is_some() && self.idle() {
+                break;
+            }
+            if self.inflight.is_none() && self.pending.is_empty() && self.rx.is_empty() {
+                self.drain = false;
+            }
+            self.nudge.flag.store(false, Ordering::Release);
+            if self.inflight.is_none() && self.rx.len() >= self.set.max_batch_records {
+                continue;
+            }
+            self.wait(now);
+        }
+        self.finish();
+    }
+
+    fn idle(&self) -> bool {
+        self.inflight.is_none() && self.pending.is_empty() && self.rx.is_empty()
+    }
+
+    /// Sends something if something is due; returns whether it did.
+    fn step(&mut self, now: Instant) -> bool {
+        if self.breaker.blocked_until(now).is_some() {
+            return false;
+        }
+        if let Some(inf) = &self.inflight {
+            if now >= inf.next_at {
+                self.attempt();
+                return true;
+            }
+            return false;
+        }
+        self.fill_pending(now);
+        if self.pending.is_empty() {
+            return false;
+        }
+        let full = self.pending.len() >= self.set.max_batch_records
+            || self.pending_bytes >= self.set.max_batch_bytes;
+        let flushing = !self.waiters.is_empty() || self.shutdown_deadline.is_some();
+        if full || self.urgent || self.drain || flushing {
+            let records = std::mem::take(&mut self.pending);
+            self.pending_bytes = 0;
+            self.urgent = false;
+            let id = self.next_batch_id;
+            self.next_batch_id += 1;
+            self.inflight = Some(InFlight {
+                batch: Batch { records, id },
+                attempts: 0,
+                first: now,
+                next_at: now,
+                reason: String::new(),
+                payload: None,
+            });
+            self.attempt();
+            return true;
+        }
+        false
+    }
+
+    fn fill_pending(&mut self, _now: Instant) {
+        while self.pending.len() < self.set.max_batch_records
+            && self.pending_bytes < self.set.max_batch_bytes
+        {
+            let Ok(mut r) = self.rx.try_recv() else { break };
+            self.queue.release(r.est_size);
+            self.taken += 1;
+            let mut invalid = 0;
+            r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
+            if invalid > 0 {
+                Counters::add(&self.counters.invalid_fields, invalid);
+            }
+            if self.set.flush_level.is_some_and(|fl| r.level <= fl) {
+                self.urgent = true;
+            }
+            self.pending_bytes += u64::from(r.est_size);
+            self.pending.push(r);
+        }
+    }
+
+    fn attempt(&mut self) {
+        let Some(mut inf) = self.inflight.take() else { return };
+        let now = Instant::now();
+        let mut deadline = now + self.set.send_timeout;
+        for w in &self.waiters {
+            deadline = deadline.min(w.deadline.max(now + Duration::from_millis(1)));
+        }
+        let wants_payload = self.set.callback.is_some();
+        let mut cx = SendContext::new(inf.attempts + 1, deadline, self.shutdown_deadline.is_some(), wants_payload);
+        let timeout = deadline.saturating_duration_since(now);
+        let sink = &mut self.sink;
+        let batch = &inf.batch;
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.rt
+                .block_on(async { tokio::time::timeout(timeout, sink.send(batch, &mut cx)).await })
+        }));
+        inf.attempts += 1;
+        Counters::add(&self.counters.requests, 1);
+        if inf.attempts > 1 {
+            Counters::add(&self.counters.retries, 1);
+        }
+        Counters::add(&self.counters.bytes_sent, cx.bytes_sent);
+        Counters::add(&self.counters.duplicates, cx.duplicates);
+        if cx.payload.is_some() {
+            inf.payload = cx.payload.take();
+        }
+        let outcome = match result {
+            Ok(Ok(o)) => o,
+            Ok(Err(_)) => Outcome::retry(format!("send timed out after {} ms", timeout.as_millis())),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Outcome::rejected(format!("sink `{}` panicked: {msg}", self.sink.name()))
+            }
+        };
+        let now = Instant::now();
+        match outcome {
+            Outcome::Delivered => {
+                self.succeeded();
+                let n = inf.batch.records.len() as u64;
+                self.delivered(n);
+            }
+            Outcome::Rejected { reason } => {
+                self.breaker.success();
+                self.sync_breaker();
+                self.counters.set_error(reason.clone());
+                let records = std::mem::take(&mut inf.batch.records);
+                self.undeliver(records, Cause::Rejected, Some(reason), inf.payload.take());
+            }
+            Outcome::Retry { after, reason } => {
+                self.breaker.failure(now);
+                self.sync_breaker();
+                self.counters.set_error(reason.clone());
+                inf.reason = reason;
+                self.reschedule(inf, after, now);
+            }
+            Outcome::Partial {
+                retry,
+                rejected,
+                after,
+            } => {
+                self.succeeded();
+                let n = inf.batch.records.len();
+                let mut fate = vec![0u8; n]; // 0 delivered, 1 retry, 2 rejected
+                let mut reasons: HashMap<usize, String> = HashMap::new();
+                for i in retry.into_iter().filter(|i| *i < n) {
+                    fate[i] = 1;
+                }
+                for (i, why) in rejected.into_iter().filter(|(i, _)| *i < n) {
+                    fate[i] = 2;
+                    reasons.insert(i, why);
+                }
+                let mut to_retry = Vec::new();
+                let mut by_reason: HashMap<String, Vec<Record>> = HashMap::new();
+                let mut delivered = 0u64;
+                for (i, r) in std::mem::take(&mut inf.batch.records).into_iter().enumerate() {
+                    match fate[i] {
+                        1 => to_retry.push(r),
+                        2 => by_reason
+                            .entry(reasons.remove(&i).unwrap_or_default())
+                            .or_default()
+                            .push(r),
+                        _ => delivered += 1,
+                    }
+                }
+                if delivered > 0 {
+                    self.delivered(delivered);
+                }
+                for (reason, records) in by_reason {
+                    self.counters.set_error(reason.clone());
+                    self.undeliver(records, Cause::Rejected, Some(reason), None);
+                }
+                if !to_retry.is_empty() {
+                    inf.batch.records = to_retry;
+                    inf.reason = "partial failure: some records were refused with a retryable status".into();
+                    self.reschedule(inf, after, now);
+                }
+            }
+        }
+    }
+
+    fn succeeded(&mut self) {
+        self.breaker.success();
+        self.sync_breaker();
+        if let Ok(mut g) = self.counters.last_success.lock() {
+            *g = Some(SystemTime::now());
+        }
+    }
+
+    fn sync_breaker(&self) {
+        self.counters
+            .consecutive_failures
+            .store(u64::from(self.breaker.consecutive()), Ordering::Relaxed);
+        self.counters
+            .breaker_open
+            .store(self.breaker.is_open(), Ordering::Relaxed);
+    }
+
+    fn reschedule(&mut self, mut inf: InFlight, after: Option<Duration>, now: Instant) {
+        if !self.set.retry.allows(inf.attempts, inf.first, now) {
+            let records = std::mem::take(&mut inf.batch.records);
+            let reason = format!("gave up after {} attempts: {}", inf.attempts, inf.reason);
+            self.undeliver(records, Cause::RetriesExhausted, Some(reason), inf.payload.take());
+            return;
+        }
+        let delay = self.set.retry.delay(inf.attempts, after, &mut self.rng);
+        inf.next_at = now + delay;
+        self.inflight = Some(inf);
+    }
+
+    fn delivered(&mut self, n: u64) {
+        self.resolved += n;
+        Counters::add(&self.counters.delivered, n);
+        Counters::add(&self.counters.batches_delivered, 1);
+    }
+
+    /// Accounts for and reports records the worker had dequeued.
+    fn undeliver(&mut self, records: Vec<Record>, cause: Cause, reason: Option<String>, payload: Option<Vec<u8>>) {
+        let n = records.len() as u64;
+        self.resolved += n;
+        let c = match cause {
+            Cause::Rejected => &self.counters.undelivered_rejected,
+            Cause::RetriesExhausted => &self.counters.undelivered_retries_exhausted,
+            _ => &self.counters.undelivered_shutdown,
+        };
+        Counters::add(c, n);
+        self.report(Undelivered {
+            cause,
+            reason,
+            records,
+            payload,
+        });
+    }
+
+    fn report(&mut self, u: Undelivered) {
+        if u.records.is_empty() {
+            return;
+        }
+        if let Some(dl) = self.set.dead_letter.as_mut() {
+            dl.write(&u, &self.counters);
+        }
+        if let Some(cb) = &self.set.callback
+            && std::panic::catch_unwind(AssertUnwindSafe(|| cb(&u))).is_err()
+        {
+            Counters::add(&self.counters.callback_panics, 1);
+        }
+    }
+
+    fn drain_lane(&mut self) {
+        let Some(lane) = self.lane.clone() else { return };
+        let mut groups: Vec<(Cause, Vec<Record>)> = Vec::new();
+        for (mut r, cause) in lane.try_iter().take(4096) {
+            let mut invalid = 0;
+            r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
+            match groups.last_mut() {
+                Some((c, v)) if *c == cause => v.push(r),
+                _ => groups.push((cause, vec![r])),
+            }
+        }
+        for (cause, records) in groups {
+            self.report(Undelivered {
+                cause,
+                reason: Some("the queue was full".into()),
+                records,
+                payload: None,
+            });
+        }
+    }
+
+    fn resolved_total(&self) -> u64 {
+        self.resolved + self.counters.dropped_oldest.load(Ordering::Acquire)
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Flush {
+                deadline,
+                reply,
+                shutdown,
+            } => {
+                // Read evictions before the channel length: a racing eviction then makes the
+                // mark low by one (flush returns a hair early), never high (flush would hang).
+                let evicted = self.counters.dropped_oldest.load(Ordering::Acquire);
+                let mark = self.taken + evicted + self.queue.channel_len() as u64;
+                if shutdown {
+                    self.queue.close();
+                    self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
+                }
+                self.waiters.push(Waiter {
+                    mark,
+                    deadline,
+                    started: Instant::now(),
+                    reply,
+                    shutdown,
+                });
+            }
+        }
+    }
+
+    fn complete_waiters(&mut self) {
+        let done = self.resolved_total();
+        let idle = self.idle();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let w = &self.waiters[i];
+            // A shutdown completes when everything is resolved (the loop then exits).
+            if !w.shutdown && done >= w.mark {
+                let w = self.waiters.swap_remove(i);
+                let report = FlushReport {
+                    stats: self.counters.snapshot(),
+                    waited: w.started.elapsed(),
+                };
+                if let Some(tx) = w.reply {
+                    let _ = tx.send(Ok(report));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let _ = idle;
+    }
+
+    /// Times out expired waiters; returns true when the shutdown deadline has passed.
+    fn expire_waiters(&mut self, now: Instant) -> bool {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if !self.waiters[i].shutdown && now >= self.waiters[i].deadline {
+                let w = self.waiters.swap_remove(i);
+                let remaining = self.taken + self.queue.channel_len() as u64 - self.resolved_total().min(self.taken);
+                if let Some(tx) = w.reply {
+                    let _ = tx.send(Err(FlushError::Timeout {
+                        waited: w.started.elapsed(),
+                        remaining,
+                    }));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        self.shutdown_deadline.is_some_and(|d| now >= d)
+    }
+
+    fn wait(&mut self, now: Instant) {
+        let mut wake = self.next_tick;
+        if let Some(inf) = &self.inflight {
+            wake = wake.min(inf.next_at);
+        }
+        if let Some(until) = self.breaker.blocked_until(now) {
+            wake = wake.max(until).min(until);
+        }
+        for w in &self.waiters {
+            wake = wake.min(w.deadline);
+        }
+        if let Some(d) = self.shutdown_deadline {
+            wake = wake.min(d);
+        }
+        let timeout = wake.saturating_duration_since(now);
+        let lane = self.lane.clone().unwrap_or_else(never);
+        let ctl = self.ctl.clone();
+        select! {
+            recv(ctl) -> msg => match msg {
+                Ok(c) => self.control(c),
+                Err(_) => {
+                    // Every handle is gone without a shutdown: shut down with a bounded wait.
+                    if self.shutdown_deadline.is_none() {
+                        self.queue.close();
+                        self.shutdown_deadline = Some(Instant::now() + Duration::from_secs(5));
+                        self.ctl = never();
+                    }
+                }
+            },
+            recv(self.wake) -> _ => {}
+            recv(lane) -> msg => if let Ok((r, cause)) = msg {
+                self.report(Undelivered { cause, reason: Some("the queue was full".into()), records: vec![r], payload: None });
+            },
+            default(timeout) => {}
+        }
+    }
+
+    /// Abandons what is left at the shutdown deadline, stops the sink, answers the waiters.
+    fn finish(mut self) {
+        let mut left: Vec<Record> = Vec::new();
+        let mut payload = None;
+        let mut reason = "shutdown timed out".to_string();
+        if let Some(mut inf) = self.inflight.take() {
+            payload = inf.payload.take();
+            if !inf.reason.is_empty() {
+                reason = format!("shutdown timed out; last error: {}", inf.reason);
+            }
+            left.append(&mut inf.batch.records);
+        }
+        left.append(&mut self.pending);
+        for r in self.rx.try_iter() {
+            self.queue.release(r.est_size);
+            self.taken += 1;
+            left.push(r);
+        }
+        for r in &mut left {
+            let mut invalid = 0;
+            r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
+        }
+        let timed_out = !left.is_empty();
+        if timed_out {
+            self.undeliver(left, Cause::ShutdownTimeout, Some(reason), payload);
+        }
+        self.drain_lane();
+        let grace = Duration::from_millis(500);
+        let sink = &mut self.sink;
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.rt.block_on(async { tokio::time::timeout(grace, sink.shutdown()).await })
+        }));
+        let stats = self.counters.snapshot();
+        for w in self.waiters.drain(..) {
+            let result = if timed_out {
+                Err(FlushError::Timeout {
+                    waited: w.started.elapsed(),
+                    remaining: stats.undelivered_shutdown,
+                })
+            } else {
+                Ok(FlushReport {
+                    stats: stats.clone(),
+                    waited: w.started.elapsed(),
+                })
+            };
+            if let Some(tx) = w.reply {
+                let _ = tx.send(result);
+            }
+        }
+        // Dropping the runtime here is fine: this is our own thread, never an async context.
+        self.rt.shutdown_timeout(Duration::from_millis(100));
+    }
+}

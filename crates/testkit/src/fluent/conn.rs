@@ -1,0 +1,265 @@
+//! One client connection: optional TLS, optional handshake, then the transport phase.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::handshake::{PingCheck, PingOutcome, encode_helo};
+use super::wire::{Frame, Framer, decode_frame, encode_ack};
+use super::{FluentEvent, Mode, NilPolicy, Shared};
+
+/// What to do after one top-level object.
+enum Flow {
+    Continue,
+    Close,
+}
+
+enum Phase {
+    AwaitPing { nonce: [u8; 16], auth: [u8; 16] },
+    Transport,
+}
+
+/// Accepts a fresh connection: applies the refuse fault, counts it, wraps TLS, serves it.
+pub(crate) async fn accept<S>(stream: S, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if shared.faults().refuse_connections {
+        shared
+            .counters
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
+        drop(stream);
+        return;
+    }
+    let id = shared.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
+    shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+    match &shared.tls {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls) => serve(tls, shared, id).await,
+            Err(e) => {
+                shared.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                shared.error(id, format!("tls handshake failed: {e}"));
+            }
+        },
+        None => serve(stream, shared, id).await,
+    }
+}
+
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> bool {
+    stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Shared>, id: u64) {
+    let mut phase = Phase::Transport;
+    if let Some(hs) = &shared.config.handshake {
+        let nonce: [u8; 16] = rand::random();
+        let auth: [u8; 16] = rand::random();
+        if !write(&mut stream, &encode_helo(hs.style, &nonce, &auth)).await {
+            return;
+        }
+        phase = Phase::AwaitPing { nonce, auth };
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut tmp = vec![0u8; 64 * 1024];
+    let mut framer = Framer::default();
+    let mut received: u64 = 0;
+    let mut cut = false;
+    loop {
+        // Take every complete object off the buffer.
+        let mut start = 0;
+        loop {
+            match framer.scan(&buf[start..]) {
+                Ok(Some(len)) => {
+                    let obj = &buf[start..start + len];
+                    start += len;
+                    framer.reset();
+                    if let Flow::Close = handle(obj, &mut phase, &mut stream, &shared, id).await {
+                        close(stream).await;
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    shared.protocol_error(id, e.0);
+                    close(stream).await;
+                    return;
+                }
+            }
+        }
+        buf.drain(..start);
+        if cut {
+            shared.counters.fault_closes.fetch_add(1, Ordering::Relaxed);
+            close(stream).await;
+            return;
+        }
+        let n = match stream.read(&mut tmp).await {
+            Ok(0) | Err(_) => {
+                if !buf.is_empty() {
+                    shared.protocol_error(
+                        id,
+                        format!(
+                            "connection closed with {} bytes of an incomplete request",
+                            buf.len()
+                        ),
+                    );
+                }
+                return;
+            }
+            Ok(n) => n,
+        };
+        let mut take = n;
+        if let Some(limit) = shared.faults().close_after_bytes
+            && received + n as u64 >= limit
+        {
+            take = limit.saturating_sub(received) as usize;
+            cut = true;
+        }
+        received += take as u64;
+        shared
+            .counters
+            .bytes_received
+            .fetch_add(take as u64, Ordering::Relaxed);
+        buf.extend_from_slice(&tmp[..take]);
+    }
+}
+
+async fn close<S: AsyncWrite + Unpin>(mut stream: S) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+}
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    obj: &[u8],
+    phase: &mut Phase,
+    stream: &mut S,
+    shared: &Shared,
+    id: u64,
+) -> Flow {
+    if let Phase::AwaitPing { nonce, auth } = phase {
+        let Some(hs) = &shared.config.handshake else {
+            return Flow::Close;
+        };
+        let ping = match rmpv::decode::read_value(&mut &obj[..]) {
+            Ok(v) => v,
+            Err(e) => {
+                shared.handshake_failure(id, format!("undecodable PING: {e}"));
+                return Flow::Close;
+            }
+        };
+        let check = PingCheck {
+            style: hs.style,
+            shared_key: hs.shared_key.as_bytes(),
+            self_hostname: &hs.self_hostname,
+            users: &hs.users,
+            nonce: &nonce[..],
+            auth: &auth[..],
+        };
+        return match check.check(&ping) {
+            PingOutcome::Ok { pong } => {
+                shared
+                    .counters
+                    .handshakes_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                *phase = Phase::Transport;
+                if write(stream, &pong).await {
+                    Flow::Continue
+                } else {
+                    Flow::Close
+                }
+            }
+            PingOutcome::Fail { reason, pong } => {
+                shared.handshake_failure(id, reason);
+                if let Some(pong) = pong {
+                    let _ = write(stream, &pong).await;
+                }
+                Flow::Close
+            }
+        };
+    }
+    let req = match decode_frame(obj) {
+        Ok(Frame::Nil) => {
+            shared
+                .counters
+                .nil_keepalives
+                .fetch_add(1, Ordering::Relaxed);
+            return match shared.config.nil_policy {
+                NilPolicy::KeepAlive => Flow::Continue,
+                NilPolicy::Close => Flow::Close,
+            };
+        }
+        Ok(Frame::Request(r)) => r,
+        Err(e) => {
+            shared.protocol_error(id, e.0);
+            return Flow::Close;
+        }
+    };
+    let c = &shared.counters;
+    match req.mode {
+        Mode::Message => &c.requests_message,
+        Mode::Forward => &c.requests_forward,
+        Mode::PackedForward => &c.requests_packed_forward,
+        Mode::CompressedPackedForward => &c.requests_compressed_packed_forward,
+    }
+    .fetch_add(1, Ordering::Relaxed);
+    let duplicate = match &req.chunk {
+        Some(chunk) => {
+            let fresh = shared.lock_seen().insert(chunk.clone());
+            if !fresh {
+                c.duplicate_chunks.fetch_add(1, Ordering::Relaxed);
+            }
+            !fresh
+        }
+        None => false,
+    };
+    {
+        let chunk = req
+            .chunk
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut events = shared.lock_events();
+        for (time, record) in req.entries {
+            events.push(FluentEvent {
+                tag: req.tag.clone(),
+                time,
+                record,
+                mode: req.mode,
+                chunk: chunk.clone(),
+                duplicate,
+                connection: id,
+            });
+        }
+    }
+    let Some(chunk) = req.chunk else {
+        return Flow::Continue;
+    };
+    let (withhold, garble, delay) = {
+        let mut f = shared.lock_faults();
+        let withhold = f.withhold_acks.take_one();
+        let garble = !withhold && f.garble_acks.take_one();
+        (withhold, garble, f.ack_delay)
+    };
+    if withhold {
+        c.acks_withheld.fetch_add(1, Ordering::Relaxed);
+        return Flow::Continue;
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    // Counted before the write, so a client that has read the reply sees the count.
+    let reply = if garble {
+        c.acks_garbled.fetch_add(1, Ordering::Relaxed);
+        let mut wrong = b"garbled-".to_vec();
+        wrong.extend_from_slice(&chunk);
+        encode_ack(&wrong)
+    } else {
+        c.acks_sent.fetch_add(1, Ordering::Relaxed);
+        encode_ack(&chunk)
+    };
+    if write(stream, &reply).await {
+        Flow::Continue
+    } else {
+        Flow::Close
+    }
+}

@@ -1,0 +1,1 @@
+//! tracing layer shipping jKool events, activities and snapshots over HTTPS (in progress)

@@ -1,0 +1,1 @@
+//! tracing layer shipping jKool documents through an MQTT broker (in progress)

@@ -59,6 +59,7 @@
 //! | snapshot / property | [`Snapshot`], [`Property`] | `snapshot = %snap` or `snapshot.<name>.<prop> = v` |
 //! | span timing | [`SpanTiming`] | span close: start, end, wall and busy durations |
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
 pub mod capture;

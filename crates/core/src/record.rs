@@ -241,6 +241,10 @@ field_from!(
     String => Str via String::from, &str => Str via String::from,
 );
 
+/// Initial capacity of a record's text buffer (bytes): a typical message and a few text
+/// fields fit, so a typical event costs one allocation.
+const TEXT_INITIAL_CAPACITY: usize = 160;
+
 /// Text stored in a record's shared buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TextRange {
@@ -672,6 +676,10 @@ impl Record {
     // ----- capture helpers (crate-private) -----
 
     pub(crate) fn push_text(&mut self, f: impl FnOnce(&mut String)) -> TextRange {
+        if self.text.capacity() == 0 {
+            // One allocation sized for a typical message plus a few text fields.
+            self.text.reserve(TEXT_INITIAL_CAPACITY);
+        }
         let start = self.text.len();
         f(&mut self.text);
         let end = self.text.len();

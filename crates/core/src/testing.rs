@@ -152,3 +152,17 @@ impl Sink for MemorySink {
         outcome
     }
 }
+
+/// A sink that delivers instantly and keeps nothing: for benchmarks of the caller's path.
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+
+    async fn send(&mut self, _batch: &Batch, _cx: &mut SendContext) -> Outcome {
+        Outcome::Delivered
+    }
+}

@@ -88,7 +88,8 @@ fn retry_then_deliver_in_order() {
 
 #[test]
 fn partial_failure_retries_only_the_retryable_and_reports_the_rejected() {
-    let seen: Arc<Mutex<Vec<(Cause, Option<String>, usize)>>> = Arc::default();
+    type Seen = Vec<(Cause, Option<String>, usize)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let seen2 = seen.clone();
     let (sink, rx) = MemorySink::scripted([Step::Answer(Outcome::Partial {
         retry: vec![1, 3],

@@ -1,0 +1,44 @@
+//! The caller's path allocates at most about once per typical event (the record's text
+//! buffer; the queue's blocks are amortised over 31 records). Counted with
+//! `allocation-counter`, which counts only on the measuring thread, so the worker's own
+//! allocations are not included.
+
+use std::time::Duration;
+
+use logship_core::PipelineBuilder;
+use logship_core::testing::MemorySink;
+use tracing_subscriber::prelude::*;
+
+fn event() {
+    tracing::info!(user = "ann", order_id = 42_u64, total = 99.5, express = true, items = 3_i64, "order placed");
+}
+
+#[test]
+fn at_most_one_allocation_per_typical_event() {
+    let (sink, rx) = MemorySink::new();
+    let (layer, guard) = PipelineBuilder::new().build(sink).unwrap();
+    let _d = tracing_subscriber::registry().with(layer).set_default();
+    let span = tracing::info_span!("request", correlator = "r-1");
+    let _e = span.enter();
+    // Warm up: thread-locals, callsite registration, the first queue block.
+    for _ in 0..100 {
+        event();
+    }
+    let n = 3_000u64;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..n {
+            event();
+        }
+    });
+    drop(_e);
+    guard.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(rx.len() as u64, n + 100);
+    let per_event = info.count_total as f64 / n as f64;
+    assert!(
+        per_event <= 1.1,
+        "{} allocations for {n} events ({per_event:.3} per event)",
+        info.count_total
+    );
+    eprintln!("{per_event:.3} allocations per event");
+    assert!(per_event >= 1.0, "the text buffer is one allocation; counting works");
+}

@@ -1,6 +1,6 @@
 //! The JSON form of a [`Record`], used by the JSON-lines sink and the dead-letter folder.
 //!
-//! One object per record, keys in this order (absent values omitted): `timestamp` (RFC 3339
+//! One object per record (keys are written in alphabetical order; absent values are omitted): `timestamp` (RFC 3339
 //! UTC, ns), `kind` (`event`/`span_timing`), `level`, `target`, `name`, `message`, `fields`
 //! (typed: integers stay integers; 128-bit integers outside ±2⁵³ and non-finite floats as
 //! text; errors as `{"message","sources"}`), `spans` (`[{"name","fields"}]`, outermost first),

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test suite: formatting, lints, docs, then every test of the workspace.
+#
+# Needs only a Rust toolchain. Suites that talk to third-party peers (the official Python
+# clients, mosquitto, osmem-server) run when the peers are present and skip themselves
+# otherwise; the end of the run lists what was skipped and how to run it. `.ci/run` installs
+# the peers and sets LOGSHIP_REQUIRE_PEERS=1, which turns a missing peer into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+cargo test --workspace --no-fail-fast "$@"
+
+echo
+echo "== third-party peer suites =="
+skipped=0
+if [ -n "${LOGSHIP_PYTHON:-}" ] && [ -x "${LOGSHIP_PYTHON}" ]; then
+  echo "ran:     official-client checks with ${LOGSHIP_PYTHON}"
+else
+  echo "skipped: official-client checks (fluent-logger, elasticsearch, azure-kusto-data/ingest);"
+  echo "         run 'bash .ci/run', or make a venv with those packages and set LOGSHIP_PYTHON=<venv>/bin/python"
+  skipped=1
+fi
+if command -v mosquitto >/dev/null 2>&1; then
+  echo "ran:     MQTT suites against mosquitto"
+else
+  echo "skipped: MQTT suites against mosquitto (the rumqttd ones ran); apt-get install -y mosquitto"
+  skipped=1
+fi
+if [ -n "${LOGSHIP_OSMEM:-}" ] && [ -x "${LOGSHIP_OSMEM}" ]; then
+  echo "ran:     Elasticsearch suites against osmem-server"
+else
+  echo "skipped: Elasticsearch suites against osmem-server; pip install osmem-server and set LOGSHIP_OSMEM=<path to osmem_server/bin/osmem-server>"
+  skipped=1
+fi
+[ "$skipped" = 0 ] || echo "(the suites above skipped themselves: every other test ran)"

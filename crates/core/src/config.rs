@@ -32,7 +32,9 @@ use crate::queue::{Overflow, Queue, QueueLimits};
 use crate::retry::{BreakerConfig, RetryPolicy};
 use crate::sink::Sink;
 use crate::stats::Counters;
-use crate::undelivered::{DEFAULT_DEAD_LETTER_MAX_BYTES, DeadLetter, Undelivered, UndeliveredCallback};
+use crate::undelivered::{
+    DEFAULT_DEAD_LETTER_MAX_BYTES, DeadLetter, Undelivered, UndeliveredCallback,
+};
 use crate::worker::{Nudge, Worker, WorkerChannels, WorkerSettings};
 use crate::{SourceFqn, SpanFields};
 
@@ -194,7 +196,10 @@ impl PipelineBuilder {
     }
     /// Calls `f` on the worker thread with every group of undelivered records (see
     /// [`undelivered`](crate::undelivered)). Panics in `f` are caught and counted.
-    pub fn with_undelivered_callback(self, f: impl Fn(&Undelivered) + Send + Sync + 'static) -> Self {
+    pub fn with_undelivered_callback(
+        self,
+        f: impl Fn(&Undelivered) + Send + Sync + 'static,
+    ) -> Self {
         Self {
             callback: Some(Arc::new(f)),
             ..self
@@ -228,7 +233,10 @@ impl PipelineBuilder {
     }
     /// Only spans for which `f` returns true produce timing records (on top of the layer's
     /// own filter).
-    pub fn with_span_timing_filter(self, f: impl Fn(&Metadata<'_>) -> bool + Send + Sync + 'static) -> Self {
+    pub fn with_span_timing_filter(
+        self,
+        f: impl Fn(&Metadata<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
         Self {
             timing_filter: Some(Arc::new(f)),
             ..self
@@ -277,6 +285,20 @@ impl PipelineBuilder {
                 return Err(ConfigError::Zero { setting });
             }
         }
+        if self.max_queue_records as u64 > crate::queue::MAX_QUEUE_RECORDS {
+            return Err(ConfigError::OutOfRange {
+                setting: "with_max_queue_records",
+                value: self.max_queue_records.to_string(),
+                hint: "the queue holds at most 16 777 215 records",
+            });
+        }
+        if self.max_queue_bytes > crate::queue::MAX_QUEUE_BYTES {
+            return Err(ConfigError::OutOfRange {
+                setting: "with_max_queue_bytes",
+                value: self.max_queue_bytes.to_string(),
+                hint: "the queue holds at most 1 TiB - 1 bytes",
+            });
+        }
         if self.max_batch_records > self.max_queue_records {
             return Err(ConfigError::BatchLargerThanQueue {
                 batch: self.max_batch_records,
@@ -290,7 +312,10 @@ impl PipelineBuilder {
                 hint: "reserve at most 90 % of the queue for high levels",
             });
         }
-        for (setting, d) in [("with_linger", self.linger), ("with_send_timeout", self.send_timeout)] {
+        for (setting, d) in [
+            ("with_linger", self.linger),
+            ("with_send_timeout", self.send_timeout),
+        ] {
             if d.is_zero() {
                 return Err(ConfigError::OutOfRange {
                     setting,
@@ -322,14 +347,19 @@ impl PipelineBuilder {
     /// folder, or a failure to start the worker thread.
     pub fn build<S: Sink>(self, sink: S) -> Result<(ShipLayer, Guard), ConfigError> {
         self.validate()?;
-        let default_fqn = self.default_fqn.transpose().map_err(ConfigError::SourceFqn)?;
+        let default_fqn = self
+            .default_fqn
+            .transpose()
+            .map_err(ConfigError::SourceFqn)?;
         let dead_letter = match &self.dead_letter {
-            Some((dir, max)) => Some(DeadLetter::open(dir, sink.name(), *max).map_err(|source| {
-                ConfigError::DeadLetterDir {
-                    path: dir.clone(),
-                    source,
-                }
-            })?),
+            Some((dir, max)) => {
+                Some(DeadLetter::open(dir, sink.name(), *max).map_err(|source| {
+                    ConfigError::DeadLetterDir {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?)
+            }
             None => None,
         };
         let counters = Arc::new(Counters::default());
@@ -349,7 +379,7 @@ impl PipelineBuilder {
             reserved_level: self.reserved_level,
             overflow: self.overflow,
         };
-        let (queue, rx) = Queue::new(limits, counters.clone(), lane_tx);
+        let queue = Queue::new(limits, counters.clone(), lane_tx);
         let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let nudge = Arc::new(Nudge {
@@ -378,7 +408,6 @@ impl PipelineBuilder {
                 dead_letter,
             },
             WorkerChannels {
-                rx,
                 ctl: ctl_rx,
                 wake: wake_rx,
                 lane: lane_rx,

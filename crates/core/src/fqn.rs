@@ -153,7 +153,9 @@ pub enum FqnError {
         ch: char,
     },
     /// The same type appears twice; containment is left to right, so each level appears once.
-    #[error("source FQN names type `{ty}` twice (parts {first} and {second}); each level appears once")]
+    #[error(
+        "source FQN names type `{ty}` twice (parts {first} and {second}); each level appears once"
+    )]
     DuplicateType {
         /// The repeated type.
         ty: SourceType,

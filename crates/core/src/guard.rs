@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use tracing_core::Level;
 
+use crate::Record;
 use crate::error::FlushError;
 use crate::queue::Queue;
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, QUEUE_BYTES_BITS, QUEUE_BYTES_MASK, Stats};
 use crate::worker::{Control, FlushReport, Nudge};
-use crate::Record;
 
 pub(crate) struct Shared {
     pub(crate) queue: Arc<Queue>,
@@ -39,18 +39,22 @@ pub(crate) struct Shared {
 impl Shared {
     /// The caller's path: queue the record, nudge the worker if a batch is ready.
     #[inline]
-    pub(crate) fn push(&self, rec: Record) {
+    pub(crate) fn push(&self, rec: Box<Record>) {
         let urgent = self.flush_level.is_some_and(|fl| rec.level <= fl);
-        self.queue.push(rec);
-        if urgent
-            || self.counters.queue_len.load(Ordering::Relaxed) >= self.batch_records
-            || self.counters.queue_bytes.load(Ordering::Relaxed) >= self.batch_bytes
+        if let Some(state) = self.queue.push(rec)
+            && (urgent
+                || state >> QUEUE_BYTES_BITS >= self.batch_records
+                || state & QUEUE_BYTES_MASK >= self.batch_bytes)
         {
             self.nudge.wake();
         }
     }
 
-    fn request(&self, timeout: Duration, shutdown: bool) -> Result<oneshot::Receiver<Result<FlushReport, FlushError>>, FlushError> {
+    fn request(
+        &self,
+        timeout: Duration,
+        shutdown: bool,
+    ) -> Result<oneshot::Receiver<Result<FlushReport, FlushError>>, FlushError> {
         if self.shut_down.load(Ordering::Acquire) {
             return Err(FlushError::AlreadyShutdown);
         }
@@ -69,7 +73,11 @@ impl Shared {
         Ok(rx)
     }
 
-    fn wait(&self, rx: oneshot::Receiver<Result<FlushReport, FlushError>>, timeout: Duration) -> Result<FlushReport, FlushError> {
+    fn wait(
+        &self,
+        rx: oneshot::Receiver<Result<FlushReport, FlushError>>,
+        timeout: Duration,
+    ) -> Result<FlushReport, FlushError> {
         // The worker answers by the deadline; the grace covers a worker stuck in a sink that
         // ignores cancellation.
         let started = Instant::now();
@@ -92,7 +100,9 @@ pub struct Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("stats", &self.stats()).finish()
+        f.debug_struct("Handle")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -129,7 +139,7 @@ impl Handle {
     /// layer had captured it. Same rules as the layer: never blocks (unless the overflow policy
     /// says so), counted when dropped.
     pub fn submit(&self, record: Record) {
-        self.shared.push(record);
+        self.shared.push(Box::new(record));
     }
 }
 
@@ -151,7 +161,11 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
-    pub(crate) fn new(shared: Arc<Shared>, thread: JoinHandle<()>, shutdown_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        thread: JoinHandle<()>,
+        shutdown_timeout: Duration,
+    ) -> Self {
         Self {
             handle: Handle { shared },
             thread: Some(thread),
@@ -213,7 +227,10 @@ impl Guard {
             .request(timeout, true)
             .and_then(|rx| self.handle.shared.wait(rx, timeout));
         if let Some(t) = self.thread.take()
-            && !matches!(result, Err(FlushError::Timeout { .. }) | Err(FlushError::AlreadyShutdown))
+            && !matches!(
+                result,
+                Err(FlushError::Timeout { .. }) | Err(FlushError::AlreadyShutdown)
+            )
         {
             // The worker has answered and is exiting; joining takes moments. Never join after a
             // timeout: a sink that ignores cancellation must not hang the caller.

@@ -59,7 +59,10 @@ pub fn record_to_json(r: &Record) -> Json {
     let spans: Vec<Json> = r
         .spans()
         .map(|s| {
-            let f: Map<String, Json> = s.fields().map(|(k, v)| (k.to_string(), value_to_json(v))).collect();
+            let f: Map<String, Json> = s
+                .fields()
+                .map(|(k, v)| (k.to_string(), value_to_json(v)))
+                .collect();
             json!({"name": s.name(), "fields": f})
         })
         .collect();
@@ -82,7 +85,10 @@ pub fn record_to_json(r: &Record) -> Json {
         m.insert("location".into(), json!(l));
     }
     if !r.snapshots().is_empty() {
-        m.insert("snapshots".into(), serde_json::to_value(r.snapshots()).unwrap_or(Json::Null));
+        m.insert(
+            "snapshots".into(),
+            serde_json::to_value(r.snapshots()).unwrap_or(Json::Null),
+        );
     }
     if let Some(t) = r.timing() {
         m.insert(
@@ -96,7 +102,10 @@ pub fn record_to_json(r: &Record) -> Json {
             }),
         );
     }
-    m.insert("thread".into(), json!({"id": r.thread().id, "name": r.thread().name.as_deref()}));
+    m.insert(
+        "thread".into(),
+        json!({"id": r.thread().id, "name": r.thread().name}),
+    );
     if let Some(v) = r.module_path() {
         m.insert("module_path".into(), json!(v));
     }
@@ -113,7 +122,10 @@ pub fn record_to_json(r: &Record) -> Json {
 pub(crate) fn record_line(r: &Record, undelivered: Option<(Cause, Option<&str>)>) -> String {
     let mut j = record_to_json(r);
     if let (Some((cause, reason)), Json::Object(m)) = (undelivered, &mut j) {
-        m.insert("undelivered".into(), json!({"cause": cause.as_str(), "reason": reason}));
+        m.insert(
+            "undelivered".into(),
+            json!({"cause": cause.as_str(), "reason": reason}),
+        );
     }
     let mut s = j.to_string();
     s.push('\n');

@@ -30,13 +30,13 @@ use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::SpanFields;
 use crate::capture::span::SpanState;
 use crate::capture::suppress::is_suppressed;
 use crate::capture::visit::{EventVisitor, SpanVisitor};
 use crate::config::SpanTimingFilter;
 use crate::guard::{Handle, Shared};
 use crate::record::{RecordKind, SpanContext, SpanTiming, TrackingId};
-use crate::{Record, SpanFields, Timestamp};
 
 pub(crate) struct CaptureConfig {
     pub(crate) events: bool,
@@ -55,7 +55,9 @@ pub struct ShipLayer {
 
 impl std::fmt::Debug for ShipLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShipLayer").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ShipLayer")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +134,10 @@ where
             && state.owner == self.id
         {
             state.update(|sc| {
-                let mut v = SpanVisitor { ctx: sc, failed: false };
+                let mut v = SpanVisitor {
+                    ctx: sc,
+                    failed: false,
+                };
                 values.record(&mut v);
                 v.failed
             });
@@ -176,7 +181,8 @@ where
         if !self.capture.events {
             return;
         }
-        let mut rec = Record::from_callsite(meta, RecordKind::Event);
+        let mut rec = self.shared.queue.blank();
+        rec.begin(meta, RecordKind::Event);
         rec.span_fields = self.capture.span_fields;
         rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
         event.record(&mut EventVisitor { record: &mut rec });
@@ -195,13 +201,16 @@ where
             return;
         }
         let ext = span.extensions();
-        let Some(state) = ext.get::<SpanState>() else { return };
+        let Some(state) = ext.get::<SpanState>() else {
+            return;
+        };
         let (wall, busy, failed) = state.timing();
-        let mut rec = Record::from_callsite(meta, RecordKind::SpanTiming);
+        let mut rec = self.shared.queue.blank();
+        rec.begin(meta, RecordKind::SpanTiming);
         rec.span_fields = self.capture.span_fields;
         let end = state.start.saturating_add(wall);
         rec.timestamp = end;
-        rec.timing = Some(SpanTiming {
+        rec.extra_mut().timing = Some(SpanTiming {
             start: state.start,
             end,
             duration: wall,
@@ -210,7 +219,6 @@ where
         });
         rec.span = state.ctx();
         drop(ext);
-        let _ = Timestamp::now;
         self.shared.push(rec);
     }
 }

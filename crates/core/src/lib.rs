@@ -89,8 +89,8 @@ pub use guard::{Guard, Handle};
 pub use layer::ShipLayer;
 pub use queue::Overflow;
 pub use record::{
-    ErrorChain, FieldValue, Record, RecordBuilder, RecordKind, SpanContext, SpanFields, SpanTiming,
-    ThreadInfo, TrackingId, Value,
+    ErrorChain, FieldValue, MAX_INTERNED_THREAD_NAMES, Record, RecordBuilder, RecordKind,
+    SpanContext, SpanFields, SpanTiming, ThreadInfo, TrackingId, Value,
 };
 pub use retry::{BreakerConfig, RetryPolicy};
 pub use sink::{Batch, Outcome, SendContext, Sink};

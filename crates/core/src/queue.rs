@@ -10,15 +10,16 @@
 //! undelivered callback or dead-letter folder is configured) handed to the worker through a
 //! small side lane so the callback runs on the worker thread, never the caller's.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_queue::ArrayQueue;
 use tracing_core::Level;
 
 use crate::Record;
-use crate::stats::Counters;
+use crate::stats::{Counters, QUEUE_BYTES_BITS, QUEUE_BYTES_MASK};
 use crate::undelivered::Cause;
 
 /// What to do with a record when the queue is full.
@@ -44,9 +45,23 @@ pub(crate) struct QueueLimits {
     pub(crate) overflow: Overflow,
 }
 
+/// Largest `max_queue_records` the packed queue word can count.
+pub(crate) const MAX_QUEUE_RECORDS: u64 = (1 << (64 - QUEUE_BYTES_BITS)) - 1;
+/// Largest `max_queue_bytes` the packed queue word can count (1 TiB - 1).
+pub(crate) const MAX_QUEUE_BYTES: u64 = QUEUE_BYTES_MASK;
+
+/// Text buffers larger than this are not kept when a record is recycled (bytes).
+const RECYCLE_MAX_TEXT: usize = 1024;
+/// Records kept for reuse (bounded: at most this many idle records stay allocated).
+const POOL_RECORDS: usize = 4096;
+
+/// The queue: a preallocated ring of record pointers (16 bytes a slot) with its own count and
+/// byte bounds, plus a pool of recycled records so that a steady stream of events allocates
+/// nothing on the caller's thread and never frees memory across threads (which contends in the
+/// system allocator).
 pub(crate) struct Queue {
-    tx: Sender<Record>,
-    rx: Receiver<Record>,
+    ring: ArrayQueue<Box<Record>>,
+    pool: ArrayQueue<Box<Record>>,
     limits: QueueLimits,
     counters: Arc<Counters>,
     lane: Option<Sender<(Record, Cause)>>,
@@ -64,11 +79,13 @@ impl Queue {
         limits: QueueLimits,
         counters: Arc<Counters>,
         lane: Option<Sender<(Record, Cause)>>,
-    ) -> (Arc<Queue>, Receiver<Record>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let q = Arc::new(Queue {
-            tx,
-            rx: rx.clone(),
+    ) -> Arc<Queue> {
+        let slots = usize::try_from(limits.max_records)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        Arc::new(Queue {
+            ring: ArrayQueue::new(slots),
+            pool: ArrayQueue::new(slots.min(POOL_RECORDS)),
             limits,
             counters,
             lane,
@@ -76,46 +93,73 @@ impl Queue {
             space: Mutex::new(()),
             space_cv: Condvar::new(),
             waiters: AtomicUsize::new(0),
-        });
-        (q, rx)
+        })
     }
 
-    fn reserve(counter: &AtomicU64, amount: u64, limit: u64) -> bool {
-        let mut cur = counter.load(Ordering::Relaxed);
-        loop {
-            let next = cur.saturating_add(amount);
-            if next > limit {
-                return false;
-            }
-            match counter.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
+    /// A blank record to fill: recycled when one is available (no allocation).
+    #[inline]
+    pub(crate) fn blank(&self) -> Box<Record> {
+        self.pool.pop().unwrap_or_else(|| Box::new(Record::blank()))
+    }
+
+    /// Recycles finished records (worker side): each goes back into a box from `boxes` (the
+    /// boxes the worker emptied), cleared but keeping its text buffer, into the pool.
+    pub(crate) fn recycle(
+        &self,
+        records: impl IntoIterator<Item = Record>,
+        boxes: &mut Vec<Box<Record>>,
+    ) {
+        for mut r in records {
+            let Some(mut b) = boxes.pop() else { return };
+            r.text.shrink_if_larger(RECYCLE_MAX_TEXT);
+            r.clear_for_reuse();
+            *b = r;
+            if self.pool.push(b).is_err() {
+                return;
             }
         }
     }
 
-    fn try_reserve(&self, size: u64, high: bool) -> bool {
+    /// Takes the oldest record (worker side).
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<Box<Record>> {
+        self.ring.pop()
+    }
+
+    /// Records in the ring now.
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Reserves room for one record of `size` bytes; returns the queue word after reserving.
+    #[inline]
+    fn try_reserve(&self, size: u64, high: bool) -> Option<u64> {
         let (n, b) = if high {
             (self.limits.max_records, self.limits.max_bytes)
         } else {
             (self.limits.low_records, self.limits.low_bytes)
         };
-        if !Self::reserve(&self.counters.queue_len, 1, n) {
-            return false;
+        let state = &self.counters.queue_state;
+        let mut cur = state.load(Ordering::Relaxed);
+        loop {
+            let records = (cur >> QUEUE_BYTES_BITS) + 1;
+            let bytes = (cur & QUEUE_BYTES_MASK) + size;
+            if records > n || bytes > b {
+                return None;
+            }
+            let next = (records << QUEUE_BYTES_BITS) | bytes;
+            match state.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(next),
+                Err(actual) => cur = actual,
+            }
         }
-        if !Self::reserve(&self.counters.queue_bytes, size, b) {
-            self.counters.queue_len.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        true
     }
 
-    /// Releases a dequeued record's share of the bounds.
-    pub(crate) fn release(&self, size: u32) {
-        self.counters.queue_len.fetch_sub(1, Ordering::AcqRel);
+    /// Releases dequeued records' share of the bounds (`records` records, `bytes` bytes).
+    pub(crate) fn release(&self, records: u64, bytes: u64) {
         self.counters
-            .queue_bytes
-            .fetch_sub(u64::from(size), Ordering::AcqRel);
+            .queue_state
+            .fetch_sub((records << QUEUE_BYTES_BITS) | bytes, Ordering::AcqRel);
         if self.waiters.load(Ordering::Acquire) > 0 {
             let _g = self.space.lock();
             self.space_cv.notify_all();
@@ -130,28 +174,31 @@ impl Queue {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Records in the channel now.
-    pub(crate) fn channel_len(&self) -> usize {
-        self.rx.len()
-    }
-
-    fn report_drop(&self, rec: Record, cause: Cause) {
-        if let Some(lane) = &self.lane {
-            match lane.try_send((rec, cause)) {
+    fn report_drop(&self, rec: Box<Record>, cause: Cause) {
+        match &self.lane {
+            Some(lane) => match lane.try_send((*rec, cause)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                     Counters::add(&self.counters.dropped_unreported, 1);
                 }
+            },
+            None => {
+                let mut rec = rec;
+                rec.clear_for_reuse();
+                let _ = self.pool.push(rec);
             }
         }
     }
 
-    /// Enqueues `rec` or drops it per the overflow policy. Never does I/O; blocks only under
-    /// [`Overflow::Block`], for at most its timeout.
-    pub(crate) fn push(&self, mut rec: Record) {
+    /// Enqueues `rec` or drops it per the overflow policy; returns the queue word after
+    /// enqueueing (`records << QUEUE_BYTES_BITS | bytes`), or `None` when dropped. Never does
+    /// I/O; blocks only under [`Overflow::Block`], for at most its timeout.
+    #[inline]
+    pub(crate) fn push(&self, mut rec: Box<Record>) -> Option<u64> {
         if self.is_closed() {
             Counters::add(&self.counters.dropped_closed, 1);
-            return;
+            self.report_drop_silently(rec);
+            return None;
         }
         let size = rec.estimated_size();
         rec.est_size = u32::try_from(size).unwrap_or(u32::MAX);
@@ -160,20 +207,22 @@ impl Queue {
         if size > self.limits.max_bytes {
             Counters::add(&self.counters.dropped_queue_full, 1);
             self.report_drop(rec, Cause::QueueFull);
-            return;
+            return None;
         }
         let mut evictions = 0;
         let mut deadline: Option<Instant> = None;
         loop {
-            if self.try_reserve(size, high) {
-                match self.tx.send(rec) {
-                    Ok(()) => Counters::add(&self.counters.enqueued, 1),
-                    Err(e) => {
-                        self.release(e.0.est_size);
-                        Counters::add(&self.counters.dropped_closed, 1);
+            if let Some(state) = self.try_reserve(size, high) {
+                // The reservation guarantees a free slot: the ring has `max_records` slots.
+                return match self.ring.push(rec) {
+                    Ok(()) => Some(state),
+                    Err(rec) => {
+                        self.release(1, u64::from(rec.est_size));
+                        Counters::add(&self.counters.dropped_queue_full, 1);
+                        self.report_drop(rec, Cause::QueueFull);
+                        None
                     }
-                }
-                return;
+                };
             }
             match self.limits.overflow {
                 Overflow::DropNewest => break,
@@ -181,14 +230,14 @@ impl Queue {
                     if evictions >= MAX_EVICTIONS_PER_PUSH {
                         break;
                     }
-                    match self.rx.try_recv() {
-                        Ok(old) => {
+                    match self.ring.pop() {
+                        Some(old) => {
                             evictions += 1;
-                            self.release(old.est_size);
+                            self.release(1, u64::from(old.est_size));
                             Counters::add(&self.counters.dropped_oldest, 1);
                             self.report_drop(old, Cause::Evicted);
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
                 Overflow::Block(timeout) => {
@@ -197,11 +246,11 @@ impl Queue {
                     if now >= until || self.is_closed() {
                         Counters::add(&self.counters.dropped_block_timeout, 1);
                         self.report_drop(rec, Cause::BlockTimeout);
-                        return;
+                        return None;
                     }
                     self.waiters.fetch_add(1, Ordering::AcqRel);
                     if let Ok(g) = self.space.lock() {
-                        // Re-check under the lock, then wait (bounded, and re-checked in the loop).
+                        // Bounded wait; the loop re-checks for room and the deadline.
                         let wait = (until - now).min(Duration::from_millis(50));
                         let _ = self.space_cv.wait_timeout(g, wait);
                     }
@@ -211,6 +260,13 @@ impl Queue {
         }
         Counters::add(&self.counters.dropped_queue_full, 1);
         self.report_drop(rec, Cause::QueueFull);
+        None
+    }
+
+    /// After shutdown the worker no longer reads the lane: just recycle.
+    fn report_drop_silently(&self, mut rec: Box<Record>) {
+        rec.clear_for_reuse();
+        let _ = self.pool.push(rec);
     }
 }
 
@@ -219,13 +275,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn rec(level: Level, text_len: usize) -> Record {
-        Record::event(level, "t").with_message(&"x".repeat(text_len)).build()
+    fn rec(level: Level, text_len: usize) -> Box<Record> {
+        Box::new(
+            Record::event(level, "t")
+                .with_message(&"x".repeat(text_len))
+                .build(),
+        )
     }
 
-    fn queue(max_records: u64, max_bytes: u64, overflow: Overflow) -> (Arc<Queue>, Receiver<Record>, Arc<Counters>) {
+    fn queue(
+        max_records: u64,
+        max_bytes: u64,
+        overflow: Overflow,
+    ) -> (Arc<Queue>, Arc<Queue>, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
-        let (q, rx) = Queue::new(
+        let q = Queue::new(
             QueueLimits {
                 max_records,
                 max_bytes,
@@ -237,7 +301,7 @@ mod tests {
             counters.clone(),
             None,
         );
-        (q, rx, counters)
+        (q.clone(), q, counters)
     }
 
     #[test]
@@ -246,11 +310,11 @@ mod tests {
         for _ in 0..20 {
             q.push(rec(Level::INFO, 1));
         }
-        assert_eq!(c.enqueued.load(Ordering::Relaxed), 9);
+        assert_eq!(c.snapshot().enqueued, 9);
         for _ in 0..5 {
             q.push(rec(Level::ERROR, 1));
         }
-        assert_eq!(c.enqueued.load(Ordering::Relaxed), 10);
+        assert_eq!(c.snapshot().enqueued, 10);
         assert_eq!(c.dropped_queue_full.load(Ordering::Relaxed), 11 + 4);
     }
 
@@ -258,10 +322,13 @@ mod tests {
     fn drop_oldest_evicts() {
         let (q, rx, c) = queue(4, u64::MAX, Overflow::DropOldest);
         for i in 0..10 {
-            q.push(Record::event(Level::ERROR, "t").with_field("i", i as i64).build());
+            q.push(Box::new(
+                Record::event(Level::ERROR, "t")
+                    .with_field("i", i as i64)
+                    .build(),
+            ));
         }
-        let kept: Vec<i64> = rx
-            .try_iter()
+        let kept: Vec<i64> = std::iter::from_fn(|| rx.pop())
             .map(|r| match r.field("i") {
                 Some(crate::Value::I64(v)) => v,
                 _ => -1,
@@ -300,16 +367,16 @@ mod tests {
             let levels = [Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG, Level::TRACE];
             for (i, (len, lvl)) in sizes.iter().enumerate() {
                 q.push(rec(levels[*lvl as usize], *len));
-                prop_assert!(c.queue_len.load(Ordering::Relaxed) <= max_records);
-                prop_assert!(c.queue_bytes.load(Ordering::Relaxed) <= max_bytes);
-                let real: u64 = rx.try_iter().take(0).count() as u64;
-                prop_assert_eq!(real, 0);
+                let st = c.snapshot();
+                prop_assert!(st.queue_len <= max_records);
+                prop_assert!(st.queue_bytes <= max_bytes);
                 if i % drain_every == 0
-                    && let Ok(r) = rx.try_recv() {
-                        q.release(r.est_size);
+                    && let Some(r) = rx.pop() {
+                        q.release(1, u64::from(r.est_size));
+                        c.taken.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let enq = c.enqueued.load(Ordering::Relaxed);
+            let enq = c.snapshot().enqueued;
             let dropped = c.dropped_queue_full.load(Ordering::Relaxed);
             prop_assert_eq!(enq + dropped, sizes.len() as u64);
         }

@@ -85,28 +85,49 @@ impl fmt::Debug for TrackingId {
 }
 
 /// The thread a record was captured on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadInfo {
     /// logship's number for the thread: unique within the process, stable for the thread's life,
     /// starting at 1 (not the OS thread id).
     pub id: u64,
-    /// The thread's name, if it has one.
-    pub name: Option<Arc<str>>,
+    /// The thread's name, if it has one. Names are interned once per distinct name (so copying
+    /// this costs nothing on the caller's path); past [`MAX_INTERNED_THREAD_NAMES`] distinct
+    /// names, new ones are reported as `None`.
+    pub name: Option<&'static str>,
+}
+
+/// How many distinct thread names are interned (the memory this takes is bounded by it).
+pub const MAX_INTERNED_THREAD_NAMES: usize = 4096;
+
+fn intern_thread_name(name: &str) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = NAMES.get_or_init(Default::default).lock().ok()?;
+    if let Some(n) = set.get(name) {
+        return Some(n);
+    }
+    if set.len() >= MAX_INTERNED_THREAD_NAMES {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    set.insert(leaked);
+    Some(leaked)
 }
 
 impl ThreadInfo {
-    /// The calling thread's info (cached per thread: cloning it costs one atomic increment).
+    /// The calling thread's info (computed once per thread).
     pub fn current() -> Self {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(1);
         thread_local! {
             static CURRENT: ThreadInfo = ThreadInfo {
                 id: NEXT.fetch_add(1, Ordering::Relaxed),
-                name: std::thread::current().name().map(Arc::from),
+                name: std::thread::current().name().and_then(intern_thread_name),
             };
         }
         CURRENT
-            .try_with(Clone::clone)
+            .try_with(|t| *t)
             .unwrap_or(ThreadInfo { id: 0, name: None })
     }
 }
@@ -241,9 +262,53 @@ field_from!(
     String => Str via String::from, &str => Str via String::from,
 );
 
-/// Initial capacity of a record's text buffer (bytes): a typical message and a few text
-/// fields fit, so a typical event costs one allocation.
-const TEXT_INITIAL_CAPACITY: usize = 160;
+/// Bytes of text (message and text field values) a record stores inline, without a heap
+/// allocation; longer text spills to the heap.
+pub(crate) const TEXT_INLINE: usize = 192;
+
+/// A record's text: UTF-8 written only from `&str` and `fmt` output, inline up to
+/// [`TEXT_INLINE`] bytes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TextBuf(SmallVec<[u8; TEXT_INLINE]>);
+
+impl TextBuf {
+    pub(crate) fn push_str(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+    /// Heap bytes held (0 while inline).
+    pub(crate) fn heap_capacity(&self) -> usize {
+        if self.0.spilled() {
+            self.0.capacity()
+        } else {
+            0
+        }
+    }
+    /// Drops a large heap buffer (before recycling).
+    pub(crate) fn shrink_if_larger(&mut self, max: usize) {
+        if self.heap_capacity() > max {
+            self.0 = SmallVec::new();
+        }
+    }
+    fn get(&self, start: usize, end: usize) -> &str {
+        self.0
+            .get(start..end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Write for TextBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
 
 /// Text stored in a record's shared buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,9 +318,9 @@ pub(crate) struct TextRange {
 }
 
 impl TextRange {
-    fn get(self, text: &str) -> &str {
+    fn get(self, text: &TextBuf) -> &str {
         let start = self.start as usize;
-        text.get(start..start + self.len as usize).unwrap_or("")
+        text.get(start, start + self.len as usize)
     }
 }
 
@@ -264,8 +329,10 @@ pub(crate) enum Stored {
     Str(TextRange),
     I64(i64),
     U64(u64),
-    I128(i128),
-    U128(u128),
+    /// Rare, boxed so that every field slot stays 16 bytes.
+    I128(Box<i128>),
+    /// Rare, boxed so that every field slot stays 16 bytes.
+    U128(Box<u128>),
     F64(f64),
     Bool(bool),
     Error(Box<ErrorChain>),
@@ -291,6 +358,8 @@ pub(crate) struct OwnedMeta {
 pub(crate) enum Origin {
     Callsite(&'static Metadata<'static>),
     Owned(Arc<OwnedMeta>),
+    /// A recycled record waiting in the pool.
+    Blank,
 }
 
 /// The timing of a closed span.
@@ -380,6 +449,17 @@ impl SpanContext {
     }
 }
 
+/// The rarely-set parts of a record.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extra {
+    pub(crate) tracking_id: Option<TrackingId>,
+    pub(crate) timing: Option<SpanTiming>,
+    pub(crate) source_fqn: Option<SourceFqn>,
+    pub(crate) correlators: Vec<String>,
+    pub(crate) snapshots: Vec<Snapshot>,
+    pub(crate) location: Option<String>,
+}
+
 /// One record on its way to a backend. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct Record {
@@ -388,43 +468,57 @@ pub struct Record {
     pub(crate) level: Level,
     pub(crate) origin: Origin,
     pub(crate) thread: ThreadInfo,
-    pub(crate) text: String,
+    pub(crate) text: TextBuf,
     pub(crate) message: Option<TextRange>,
     pub(crate) fields: SmallVec<[Field; 6]>,
     /// Events: the enclosing span. Timings: the closed span itself.
     pub(crate) span: Option<Arc<SpanContext>>,
     pub(crate) span_fields: SpanFields,
-    pub(crate) tracking_id: Option<TrackingId>,
-    pub(crate) timing: Option<SpanTiming>,
-    pub(crate) source_fqn: Option<SourceFqn>,
-    pub(crate) correlators: Vec<String>,
-    pub(crate) snapshots: Vec<Snapshot>,
-    pub(crate) location: Option<String>,
+    /// What the worker derives, and what builders set: boxed, so that the record the caller
+    /// moves into the queue stays small (a typical event has none of it until the worker).
+    pub(crate) extra: Option<Box<Extra>>,
     /// Size estimate taken at enqueue, released at dequeue (bytes).
     pub(crate) est_size: u32,
 }
 
 impl Record {
-    pub(crate) fn from_callsite(meta: &'static Metadata<'static>, kind: RecordKind) -> Self {
+    /// An empty record, as kept in the recycling pool.
+    pub(crate) fn blank() -> Self {
         Self {
-            kind,
-            timestamp: Timestamp::now(),
-            level: *meta.level(),
-            origin: Origin::Callsite(meta),
-            thread: ThreadInfo::current(),
-            text: String::new(),
+            kind: RecordKind::Event,
+            timestamp: Timestamp::from_nanos(0),
+            level: Level::INFO,
+            origin: Origin::Blank,
+            thread: ThreadInfo { id: 0, name: None },
+            text: TextBuf::default(),
             message: None,
             fields: SmallVec::new(),
             span: None,
             span_fields: SpanFields::All,
-            tracking_id: None,
-            timing: None,
-            source_fqn: None,
-            correlators: Vec::new(),
-            snapshots: Vec::new(),
-            location: None,
+            extra: None,
             est_size: 0,
         }
+    }
+
+    /// Clears a finished record for reuse, keeping its text buffer's capacity (worker side,
+    /// so the caller only writes the new values).
+    pub(crate) fn clear_for_reuse(&mut self) {
+        self.origin = Origin::Blank;
+        self.text.clear();
+        self.message = None;
+        self.fields.clear();
+        self.span = None;
+        self.extra = None;
+    }
+
+    /// Starts a record for a callsite in a (recycled or fresh) blank record.
+    #[inline]
+    pub(crate) fn begin(&mut self, meta: &'static Metadata<'static>, kind: RecordKind) {
+        self.kind = kind;
+        self.timestamp = Timestamp::now();
+        self.level = *meta.level();
+        self.origin = Origin::Callsite(meta);
+        self.thread = ThreadInfo::current();
     }
 
     /// Starts building an event record without `tracing` (for tests, replays, and helpers such
@@ -444,17 +538,12 @@ impl Record {
                     line: None,
                 })),
                 thread: ThreadInfo::current(),
-                text: String::new(),
+                text: TextBuf::default(),
                 message: None,
                 fields: SmallVec::new(),
                 span: None,
                 span_fields: SpanFields::All,
-                tracking_id: None,
-                timing: None,
-                source_fqn: None,
-                correlators: Vec::new(),
-                snapshots: Vec::new(),
-                location: None,
+                extra: None,
                 est_size: 0,
             },
         }
@@ -462,7 +551,11 @@ impl Record {
 
     /// Starts building a span-timing record named `name` that started at `start` and lasted
     /// `duration` (wall time; busy time defaults to the same), at INFO level.
-    pub fn span_timing(name: impl Into<String>, start: impl Into<Timestamp>, duration: Duration) -> RecordBuilder {
+    pub fn span_timing(
+        name: impl Into<String>,
+        start: impl Into<Timestamp>,
+        duration: Duration,
+    ) -> RecordBuilder {
         let start = start.into();
         let name = name.into();
         let mut b = Record::event(Level::INFO, name.clone());
@@ -475,7 +568,7 @@ impl Record {
             file: None,
             line: None,
         }));
-        b.record.timing = Some(SpanTiming {
+        b.record.extra_mut().timing = Some(SpanTiming {
             start,
             end: start.saturating_add(duration),
             duration,
@@ -502,6 +595,7 @@ impl Record {
         match &self.origin {
             Origin::Callsite(m) => m.target(),
             Origin::Owned(m) => &m.target,
+            Origin::Blank => "",
         }
     }
     /// The callsite name: for events `event <file>:<line>`, for span timings the span's name.
@@ -509,6 +603,7 @@ impl Record {
         match &self.origin {
             Origin::Callsite(m) => m.name(),
             Origin::Owned(m) => &m.name,
+            Origin::Blank => "",
         }
     }
     /// The module path of the callsite.
@@ -516,6 +611,7 @@ impl Record {
         match &self.origin {
             Origin::Callsite(m) => m.module_path(),
             Origin::Owned(m) => m.module_path.as_deref(),
+            Origin::Blank => None,
         }
     }
     /// The source file of the callsite.
@@ -523,6 +619,7 @@ impl Record {
         match &self.origin {
             Origin::Callsite(m) => m.file(),
             Origin::Owned(m) => m.file.as_deref(),
+            Origin::Blank => None,
         }
     }
     /// The line of the callsite.
@@ -530,13 +627,14 @@ impl Record {
         match &self.origin {
             Origin::Callsite(m) => m.line(),
             Origin::Owned(m) => m.line,
+            Origin::Blank => None,
         }
     }
     /// The `tracing` metadata, when the record came from a callsite.
     pub fn metadata(&self) -> Option<&'static Metadata<'static>> {
         match &self.origin {
             Origin::Callsite(m) => Some(m),
-            Origin::Owned(_) => None,
+            Origin::Owned(_) | Origin::Blank => None,
         }
     }
     /// The thread the record was captured on.
@@ -552,7 +650,10 @@ impl Record {
     /// fields logship interprets (see [`fields`](crate::fields)). For a span timing: the
     /// span's own fields.
     pub fn fields(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
-        let own = self.fields.iter().map(|f| (&*f.name, self.stored(&f.value)));
+        let own = self
+            .fields
+            .iter()
+            .map(|f| (&*f.name, self.stored(&f.value)));
         let span = match (self.kind, &self.span) {
             (RecordKind::SpanTiming, Some(s)) => Some(s.fields()),
             _ => None,
@@ -575,8 +676,8 @@ impl Record {
             Stored::Str(r) => Value::Str(r.get(&self.text)),
             Stored::I64(v) => Value::I64(*v),
             Stored::U64(v) => Value::U64(*v),
-            Stored::I128(v) => Value::I128(*v),
-            Stored::U128(v) => Value::U128(*v),
+            Stored::I128(v) => Value::I128(**v),
+            Stored::U128(v) => Value::U128(**v),
             Stored::F64(v) => Value::F64(*v),
             Stored::Bool(v) => Value::Bool(*v),
             Stored::Error(e) => Value::Error(e),
@@ -610,19 +711,19 @@ impl Record {
     /// The source FQN: the event's own, else the innermost span's, else the layer's default.
     /// Resolved on the worker thread before the backend sees the record.
     pub fn source_fqn(&self) -> Option<&SourceFqn> {
-        self.source_fqn.as_ref()
+        self.extra.as_ref()?.source_fqn.as_ref()
     }
 
     /// The correlators: the record's own, then those of every enclosing span (innermost first),
     /// without duplicates. Resolved on the worker thread.
     pub fn correlators(&self) -> &[String] {
-        &self.correlators
+        self.extra.as_ref().map_or(&[], |e| &e.correlators)
     }
 
     /// This record's tracking id (set on the worker thread before encoding; for a span timing,
     /// the span's tracking id).
     pub fn tracking_id(&self) -> Option<&TrackingId> {
-        self.tracking_id.as_ref()
+        self.extra.as_ref()?.tracking_id.as_ref()
     }
 
     /// The tracking id of the enclosing span (for a span timing: of the span's parent).
@@ -640,23 +741,27 @@ impl Record {
     /// Snapshots attached to the record (parsed on the worker thread from `snapshot` and
     /// `snapshot.<name>.<property>` fields, or added with [`RecordBuilder::with_snapshot`]).
     pub fn snapshots(&self) -> &[Snapshot] {
-        &self.snapshots
+        self.extra.as_ref().map_or(&[], |e| &e.snapshots)
     }
 
     /// The location (jKool `location`, e.g. a geographic or logical place), from the
     /// [`fields::LOCATION`](crate::fields::LOCATION) field of the event or a span.
     pub fn location(&self) -> Option<&str> {
-        self.location.as_deref()
+        self.extra.as_ref()?.location.as_deref()
     }
 
     /// For span timings: start, end, wall and busy durations.
     pub fn timing(&self) -> Option<&SpanTiming> {
-        self.timing.as_ref()
+        self.extra.as_ref()?.timing.as_ref()
+    }
+
+    pub(crate) fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     /// An estimate of the memory this record holds, in bytes (the queue's byte bound uses it).
     pub fn estimated_size(&self) -> usize {
-        let mut n = std::mem::size_of::<Self>() + self.text.capacity();
+        let mut n = std::mem::size_of::<Self>() + self.text.heap_capacity();
         if self.fields.spilled() {
             n += self.fields.capacity() * std::mem::size_of::<Field>();
         }
@@ -668,18 +773,21 @@ impl Record {
                 n += s.capacity();
             }
         }
-        n += self.correlators.iter().map(|c| c.capacity() + 24).sum::<usize>();
-        n += self.snapshots.len() * 128;
+        if let Some(e) = &self.extra {
+            n += std::mem::size_of::<Extra>();
+            n += e
+                .correlators
+                .iter()
+                .map(|c| c.capacity() + 24)
+                .sum::<usize>();
+            n += e.snapshots.len() * 128;
+        }
         n
     }
 
     // ----- capture helpers (crate-private) -----
 
-    pub(crate) fn push_text(&mut self, f: impl FnOnce(&mut String)) -> TextRange {
-        if self.text.capacity() == 0 {
-            // One allocation sized for a typical message plus a few text fields.
-            self.text.reserve(TEXT_INITIAL_CAPACITY);
-        }
+    pub(crate) fn push_text(&mut self, f: impl FnOnce(&mut TextBuf)) -> TextRange {
         let start = self.text.len();
         f(&mut self.text);
         let end = self.text.len();
@@ -715,8 +823,8 @@ impl Record {
             }
             FieldValue::I64(v) => Stored::I64(v),
             FieldValue::U64(v) => Stored::U64(v),
-            FieldValue::I128(v) => Stored::I128(v),
-            FieldValue::U128(v) => Stored::U128(v),
+            FieldValue::I128(v) => Stored::I128(Box::new(v)),
+            FieldValue::U128(v) => Stored::U128(Box::new(v)),
             FieldValue::F64(v) => Stored::F64(v),
             FieldValue::Bool(v) => Stored::Bool(v),
             FieldValue::Error(e) => Stored::Error(Box::new(e)),
@@ -740,6 +848,7 @@ impl Record {
     /// snapshots) and fills the derived parts; called once on the worker thread.
     pub(crate) fn prepare(&mut self, default_fqn: Option<&SourceFqn>, invalid: &mut u64) {
         use crate::fields as f;
+        let mut extra = self.extra.take().unwrap_or_default();
         let mut own_fqn: Option<SourceFqn> = None;
         let mut i = 0;
         while i < self.fields.len() {
@@ -761,29 +870,29 @@ impl Record {
                 f::CORRELATOR => {
                     let text = self.stored(&self.fields[i].value).to_string();
                     for c in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-                        if !self.correlators.iter().any(|x| x == c) {
-                            self.correlators.push(c.to_string());
+                        if !extra.correlators.iter().any(|x| x == c) {
+                            extra.correlators.push(c.to_string());
                         }
                     }
                     true
                 }
                 f::TRACKING_ID => {
                     let text = self.stored(&self.fields[i].value).to_string();
-                    self.tracking_id = Some(match uuid::Uuid::parse_str(&text) {
+                    extra.tracking_id = Some(match uuid::Uuid::parse_str(&text) {
                         Ok(u) => TrackingId::Uuid(u),
                         Err(_) => TrackingId::Custom(text.into()),
                     });
                     true
                 }
                 f::LOCATION => {
-                    self.location = Some(self.stored(&self.fields[i].value).to_string());
+                    extra.location = Some(self.stored(&self.fields[i].value).to_string());
                     true
                 }
                 f::SNAPSHOT => {
                     let text = self.stored(&self.fields[i].value).to_string();
                     match Snapshot::parse(&text) {
                         Ok(s) => {
-                            self.snapshots.push(s);
+                            extra.snapshots.push(s);
                             true
                         }
                         Err(_) => {
@@ -797,14 +906,14 @@ impl Record {
                     match rest.split_once('.') {
                         Some((snap, prop)) if !snap.is_empty() && !prop.is_empty() => {
                             let value = self.property_value(&self.fields[i].value);
-                            let idx = match self.snapshots.iter().position(|s| s.name == snap) {
+                            let idx = match extra.snapshots.iter().position(|s| s.name == snap) {
                                 Some(idx) => idx,
                                 None => {
-                                    self.snapshots.push(Snapshot::new(snap));
-                                    self.snapshots.len() - 1
+                                    extra.snapshots.push(Snapshot::new(snap));
+                                    extra.snapshots.len() - 1
                                 }
                             };
-                            self.snapshots[idx]
+                            extra.snapshots[idx]
                                 .properties
                                 .push(crate::Property::new(prop, value));
                             true
@@ -829,25 +938,26 @@ impl Record {
                 if own_fqn.is_none() {
                     own_fqn = s.source_fqn.clone();
                 }
-                if self.location.is_none() {
-                    self.location = s.location.clone();
+                if extra.location.is_none() {
+                    extra.location = s.location.clone();
                 }
                 for c in &s.correlators {
-                    if !self.correlators.iter().any(|x| x == c) {
-                        self.correlators.push(c.clone());
+                    if !extra.correlators.iter().any(|x| x == c) {
+                        extra.correlators.push(c.clone());
                     }
                 }
             }
             if self.kind == RecordKind::SpanTiming {
-                self.tracking_id = Some(span.tracking_id.clone());
+                extra.tracking_id = Some(span.tracking_id.clone());
             }
         }
-        if self.source_fqn.is_none() {
-            self.source_fqn = own_fqn.or_else(|| default_fqn.cloned());
+        if extra.source_fqn.is_none() {
+            extra.source_fqn = own_fqn.or_else(|| default_fqn.cloned());
         }
-        if self.tracking_id.is_none() {
-            self.tracking_id = Some(TrackingId::new());
+        if extra.tracking_id.is_none() {
+            extra.tracking_id = Some(TrackingId::new());
         }
+        self.extra = Some(extra);
     }
 
     fn property_value(&self, v: &Stored) -> crate::PropertyValue {
@@ -856,8 +966,12 @@ impl Record {
             Stored::Str(r) => P::String(r.get(&self.text).to_string()),
             Stored::I64(v) => P::Integer(*v),
             Stored::U64(v) => P::from(*v),
-            Stored::I128(v) => i64::try_from(*v).map_or_else(|_| P::String(v.to_string()), P::Integer),
-            Stored::U128(v) => i64::try_from(*v).map_or_else(|_| P::String(v.to_string()), P::Integer),
+            Stored::I128(v) => {
+                i64::try_from(**v).map_or_else(|_| P::String(v.to_string()), P::Integer)
+            }
+            Stored::U128(v) => {
+                i64::try_from(**v).map_or_else(|_| P::String(v.to_string()), P::Integer)
+            }
             Stored::F64(v) => P::Double(*v),
             Stored::Bool(v) => P::Boolean(*v),
             Stored::Error(e) => P::String(e.to_string()),
@@ -885,33 +999,37 @@ impl RecordBuilder {
     }
     /// Appends a typed field. Conventional names (see [`fields`](crate::fields)) are
     /// interpreted as they are for `tracing` events.
-    pub fn with_field(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> Self {
+    pub fn with_field(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<FieldValue>,
+    ) -> Self {
         self.record.push_value(name.into(), value.into());
         self
     }
     /// Sets the source FQN.
     pub fn with_source_fqn(mut self, fqn: SourceFqn) -> Self {
-        self.record.source_fqn = Some(fqn);
+        self.record.extra_mut().source_fqn = Some(fqn);
         self
     }
     /// Adds a correlator.
     pub fn with_correlator(mut self, c: impl Into<String>) -> Self {
-        self.record.correlators.push(c.into());
+        self.record.extra_mut().correlators.push(c.into());
         self
     }
     /// Sets the tracking id (default: a fresh one).
     pub fn with_tracking_id(mut self, id: TrackingId) -> Self {
-        self.record.tracking_id = Some(id);
+        self.record.extra_mut().tracking_id = Some(id);
         self
     }
     /// Attaches a snapshot.
     pub fn with_snapshot(mut self, s: Snapshot) -> Self {
-        self.record.snapshots.push(s);
+        self.record.extra_mut().snapshots.push(s);
         self
     }
     /// Sets the location.
     pub fn with_location(mut self, l: impl Into<String>) -> Self {
-        self.record.location = Some(l.into());
+        self.record.extra_mut().location = Some(l.into());
         self
     }
     /// Sets the source position.
@@ -926,7 +1044,7 @@ impl RecordBuilder {
     }
     /// For span timings: sets the busy duration (default: the wall duration) and failure.
     pub fn with_busy(mut self, busy: Duration, failed: bool) -> Self {
-        if let Some(t) = &mut self.record.timing {
+        if let Some(t) = self.record.extra.as_mut().and_then(|e| e.timing.as_mut()) {
             t.busy = busy.min(t.duration);
             t.failed = failed;
         }
@@ -935,5 +1053,22 @@ impl RecordBuilder {
     /// Finishes the record.
     pub fn build(self) -> Record {
         self.record
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn print_sizes() {
+        eprintln!(
+            "Record {} Field {} Stored {} SpanTiming {} TrackingId {} ThreadInfo {} Origin {}",
+            std::mem::size_of::<super::Record>(),
+            std::mem::size_of::<super::Field>(),
+            std::mem::size_of::<super::Stored>(),
+            std::mem::size_of::<super::SpanTiming>(),
+            std::mem::size_of::<super::TrackingId>(),
+            std::mem::size_of::<super::ThreadInfo>(),
+            std::mem::size_of::<super::Origin>(),
+        );
     }
 }

@@ -52,7 +52,10 @@ impl RetryPolicy {
     }
     /// Cap of a single delay (default 30 s).
     pub fn with_max_delay(self, d: Duration) -> Self {
-        Self { max_delay: d, ..self }
+        Self {
+            max_delay: d,
+            ..self
+        }
     }
     /// Total sends per batch including the first; `None` = unlimited (default 10).
     pub fn with_max_attempts(self, n: Option<u32>) -> Self {
@@ -77,15 +80,17 @@ impl RetryPolicy {
     }
 
     /// The delay before the attempt after `attempts_made` sends, given a server hint.
-    pub fn delay(&self, attempts_made: u32, server: Option<Duration>, rng: &mut impl Rng) -> Duration {
+    pub fn delay(
+        &self,
+        attempts_made: u32,
+        server: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Duration {
         if let Some(s) = server {
             return s.min(self.max_server_delay);
         }
         let exp = attempts_made.saturating_sub(1).min(31);
-        let ceiling = self
-            .initial
-            .saturating_mul(1u32 << exp)
-            .min(self.max_delay);
+        let ceiling = self.initial.saturating_mul(1u32 << exp).min(self.max_delay);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(rng.random_range(0..=nanos))
     }
@@ -93,7 +98,9 @@ impl RetryPolicy {
     /// Whether another attempt is allowed after `attempts_made` sends that began at `first`.
     pub fn allows(&self, attempts_made: u32, first: Instant, now: Instant) -> bool {
         let by_count = self.max_attempts.is_none_or(|m| attempts_made < m);
-        let by_time = self.max_elapsed.is_none_or(|m| now.duration_since(first) < m);
+        let by_time = self
+            .max_elapsed
+            .is_none_or(|m| now.duration_since(first) < m);
         by_count && by_time
     }
 }
@@ -222,7 +229,9 @@ mod tests {
 
     #[test]
     fn attempts_and_elapsed_limits() {
-        let p = RetryPolicy::default().with_max_attempts(Some(3)).with_max_elapsed(Some(Duration::from_secs(10)));
+        let p = RetryPolicy::default()
+            .with_max_attempts(Some(3))
+            .with_max_elapsed(Some(Duration::from_secs(10)));
         let t0 = Instant::now();
         assert!(p.allows(2, t0, t0));
         assert!(!p.allows(3, t0, t0));
@@ -232,19 +241,30 @@ mod tests {
 
     #[test]
     fn breaker_opens_probes_and_closes() {
-        let mut b = Breaker::new(BreakerConfig::default().with_failure_threshold(2).with_open_duration(Duration::from_secs(1), Duration::from_secs(3)));
+        let mut b = Breaker::new(
+            BreakerConfig::default()
+                .with_failure_threshold(2)
+                .with_open_duration(Duration::from_secs(1), Duration::from_secs(3)),
+        );
         let t0 = Instant::now();
         b.failure(t0);
         assert!(b.blocked_until(t0).is_none());
         b.failure(t0);
         assert_eq!(b.blocked_until(t0), Some(t0 + Duration::from_secs(1)));
         let t1 = t0 + Duration::from_secs(1);
-        assert!(b.blocked_until(t1).is_none(), "probe allowed after cool-down");
+        assert!(
+            b.blocked_until(t1).is_none(),
+            "probe allowed after cool-down"
+        );
         b.failure(t1);
         assert_eq!(b.blocked_until(t1), Some(t1 + Duration::from_secs(2)));
         let t2 = t1 + Duration::from_secs(2);
         b.failure(t2);
-        assert_eq!(b.blocked_until(t2), Some(t2 + Duration::from_secs(3)), "capped");
+        assert_eq!(
+            b.blocked_until(t2),
+            Some(t2 + Duration::from_secs(3)),
+            "capped"
+        );
         b.success();
         assert!(b.blocked_until(t2).is_none());
         assert!(!b.is_open());

@@ -120,7 +120,12 @@ pub struct SendContext {
 }
 
 impl SendContext {
-    pub(crate) fn new(attempt: u32, deadline: Instant, shutting_down: bool, wants_payload: bool) -> Self {
+    pub(crate) fn new(
+        attempt: u32,
+        deadline: Instant,
+        shutting_down: bool,
+        wants_payload: bool,
+    ) -> Self {
         Self {
             attempt,
             deadline,

@@ -201,7 +201,11 @@ impl Snapshot {
 
     /// Adds a property; the type is inferred from `value` (`i64` → INTEGER, `f64` → DOUBLE,
     /// `bool` → BOOLEAN, text → STRING, [`Timestamp`]/`SystemTime` → TIMESTAMP).
-    pub fn with_property(mut self, name: impl Into<String>, value: impl Into<PropertyValue>) -> Self {
+    pub fn with_property(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<PropertyValue>,
+    ) -> Self {
         self.properties.push(Property::new(name, value));
         self
     }
@@ -249,7 +253,11 @@ mod tests {
             .with_property("at", Timestamp::from_nanos(5));
         let text = s.to_string();
         assert_eq!(Snapshot::parse(&text).unwrap(), s);
-        let types: Vec<_> = s.properties.iter().map(|p| p.value.property_type()).collect();
+        let types: Vec<_> = s
+            .properties
+            .iter()
+            .map(|p| p.value.property_type())
+            .collect();
         assert_eq!(
             types,
             [
@@ -264,6 +272,9 @@ mod tests {
 
     #[test]
     fn huge_u64_becomes_text() {
-        assert_eq!(PropertyValue::from(u64::MAX).property_type(), PropertyType::String);
+        assert_eq!(
+            PropertyValue::from(u64::MAX).property_type(),
+            PropertyType::String
+        );
     }
 }

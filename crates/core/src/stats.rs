@@ -15,9 +15,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::SystemTime;
 
+use crossbeam_utils::CachePadded;
+
+/// Records and estimated bytes in the queue, packed in one word so that the caller reserves
+/// both with one compare-and-swap: `records << QUEUE_BYTES_BITS | bytes`.
+pub(crate) const QUEUE_BYTES_BITS: u32 = 40;
+pub(crate) const QUEUE_BYTES_MASK: u64 = (1 << QUEUE_BYTES_BITS) - 1;
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) enqueued: AtomicU64,
+    /// The caller's hot word, on its own cache line (see [`QUEUE_BYTES_BITS`]).
+    pub(crate) queue_state: CachePadded<AtomicU64>,
+    /// Records the worker took from the queue (written by the worker only).
+    pub(crate) taken: CachePadded<AtomicU64>,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_oldest: AtomicU64,
     pub(crate) dropped_block_timeout: AtomicU64,
@@ -38,8 +48,6 @@ pub(crate) struct Counters {
     pub(crate) callback_panics: AtomicU64,
     pub(crate) consecutive_failures: AtomicU64,
     pub(crate) breaker_open: AtomicBool,
-    pub(crate) queue_len: AtomicU64,
-    pub(crate) queue_bytes: AtomicU64,
     pub(crate) last_success: Mutex<Option<SystemTime>>,
     pub(crate) last_error: Mutex<Option<String>>,
 }
@@ -57,10 +65,14 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Stats {
         let g = |c: &AtomicU64| c.load(Relaxed);
+        let state = self.queue_state.load(Relaxed);
+        let queue_len = state >> QUEUE_BYTES_BITS;
+        let dropped_oldest = g(&self.dropped_oldest);
         Stats {
-            enqueued: g(&self.enqueued),
+            // Every enqueued record was taken by the worker, evicted, or is still queued.
+            enqueued: g(&self.taken) + dropped_oldest + queue_len,
             dropped_queue_full: g(&self.dropped_queue_full),
-            dropped_oldest: g(&self.dropped_oldest),
+            dropped_oldest,
             dropped_block_timeout: g(&self.dropped_block_timeout),
             dropped_closed: g(&self.dropped_closed),
             dropped_unreported: g(&self.dropped_unreported),
@@ -77,8 +89,8 @@ impl Counters {
             dead_letter_written: g(&self.dead_letter_written),
             dead_letter_failed: g(&self.dead_letter_failed),
             callback_panics: g(&self.callback_panics),
-            queue_len: g(&self.queue_len),
-            queue_bytes: g(&self.queue_bytes),
+            queue_len,
+            queue_bytes: state & QUEUE_BYTES_MASK,
             consecutive_failures: g(&self.consecutive_failures),
             breaker_open: self.breaker_open.load(Relaxed),
             last_success: self.last_success.lock().ok().and_then(|g| *g),

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::sink::{Batch, Outcome, SendContext, Sink};
 use crate::Record;
+use crate::sink::{Batch, Outcome, SendContext, Sink};
 
 /// What a scripted [`MemorySink`] does on one send.
 #[derive(Debug, Clone)]
@@ -38,14 +38,19 @@ pub struct Received {
 
 impl std::fmt::Debug for Received {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Received").field("records", &self.len()).finish()
+        f.debug_struct("Received")
+            .field("records", &self.len())
+            .finish()
     }
 }
 
 impl Received {
     /// Copies of the delivered records, in delivery order.
     pub fn records(&self) -> Vec<Record> {
-        self.state.lock().map(|s| s.records.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.records.clone())
+            .unwrap_or_default()
     }
     /// Number of delivered records.
     pub fn len(&self) -> usize {
@@ -57,7 +62,10 @@ impl Received {
     }
     /// Sizes of the delivered batches, in order.
     pub fn batch_sizes(&self) -> Vec<usize> {
-        self.state.lock().map(|s| s.batches.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.batches.clone())
+            .unwrap_or_default()
     }
     /// Number of `send` calls (attempts) so far.
     pub fn sends(&self) -> u64 {
@@ -135,7 +143,9 @@ impl Sink for MemorySink {
         };
         let keep: Vec<usize> = match &outcome {
             Outcome::Delivered => (0..batch.len()).collect(),
-            Outcome::Partial { retry, rejected, .. } => (0..batch.len())
+            Outcome::Partial {
+                retry, rejected, ..
+            } => (0..batch.len())
                 .filter(|i| !retry.contains(i) && !rejected.iter().any(|(j, _)| j == i))
                 .collect(),
             _ => Vec::new(),

@@ -58,7 +58,10 @@ impl Timestamp {
 
     /// This instant plus `d` (saturating).
     pub fn saturating_add(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+        Self(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
     }
 
     /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-21T06:01:02.123456789Z`.

@@ -104,7 +104,10 @@ impl DeadLetter {
     }
 
     fn writer(&mut self) -> std::io::Result<&mut (BufWriter<File>, u64)> {
-        if self.file.as_ref().is_some_and(|(_, n)| *n >= FILE_ROLL_BYTES)
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|(_, n)| *n >= FILE_ROLL_BYTES)
             && let Some((mut w, _)) = self.file.take()
         {
             w.flush()?;

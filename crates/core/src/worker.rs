@@ -67,6 +67,9 @@ impl Nudge {
     }
 }
 
+/// Emptied boxes the worker keeps for recycling.
+const MAX_STASHED_BOXES: usize = 4096;
+
 pub(crate) struct WorkerSettings {
     pub(crate) max_batch_records: usize,
     pub(crate) max_batch_bytes: u64,
@@ -100,11 +103,13 @@ struct Waiter {
 pub(crate) struct Worker<S: Sink> {
     sink: S,
     set: WorkerSettings,
-    rx: Receiver<Record>,
     ctl: Receiver<Control>,
     wake: Receiver<()>,
     lane: Option<Receiver<(Record, Cause)>>,
     queue: Arc<Queue>,
+    /// Boxes emptied when records were taken from the queue; records go back into them when
+    /// recycled, so boxes are never freed on this thread.
+    boxes: Vec<Box<Record>>,
     nudge: Arc<Nudge>,
     counters: Arc<Counters>,
     pending: Vec<Record>,
@@ -124,7 +129,6 @@ pub(crate) struct Worker<S: Sink> {
 }
 
 pub(crate) struct WorkerChannels {
-    pub(crate) rx: Receiver<Record>,
     pub(crate) ctl: Receiver<Control>,
     pub(crate) wake: Receiver<()>,
     pub(crate) lane: Option<Receiver<(Record, Cause)>>,
@@ -144,7 +148,7 @@ impl<S: Sink> Worker<S> {
         let next_tick = Instant::now() + set.linger;
         Self {
             sink,
-            rx: ch.rx,
+            boxes: Vec::new(),
             ctl: ch.ctl,
             wake: ch.wake,
             lane: ch.lane,
@@ -172,7 +176,9 @@ impl<S: Sink> Worker<S> {
     /// Runs until shutdown completes or its deadline passes.
     pub(crate) fn run(mut self) {
         crate::capture::suppress::suppress_current_thread();
-        if let Ok(Err(e)) = std::panic::catch_unwind(AssertUnwindSafe(|| self.rt.block_on(self.sink.start()))) {
+        if let Ok(Err(e)) =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.rt.block_on(self.sink.start())))
+        {
             self.counters.set_error(e);
         }
         loop {
@@ -192,11 +198,11 @@ impl<S: Sink> Worker<S> {
             if self.shutdown_deadline.is_some() && self.idle() {
                 break;
             }
-            if self.inflight.is_none() && self.pending.is_empty() && self.rx.is_empty() {
+            if self.inflight.is_none() && self.pending.is_empty() && (self.queue.len() == 0) {
                 self.drain = false;
             }
             self.nudge.flag.store(false, Ordering::Release);
-            if self.inflight.is_none() && self.rx.len() >= self.set.max_batch_records {
+            if self.inflight.is_none() && self.queue.len() >= self.set.max_batch_records {
                 continue;
             }
             self.wait(now);
@@ -205,7 +211,7 @@ impl<S: Sink> Worker<S> {
     }
 
     fn idle(&self) -> bool {
-        self.inflight.is_none() && self.pending.is_empty() && self.rx.is_empty()
+        self.inflight.is_none() && self.pending.is_empty() && (self.queue.len() == 0)
     }
 
     /// Sends something if something is due; returns whether it did.
@@ -248,12 +254,17 @@ impl<S: Sink> Worker<S> {
     }
 
     fn fill_pending(&mut self, _now: Instant) {
+        let (mut n, mut bytes) = (0u64, 0u64);
         while self.pending.len() < self.set.max_batch_records
             && self.pending_bytes < self.set.max_batch_bytes
         {
-            let Ok(mut r) = self.rx.try_recv() else { break };
-            self.queue.release(r.est_size);
-            self.taken += 1;
+            let Some(mut b) = self.queue.pop() else { break };
+            let mut r = std::mem::replace(&mut *b, Record::blank());
+            if self.boxes.len() < MAX_STASHED_BOXES {
+                self.boxes.push(b);
+            }
+            n += 1;
+            bytes += u64::from(r.est_size);
             let mut invalid = 0;
             r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
             if invalid > 0 {
@@ -265,17 +276,30 @@ impl<S: Sink> Worker<S> {
             self.pending_bytes += u64::from(r.est_size);
             self.pending.push(r);
         }
+        if n > 0 {
+            // One release per batch, not per record: the caller's hot word is touched rarely.
+            self.taken += n;
+            Counters::add(&self.counters.taken, n);
+            self.queue.release(n, bytes);
+        }
     }
 
     fn attempt(&mut self) {
-        let Some(mut inf) = self.inflight.take() else { return };
+        let Some(mut inf) = self.inflight.take() else {
+            return;
+        };
         let now = Instant::now();
         let mut deadline = now + self.set.send_timeout;
         for w in &self.waiters {
             deadline = deadline.min(w.deadline.max(now + Duration::from_millis(1)));
         }
         let wants_payload = self.set.callback.is_some();
-        let mut cx = SendContext::new(inf.attempts + 1, deadline, self.shutdown_deadline.is_some(), wants_payload);
+        let mut cx = SendContext::new(
+            inf.attempts + 1,
+            deadline,
+            self.shutdown_deadline.is_some(),
+            wants_payload,
+        );
         let timeout = deadline.saturating_duration_since(now);
         let sink = &mut self.sink;
         let batch = &inf.batch;
@@ -295,7 +319,9 @@ impl<S: Sink> Worker<S> {
         }
         let outcome = match result {
             Ok(Ok(o)) => o,
-            Ok(Err(_)) => Outcome::retry(format!("send timed out after {} ms", timeout.as_millis())),
+            Ok(Err(_)) => {
+                Outcome::retry(format!("send timed out after {} ms", timeout.as_millis()))
+            }
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<&str>()
@@ -311,6 +337,8 @@ impl<S: Sink> Worker<S> {
                 self.succeeded();
                 let n = inf.batch.records.len() as u64;
                 self.delivered(n);
+                self.queue
+                    .recycle(std::mem::take(&mut inf.batch.records), &mut self.boxes);
             }
             Outcome::Rejected { reason } => {
                 self.breaker.success();
@@ -344,17 +372,23 @@ impl<S: Sink> Worker<S> {
                 }
                 let mut to_retry = Vec::new();
                 let mut by_reason: HashMap<String, Vec<Record>> = HashMap::new();
-                let mut delivered = 0u64;
-                for (i, r) in std::mem::take(&mut inf.batch.records).into_iter().enumerate() {
+                let mut delivered = Vec::new();
+                for (i, r) in std::mem::take(&mut inf.batch.records)
+                    .into_iter()
+                    .enumerate()
+                {
                     match fate[i] {
                         1 => to_retry.push(r),
                         2 => by_reason
                             .entry(reasons.remove(&i).unwrap_or_default())
                             .or_default()
                             .push(r),
-                        _ => delivered += 1,
+                        _ => delivered.push(r),
                     }
                 }
+                let delivered_n = delivered.len() as u64;
+                self.queue.recycle(delivered, &mut self.boxes);
+                let delivered = delivered_n;
                 if delivered > 0 {
                     self.delivered(delivered);
                 }
@@ -364,7 +398,8 @@ impl<S: Sink> Worker<S> {
                 }
                 if !to_retry.is_empty() {
                     inf.batch.records = to_retry;
-                    inf.reason = "partial failure: some records were refused with a retryable status".into();
+                    inf.reason =
+                        "partial failure: some records were refused with a retryable status".into();
                     self.reschedule(inf, after, now);
                 }
             }
@@ -392,7 +427,12 @@ impl<S: Sink> Worker<S> {
         if !self.set.retry.allows(inf.attempts, inf.first, now) {
             let records = std::mem::take(&mut inf.batch.records);
             let reason = format!("gave up after {} attempts: {}", inf.attempts, inf.reason);
-            self.undeliver(records, Cause::RetriesExhausted, Some(reason), inf.payload.take());
+            self.undeliver(
+                records,
+                Cause::RetriesExhausted,
+                Some(reason),
+                inf.payload.take(),
+            );
             return;
         }
         let delay = self.set.retry.delay(inf.attempts, after, &mut self.rng);
@@ -407,7 +447,13 @@ impl<S: Sink> Worker<S> {
     }
 
     /// Accounts for and reports records the worker had dequeued.
-    fn undeliver(&mut self, records: Vec<Record>, cause: Cause, reason: Option<String>, payload: Option<Vec<u8>>) {
+    fn undeliver(
+        &mut self,
+        records: Vec<Record>,
+        cause: Cause,
+        reason: Option<String>,
+        payload: Option<Vec<u8>>,
+    ) {
         let n = records.len() as u64;
         self.resolved += n;
         let c = match cause {
@@ -436,10 +482,13 @@ impl<S: Sink> Worker<S> {
         {
             Counters::add(&self.counters.callback_panics, 1);
         }
+        self.queue.recycle(u.records, &mut self.boxes);
     }
 
     fn drain_lane(&mut self) {
-        let Some(lane) = self.lane.clone() else { return };
+        let Some(lane) = self.lane.clone() else {
+            return;
+        };
         let mut groups: Vec<(Cause, Vec<Record>)> = Vec::new();
         for (mut r, cause) in lane.try_iter().take(4096) {
             let mut invalid = 0;
@@ -473,10 +522,11 @@ impl<S: Sink> Worker<S> {
                 // Read evictions before the channel length: a racing eviction then makes the
                 // mark low by one (flush returns a hair early), never high (flush would hang).
                 let evicted = self.counters.dropped_oldest.load(Ordering::Acquire);
-                let mark = self.taken + evicted + self.queue.channel_len() as u64;
+                let mark = self.taken + evicted + self.queue.len() as u64;
                 if shutdown {
                     self.queue.close();
-                    self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
+                    self.shutdown_deadline =
+                        Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
                 }
                 self.waiters.push(Waiter {
                     mark,
@@ -518,7 +568,8 @@ impl<S: Sink> Worker<S> {
         while i < self.waiters.len() {
             if !self.waiters[i].shutdown && now >= self.waiters[i].deadline {
                 let w = self.waiters.swap_remove(i);
-                let remaining = self.taken + self.queue.channel_len() as u64 - self.resolved_total().min(self.taken);
+                let remaining =
+                    self.taken + self.queue.len() as u64 - self.resolved_total().min(self.taken);
                 if let Some(tx) = w.reply {
                     let _ = tx.send(Err(FlushError::Timeout {
                         waited: w.started.elapsed(),
@@ -582,11 +633,15 @@ impl<S: Sink> Worker<S> {
             left.append(&mut inf.batch.records);
         }
         left.append(&mut self.pending);
-        for r in self.rx.try_iter() {
-            self.queue.release(r.est_size);
-            self.taken += 1;
-            left.push(r);
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(b) = self.queue.pop() {
+            n += 1;
+            bytes += u64::from(b.est_size);
+            left.push(*b);
         }
+        self.taken += n;
+        Counters::add(&self.counters.taken, n);
+        self.queue.release(n, bytes);
         for r in &mut left {
             let mut invalid = 0;
             r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
@@ -599,7 +654,8 @@ impl<S: Sink> Worker<S> {
         let grace = Duration::from_millis(500);
         let sink = &mut self.sink;
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.rt.block_on(async { tokio::time::timeout(grace, sink.shutdown()).await })
+            self.rt
+                .block_on(async { tokio::time::timeout(grace, sink.shutdown()).await })
         }));
         let stats = self.counters.snapshot();
         for w in self.waiters.drain(..) {

@@ -1,5 +1,6 @@
-//! The caller's path allocates at most about once per typical event (the record's text
-//! buffer; the queue's blocks are amortised over 31 records). Counted with
+//! The caller's path allocates at most about once per typical event: the record's text buffer
+//! (recycled from the worker in a steady stream, so usually not even that) and the queue's
+//! blocks, amortised over 31 records. Counted with
 //! `allocation-counter`, which counts only on the measuring thread, so the worker's own
 //! allocations are not included.
 
@@ -10,7 +11,14 @@ use logship_core::testing::MemorySink;
 use tracing_subscriber::prelude::*;
 
 fn event() {
-    tracing::info!(user = "ann", order_id = 42_u64, total = 99.5, express = true, items = 3_i64, "order placed");
+    tracing::info!(
+        user = "ann",
+        order_id = 42_u64,
+        total = 99.5,
+        express = true,
+        items = 3_i64,
+        "order placed"
+    );
 }
 
 #[test]
@@ -40,5 +48,7 @@ fn at_most_one_allocation_per_typical_event() {
         info.count_total
     );
     eprintln!("{per_event:.3} allocations per event");
-    assert!(per_event >= 1.0, "the text buffer is one allocation; counting works");
+    // The counter does count on this thread (guards against a vacuous pass).
+    let probe = allocation_counter::measure(|| drop(std::hint::black_box(vec![0u8; 64])));
+    assert_eq!(probe.count_total, 1);
 }

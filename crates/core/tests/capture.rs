@@ -70,10 +70,20 @@ fn spans_correlators_fqn_and_snapshots() {
     let _d = tracing_subscriber::registry().with(layer).set_default();
     let outer = info_span!("request", correlator = "req-1", user = "ann");
     let _o = outer.enter();
-    let inner = info_span!("order", correlator = "order-42", source_fqn = "APPL=billing#SERVER=b1");
+    let inner = info_span!(
+        "order",
+        correlator = "order-42",
+        source_fqn = "APPL=billing#SERVER=b1"
+    );
     let _i = inner.enter();
-    info!(snapshot.order.total = 99.5, snapshot.order.items = 3_i64, "placed");
-    let snap = Snapshot::new("stock").with_category("inventory").with_property("left", 5_i64);
+    info!(
+        snapshot.order.total = 99.5,
+        snapshot.order.items = 3_i64,
+        "placed"
+    );
+    let snap = Snapshot::new("stock")
+        .with_category("inventory")
+        .with_property("left", 5_i64);
     info!(snapshot = %snap, correlator = "extra", source_fqn = "APPL=override#SERVER=x", "checked");
     drop(_i);
     drop(_o);
@@ -84,10 +94,16 @@ fn spans_correlators_fqn_and_snapshots() {
 
     let placed = &recs[0];
     assert_eq!(placed.correlators(), ["order-42", "req-1"]);
-    assert_eq!(placed.source_fqn().unwrap().as_str(), "APPL=billing#SERVER=b1");
+    assert_eq!(
+        placed.source_fqn().unwrap().as_str(),
+        "APPL=billing#SERVER=b1"
+    );
     let spans: Vec<&str> = placed.spans().map(|s| s.name()).collect();
     assert_eq!(spans, ["request", "order"]);
-    assert_eq!(placed.spans().next().unwrap().fields().collect::<Vec<_>>(), [("user", Value::Str("ann"))]);
+    assert_eq!(
+        placed.spans().next().unwrap().fields().collect::<Vec<_>>(),
+        [("user", Value::Str("ann"))]
+    );
     assert_eq!(placed.snapshots().len(), 1);
     assert_eq!(placed.snapshots()[0].name, "order");
     assert_eq!(placed.snapshots()[0].properties.len(), 2);
@@ -99,7 +115,10 @@ fn spans_correlators_fqn_and_snapshots() {
 
     let checked = &recs[1];
     assert_eq!(checked.correlators(), ["extra", "order-42", "req-1"]);
-    assert_eq!(checked.source_fqn().unwrap().as_str(), "APPL=override#SERVER=x");
+    assert_eq!(
+        checked.source_fqn().unwrap().as_str(),
+        "APPL=override#SERVER=x"
+    );
     assert_eq!(checked.snapshots()[0], snap);
 
     let bad = &recs[2];
@@ -107,15 +126,21 @@ fn spans_correlators_fqn_and_snapshots() {
     assert_eq!(bad.field("source_fqn"), Some(Value::Str("NOT A FQN")));
     assert_eq!(guard.stats().invalid_fields, 1);
 
-    let ids: std::collections::HashSet<String> =
-        recs.iter().map(|r| r.tracking_id().unwrap().to_string()).collect();
+    let ids: std::collections::HashSet<String> = recs
+        .iter()
+        .map(|r| r.tracking_id().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 3, "every record has its own tracking id");
 }
 
 #[test]
 fn span_fields_leaf_and_none() {
     for (mode, expect) in [(SpanFields::Leaf, vec!["b"]), (SpanFields::None, vec![])] {
-        let (layer, guard, rx) = pipeline(PipelineBuilder::new().with_span_timings(false).with_span_fields(mode));
+        let (layer, guard, rx) = pipeline(
+            PipelineBuilder::new()
+                .with_span_timings(false)
+                .with_span_fields(mode),
+        );
         let _d = tracing_subscriber::registry().with(layer).set_default();
         let a = info_span!("a", correlator = "c-a");
         let _a = a.enter();
@@ -127,7 +152,11 @@ fn span_fields_leaf_and_none() {
         guard.flush(T).unwrap();
         let r = &rx.records()[0];
         assert_eq!(r.spans().map(|s| s.name()).collect::<Vec<_>>(), expect);
-        assert_eq!(r.correlators(), ["c-a"], "correlators are inherited whatever the mode");
+        assert_eq!(
+            r.correlators(),
+            ["c-a"],
+            "correlators are inherited whatever the mode"
+        );
     }
 }
 
@@ -152,13 +181,19 @@ fn instrument_yields_one_timing_record_with_busy_time_under_a_per_layer_filter()
     let outer_elapsed = t0.elapsed();
     guard.flush(T).unwrap();
     let recs = rx.records();
-    let timings: Vec<_> = recs.iter().filter(|r| r.kind() == RecordKind::SpanTiming).collect();
+    let timings: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind() == RecordKind::SpanTiming)
+        .collect();
     assert_eq!(timings.len(), 1, "exactly one timing record: {recs:?}");
     let r = timings[0];
     assert_eq!(r.name(), "busy_work");
     let t = r.timing().unwrap();
     assert!(t.busy >= Duration::from_millis(20), "busy {:?}", t.busy);
-    assert!(t.busy <= t.duration && t.duration <= outer_elapsed, "{t:?} vs {outer_elapsed:?}");
+    assert!(
+        t.busy <= t.duration && t.duration <= outer_elapsed,
+        "{t:?} vs {outer_elapsed:?}"
+    );
     assert!(!t.failed);
     assert_eq!(r.field("n"), Some(Value::U64(3)));
     assert_eq!(r.correlators(), ["job-7"]);
@@ -210,9 +245,16 @@ fn two_logship_layers_share_span_state_without_double_counting() {
     let a = r1.records();
     let b = r2.records();
     assert_eq!(a.len(), 2, "INFO layer: the timing and the warning");
-    assert_eq!(b.len(), 1, "WARN layer: only the warning (the span is INFO)");
+    assert_eq!(
+        b.len(),
+        1,
+        "WARN layer: only the warning (the span is INFO)"
+    );
     let t = a.iter().find_map(|r| r.timing()).unwrap();
-    assert!(t.busy >= Duration::from_millis(20) && t.busy <= t.duration, "{t:?}");
+    assert!(
+        t.busy >= Duration::from_millis(20) && t.busy <= t.duration,
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -227,7 +269,15 @@ fn record_on_a_span_updates_later_records_only() {
     drop(_e);
     guard.flush(T).unwrap();
     let recs = rx.records();
-    let fields = |i: usize| recs[i].spans().next().unwrap().fields().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>();
+    let fields = |i: usize| {
+        recs[i]
+            .spans()
+            .next()
+            .unwrap()
+            .fields()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+    };
     assert!(fields(0).is_empty());
     assert_eq!(fields(1), ["state=done"]);
 }

@@ -61,7 +61,10 @@ fn flush_level_record_goes_at_once() {
     let _d = tracing_subscriber::registry().with(layer).set_default();
     info!("before");
     error!("boom");
-    assert!(rx.wait_for(2, T), "the ERROR flushes its batch without waiting for the linger");
+    assert!(
+        rx.wait_for(2, T),
+        "the ERROR flushes its batch without waiting for the linger"
+    );
     assert_eq!(rx.batch_sizes(), [2]);
 }
 
@@ -69,9 +72,15 @@ fn flush_level_record_goes_at_once() {
 fn retry_then_deliver_in_order() {
     let (sink, rx) = MemorySink::scripted([
         Step::Answer(Outcome::retry("connection refused")),
-        Step::Answer(Outcome::Retry { after: Some(Duration::from_millis(5)), reason: "429".into() }),
+        Step::Answer(Outcome::Retry {
+            after: Some(Duration::from_millis(5)),
+            reason: "429".into(),
+        }),
     ]);
-    let (layer, guard) = PipelineBuilder::new().with_retry(quick_retry()).build(sink).unwrap();
+    let (layer, guard) = PipelineBuilder::new()
+        .with_retry(quick_retry())
+        .build(sink)
+        .unwrap();
     let _d = tracing_subscriber::registry().with(layer).set_default();
     for i in 0..5_i64 {
         info!(i, "x");
@@ -99,7 +108,10 @@ fn partial_failure_retries_only_the_retryable_and_reports_the_rejected() {
     let (layer, guard) = PipelineBuilder::new()
         .with_retry(quick_retry())
         .with_undelivered_callback(move |u| {
-            seen2.lock().unwrap().push((u.cause, u.reason.clone(), u.records.len()))
+            seen2
+                .lock()
+                .unwrap()
+                .push((u.cause, u.reason.clone(), u.records.len()))
         })
         .build(sink)
         .unwrap();
@@ -110,12 +122,19 @@ fn partial_failure_retries_only_the_retryable_and_reports_the_rejected() {
     guard.flush(T).unwrap();
     let recs = rx.records();
     let got: Vec<Value> = recs.iter().map(|r| r.field("i").unwrap()).collect();
-    assert_eq!(got, [Value::I64(0), Value::I64(4), Value::I64(1), Value::I64(3)]);
+    assert_eq!(
+        got,
+        [Value::I64(0), Value::I64(4), Value::I64(1), Value::I64(3)]
+    );
     let s = guard.stats();
     assert_eq!((s.delivered, s.undelivered_rejected, s.retries), (4, 1, 1));
     assert_eq!(
         *seen.lock().unwrap(),
-        [(Cause::Rejected, Some("mapper_parsing_exception".to_string()), 1)]
+        [(
+            Cause::Rejected,
+            Some("mapper_parsing_exception".to_string()),
+            1
+        )]
     );
 }
 
@@ -142,14 +161,32 @@ fn rejected_and_exhausted_go_to_callback_and_dead_letters() {
     info!("third");
     guard.flush(T).unwrap();
     let s = guard.stats();
-    assert_eq!((s.undelivered_rejected, s.undelivered_retries_exhausted, s.delivered), (1, 1, 1));
-    assert_eq!(*payloads.lock().unwrap(), [Cause::Rejected, Cause::RetriesExhausted]);
+    assert_eq!(
+        (
+            s.undelivered_rejected,
+            s.undelivered_retries_exhausted,
+            s.delivered
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        *payloads.lock().unwrap(),
+        [Cause::Rejected, Cause::RetriesExhausted]
+    );
     assert_eq!(s.dead_letter_written, 2);
     let mut lines = Vec::new();
     for e in std::fs::read_dir(dir.path()).unwrap() {
         let p = e.unwrap().path();
-        assert!(!p.file_name().unwrap().to_string_lossy().contains(':'), "portable names");
-        lines.extend(std::fs::read_to_string(p).unwrap().lines().map(String::from));
+        assert!(
+            !p.file_name().unwrap().to_string_lossy().contains(':'),
+            "portable names"
+        );
+        lines.extend(
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
     }
     assert_eq!(lines.len(), 2);
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
@@ -164,13 +201,20 @@ fn breaker_opens_after_consecutive_failures_and_closes_on_success() {
     let (sink, rx) = MemorySink::scripted(fails);
     let (layer, guard) = PipelineBuilder::new()
         .with_retry(quick_retry().with_max_attempts(None))
-        .with_breaker(BreakerConfig::default().with_failure_threshold(3).with_open_duration(Duration::from_millis(50), Duration::from_millis(100)))
+        .with_breaker(
+            BreakerConfig::default()
+                .with_failure_threshold(3)
+                .with_open_duration(Duration::from_millis(50), Duration::from_millis(100)),
+        )
         .build(sink)
         .unwrap();
     let _d = tracing_subscriber::registry().with(layer).set_default();
     info!("x");
     let handle = guard.handle();
-    assert!(logship_testkit_free_wait(|| handle.stats().breaker_open), "breaker opens after 3 failures");
+    assert!(
+        logship_testkit_free_wait(|| handle.stats().breaker_open),
+        "breaker opens after 3 failures"
+    );
     guard.flush(T).unwrap();
     let s = guard.stats();
     assert_eq!(s.delivered, 1);
@@ -251,7 +295,9 @@ fn overflow_drops_reach_the_callback_from_the_worker_thread() {
         .with_max_batch_records(5)
         .with_undelivered_callback(move |u| {
             if u.cause == Cause::QueueFull {
-                t2.lock().unwrap().push(std::thread::current().name().unwrap_or("").to_string());
+                t2.lock()
+                    .unwrap()
+                    .push(std::thread::current().name().unwrap_or("").to_string());
             }
         })
         .build(sink)
@@ -273,25 +319,45 @@ fn submit_records_built_without_tracing() {
     let (sink, rx) = MemorySink::new();
     let (_layer, guard) = PipelineBuilder::new().build(sink).unwrap();
     let start = std::time::SystemTime::now();
-    guard.handle().submit(Record::span_timing("db.query", start, Duration::from_millis(12)).build());
-    guard.handle().submit(Record::event(Level::WARN, "manual").with_message("hi").with_correlator("c1").build());
+    guard
+        .handle()
+        .submit(Record::span_timing("db.query", start, Duration::from_millis(12)).build());
+    guard.handle().submit(
+        Record::event(Level::WARN, "manual")
+            .with_message("hi")
+            .with_correlator("c1")
+            .build(),
+    );
     guard.flush(T).unwrap();
     let recs = rx.records();
     assert_eq!(recs.len(), 2);
-    assert_eq!(recs[0].timing().unwrap().duration, Duration::from_millis(12));
+    assert_eq!(
+        recs[0].timing().unwrap().duration,
+        Duration::from_millis(12)
+    );
     assert_eq!(recs[1].correlators(), ["c1"]);
 }
 
 #[test]
 fn bad_config_fails_at_build_with_a_message_that_says_what_to_fix() {
-    let e = PipelineBuilder::new().with_max_batch_records(0).build(MemorySink::new().0).unwrap_err();
-    assert_eq!(e.to_string(), "`with_max_batch_records` must be at least 1 (got 0)");
+    let e = PipelineBuilder::new()
+        .with_max_batch_records(0)
+        .build(MemorySink::new().0)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "`with_max_batch_records` must be at least 1 (got 0)"
+    );
     let e = PipelineBuilder::new()
         .with_max_queue_records(10)
         .with_max_batch_records(100)
         .build(MemorySink::new().0)
         .unwrap_err();
-    assert!(e.to_string().contains("lower the batch size or raise the queue size"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("lower the batch size or raise the queue size"),
+        "{e}"
+    );
     let e = PipelineBuilder::new()
         .with_default_source_fqn("APPL=a#BOGUS=b")
         .build(MemorySink::new().0)

@@ -50,6 +50,9 @@ fn exporter_telemetry_never_reaches_logship_layers() {
         .iter()
         .map(|r| r.message().unwrap_or("").to_string())
         .collect();
-    assert_eq!(messages, ["application event"; 3], "no self-generated record arrived");
+    assert_eq!(
+        messages, ["application event"; 3],
+        "no self-generated record arrived"
+    );
     assert_eq!(guard.stats().dropped(), 0);
 }

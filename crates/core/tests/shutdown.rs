@@ -12,7 +12,10 @@ const T: Duration = Duration::from_secs(10);
 #[test]
 fn drop_flushes_the_tail() {
     let (sink, rx) = MemorySink::new();
-    let (layer, guard) = PipelineBuilder::new().with_linger(Duration::from_secs(60)).build(sink).unwrap();
+    let (layer, guard) = PipelineBuilder::new()
+        .with_linger(Duration::from_secs(60))
+        .build(sink)
+        .unwrap();
     {
         let _d = tracing_subscriber::registry().with(layer).set_default();
         for i in 0..100 {
@@ -94,7 +97,10 @@ fn works_without_a_runtime() {
 
 #[test]
 fn build_flush_and_drop_inside_a_current_thread_runtime() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         emit_and_flush_blocking();
         let (sink, rx) = MemorySink::new();
@@ -126,7 +132,11 @@ fn a_panicking_sink_is_contained() {
         fn name(&self) -> &'static str {
             "bad"
         }
-        async fn send(&mut self, _: &logship_core::Batch, _: &mut logship_core::SendContext) -> logship_core::Outcome {
+        async fn send(
+            &mut self,
+            _: &logship_core::Batch,
+            _: &mut logship_core::SendContext,
+        ) -> logship_core::Outcome {
             panic!("encoder bug")
         }
     }

@@ -19,7 +19,8 @@ impl Visit for EventVisitor<'_> {
         if field.name() == fields::MESSAGE {
             self.record.set_message_debug(value);
         } else {
-            self.record.push_debug_field(Cow::Borrowed(field.name()), value);
+            self.record
+                .push_debug_field(Cow::Borrowed(field.name()), value);
         }
     }
 
@@ -27,27 +28,34 @@ impl Visit for EventVisitor<'_> {
         if field.name() == fields::MESSAGE {
             self.record.set_message_str(value);
         } else {
-            self.record.push_str_field(Cow::Borrowed(field.name()), value);
+            self.record
+                .push_str_field(Cow::Borrowed(field.name()), value);
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record.push_value(Cow::Borrowed(field.name()), FieldValue::I64(value));
+        self.record
+            .push_value(Cow::Borrowed(field.name()), FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.record.push_value(Cow::Borrowed(field.name()), FieldValue::U64(value));
+        self.record
+            .push_value(Cow::Borrowed(field.name()), FieldValue::U64(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.record.push_value(Cow::Borrowed(field.name()), FieldValue::I128(value));
+        self.record
+            .push_value(Cow::Borrowed(field.name()), FieldValue::I128(value));
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.record.push_value(Cow::Borrowed(field.name()), FieldValue::U128(value));
+        self.record
+            .push_value(Cow::Borrowed(field.name()), FieldValue::U128(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.record.push_value(Cow::Borrowed(field.name()), FieldValue::F64(value));
+        self.record
+            .push_value(Cow::Borrowed(field.name()), FieldValue::F64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.record.push_value(Cow::Borrowed(field.name()), FieldValue::Bool(value));
+        self.record
+            .push_value(Cow::Borrowed(field.name()), FieldValue::Bool(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.record.push_value(

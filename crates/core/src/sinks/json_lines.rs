@@ -47,7 +47,11 @@ impl Sink for JsonLinesSink {
             self.buf
                 .extend_from_slice(crate::json::record_line(r, None).as_bytes());
         }
-        match self.out.write_all(&self.buf).and_then(|()| self.out.flush()) {
+        match self
+            .out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush())
+        {
             Ok(()) => {
                 cx.record_bytes_sent(self.buf.len() as u64);
                 Outcome::Delivered

@@ -109,6 +109,7 @@ pub(crate) struct Worker<S: Sink> {
     queue: Arc<Queue>,
     /// Boxes emptied when records were taken from the queue; records go back into them when
     /// recycled, so boxes are never freed on this thread.
+    #[allow(clippy::vec_box)] // the boxes themselves are what is recycled
     boxes: Vec<Box<Record>>,
     nudge: Arc<Nudge>,
     counters: Arc<Counters>,

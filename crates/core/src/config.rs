@@ -66,6 +66,7 @@ pub struct PipelineBuilder {
     span_fields: SpanFields,
     default_fqn: Option<Result<SourceFqn, crate::FqnError>>,
     drop_lane_records: usize,
+    spool: Option<crate::spool::SpoolConfig>,
 }
 
 impl Default for PipelineBuilder {
@@ -92,6 +93,7 @@ impl Default for PipelineBuilder {
             span_fields: SpanFields::All,
             default_fqn: None,
             drop_lane_records: 1024,
+            spool: None,
         }
     }
 }
@@ -217,6 +219,14 @@ impl PipelineBuilder {
     pub fn with_dead_letter_dir_capped(self, dir: impl Into<PathBuf>, max_bytes: u64) -> Self {
         Self {
             dead_letter: Some((dir.into(), max_bytes)),
+            ..self
+        }
+    }
+    /// Keeps batches that cannot be delivered now in an on-disk spool and replays them when
+    /// the backend recovers, also after a restart (see [`spool`](crate::spool)). Off by default.
+    pub fn with_spool(self, spool: crate::spool::SpoolConfig) -> Self {
+        Self {
+            spool: Some(spool),
             ..self
         }
     }
@@ -362,6 +372,15 @@ impl PipelineBuilder {
             }
             None => None,
         };
+        let spool = match &self.spool {
+            Some(cfg) => Some(crate::spool::Spool::open(cfg.clone()).map_err(|source| {
+                ConfigError::Spool {
+                    path: cfg.dir.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
         let counters = Arc::new(Counters::default());
         let reporting = self.callback.is_some() || dead_letter.is_some();
         let (lane_tx, lane_rx) = if reporting {
@@ -406,6 +425,7 @@ impl PipelineBuilder {
                 default_fqn,
                 callback: self.callback.clone(),
                 dead_letter,
+                spool,
             },
             WorkerChannels {
                 ctl: ctl_rx,

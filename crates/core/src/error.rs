@@ -46,6 +46,15 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The spool folder cannot be created or read.
+    #[error("cannot use spool folder `{path}`")]
+    Spool {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The worker thread or its runtime could not be started.
     #[error("cannot start the worker thread")]
     Spawn(#[source] std::io::Error),

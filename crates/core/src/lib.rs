@@ -63,6 +63,7 @@
 
 pub mod backend;
 pub mod capture;
+pub mod codec;
 mod config;
 mod error;
 pub mod fields;
@@ -76,6 +77,7 @@ mod retry;
 mod sink;
 pub mod sinks;
 mod snapshot;
+pub mod spool;
 mod stats;
 pub mod testing;
 mod time;

@@ -99,7 +99,7 @@ pub struct ThreadInfo {
 /// How many distinct thread names are interned (the memory this takes is bounded by it).
 pub const MAX_INTERNED_THREAD_NAMES: usize = 4096;
 
-fn intern_thread_name(name: &str) -> Option<&'static str> {
+pub(crate) fn intern_thread_name(name: &str) -> Option<&'static str> {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
@@ -352,6 +352,24 @@ pub(crate) struct OwnedMeta {
     module_path: Option<String>,
     file: Option<String>,
     line: Option<u32>,
+}
+
+impl OwnedMeta {
+    pub(crate) fn new(
+        target: String,
+        name: String,
+        module_path: Option<String>,
+        file: Option<String>,
+        line: Option<u32>,
+    ) -> Self {
+        Self {
+            target,
+            name,
+            module_path,
+            file,
+            line,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -671,6 +689,10 @@ impl Record {
         self.fields().count()
     }
 
+    pub(crate) fn stored_value<'a>(&'a self, v: &'a Stored) -> Value<'a> {
+        self.stored(v)
+    }
+
     fn stored<'a>(&'a self, v: &'a Stored) -> Value<'a> {
         match v {
             Stored::Str(r) => Value::Str(r.get(&self.text)),
@@ -816,11 +838,14 @@ impl Record {
     }
 
     pub(crate) fn push_value(&mut self, name: Cow<'static, str>, value: FieldValue) {
-        let value = match value {
-            FieldValue::Str(s) => {
-                self.push_str_field(name, &s);
-                return;
-            }
+        let value = self.store(value);
+        self.fields.push(Field { name, value });
+    }
+
+    /// Converts an owned value to its stored form (text goes into the record's buffer).
+    pub(crate) fn store(&mut self, value: FieldValue) -> Stored {
+        match value {
+            FieldValue::Str(s) => Stored::Str(self.push_text(|t| t.push_str(&s))),
             FieldValue::I64(v) => Stored::I64(v),
             FieldValue::U64(v) => Stored::U64(v),
             FieldValue::I128(v) => Stored::I128(Box::new(v)),
@@ -828,8 +853,7 @@ impl Record {
             FieldValue::F64(v) => Stored::F64(v),
             FieldValue::Bool(v) => Stored::Bool(v),
             FieldValue::Error(e) => Stored::Error(Box::new(e)),
-        };
-        self.fields.push(Field { name, value });
+        }
     }
 
     pub(crate) fn set_message_debug(&mut self, value: &dyn fmt::Debug) {

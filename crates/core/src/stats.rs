@@ -9,7 +9,8 @@
 //! record ends **delivered**, **undelivered** (by cause), **evicted** (`dropped_oldest`), or is
 //! still queued / in flight. So, once flushed:
 //! `emitted == enqueued + dropped_at_enqueue` and
-//! `enqueued == delivered + undelivered + dropped_oldest`.
+//! `enqueued == delivered + undelivered + dropped_oldest`. With a [spool](crate::spool):
+//! `enqueued + spool_replayed == delivered + undelivered + dropped_oldest + spooled`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -46,6 +47,13 @@ pub(crate) struct Counters {
     pub(crate) dead_letter_written: AtomicU64,
     pub(crate) dead_letter_failed: AtomicU64,
     pub(crate) callback_panics: AtomicU64,
+    pub(crate) spooled: AtomicU64,
+    pub(crate) spool_replayed: AtomicU64,
+    pub(crate) spool_evicted: AtomicU64,
+    pub(crate) spool_corrupt: AtomicU64,
+    pub(crate) spool_write_errors: AtomicU64,
+    pub(crate) spool_bytes: AtomicU64,
+    pub(crate) spool_records: AtomicU64,
     pub(crate) consecutive_failures: AtomicU64,
     pub(crate) breaker_open: AtomicBool,
     pub(crate) last_success: Mutex<Option<SystemTime>>,
@@ -89,6 +97,13 @@ impl Counters {
             dead_letter_written: g(&self.dead_letter_written),
             dead_letter_failed: g(&self.dead_letter_failed),
             callback_panics: g(&self.callback_panics),
+            spooled: g(&self.spooled),
+            spool_replayed: g(&self.spool_replayed),
+            spool_evicted: g(&self.spool_evicted),
+            spool_corrupt: g(&self.spool_corrupt),
+            spool_write_errors: g(&self.spool_write_errors),
+            spool_bytes: g(&self.spool_bytes),
+            spool_records: g(&self.spool_records),
             queue_len,
             queue_bytes: state & QUEUE_BYTES_MASK,
             consecutive_failures: g(&self.consecutive_failures),
@@ -144,6 +159,21 @@ pub struct Stats {
     pub dead_letter_failed: u64,
     /// Panics caught in the undelivered callback.
     pub callback_panics: u64,
+    /// Records written to the disk spool (see [`spool`](crate::spool)); they count as resolved
+    /// for `flush`, and as delivered once replayed and acknowledged.
+    pub spooled: u64,
+    /// Records read back from the spool for replay (including those spooled by an earlier run).
+    pub spool_replayed: u64,
+    /// Spooled records evicted to keep the spool under its byte cap (lost, counted).
+    pub spool_evicted: u64,
+    /// Spool segments found torn or corrupt (their intact records were replayed).
+    pub spool_corrupt: u64,
+    /// Failed writes to the spool (the records then stayed in the queue).
+    pub spool_write_errors: u64,
+    /// Bytes in the spool now.
+    pub spool_bytes: u64,
+    /// Records in the spool now.
+    pub spool_records: u64,
     /// Records in the queue now.
     pub queue_len: u64,
     /// Estimated bytes in the queue now.
@@ -175,9 +205,10 @@ impl Stats {
     pub fn emitted(&self) -> u64 {
         self.enqueued + self.dropped_at_enqueue()
     }
-    /// Records enqueued and not yet resolved (queued or in flight).
+    /// Records enqueued (or replayed from the spool) and not yet resolved: queued or in flight.
     pub fn in_flight(&self) -> u64 {
-        self.enqueued
-            .saturating_sub(self.delivered + self.undelivered() + self.dropped_oldest)
+        (self.enqueued + self.spool_replayed).saturating_sub(
+            self.delivered + self.undelivered() + self.dropped_oldest + self.spooled,
+        )
     }
 }

@@ -29,6 +29,7 @@ use crate::error::FlushError;
 use crate::queue::Queue;
 use crate::retry::{Breaker, BreakerConfig, RetryPolicy};
 use crate::sink::{Batch, Outcome, SendContext, Sink};
+use crate::spool::Spool;
 use crate::stats::{Counters, Stats};
 use crate::undelivered::{Cause, DeadLetter, Undelivered, UndeliveredCallback};
 use crate::{Record, SourceFqn};
@@ -81,6 +82,7 @@ pub(crate) struct WorkerSettings {
     pub(crate) default_fqn: Option<SourceFqn>,
     pub(crate) callback: Option<UndeliveredCallback>,
     pub(crate) dead_letter: Option<DeadLetter>,
+    pub(crate) spool: Option<Spool>,
 }
 
 struct InFlight {
@@ -90,6 +92,22 @@ struct InFlight {
     next_at: Instant,
     reason: String,
     payload: Option<Vec<u8>>,
+    /// The spool segment this batch was replayed from (deleted once the batch is resolved).
+    segment: Option<u64>,
+}
+
+impl InFlight {
+    fn new(batch: Batch, now: Instant, segment: Option<u64>) -> Self {
+        Self {
+            batch,
+            attempts: 0,
+            first: now,
+            next_at: now,
+            reason: String::new(),
+            payload: None,
+            segment,
+        }
+    }
 }
 
 struct Waiter {
@@ -126,6 +144,8 @@ pub(crate) struct Worker<S: Sink> {
     resolved: u64,
     waiters: Vec<Waiter>,
     shutdown_deadline: Option<Instant>,
+    /// Alternate spool replays with fresh batches while both wait.
+    replay_next: bool,
     rt: tokio::runtime::Runtime,
 }
 
@@ -169,6 +189,7 @@ impl<S: Sink> Worker<S> {
             resolved: 0,
             waiters: Vec::new(),
             shutdown_deadline: None,
+            replay_next: true,
             rt,
             set,
         }
@@ -182,6 +203,7 @@ impl<S: Sink> Worker<S> {
         {
             self.counters.set_error(e);
         }
+        self.sync_spool_gauges();
         loop {
             self.drain_lane();
             let now = Instant::now();
@@ -191,6 +213,12 @@ impl<S: Sink> Worker<S> {
             if now >= self.next_tick {
                 self.drain = true;
                 self.next_tick = now + self.set.linger;
+                if let Some(sp) = self.set.spool.as_mut() {
+                    sp.maybe_sync();
+                }
+            }
+            if self.spool_while_failing(now) {
+                continue;
             }
             if self.step(now) {
                 continue;
@@ -227,6 +255,9 @@ impl<S: Sink> Worker<S> {
             }
             return false;
         }
+        if self.replay(now) {
+            return true;
+        }
         self.fill_pending(now);
         if self.pending.is_empty() {
             return false;
@@ -240,18 +271,152 @@ impl<S: Sink> Worker<S> {
             self.urgent = false;
             let id = self.next_batch_id;
             self.next_batch_id += 1;
-            self.inflight = Some(InFlight {
-                batch: Batch { records, id },
-                attempts: 0,
-                first: now,
-                next_at: now,
-                reason: String::new(),
-                payload: None,
-            });
+            self.inflight = Some(InFlight::new(Batch { records, id }, now, None));
+            self.replay_next = true;
             self.attempt();
             return true;
         }
         false
+    }
+
+    /// Whether sends are failing now (a send failed and none has succeeded since).
+    fn failing(&self) -> bool {
+        self.breaker.consecutive() > 0
+    }
+
+    fn sync_spool_gauges(&self) {
+        if let Some(sp) = &self.set.spool {
+            self.counters
+                .spool_bytes
+                .store(sp.bytes(), Ordering::Relaxed);
+            self.counters
+                .spool_records
+                .store(sp.records(), Ordering::Relaxed);
+        }
+    }
+
+    /// Writes records to the spool; `resolves` says whether they count as resolved now (records
+    /// from the queue) or were already counted (records replayed from the spool).
+    fn spool_records(
+        &mut self,
+        records: Vec<Record>,
+        front: bool,
+        resolves: bool,
+    ) -> Result<(), Vec<Record>> {
+        let Some(sp) = self.set.spool.as_mut() else {
+            return Err(records);
+        };
+        match sp.append(&records, front) {
+            Ok(a) => {
+                let n = records.len() as u64;
+                if resolves {
+                    self.resolved += n;
+                    Counters::add(&self.counters.spooled, n);
+                }
+                Counters::add(&self.counters.spool_evicted, a.evicted);
+                self.sync_spool_gauges();
+                self.queue.recycle(records, &mut self.boxes);
+                Ok(())
+            }
+            Err(e) => {
+                Counters::add(&self.counters.spool_write_errors, 1);
+                self.counters.set_error(format!("spool write failed: {e}"));
+                Err(records)
+            }
+        }
+    }
+
+    /// While sends fail, moves queued records (and, when shutting down, the batch in flight)
+    /// to the spool so the queue does not overflow and shutdown does not wait. Returns whether
+    /// it moved anything.
+    fn spool_while_failing(&mut self, now: Instant) -> bool {
+        if self.set.spool.is_none() || !self.failing() {
+            return false;
+        }
+        let mut moved = false;
+        if self.shutdown_deadline.is_some()
+            && let Some(inf) = self.inflight.take()
+        {
+            if inf.segment.is_some() {
+                // Already on disk: leave the segment for the next run.
+                self.queue.recycle(inf.batch.records, &mut self.boxes);
+            } else if let Err(records) = self.spool_records(inf.batch.records, true, true) {
+                self.inflight = Some(InFlight {
+                    batch: Batch {
+                        records,
+                        id: inf.batch.id,
+                    },
+                    ..inf
+                });
+                return false;
+            }
+            moved = true;
+        }
+        for _ in 0..8 {
+            self.fill_pending(now);
+            if self.pending.is_empty() {
+                break;
+            }
+            let records = std::mem::take(&mut self.pending);
+            self.pending_bytes = 0;
+            self.urgent = false;
+            match self.spool_records(records, false, true) {
+                Ok(()) => moved = true,
+                Err(records) => {
+                    self.pending_bytes = records.iter().map(|r| u64::from(r.est_size)).sum();
+                    self.pending = records;
+                    break;
+                }
+            }
+        }
+        moved
+    }
+
+    /// Starts replaying the oldest spool segment when it is its turn. Returns whether it did.
+    fn replay(&mut self, now: Instant) -> bool {
+        if self.shutdown_deadline.is_some() {
+            return false;
+        }
+        let fresh_waiting = !self.pending.is_empty() || self.queue.len() > 0;
+        if fresh_waiting && !self.replay_next {
+            return false;
+        }
+        let Some(sp) = self.set.spool.as_mut() else {
+            return false;
+        };
+        let Some(loaded) = sp.oldest() else {
+            return false;
+        };
+        if loaded.corrupt {
+            Counters::add(&self.counters.spool_corrupt, 1);
+        }
+        if loaded.records.is_empty() {
+            sp.remove(loaded.seq);
+            self.sync_spool_gauges();
+            return true;
+        }
+        Counters::add(&self.counters.spool_replayed, loaded.records.len() as u64);
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.inflight = Some(InFlight::new(
+            Batch {
+                records: loaded.records,
+                id,
+            },
+            now,
+            Some(loaded.seq),
+        ));
+        self.replay_next = false;
+        self.attempt();
+        true
+    }
+
+    /// A batch is fully resolved: forget its spool segment.
+    fn segment_done(&mut self, segment: Option<u64>) {
+        if let (Some(seq), Some(sp)) = (segment, self.set.spool.as_mut()) {
+            sp.remove(seq);
+            self.sync_spool_gauges();
+        }
     }
 
     fn fill_pending(&mut self, _now: Instant) {
@@ -337,16 +502,25 @@ impl<S: Sink> Worker<S> {
             Outcome::Delivered => {
                 self.succeeded();
                 let n = inf.batch.records.len() as u64;
-                self.delivered(n);
+                self.delivered(n, inf.segment.is_none());
                 self.queue
                     .recycle(std::mem::take(&mut inf.batch.records), &mut self.boxes);
+                self.segment_done(inf.segment);
             }
             Outcome::Rejected { reason } => {
                 self.breaker.success();
                 self.sync_breaker();
                 self.counters.set_error(reason.clone());
                 let records = std::mem::take(&mut inf.batch.records);
-                self.undeliver(records, Cause::Rejected, Some(reason), inf.payload.take());
+                let counts = inf.segment.is_none();
+                self.undeliver(
+                    records,
+                    Cause::Rejected,
+                    Some(reason),
+                    inf.payload.take(),
+                    counts,
+                );
+                self.segment_done(inf.segment);
             }
             Outcome::Retry { after, reason } => {
                 self.breaker.failure(now);
@@ -389,15 +563,17 @@ impl<S: Sink> Worker<S> {
                 }
                 let delivered_n = delivered.len() as u64;
                 self.queue.recycle(delivered, &mut self.boxes);
-                let delivered = delivered_n;
-                if delivered > 0 {
-                    self.delivered(delivered);
+                let counts = inf.segment.is_none();
+                if delivered_n > 0 {
+                    self.delivered(delivered_n, counts);
                 }
                 for (reason, records) in by_reason {
                     self.counters.set_error(reason.clone());
-                    self.undeliver(records, Cause::Rejected, Some(reason), None);
+                    self.undeliver(records, Cause::Rejected, Some(reason), None, counts);
                 }
-                if !to_retry.is_empty() {
+                if to_retry.is_empty() {
+                    self.segment_done(inf.segment);
+                } else {
                     inf.batch.records = to_retry;
                     inf.reason =
                         "partial failure: some records were refused with a retryable status".into();
@@ -426,14 +602,7 @@ impl<S: Sink> Worker<S> {
 
     fn reschedule(&mut self, mut inf: InFlight, after: Option<Duration>, now: Instant) {
         if !self.set.retry.allows(inf.attempts, inf.first, now) {
-            let records = std::mem::take(&mut inf.batch.records);
-            let reason = format!("gave up after {} attempts: {}", inf.attempts, inf.reason);
-            self.undeliver(
-                records,
-                Cause::RetriesExhausted,
-                Some(reason),
-                inf.payload.take(),
-            );
+            self.give_up(inf);
             return;
         }
         let delay = self.set.retry.delay(inf.attempts, after, &mut self.rng);
@@ -441,8 +610,50 @@ impl<S: Sink> Worker<S> {
         self.inflight = Some(inf);
     }
 
-    fn delivered(&mut self, n: u64) {
-        self.resolved += n;
+    /// Retries ran out. With a spool the records wait on disk, in front of the backlog (a
+    /// replayed segment stays as it is, or is rewritten if a partial retry shrank it);
+    /// without one, they are undelivered.
+    fn give_up(&mut self, mut inf: InFlight) {
+        let mut records = std::mem::take(&mut inf.batch.records);
+        let counts = inf.segment.is_none();
+        if self.set.spool.is_some() {
+            if let Some(seq) = inf.segment {
+                let whole = self
+                    .set
+                    .spool
+                    .as_mut()
+                    .and_then(|sp| sp.oldest())
+                    .is_some_and(|l| l.seq == seq && l.records.len() == records.len());
+                if whole {
+                    self.queue.recycle(records, &mut self.boxes);
+                    return;
+                }
+            }
+            match self.spool_records(records, true, counts) {
+                Ok(()) => {
+                    self.segment_done(inf.segment);
+                    return;
+                }
+                Err(r) => records = r,
+            }
+        }
+        let reason = format!("gave up after {} attempts: {}", inf.attempts, inf.reason);
+        self.undeliver(
+            records,
+            Cause::RetriesExhausted,
+            Some(reason),
+            inf.payload.take(),
+            counts,
+        );
+        self.segment_done(inf.segment);
+    }
+
+    /// Counts delivered records; `resolves` is false for records replayed from the spool (they
+    /// were counted as resolved when spooled).
+    fn delivered(&mut self, n: u64, resolves: bool) {
+        if resolves {
+            self.resolved += n;
+        }
         Counters::add(&self.counters.delivered, n);
         Counters::add(&self.counters.batches_delivered, 1);
     }
@@ -454,9 +665,12 @@ impl<S: Sink> Worker<S> {
         cause: Cause,
         reason: Option<String>,
         payload: Option<Vec<u8>>,
+        resolves: bool,
     ) {
         let n = records.len() as u64;
-        self.resolved += n;
+        if resolves {
+            self.resolved += n;
+        }
         let c = match cause {
             Cause::Rejected => &self.counters.undelivered_rejected,
             Cause::RetriesExhausted => &self.counters.undelivered_retries_exhausted,
@@ -631,6 +845,10 @@ impl<S: Sink> Worker<S> {
             if !inf.reason.is_empty() {
                 reason = format!("shutdown timed out; last error: {}", inf.reason);
             }
+            if inf.segment.is_some() {
+                // Replayed from the spool and still there: nothing to do.
+                inf.batch.records.clear();
+            }
             left.append(&mut inf.batch.records);
         }
         left.append(&mut self.pending);
@@ -647,9 +865,18 @@ impl<S: Sink> Worker<S> {
             let mut invalid = 0;
             r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
         }
+        if !left.is_empty() && self.set.spool.is_some() {
+            left = self
+                .spool_records(left, false, true)
+                .err()
+                .unwrap_or_default();
+        }
+        if let Some(sp) = self.set.spool.as_mut() {
+            sp.sync_now();
+        }
         let timed_out = !left.is_empty();
         if timed_out {
-            self.undeliver(left, Cause::ShutdownTimeout, Some(reason), payload);
+            self.undeliver(left, Cause::ShutdownTimeout, Some(reason), payload, true);
         }
         self.drain_lane();
         let grace = Duration::from_millis(500);

@@ -534,8 +534,15 @@ impl<S: Sink> Worker<S> {
                 rejected,
                 after,
             } => {
-                self.succeeded();
                 let n = inf.batch.records.len();
+                // The backend answered: a success for the breaker, unless nothing got through.
+                let progressed = retry.iter().filter(|i| **i < n).count() < n;
+                if progressed {
+                    self.succeeded();
+                } else {
+                    self.breaker.failure(now);
+                    self.sync_breaker();
+                }
                 let mut fate = vec![0u8; n]; // 0 delivered, 1 retry, 2 rejected
                 let mut reasons: HashMap<usize, String> = HashMap::new();
                 for i in retry.into_iter().filter(|i| *i < n) {

@@ -1,1 +1,86 @@
-//! tracing layer shipping jKool events, activities and snapshots over HTTPS (in progress)
+//! # logship-jkool-http
+//!
+//! A `tracing` layer that streams events (as jKool EVENTs), closed spans (as ACTIVITYs) and
+//! their snapshots to jKool's JESL endpoints over HTTPS: `POST {base}/event`,
+//! `{base}/activity`, `{base}/snapshot` (`shared/reference/protocols.md` §4). The documents
+//! come from [`logship_jkool`], shared with the MQTT layer; see its crate docs for the
+//! field-by-field mapping.
+//!
+//! ## Quick start
+//! ```no_run
+//! use tracing_subscriber::prelude::*;
+//! use logship_jkool_http::JkoolHttpLayer;
+//!
+//! let (layer, guard) = JkoolHttpLayer::builder("your-jkool-access-token")
+//!     .with_pipeline(|p| p.with_service_name("shop"))
+//!     .build()?;
+//! tracing_subscriber::registry().with(layer).init();
+//!
+//! let span = tracing::info_span!("checkout", correlator = "order-42");
+//! span.in_scope(|| tracing::warn!(total = 99.5, "card retried"));
+//! drop(span); // closing the span sends an ACTIVITY
+//! drop(guard); // flushes (bounded by the shutdown timeout)
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Mapping (summary; full table in [`logship_jkool`])
+//! | `tracing` | jKool |
+//! |---|---|
+//! | event | EVENT to `{base}/event`: `operation` = target, `msg-text`, `severity`, `time-usec` (µs), `properties` = fields |
+//! | span, when it closes | ACTIVITY to `{base}/activity`: `start`/`end`/`elapsed-time-usec`, `status` END or EXCEPTION |
+//! | event inside a span | `parent-id` = the span's `tracking-id` |
+//! | `correlator` field (event or span) | `corr-id` |
+//! | `snapshot.<name>.<prop>` fields, `snapshot = %Snapshot` | `snapshots` (or SNAPSHOT documents to `{base}/snapshot`) |
+//!
+//! ## Authentication ([`JkoolAuth`])
+//! `token: <T>` header (default), `X-API-Key: <T>` header, or the original's access-request
+//! handshake on each kept-alive connection. A 401 or 403 (on a post or on the handshake) is a
+//! permanent failure reported as "invalid access token": the batch is undelivered at once
+//! (`Stats::undelivered_rejected`, `Stats::last_error`), never retried in a loop.
+//!
+//! ## Delivery
+//! A batch is split into JSON-array posts per endpoint (at most
+//! [`with_max_request_records`](JkoolHttpBuilder::with_max_request_records) documents and
+//! [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) bytes each), sent
+//! concurrently (at most [`with_max_concurrent_requests`](JkoolHttpBuilder::with_max_concurrent_requests))
+//! over kept-alive connections. Each post is judged alone ([`classify`](crate#errors-and-retries)):
+//!
+//! **Guarantee: at least once.** A record counts as delivered only when the post that carried
+//! it was answered 2xx. Connection errors, timeouts, 408, 429 (with `Retry-After`) and 5xx
+//! (but 501) make the core retry exactly the records of the failed posts, with backoff; a
+//! record whose post succeeded but whose separate snapshot post failed is resent whole, so
+//! jKool may see it twice (the `tracking-id` stays the same, so duplicates are recognisable).
+//! Other 4xx answers reject the records of that post (the JESL receiver refuses a whole
+//! array for one bad document); a record too large to encode is rejected alone.
+//!
+//! ## Errors and retries
+//! | answer | outcome |
+//! |---|---|
+//! | 2xx | delivered |
+//! | 401, 403 | rejected: invalid access token |
+//! | 408, 429, 5xx except 501, connection/TLS failure, timeout | retried (after `Retry-After` when given) |
+//! | other 4xx, 501 | rejected with the server's reason |
+//!
+//! ## TLS
+//! rustls with the *ring* provider; the server is verified against the Mozilla roots by
+//! default. [`logship_jkool::tls::TlsOptions`] adds a CA, a client certificate, or
+//! (explicitly, `danger_accept_invalid_certs`) turns verification off.
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod classify;
+mod config;
+mod error;
+mod sink;
+mod transport;
+
+pub use config::{DEFAULT_BASE_URL, JkoolAuth, JkoolHttpBuilder};
+pub use error::{AccessToken, JkoolHttpError};
+pub use logship_jkool::SnapshotPlacement;
+pub use logship_jkool::tls::TlsOptions;
+pub use sink::JkoolHttpSink;
+
+logship_core::define_layer!(
+    /// The jKool HTTPS layer: add it to a `tracing_subscriber::registry()`. Built with
+    /// [`JkoolHttpLayer::builder`].
+    JkoolHttpLayer
+);

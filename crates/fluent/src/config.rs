@@ -1,0 +1,504 @@
+//! [`FluentBuilder`]: the settings of the Fluent layer and their defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use logship_core::{Guard, PipelineBuilder};
+
+use crate::FluentLayer;
+use crate::encode::{EncodeSettings, Encoder, Mode, SpanStyle, TagLabel, TimeFormat};
+use crate::error::{FluentError, Secret};
+use crate::handshake::Credentials;
+use crate::sink::{FluentSink, SinkSettings};
+use crate::template::Template;
+use crate::transport::{Endpoint, tls_setup};
+
+/// TLS client settings for [`FluentBuilder::with_tls`]. Certificates are verified by default,
+/// against Mozilla's root certificates unless you add your own CA.
+#[derive(Clone, Default)]
+#[must_use]
+pub struct FluentTls {
+    ca_pem: Vec<String>,
+    ca_files: Vec<PathBuf>,
+    client: Option<(String, Secret)>,
+    insecure: bool,
+    server_name: Option<String>,
+}
+
+impl std::fmt::Debug for FluentTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FluentTls")
+            .field("ca_pem", &self.ca_pem.len())
+            .field("ca_files", &self.ca_files)
+            .field("client_cert", &self.client.is_some())
+            .field("insecure", &self.insecure)
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+impl FluentTls {
+    /// TLS with certificate verification against Mozilla's roots (`webpki-roots`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Trusts the CA certificate(s) in `pem` (PEM text) instead of the default roots; may be
+    /// called several times.
+    pub fn with_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.ca_pem.push(pem.into());
+        self
+    }
+    /// As [`with_ca_pem`](Self::with_ca_pem), reading the PEM file at `build()`.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+    /// Presents a client certificate (chain PEM, leaf first) and its private key (PEM:
+    /// PKCS#8, PKCS#1 or SEC1).
+    pub fn with_client_cert(
+        mut self,
+        cert_pem: impl Into<String>,
+        key_pem: impl Into<String>,
+    ) -> Self {
+        self.client = Some((cert_pem.into(), Secret::new(key_pem)));
+        self
+    }
+    /// The name checked against the server's certificate (default: the host of each server
+    /// address, a DNS name or an IP address).
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+    /// **Turns certificate verification off**: any server certificate is accepted, so the
+    /// connection is encrypted but not authenticated. For tests only.
+    pub fn with_insecure_skip_verify(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+}
+
+/// Builds a [`FluentLayer`]: every setting of the layer, checked by [`build`](Self::build).
+///
+/// | setting | default | notes |
+/// |---|---|---|
+/// | tag prefix | (argument of [`FluentLayer::builder`]) | tag = `prefix.label` |
+/// | [`with_tag_label`](FluentBuilder::with_tag_label) | [`TagLabel::Target`] | `shop::orders` → `prefix.shop.orders` |
+/// | [`with_server`](FluentBuilder::with_server) | `127.0.0.1:24224` | repeat for failover; `unix:///path`, `tls://host:port` |
+/// | [`with_round_robin`](FluentBuilder::with_round_robin) | off (failover, first server preferred) | |
+/// | [`with_mode`](FluentBuilder::with_mode) | [`Mode::PackedForward`] | |
+/// | [`with_time_format`](FluentBuilder::with_time_format) | [`TimeFormat::EventTime`] (ns) | |
+/// | [`with_require_ack`](FluentBuilder::with_require_ack) | **on** (at-least-once) | off: at-most-once |
+/// | [`with_ack_timeout`](FluentBuilder::with_ack_timeout) | 30 s | per batch |
+/// | [`with_connect_timeout`](FluentBuilder::with_connect_timeout) | 5 s | TCP + TLS + handshake |
+/// | [`with_shared_key`](FluentBuilder::with_shared_key) | none (no handshake) | |
+/// | [`with_self_hostname`](FluentBuilder::with_self_hostname) | this host's name | sent in PING |
+/// | [`with_user`](FluentBuilder::with_user) | none | |
+/// | [`with_tls`](FluentBuilder::with_tls) | off | see [`FluentTls`] |
+/// | [`with_span_style`](FluentBuilder::with_span_style) | [`SpanStyle::Nested`] | |
+/// | [`with_record_template`](FluentBuilder::with_record_template) | none | see [`template`](crate::template) |
+/// | [`with_exclude`](FluentBuilder::with_exclude) | none | keys left out of every record |
+/// | [`with_max_record_bytes`](FluentBuilder::with_max_record_bytes) | 4 MiB | larger records are refused alone |
+///
+/// Core pipeline defaults chosen for Fluent (change them with
+/// [`with_pipeline`](FluentBuilder::with_pipeline)): batches of up to 4 096 records or 4 MiB
+/// (estimated, before encoding: below Fluent Bit's 6 MB `Buffer_Max_Size`), linger 1 s, send
+/// timeout 60 s (above the ack timeout), everything else as in
+/// [`PipelineBuilder`](logship_core::PipelineBuilder).
+///
+/// Setters never fail: a bad value is remembered and [`build`](Self::build) reports the first
+/// one.
+#[must_use]
+pub struct FluentBuilder {
+    tag_prefix: String,
+    label: TagLabel,
+    servers: Vec<String>,
+    round_robin: bool,
+    mode: Mode,
+    time: TimeFormat,
+    require_ack: bool,
+    ack_timeout: Duration,
+    connect_timeout: Duration,
+    shared_key: Option<Secret>,
+    self_hostname: Option<String>,
+    user: Option<(String, Secret)>,
+    tls: Option<FluentTls>,
+    spans: SpanStyle,
+    templates: Vec<(String, String)>,
+    exclude: Vec<String>,
+    hostname: Option<String>,
+    max_record_bytes: usize,
+    pipeline: PipelineBuilder,
+}
+
+impl std::fmt::Debug for FluentBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FluentBuilder")
+            .field("tag_prefix", &self.tag_prefix)
+            .field("label", &self.label)
+            .field("servers", &self.servers)
+            .field("mode", &self.mode)
+            .field("require_ack", &self.require_ack)
+            .field("shared_key", &self.shared_key)
+            .field("user", &self.user.as_ref().map(|(u, _)| u))
+            .field("tls", &self.tls)
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default per-record limit: 4 MiB encoded.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
+
+impl FluentBuilder {
+    pub(crate) fn new(tag_prefix: &str) -> Self {
+        Self {
+            tag_prefix: tag_prefix.to_string(),
+            label: TagLabel::Target,
+            servers: Vec::new(),
+            round_robin: false,
+            mode: Mode::PackedForward,
+            time: TimeFormat::EventTime,
+            require_ack: true,
+            ack_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            shared_key: None,
+            self_hostname: None,
+            user: None,
+            tls: None,
+            spans: SpanStyle::Nested,
+            templates: Vec::new(),
+            exclude: Vec::new(),
+            hostname: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            pipeline: PipelineBuilder::new()
+                .with_max_batch_records(4096)
+                .with_max_batch_bytes(4 * 1024 * 1024)
+                .with_linger(Duration::from_secs(1))
+                .with_send_timeout(Duration::from_secs(60)),
+        }
+    }
+
+    /// Where the label of the tag comes from (default [`TagLabel::Target`]).
+    pub fn with_tag_label(self, label: TagLabel) -> Self {
+        Self { label, ..self }
+    }
+    /// Adds a server: `host:port`, `host` (port 24224), `[v6]:port`, `tcp://…`, `tls://…` or
+    /// `unix:///path`. The first call replaces the default `127.0.0.1:24224`; further calls
+    /// add failover servers, tried in order (see [`with_round_robin`](Self::with_round_robin)).
+    /// Checked by `build()`.
+    pub fn with_server(mut self, address: impl Into<String>) -> Self {
+        self.servers.push(address.into());
+        self
+    }
+    /// Spreads consecutive batches over all servers instead of preferring the first one.
+    pub fn with_round_robin(self, on: bool) -> Self {
+        Self {
+            round_robin: on,
+            ..self
+        }
+    }
+    /// The Forward mode (default [`Mode::PackedForward`]).
+    pub fn with_mode(self, mode: Mode) -> Self {
+        Self { mode, ..self }
+    }
+    /// How times are sent (default [`TimeFormat::EventTime`], nanoseconds).
+    pub fn with_time_format(self, time: TimeFormat) -> Self {
+        Self { time, ..self }
+    }
+    /// Whether each batch must be acknowledged (default **true**: at-least-once delivery,
+    /// duplicates possible after a lost ack). `false` gives at-most-once delivery: a batch
+    /// counts as delivered once written to the socket, and a server that dies before reading
+    /// it loses it silently.
+    pub fn with_require_ack(self, on: bool) -> Self {
+        Self {
+            require_ack: on,
+            ..self
+        }
+    }
+    /// How long to wait for a batch's acks after writing it (default 30 s; Fluentd's own
+    /// out_forward waits 190 s). Keep it below the pipeline's send timeout (60 s).
+    pub fn with_ack_timeout(self, d: Duration) -> Self {
+        Self {
+            ack_timeout: d,
+            ..self
+        }
+    }
+    /// How long connecting may take: TCP, TLS and the handshake together (default 5 s).
+    pub fn with_connect_timeout(self, d: Duration) -> Self {
+        Self {
+            connect_timeout: d,
+            ..self
+        }
+    }
+    /// Turns on the shared-key handshake (server `<security> shared_key`, Fluent Bit
+    /// `Shared_Key`). The key never appears in `Debug` output or errors.
+    pub fn with_shared_key(self, key: impl Into<Secret>) -> Self {
+        Self {
+            shared_key: Some(key.into()),
+            ..self
+        }
+    }
+    /// The client hostname sent in PING and hashed into its digest (default: this host's
+    /// name). Fluentd refuses a PING carrying its own hostname.
+    pub fn with_self_hostname(self, name: impl Into<String>) -> Self {
+        Self {
+            self_hostname: Some(name.into()),
+            ..self
+        }
+    }
+    /// User authentication (server `<user>` sections); needs a shared key.
+    pub fn with_user(self, username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        Self {
+            user: Some((username.into(), password.into())),
+            ..self
+        }
+    }
+    /// Turns TLS on for every TCP server (`tls://` addresses use it too).
+    pub fn with_tls(self, tls: FluentTls) -> Self {
+        Self {
+            tls: Some(tls),
+            ..self
+        }
+    }
+    /// How enclosing spans' fields appear (default [`SpanStyle::Nested`]). Which spans are
+    /// carried is a core setting: `with_pipeline(|p| p.with_span_fields(..))`.
+    pub fn with_span_style(self, spans: SpanStyle) -> Self {
+        Self { spans, ..self }
+    }
+    /// Adds a record key rendered from a template (the original's `FluentRecordFormatter`
+    /// `fmt` dict), e.g. `("where", "{module}:{line}")`; see [`template`](crate::template).
+    /// Event fields of the same name win. Checked by `build()`.
+    pub fn with_record_template(
+        mut self,
+        key: impl Into<String>,
+        template: impl Into<String>,
+    ) -> Self {
+        self.templates.push((key.into(), template.into()));
+        self
+    }
+    /// Adds the Python formatter's default keys: `sys_host` = `{hostname}`, `sys_name` =
+    /// `{target}`, `sys_module` = `{module}`.
+    pub fn with_python_formatter_keys(self) -> Self {
+        self.with_record_template("sys_host", "{hostname}")
+            .with_record_template("sys_name", "{target}")
+            .with_record_template("sys_module", "{module}")
+    }
+    /// Leaves these keys out of every record (the original's `exclude_attrs`): built-in keys
+    /// (`level`, `target`, `tracking_id`, …), template keys or field names.
+    pub fn with_exclude<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exclude.extend(keys.into_iter().map(Into::into));
+        self
+    }
+    /// The name `{hostname}` renders to (default: this host's name).
+    pub fn with_hostname(self, name: impl Into<String>) -> Self {
+        Self {
+            hostname: Some(name.into()),
+            ..self
+        }
+    }
+    /// Largest encoded record in bytes (default 4 MiB); a larger one is refused alone (it goes
+    /// to the undelivered path as rejected) and the rest of its batch is sent.
+    pub fn with_max_record_bytes(self, n: usize) -> Self {
+        Self {
+            max_record_bytes: n,
+            ..self
+        }
+    }
+    /// Changes core pipeline settings (queue, batching, retry, breaker, undelivered callback,
+    /// source FQN, …) on top of the Fluent defaults in the [builder docs](FluentBuilder).
+    pub fn with_pipeline(self, f: impl FnOnce(PipelineBuilder) -> PipelineBuilder) -> Self {
+        Self {
+            pipeline: f(self.pipeline),
+            ..self
+        }
+    }
+
+    /// Checks every setting, starts the worker thread, and returns the layer and its guard.
+    ///
+    /// No connection is made on the caller's thread: the worker connects in the background
+    /// (an unreachable server shows in `Stats::last_error` and delays nothing).
+    ///
+    /// # Errors
+    /// [`FluentError`] naming the first bad setting: an unparsable address, a template with an
+    /// unknown placeholder, zero timeouts, a user without a shared key, unusable TLS material,
+    /// `tls://` with a Unix socket, or an invalid core setting ([`FluentError::Pipeline`]).
+    pub fn build(self) -> Result<(FluentLayer, Guard), FluentError> {
+        let servers = if self.servers.is_empty() {
+            vec!["127.0.0.1:24224".to_string()]
+        } else {
+            self.servers
+        };
+        let mut endpoints = servers
+            .iter()
+            .map(|s| Endpoint::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.tls.is_some() {
+            for ep in &mut endpoints {
+                if matches!(ep.target, crate::transport::Target::Tcp { .. }) {
+                    ep.tls = true;
+                }
+            }
+        }
+        for (setting, d) in [
+            ("with_ack_timeout", self.ack_timeout),
+            ("with_connect_timeout", self.connect_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(FluentError::Setting {
+                    setting,
+                    value: "0 s".into(),
+                    hint: "use a duration above zero",
+                });
+            }
+        }
+        if self.max_record_bytes == 0 {
+            return Err(FluentError::Setting {
+                setting: "with_max_record_bytes",
+                value: "0".into(),
+                hint: "allow at least 1 byte",
+            });
+        }
+        if self.user.is_some() && self.shared_key.is_none() {
+            return Err(FluentError::Setting {
+                setting: "with_user",
+                value: "a user without a shared key".into(),
+                hint: "user authentication is part of the handshake: add `with_shared_key`",
+            });
+        }
+        if self.tag_prefix.is_empty() && self.label == TagLabel::None {
+            return Err(FluentError::Setting {
+                setting: "with_tag_label",
+                value: "TagLabel::None with an empty tag prefix".into(),
+                hint: "give a tag prefix or a label source: every Forward request needs a tag",
+            });
+        }
+        if self.mode == Mode::CompressedPackedForward && self.time == TimeFormat::Integer {
+            return Err(FluentError::Setting {
+                setting: "with_time_format",
+                value: "TimeFormat::Integer with Mode::CompressedPackedForward".into(),
+                hint: "servers old enough to need integer time do not take compressed requests \
+                       (Fluent Bit refuses this pair too): use EventTime or another mode",
+            });
+        }
+        let mut templates = Vec::with_capacity(self.templates.len());
+        for (key, src) in self.templates {
+            match Template::parse(&src) {
+                Ok(t) => templates.push((key, t)),
+                Err(hint) => return Err(FluentError::Template { key, hint }),
+            }
+        }
+        let tls = if endpoints.iter().any(|e| e.tls) {
+            let t = self.tls.unwrap_or_default();
+            let mut ca = t.ca_pem.clone();
+            for path in &t.ca_files {
+                ca.push(
+                    std::fs::read_to_string(path).map_err(|source| FluentError::File {
+                        what: "CA certificate file",
+                        path: path.clone(),
+                        source,
+                    })?,
+                );
+            }
+            let client = t.client.as_ref().map(|(c, k)| (c.as_str(), k.expose()));
+            Some(tls_setup(
+                &ca,
+                client,
+                t.insecure,
+                t.server_name.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        let this_host = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        let credentials = self.shared_key.map(|shared_key| Credentials {
+            self_hostname: self
+                .self_hostname
+                .clone()
+                .unwrap_or_else(|| this_host.clone()),
+            shared_key,
+            user: self.user,
+        });
+        let encoder = Encoder::new(EncodeSettings {
+            tag_prefix: self.tag_prefix,
+            label: self.label,
+            time: self.time,
+            spans: self.spans,
+            templates,
+            exclude: self.exclude,
+            hostname: self.hostname.unwrap_or(this_host),
+            max_record_bytes: self.max_record_bytes,
+            mode: self.mode,
+        });
+        let sink = FluentSink::new(
+            encoder,
+            SinkSettings {
+                endpoints,
+                tls,
+                require_ack: self.require_ack,
+                ack_timeout: self.ack_timeout,
+                connect_timeout: self.connect_timeout,
+                round_robin: self.round_robin,
+                credentials,
+            },
+        );
+        let (layer, guard) = self.pipeline.build(sink)?;
+        Ok((FluentLayer::from(layer), guard))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(b: FluentBuilder) -> String {
+        match b.build() {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn build_reports_what_to_fix() {
+        let b = || FluentLayer::builder("app").with_server("127.0.0.1:1");
+        assert!(err(b().with_server("nope:x")).contains("invalid server address `nope:x`"));
+        assert!(err(b().with_ack_timeout(Duration::ZERO)).contains("`with_ack_timeout` is 0 s"));
+        assert!(err(b().with_user("u", "p")).contains("add `with_shared_key`"));
+        assert!(
+            err(b().with_record_template("k", "{bogus}")).contains("unknown placeholder `{bogus}`")
+        );
+        assert!(
+            err(FluentLayer::builder("").with_tag_label(TagLabel::None)).contains("needs a tag")
+        );
+        assert!(
+            err(b()
+                .with_mode(Mode::CompressedPackedForward)
+                .with_time_format(TimeFormat::Integer))
+            .contains("with_time_format")
+        );
+        assert!(
+            err(b().with_tls(FluentTls::new().with_ca_pem("junk"))).contains("tls CA certificate")
+        );
+        assert!(err(b().with_pipeline(|p| p.with_max_batch_records(0))).contains("pipeline"));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let b = FluentLayer::builder("app")
+            .with_shared_key("s3cret-key")
+            .with_user("bob", "pa55word")
+            .with_tls(FluentTls::new().with_client_cert("c", "PRIVATE KEY"));
+        let d = format!("{b:?}");
+        assert!(
+            !d.contains("s3cret") && !d.contains("pa55") && !d.contains("PRIVATE"),
+            "{d}"
+        );
+        assert!(d.contains("***"));
+    }
+}

@@ -1,0 +1,127 @@
+//! Errors of the Fluent layer, and the [`Secret`] wrapper that keeps keys out of logs.
+//!
+//! Messages are lowercase and describe this level only; causes are reachable through
+//! `source()`. Shared keys and passwords never appear in `Debug` or `Display` output.
+
+use std::fmt;
+
+/// A secret (shared key, password): `Debug` prints `***`, and there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself (for hashing; never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+/// Why [`FluentBuilder::build`](crate::FluentBuilder::build) refused the configuration. Each
+/// message names the setting, the bad value and what to do instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FluentError {
+    /// A server address does not parse.
+    #[error("invalid server address `{address}`: {hint}")]
+    Address {
+        /// The address as given.
+        address: String,
+        /// What is wrong and what is expected.
+        hint: &'static str,
+    },
+    /// A setting is out of range or inconsistent with another one.
+    #[error("`{setting}` is {value}; {hint}")]
+    Setting {
+        /// The builder method.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        hint: &'static str,
+    },
+    /// A record-formatter template does not parse.
+    #[error("record template for key `{key}` is invalid: {hint}")]
+    Template {
+        /// The record key the template is for.
+        key: String,
+        /// What is wrong.
+        hint: String,
+    },
+    /// TLS material (CA, client certificate or key) is unusable.
+    #[error("tls {what} is unusable: {hint}")]
+    Tls {
+        /// Which piece (`CA certificate`, `client certificate`, …).
+        what: &'static str,
+        /// What went wrong.
+        hint: String,
+    },
+    /// A file named in the configuration cannot be read.
+    #[error("cannot read {what} `{path}`")]
+    File {
+        /// What the file was for.
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A core pipeline setting is invalid, or the worker could not start.
+    #[error("pipeline configuration")]
+    Pipeline(#[from] logship_core::ConfigError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "***");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn messages_are_lowercase_and_name_the_setting() {
+        let e = FluentError::Setting {
+            setting: "with_ack_timeout",
+            value: "0 s".into(),
+            hint: "use a duration above zero",
+        };
+        assert_eq!(
+            e.to_string(),
+            "`with_ack_timeout` is 0 s; use a duration above zero"
+        );
+        let e = FluentError::Address {
+            address: "x:y".into(),
+            hint: "the port must be a number",
+        };
+        assert_eq!(
+            e.to_string(),
+            "invalid server address `x:y`: the port must be a number"
+        );
+    }
+}

@@ -1,0 +1,512 @@
+//! Sockets only: server addresses, TCP / Unix / TLS connections, reading one msgpack reply.
+//!
+//! A [`Conn`] is one stream to one server. Before each batch the sink asks
+//! [`Conn::peer_closed`] whether the server (or a load balancer in between) has closed it, with
+//! a non-blocking read, so a dead connection is replaced instead of swallowing a batch (the
+//! Python original's issue #77).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Context;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_rustls::TlsConnector;
+
+use crate::error::FluentError;
+
+/// The default Forward port.
+pub const DEFAULT_PORT: u16 = 24224;
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// TCP host (name or IP) and port.
+    Tcp { host: String, port: u16 },
+    /// A Unix stream socket.
+    Unix(PathBuf),
+}
+
+/// One configured server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    pub(crate) target: Target,
+    /// TLS on this server (`tls://` or the builder's TLS setting).
+    pub(crate) tls: bool,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            Target::Tcp { host, port } => {
+                let scheme = if self.tls { "tls://" } else { "" };
+                if host.contains(':') {
+                    write!(f, "{scheme}[{host}]:{port}")
+                } else {
+                    write!(f, "{scheme}{host}:{port}")
+                }
+            }
+            Target::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+impl Endpoint {
+    /// Parses `host:port`, `host` (port 24224), `[v6]:port`, `tcp://…`, `tls://…` or
+    /// `unix:///path`.
+    ///
+    /// # Errors
+    /// [`FluentError::Address`] saying what is wrong.
+    pub(crate) fn parse(s: &str) -> Result<Self, FluentError> {
+        let bad = |hint| FluentError::Address {
+            address: s.to_string(),
+            hint,
+        };
+        if let Some(path) = s.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(bad(
+                    "`unix://` needs a path, e.g. `unix:///var/run/fluent.sock`",
+                ));
+            }
+            return Ok(Self {
+                target: Target::Unix(PathBuf::from(path)),
+                tls: false,
+            });
+        }
+        let (rest, tls) = if let Some(r) = s.strip_prefix("tls://") {
+            (r, true)
+        } else if let Some(r) = s.strip_prefix("tcp://") {
+            (r, false)
+        } else if s.contains("://") {
+            return Err(bad(
+                "use `host:port`, `tcp://host:port`, `tls://host:port` or `unix:///path`",
+            ));
+        } else {
+            (s, false)
+        };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let Some((host, after)) = v6.split_once(']') else {
+                return Err(bad("an IPv6 address needs a closing `]`"));
+            };
+            match after.strip_prefix(':') {
+                Some(p) => (host, Some(p)),
+                None if after.is_empty() => (host, None),
+                None => return Err(bad("expected `:port` after `]`")),
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, _)) if h.contains(':') => {
+                    return Err(bad("write IPv6 addresses in brackets, e.g. `[::1]:24224`"));
+                }
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("the host is empty"));
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(bad("the port must be a number from 1 to 65535")),
+            },
+        };
+        Ok(Self {
+            target: Target::Tcp {
+                host: host.to_string(),
+                port,
+            },
+            tls,
+        })
+    }
+}
+
+/// Any stream the sink can talk through.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// One open connection, with a read buffer for replies.
+pub(crate) struct Conn {
+    io: Box<dyn Io>,
+    rbuf: Vec<u8>,
+    /// Set while a request is being written or its ack awaited: if the send is cancelled (the
+    /// core's send timeout drops the future) the stream holds half a request or a late ack,
+    /// so it must not be reused.
+    pub(crate) dirty: bool,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("buffered", &self.rbuf.len())
+            .field("dirty", &self.dirty)
+            .finish()
+    }
+}
+
+/// Why reading a reply failed.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// No complete reply before the deadline.
+    Timeout,
+    /// The peer closed the connection.
+    Closed,
+    /// A socket error.
+    Io(io::Error),
+    /// The bytes are not msgpack, or a reply is unreasonably large.
+    Invalid(String),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timed out waiting for the reply"),
+            Self::Closed => f.write_str("the server closed the connection"),
+            Self::Io(e) => write!(f, "read failed: {e}"),
+            Self::Invalid(s) => write!(f, "invalid reply: {s}"),
+        }
+    }
+}
+
+/// Replies (acks, HELO, PONG) are small; anything bigger is not a Forward server.
+const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+impl Conn {
+    fn new(io: Box<dyn Io>) -> Self {
+        Self {
+            io,
+            rbuf: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Opens a connection to `ep` within `timeout` (TCP connect and TLS handshake together).
+    pub(crate) async fn connect(
+        ep: &Endpoint,
+        tls: Option<&TlsSetup>,
+        timeout: Duration,
+    ) -> io::Result<Self> {
+        let fut = async {
+            match &ep.target {
+                Target::Unix(path) => {
+                    let s = tokio::net::UnixStream::connect(path).await?;
+                    Ok(Self::new(Box::new(s)))
+                }
+                Target::Tcp { host, port } => {
+                    let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                    s.set_nodelay(true)?;
+                    if !ep.tls {
+                        return Ok(Self::new(Box::new(s)));
+                    }
+                    let Some(tls) = tls else {
+                        return Err(io::Error::other("tls is not configured"));
+                    };
+                    let name = match &tls.server_name {
+                        Some(n) => n.clone(),
+                        None => rustls::pki_types::ServerName::try_from(host.clone())
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                    };
+                    let s = tls.connector.connect(name, s).await?;
+                    Ok(Self::new(Box::new(s)))
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect timed out after {} ms", timeout.as_millis()),
+            )),
+        }
+    }
+
+    /// Whether the peer closed the connection (or sent something unexpected), checked with
+    /// one non-blocking read. Call it before writing a batch into an idle connection.
+    pub(crate) async fn peer_closed(&mut self) -> bool {
+        // Let the runtime poll the OS first: tokio only learns that a socket became readable
+        // (a FIN arrived while we were idle) when its driver runs, and a yield runs it.
+        tokio::task::yield_now().await;
+        let mut byte = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Ready means EOF, an error, or stray bytes (a late ack of an abandoned request):
+        // either way the stream is not in a state we can trust. Pending means alive and idle.
+        Pin::new(&mut *self.io)
+            .poll_read(&mut cx, &mut buf)
+            .is_ready()
+    }
+
+    /// Writes `bytes` completely and flushes.
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.io.write_all(bytes).await?;
+        self.io.flush().await
+    }
+
+    /// Reads one complete msgpack value, waiting until `deadline`.
+    pub(crate) async fn read_value(&mut self, deadline: Instant) -> Result<rmpv::Value, ReadError> {
+        loop {
+            if !self.rbuf.is_empty() {
+                let mut rd = &self.rbuf[..];
+                match rmpv::decode::read_value(&mut rd) {
+                    Ok(v) => {
+                        let used = self.rbuf.len() - rd.len();
+                        self.rbuf.drain(..used);
+                        return Ok(v);
+                    }
+                    Err(e) if is_eof(&e) => {}
+                    Err(e) => return Err(ReadError::Invalid(e.to_string())),
+                }
+                if self.rbuf.len() > MAX_REPLY_BYTES {
+                    return Err(ReadError::Invalid(format!(
+                        "reply larger than {MAX_REPLY_BYTES} bytes"
+                    )));
+                }
+            }
+            let mut tmp = [0u8; 1024];
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.io.read(&mut tmp)).await {
+                Err(_) => return Err(ReadError::Timeout),
+                Ok(Ok(0)) => return Err(ReadError::Closed),
+                Ok(Ok(n)) => self.rbuf.extend_from_slice(&tmp[..n]),
+                Ok(Err(e)) => return Err(ReadError::Io(e)),
+            }
+        }
+    }
+
+    /// Closes the write side politely (TLS close_notify), bounded by `timeout`.
+    pub(crate) async fn close(mut self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.io.shutdown()).await;
+    }
+}
+
+fn is_eof(e: &rmpv::decode::Error) -> bool {
+    use rmpv::decode::Error as E;
+    match e {
+        E::InvalidMarkerRead(io) | E::InvalidDataRead(io) => {
+            io.kind() == io::ErrorKind::UnexpectedEof
+        }
+        _ => false,
+    }
+}
+
+/// TLS client settings, resolved by the builder.
+#[derive(Clone)]
+pub(crate) struct TlsSetup {
+    pub(crate) connector: TlsConnector,
+    /// Overrides the name checked against the certificate (default: the host).
+    pub(crate) server_name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+impl fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSetup")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the rustls client config: roots (custom CA PEM, else Mozilla's roots from
+/// `webpki-roots`), an optional client certificate, or no verification at all.
+pub(crate) fn tls_setup(
+    ca_pem: &[String],
+    client: Option<(&str, &str)>,
+    insecure: bool,
+    server_name: Option<&str>,
+) -> Result<TlsSetup, FluentError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| FluentError::Tls {
+            what: "configuration",
+            hint: e.to_string(),
+        })?;
+    let builder = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        if ca_pem.is_empty() {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        for pem in ca_pem {
+            let certs = rustls_pemfile::certs(&mut pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FluentError::Tls {
+                    what: "CA certificate",
+                    hint: e.to_string(),
+                })?;
+            if certs.is_empty() {
+                return Err(FluentError::Tls {
+                    what: "CA certificate",
+                    hint: "the PEM holds no `BEGIN CERTIFICATE` block".into(),
+                });
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| FluentError::Tls {
+                    what: "CA certificate",
+                    hint: e.to_string(),
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = rustls_pemfile::certs(&mut cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FluentError::Tls {
+                    what: "client certificate",
+                    hint: e.to_string(),
+                })?;
+            if chain.is_empty() {
+                return Err(FluentError::Tls {
+                    what: "client certificate",
+                    hint: "the PEM holds no `BEGIN CERTIFICATE` block".into(),
+                });
+            }
+            let key = rustls_pemfile::private_key(&mut key.as_bytes())
+                .map_err(|e| FluentError::Tls {
+                    what: "client key",
+                    hint: e.to_string(),
+                })?
+                .ok_or_else(|| FluentError::Tls {
+                    what: "client key",
+                    hint: "the PEM holds no private key".into(),
+                })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| FluentError::Tls {
+                    what: "client certificate",
+                    hint: e.to_string(),
+                })?
+        }
+    };
+    let server_name = match server_name {
+        None => None,
+        Some(n) => Some(
+            rustls::pki_types::ServerName::try_from(n.to_string()).map_err(|e| {
+                FluentError::Tls {
+                    what: "server name",
+                    hint: e.to_string(),
+                }
+            })?,
+        ),
+    };
+    Ok(TlsSetup {
+        connector: TlsConnector::from(Arc::new(config)),
+        server_name,
+    })
+}
+
+/// Accepts any certificate (`with_tls_insecure_skip_verify`); signatures are still checked so
+/// the handshake itself is sound.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn tcp(host: &str, port: u16, tls: bool) -> Endpoint {
+        Endpoint {
+            target: Target::Tcp {
+                host: host.into(),
+                port,
+            },
+            tls,
+        }
+    }
+
+    #[test]
+    fn parses_addresses() {
+        let cases = [
+            ("127.0.0.1:24224", tcp("127.0.0.1", 24224, false)),
+            ("fluentd", tcp("fluentd", 24224, false)),
+            ("tcp://fluentd:1", tcp("fluentd", 1, false)),
+            (
+                "tls://logs.example.com:24284",
+                tcp("logs.example.com", 24284, true),
+            ),
+            ("[::1]:5", tcp("::1", 5, false)),
+            ("[::1]", tcp("::1", 24224, false)),
+        ];
+        for (s, want) in cases {
+            assert_eq!(Endpoint::parse(s).unwrap(), want, "{s}");
+        }
+        assert_eq!(
+            Endpoint::parse("unix:///var/run/fluent.sock")
+                .unwrap()
+                .target,
+            Target::Unix("/var/run/fluent.sock".into())
+        );
+        assert_eq!(tcp("::1", 5, true).to_string(), "tls://[::1]:5");
+    }
+
+    #[test]
+    fn rejects_bad_addresses() {
+        for (s, hint) in [
+            ("host:port", "the port must be a number"),
+            ("host:0", "the port must be a number"),
+            (":24224", "the host is empty"),
+            ("::1:5", "brackets"),
+            ("http://x", "use `host:port`"),
+            ("unix://", "needs a path"),
+            ("[::1", "closing"),
+        ] {
+            let e = Endpoint::parse(s).unwrap_err().to_string();
+            assert!(e.contains(hint), "{s}: {e}");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The shared-key handshake: success (with user authentication), wrong key, wrong password,
+//! for both HELO styles. Nothing is sent on a connection that failed it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{WAIT, addr, assert_clean, fast, receiver};
+use logship_fluent::{FluentBuilder, FluentLayer};
+use logship_testkit::fluent::{FluentReceiver, HeloStyle};
+use tracing_subscriber::prelude::*;
+
+fn secured(style: HeloStyle) -> FluentReceiver {
+    receiver()
+        .with_shared_key("s3cret")
+        .with_user("alice", "pw")
+        .with_helo_style(style)
+        .start()
+        .unwrap()
+}
+
+fn send(b: FluentBuilder, n: u64) -> logship_core::Guard {
+    let (layer, guard) = b
+        .with_self_hostname("app-host")
+        .with_pipeline(|p| {
+            fast(p).with_retry(
+                logship_core::RetryPolicy::default()
+                    .with_initial_delay(Duration::from_millis(1))
+                    .with_max_attempts(Some(2)),
+            )
+        })
+        .build()
+        .unwrap();
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        for i in 0..n {
+            tracing::info!(i, "secure");
+        }
+    }
+    guard.flush(WAIT).unwrap();
+    guard
+}
+
+#[test]
+fn handshake_succeeds_for_both_styles() {
+    for style in [HeloStyle::Fluentd, HeloStyle::FluentBit] {
+        let r = secured(style);
+        let g = send(
+            FluentLayer::builder("app")
+                .with_server(addr(&r))
+                .with_shared_key("s3cret")
+                .with_user("alice", "pw"),
+            3,
+        );
+        assert_eq!(
+            (g.stats().delivered, g.stats().undelivered()),
+            (3, 0),
+            "{style:?}"
+        );
+        assert!(r.wait_for_events(3, WAIT));
+        let rs = r.stats();
+        assert_eq!(
+            (rs.handshakes_ok, rs.handshake_failures),
+            (1, 0),
+            "{style:?}"
+        );
+        assert_clean(&r);
+    }
+}
+
+#[test]
+fn wrong_shared_key_sends_nothing() {
+    for (style, why) in [
+        (HeloStyle::Fluentd, "shared_key mismatch"),
+        (
+            HeloStyle::FluentBit,
+            "closed the connection instead of answering PING",
+        ),
+    ] {
+        let r = secured(style);
+        let g = send(
+            FluentLayer::builder("app")
+                .with_server(addr(&r))
+                .with_shared_key("bad-key-7731")
+                .with_user("alice", "pw"),
+            2,
+        );
+        let s = g.stats();
+        assert_eq!(
+            (s.delivered, s.undelivered_retries_exhausted),
+            (0, 2),
+            "{style:?}"
+        );
+        let err = s.last_error.unwrap();
+        assert!(
+            err.contains("handshake") && err.contains(why),
+            "{style:?}: {err}"
+        );
+        assert!(
+            !err.contains("bad-key-7731"),
+            "the key must not leak into errors: {err}"
+        );
+        let rs = r.stats();
+        assert!(rs.handshake_failures >= 2, "{rs:?}");
+        assert_eq!(rs.handshakes_ok, 0);
+        assert_eq!(rs.events, 0);
+        assert_eq!(rs.requests_total(), 0);
+    }
+}
+
+#[test]
+fn wrong_password_sends_nothing() {
+    let r = secured(HeloStyle::Fluentd);
+    let g = send(
+        FluentLayer::builder("app")
+            .with_server(addr(&r))
+            .with_shared_key("s3cret")
+            .with_user("alice", "nope"),
+        2,
+    );
+    let s = g.stats();
+    assert_eq!((s.delivered, s.undelivered_retries_exhausted), (0, 2));
+    assert!(s.last_error.unwrap().contains("username/password mismatch"));
+    assert_eq!(r.stats().events, 0);
+    assert_eq!(r.stats().handshakes_ok, 0);
+}
+
+#[test]
+fn a_server_without_the_handshake_is_not_trusted_blindly() {
+    // The server sends no HELO: the client waits for it, times out, and sends nothing.
+    let r = receiver().start().unwrap();
+    let g = send(
+        FluentLayer::builder("app")
+            .with_server(addr(&r))
+            .with_shared_key("s3cret")
+            .with_connect_timeout(Duration::from_millis(500)),
+        1,
+    );
+    assert_eq!(g.stats().delivered, 0);
+    assert!(g.stats().last_error.unwrap().contains("awaiting HELO"));
+    assert_eq!(r.stats().bytes_received, 0);
+}

@@ -1,0 +1,373 @@
+//! [`JkoolHttpBuilder`]: every setting of the HTTPS layer, checked by [`build`](JkoolHttpBuilder::build).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logship_core::{Guard, PipelineBuilder};
+use logship_jkool::tls::TlsOptions;
+use logship_jkool::{Encoder, SnapshotPlacement};
+use reqwest::Url;
+use reqwest::header::HeaderValue;
+
+use crate::JkoolHttpLayer;
+use crate::error::{AccessToken, JkoolHttpError};
+use crate::sink::JkoolHttpSink;
+use crate::transport::{ClientTransport, HandshakePool, Transport};
+
+/// The jKool stream endpoint base (`protocols.md` §4).
+pub const DEFAULT_BASE_URL: &str = "https://data.jkoolcloud.com/JESL";
+
+pub(crate) const USER_AGENT: &str = concat!("logship-jkool-http/", env!("CARGO_PKG_VERSION"));
+
+/// How the access token reaches jKool (`protocols.md` §4 "Auth").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JkoolAuth {
+    /// A `token: <T>` header on every post (jkool-client-java-api, the swagger). Default.
+    #[default]
+    TokenHeader,
+    /// An `X-API-Key: <T>` header on every post (JESL's current `HttpClient`).
+    ApiKeyHeader,
+    /// The original's in-band access request: each kept-alive connection first posts
+    /// `<access-request><token>T</token></access-request>` as `text/plain` to the base path
+    /// and, after a 2xx, carries posts without a token header.
+    Handshake,
+}
+
+type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
+
+/// Builds a [`JkoolHttpLayer`]. Defaults:
+///
+/// | setting | default |
+/// |---|---|
+/// | [`with_base_url`](JkoolHttpBuilder::with_base_url) | [`DEFAULT_BASE_URL`] (`https://data.jkoolcloud.com/JESL`) |
+/// | [`with_auth`](JkoolHttpBuilder::with_auth) | [`JkoolAuth::TokenHeader`] (`token: <T>` header) |
+/// | [`with_max_concurrent_requests`](JkoolHttpBuilder::with_max_concurrent_requests) | 4 posts in flight (and so at most 4 kept-alive connections) |
+/// | [`with_max_request_records`](JkoolHttpBuilder::with_max_request_records) | 500 documents per post |
+/// | [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) | 2 MiB of JSON per post (before compression) |
+/// | [`with_max_document_bytes`](JkoolHttpBuilder::with_max_document_bytes) | 1 MiB; a larger record is rejected alone |
+/// | [`with_gzip`](JkoolHttpBuilder::with_gzip) | off |
+/// | [`with_connect_timeout`](JkoolHttpBuilder::with_connect_timeout) | 10 s (the original's) |
+/// | [`with_snapshot_placement`](JkoolHttpBuilder::with_snapshot_placement) | embedded in the event |
+/// | [`with_tls`](JkoolHttpBuilder::with_tls) | verify against the Mozilla roots |
+/// | core: batch size | 1 000 records (change with `with_pipeline`) |
+/// | core: linger | 500 ms |
+/// | core: everything else | as [`PipelineBuilder`] |
+#[must_use]
+pub struct JkoolHttpBuilder {
+    token: AccessToken,
+    base_url: String,
+    auth: JkoolAuth,
+    max_concurrent: usize,
+    max_request_records: usize,
+    max_request_bytes: usize,
+    max_document_bytes: usize,
+    gzip: bool,
+    connect_timeout: Duration,
+    snapshots: SnapshotPlacement,
+    tls: TlsOptions,
+    pipeline: Vec<PipelineHook>,
+}
+
+impl std::fmt::Debug for JkoolHttpBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JkoolHttpBuilder")
+            .field("token", &self.token)
+            .field("base_url", &self.base_url)
+            .field("auth", &self.auth)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("max_request_records", &self.max_request_records)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("gzip", &self.gzip)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JkoolHttpLayer {
+    /// Starts configuring a layer that streams to jKool with this access token.
+    pub fn builder(token: impl Into<AccessToken>) -> JkoolHttpBuilder {
+        JkoolHttpBuilder {
+            token: token.into(),
+            base_url: DEFAULT_BASE_URL.into(),
+            auth: JkoolAuth::default(),
+            max_concurrent: 4,
+            max_request_records: 500,
+            max_request_bytes: 2 * 1024 * 1024,
+            max_document_bytes: logship_jkool::DEFAULT_MAX_DOCUMENT_BYTES,
+            gzip: false,
+            connect_timeout: Duration::from_secs(10),
+            snapshots: SnapshotPlacement::Embedded,
+            tls: TlsOptions::default(),
+            pipeline: Vec::new(),
+        }
+    }
+}
+
+impl JkoolHttpBuilder {
+    /// The stream base URL; documents go to `{base}/event`, `{base}/activity` and
+    /// `{base}/snapshot`. `http://` is allowed (for a local relay or a test receiver).
+    /// Checked by `build()`.
+    pub fn with_base_url(self, url: impl Into<String>) -> Self {
+        Self {
+            base_url: url.into(),
+            ..self
+        }
+    }
+
+    /// How the token is presented (default [`JkoolAuth::TokenHeader`]).
+    pub fn with_auth(self, auth: JkoolAuth) -> Self {
+        Self { auth, ..self }
+    }
+
+    /// Most posts in flight at once for one batch, 1–64 (default 4). Also bounds the number of
+    /// kept-alive connections.
+    pub fn with_max_concurrent_requests(self, n: usize) -> Self {
+        Self {
+            max_concurrent: n,
+            ..self
+        }
+    }
+
+    /// Most documents in one post (default 500). A batch is split into several posts.
+    pub fn with_max_request_records(self, n: usize) -> Self {
+        Self {
+            max_request_records: n,
+            ..self
+        }
+    }
+
+    /// Most bytes of JSON in one post, before compression (default 2 MiB, at least 1 KiB).
+    pub fn with_max_request_bytes(self, n: usize) -> Self {
+        Self {
+            max_request_bytes: n,
+            ..self
+        }
+    }
+
+    /// Largest single document in bytes (default 1 MiB, at most the request limit); a record
+    /// that encodes larger is rejected alone (undelivered, reason given) without failing its
+    /// batch.
+    pub fn with_max_document_bytes(self, n: usize) -> Self {
+        Self {
+            max_document_bytes: n,
+            ..self
+        }
+    }
+
+    /// Gzip request bodies (`Content-Encoding: gzip`; default off).
+    pub fn with_gzip(self, on: bool) -> Self {
+        Self { gzip: on, ..self }
+    }
+
+    /// Longest wait for a TCP connection (default 10 s). The whole post is bounded by the
+    /// core's send timeout.
+    pub fn with_connect_timeout(self, d: Duration) -> Self {
+        Self {
+            connect_timeout: d,
+            ..self
+        }
+    }
+
+    /// Where event snapshots go (default embedded; [`SnapshotPlacement::Separate`] posts them
+    /// to `{base}/snapshot`).
+    pub fn with_snapshot_placement(self, p: SnapshotPlacement) -> Self {
+        Self {
+            snapshots: p,
+            ..self
+        }
+    }
+
+    /// TLS settings for `https` (custom CA, client certificate, or verification off).
+    pub fn with_tls(self, tls: TlsOptions) -> Self {
+        Self { tls, ..self }
+    }
+
+    /// Adjusts the core pipeline settings (queue, batching, retry, breaker, default source
+    /// FQN, undelivered callback …). Hooks run in call order, after this crate's defaults.
+    pub fn with_pipeline(
+        mut self,
+        f: impl FnOnce(PipelineBuilder) -> PipelineBuilder + Send + 'static,
+    ) -> Self {
+        self.pipeline.push(Box::new(f));
+        self
+    }
+
+    fn check_url(&self) -> Result<Url, JkoolHttpError> {
+        let bad = |reason: &str| JkoolHttpError::InvalidUrl {
+            url: self.base_url.clone(),
+            reason: reason.to_string(),
+        };
+        let url = Url::parse(&self.base_url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("use an http:// or https:// url"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("the url has no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(
+                "remove the query and fragment; give the base such as https://data.jkoolcloud.com/JESL",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "credentials in the url are not used; pass the access token to the builder",
+            ));
+        }
+        Ok(url)
+    }
+
+    fn check_numbers(&self) -> Result<(), JkoolHttpError> {
+        let range = |setting, value: String, hint| JkoolHttpError::OutOfRange {
+            setting,
+            value,
+            hint,
+        };
+        if !(1..=64).contains(&self.max_concurrent) {
+            return Err(range(
+                "with_max_concurrent_requests",
+                self.max_concurrent.to_string(),
+                "use 1 to 64",
+            ));
+        }
+        if self.max_request_records == 0 {
+            return Err(range(
+                "with_max_request_records",
+                "0".into(),
+                "use at least 1",
+            ));
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(range(
+                "with_max_request_bytes",
+                self.max_request_bytes.to_string(),
+                "use at least 1024 bytes",
+            ));
+        }
+        if self.max_document_bytes == 0 || self.max_document_bytes > self.max_request_bytes {
+            return Err(range(
+                "with_max_document_bytes",
+                self.max_document_bytes.to_string(),
+                "use at least 1 and at most with_max_request_bytes",
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(range(
+                "with_connect_timeout",
+                "0 s".into(),
+                "use a duration above zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks every setting, creates the HTTP client, starts the worker, and returns the
+    /// layer and the guard that flushes it on drop.
+    ///
+    /// # Errors
+    /// [`JkoolHttpError`]: an empty or non-header-safe token, a bad base URL, an
+    /// out-of-range number, unusable TLS files, or an invalid core setting.
+    pub fn build(self) -> Result<(JkoolHttpLayer, Guard), JkoolHttpError> {
+        if self.token.expose().is_empty() {
+            return Err(JkoolHttpError::EmptyToken);
+        }
+        let mut token_header = HeaderValue::from_str(self.token.expose())
+            .map_err(|_| JkoolHttpError::TokenNotHeaderSafe)?;
+        token_header.set_sensitive(true);
+        let url = self.check_url()?;
+        self.check_numbers()?;
+        let tls = Arc::new(self.tls.clone().with_alpn(&[b"http/1.1"]).client_config()?);
+        let transport = match self.auth {
+            JkoolAuth::Handshake => Transport::Handshake(
+                HandshakePool::new(&url, tls, self.token.clone(), self.connect_timeout).map_err(
+                    |reason| JkoolHttpError::InvalidUrl {
+                        url: self.base_url.clone(),
+                        reason,
+                    },
+                )?,
+            ),
+            auth => {
+                let client = reqwest::Client::builder()
+                    .use_preconfigured_tls((*tls).clone())
+                    .user_agent(USER_AGENT)
+                    .http1_only()
+                    .pool_max_idle_per_host(self.max_concurrent)
+                    .connect_timeout(self.connect_timeout)
+                    .tcp_nodelay(true)
+                    .build()
+                    .map_err(JkoolHttpError::Client)?;
+                let name = if auth == JkoolAuth::ApiKeyHeader {
+                    "x-api-key"
+                } else {
+                    "token"
+                };
+                Transport::Client(ClientTransport {
+                    client,
+                    base: url.as_str().trim_end_matches('/').to_string(),
+                    header: (name, token_header),
+                })
+            }
+        };
+        let encoder = Encoder::default()
+            .with_snapshot_placement(self.snapshots)
+            .with_max_document_bytes(self.max_document_bytes);
+        let sink = JkoolHttpSink {
+            encoder,
+            transport,
+            max_concurrent: self.max_concurrent,
+            max_request_records: self.max_request_records,
+            max_request_bytes: self.max_request_bytes,
+            gzip: self.gzip,
+        };
+        let mut p = PipelineBuilder::new()
+            .with_max_batch_records(1000)
+            .with_linger(Duration::from_millis(500));
+        for hook in self.pipeline {
+            p = hook(p);
+        }
+        let (layer, guard) = p.build(sink)?;
+        Ok((JkoolHttpLayer::from(layer), guard))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(b: JkoolHttpBuilder) -> String {
+        match b.build() {
+            Ok(_) => panic!("built"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn build_says_what_to_fix() {
+        assert!(err(JkoolHttpLayer::builder("")).contains("token is empty"));
+        assert!(err(JkoolHttpLayer::builder("a\nb")).contains("cannot be sent in an http header"));
+        let e = err(JkoolHttpLayer::builder("t").with_base_url("ftp://x/JESL"));
+        assert!(e.contains("use an http:// or https:// url"), "{e}");
+        let e = err(JkoolHttpLayer::builder("t").with_base_url("not a url"));
+        assert!(
+            e.starts_with("`with_base_url` \"not a url\" is not usable"),
+            "{e}"
+        );
+        let e = err(JkoolHttpLayer::builder("t").with_base_url("https://h/JESL?x=1"));
+        assert!(e.contains("remove the query"), "{e}");
+        let e = err(JkoolHttpLayer::builder("t").with_max_concurrent_requests(0));
+        assert_eq!(e, "`with_max_concurrent_requests` is 0; use 1 to 64");
+        let e = err(JkoolHttpLayer::builder("t").with_max_document_bytes(10 << 20));
+        assert!(e.contains("at most with_max_request_bytes"), "{e}");
+        let e = err(JkoolHttpLayer::builder("t").with_pipeline(|p| p.with_max_batch_records(0)));
+        assert_eq!(e, "pipeline settings");
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let b = JkoolHttpLayer::builder("s3cr3t-token");
+        let dbg = format!("{b:?}");
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+        assert!(dbg.contains("***"), "{dbg}");
+    }
+}

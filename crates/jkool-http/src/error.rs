@@ -1,0 +1,94 @@
+//! Errors of the jKool HTTPS layer, and the access-token newtype that keeps the token out of
+//! `Debug` and `Display`.
+
+use std::fmt;
+
+/// A jKool access token. Its `Debug` prints `***`; the token never appears in errors, stats
+/// or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+    /// The token itself (to put on the wire).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(***)")
+    }
+}
+
+impl From<&str> for AccessToken {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for AccessToken {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
+/// Why [`JkoolHttpBuilder::build`](crate::JkoolHttpBuilder::build) failed. Each message names
+/// the setting and what to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JkoolHttpError {
+    /// The access token is empty.
+    #[error(
+        "the jkool access token is empty; pass the token from your jkool account to `JkoolHttpLayer::builder`"
+    )]
+    EmptyToken,
+    /// The access token cannot go into an HTTP header (control characters, non-ASCII).
+    #[error("the jkool access token contains characters that cannot be sent in an http header")]
+    TokenNotHeaderSafe,
+    /// The base URL does not parse or is not `http`/`https`.
+    #[error("`with_base_url` {url:?} is not usable: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A numeric setting is out of range.
+    #[error("`{setting}` is {value}; {hint}")]
+    OutOfRange {
+        /// The builder method.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        hint: &'static str,
+    },
+    /// The TLS settings cannot be used.
+    #[error("tls settings")]
+    Tls(#[from] logship_jkool::tls::TlsError),
+    /// The HTTP client could not be created.
+    #[error("cannot create the http client")]
+    Client(#[source] reqwest::Error),
+    /// A core pipeline setting is wrong.
+    #[error("pipeline settings")]
+    Pipeline(#[from] logship_core::ConfigError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_redacted() {
+        let t = AccessToken::new("s3cr3t");
+        assert_eq!(format!("{t:?}"), "AccessToken(***)");
+        assert_eq!(t.expose(), "s3cr3t");
+        let e = JkoolHttpError::EmptyToken.to_string();
+        assert!(e.starts_with("the jkool access token is empty"), "{e}");
+    }
+}

@@ -1,0 +1,116 @@
+//! Server failures follow the core's retry rules: 5xx and 429 (with `Retry-After`) are
+//! retried until delivered; a hung request times out and is retried; nothing is lost or
+//! duplicated in the receiver's store.
+
+use std::time::Duration;
+
+use logship_core::RetryPolicy;
+use logship_jkool_http::JkoolHttpLayer;
+use logship_testkit::jkool::JkoolReceiver;
+use tracing_subscriber::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn layer_for(jk: &JkoolReceiver) -> (logship_jkool_http::JkoolHttpLayer, logship_core::Guard) {
+    JkoolHttpLayer::builder("tok")
+        .with_base_url(jk.url())
+        .with_pipeline(|p| {
+            p.with_retry(
+                RetryPolicy::default()
+                    .with_initial_delay(Duration::from_millis(10))
+                    .with_max_delay(Duration::from_millis(50)),
+            )
+            .with_send_timeout(Duration::from_secs(1))
+            .with_span_timings(false)
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn server_errors_are_retried_until_delivered() {
+    let jk = JkoolReceiver::start().unwrap_or_else(|e| panic!("{e}"));
+    jk.fail_requests(2, 503);
+    let (layer, guard) = layer_for(&jk);
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        for i in 0..5 {
+            tracing::info!(i, "e");
+        }
+    }
+    guard.flush(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jk.event_count(), 5);
+    let s = guard.stats();
+    assert_eq!((s.delivered, s.retries), (5, 2), "{s:?}");
+    assert_eq!(jk.counters().injected_failures, 2);
+}
+
+#[test]
+fn throttling_honours_retry_after() {
+    let jk = JkoolReceiver::start().unwrap_or_else(|e| panic!("{e}"));
+    jk.throttle_requests(1, Duration::from_secs(1));
+    let (layer, guard) = layer_for(&jk);
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        tracing::info!("throttled once");
+    }
+    guard.flush(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let s = guard.stats();
+    assert_eq!((s.delivered, s.retries), (1, 1), "{s:?}");
+    assert_eq!(jk.counters().injected_throttles, 1);
+    assert_eq!(jk.event_count(), 1);
+}
+
+#[test]
+fn a_hung_request_times_out_and_is_retried() {
+    let jk = JkoolReceiver::start().unwrap_or_else(|e| panic!("{e}"));
+    jk.hang_requests(1);
+    let (layer, guard) = layer_for(&jk);
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        tracing::info!("slow");
+    }
+    guard.flush(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let s = guard.stats();
+    assert_eq!((s.delivered, s.retries), (1, 1), "{s:?}");
+    assert_eq!(jk.event_count(), 1);
+    assert_eq!(jk.counters().unanswered, 1);
+}
+
+#[test]
+fn an_unreachable_endpoint_is_retried_then_given_up() {
+    // Bind then drop a listener: the port is (almost surely) closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, guard) = JkoolHttpLayer::builder("tok")
+        .with_base_url(format!("http://127.0.0.1:{port}/JESL"))
+        .with_pipeline(|p| {
+            p.with_retry(
+                RetryPolicy::default()
+                    .with_initial_delay(Duration::from_millis(5))
+                    .with_max_delay(Duration::from_millis(10))
+                    .with_max_attempts(Some(3)),
+            )
+            .with_span_timings(false)
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        tracing::info!("nobody listens");
+    }
+    let _ = guard.flush(WAIT);
+    let s = guard.stats();
+    assert_eq!(
+        (s.delivered, s.undelivered_retries_exhausted, s.retries),
+        (0, 1, 2),
+        "{s:?}"
+    );
+    assert!(
+        s.last_error
+            .unwrap_or_default()
+            .contains("cannot post to jkool")
+    );
+}

@@ -1,1 +1,123 @@
-//! tracing layer shipping to Azure Data Explorer (Kusto) by streaming or queued ingestion (in progress)
+//! # logship-kusto
+//!
+//! A `tracing` layer that ships events and span timings to an Azure Data Explorer (Kusto)
+//! table, by streaming ingestion with queued ingestion as fallback, authenticated with AAD.
+//! The Rust successor of the Python `KustoHandler` (`originals.md` §1), without its flaws:
+//! rows are JSON with named columns instead of positional CSV, the caller never waits for
+//! the network, and a failed batch is retried with backoff, then reported, never silently
+//! dropped.
+//!
+//! ## Quick start
+//! ```no_run
+//! use std::time::Duration;
+//! use tracing_subscriber::prelude::*;
+//! use logship_kusto::KustoLayer;
+//!
+//! let (layer, guard) = KustoLayer::from_connection_string(
+//!     "Data Source=https://mycluster.westeurope.kusto.windows.net;Initial Catalog=Logs;\
+//!      AAD Federated Security=True;Application Client Id=00000000-0000-0000-0000-000000000000;\
+//!      Application Key=…;Authority Id=contoso.onmicrosoft.com",
+//! )?
+//! .with_table("AppEvents")
+//! .with_service_name("shop")
+//! .with_create_table(true) // .create-merge table + json mapping at start
+//! .build()?;
+//! tracing_subscriber::registry().with(layer).init();
+//!
+//! tracing::info!(order_id = 42_u64, total = 99.5, "order placed");
+//!
+//! guard.shutdown(Duration::from_secs(10))?; // flush before exit
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## From `tracing` to columns
+//! Every row has the same 15 columns ([`COLUMNS`]); create them with
+//! [`create_table_command`] and [`create_mapping_command`] (or let
+//! [`with_create_table`](KustoBuilder::with_create_table) run them).
+//!
+//! | tracing | column (type) |
+//! |---|---|
+//! | event time / span close time (UTC) | `Timestamp` (datetime, 100 ns) |
+//! | level | `Level` (string) |
+//! | target | `Target` (string) |
+//! | message | `Message` (string) |
+//! | `key = value` fields (typed), then enclosing spans' fields | `Fields` (dynamic) |
+//! | closed span's name / innermost enclosing span | `SpanName` (string) |
+//! | span wall time, for span timings | `Duration` (timespan) |
+//! | `source_fqn` field or the default from [`with_service_name`](KustoBuilder::with_service_name) | `SourceFqn` (string) |
+//! | `correlator` fields of the event and its spans | `Correlators` (dynamic array) |
+//! | record's tracking id / enclosing span's | `TrackingId`, `ParentTrackingId` (string) |
+//! | `snapshot.*` fields, `snapshot = %snap` | `Snapshots` (dynamic) |
+//! | host name, service, thread | `Host`, `Service`, `Thread` (string) |
+//!
+//! Value types and exact text forms: [`encode`].
+//!
+//! ## The original's parameters
+//! | `KustoHandler` | here |
+//! |---|---|
+//! | `kcsb` | [`KustoLayer::from_connection_string`] or the builder |
+//! | `database`, `table` | [`with_database`](KustoBuilder::with_database), [`with_table`](KustoBuilder::with_table) |
+//! | `useStreaming` | [`with_ingestion_mode`](KustoBuilder::with_ingestion_mode) ([`IngestionMode`]) |
+//! | `capacity` | `with_pipeline(\|p\| p.with_max_batch_records(n))` |
+//! | `flushLevel` | `with_pipeline(\|p\| p.with_flush_level(Some(Level::…)))` |
+//! | `retries=[5, 30, 60]` | `with_pipeline(\|p\| p.with_retry(…))` (backoff with jitter, never blocking the caller) |
+//!
+//! ## Delivery
+//! * Batches are encoded on the layer's worker thread and split into requests of at most
+//!   4 MiB of **uncompressed** rows (so the gzip body is under 4 MiB too); rows too large
+//!   for one request go by queued ingestion (managed and queued modes).
+//! * Each request's answer is classified ([`classify`] table): 429 and
+//!   transient errors are retried by the core with backoff (and fall back to queued
+//!   ingestion in managed mode), permanent errors send the affected records to the
+//!   undelivered path with the service's message, a 401/403 refreshes the token once.
+//! * A record counts as delivered when streaming ingestion answered 200, or when its queued
+//!   ingestion message was accepted by the queue (the service then ingests it
+//!   asynchronously; failures of that step are reported by the service, not here).
+//! * At-least-once: a request that timed out may have been ingested; its retry can
+//!   duplicate rows (Kusto streaming ingestion has no idempotency key).
+//!
+//! ## Authentication
+//! Client credentials (hand-written: one form POST; see [`auth`] for why not
+//! `azure_identity`), managed identity, a fixed token, or a [`TokenProvider`]. The scope is
+//! read from the cluster's `/v1/rest/auth/metadata`; the login endpoint from
+//! [`with_login_endpoint`](KustoBuilder::with_login_endpoint), else the metadata, else the
+//! `AadAuthorityUri` environment variable ([`AAD_AUTHORITY_ENV`]), else the public cloud.
+//! Keys and tokens never appear in `Debug`, errors or logs ([`Secret`]).
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod auth;
+pub mod classify;
+mod config;
+pub mod connection_string;
+pub mod encode;
+mod error;
+mod queued;
+mod sink;
+mod transport;
+
+pub use auth::{AAD_AUTHORITY_ENV, AccessToken, TokenProvider};
+pub use config::{DEFAULT_MAPPING_NAME, IngestionMode, KustoBuilder, STREAMING_LIMIT_BYTES};
+pub use encode::{COLUMNS, create_mapping_command, create_table_command};
+pub use error::{ConnectionStringError, KustoError, Secret};
+
+logship_core::define_layer!(
+    /// The Kusto layer: add it to a `tracing_subscriber::registry()`. Built by
+    /// [`KustoLayer::builder`] or [`KustoLayer::from_connection_string`].
+    KustoLayer
+);
+
+impl KustoLayer {
+    /// An empty [`KustoBuilder`].
+    pub fn builder() -> KustoBuilder {
+        KustoBuilder::new()
+    }
+
+    /// A [`KustoBuilder`] from a Kusto connection string (see
+    /// [`connection_string`] for the keywords).
+    ///
+    /// # Errors
+    /// [`ConnectionStringError`] naming the keyword at fault.
+    pub fn from_connection_string(s: &str) -> Result<KustoBuilder, ConnectionStringError> {
+        KustoBuilder::from_connection_string(s)
+    }
+}

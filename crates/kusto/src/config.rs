@@ -1,0 +1,676 @@
+//! [`KustoBuilder`]: where to send, how to authenticate, which ingestion mode, and the core
+//! pipeline settings, validated by [`build`](KustoBuilder::build).
+//!
+//! | setting | default |
+//! |---|---|
+//! | cluster, database, table | none: required ([`from_connection_string`](KustoBuilder::from_connection_string) or [`with_cluster`](KustoBuilder::with_cluster) / [`with_database`](KustoBuilder::with_database) / [`with_table`](KustoBuilder::with_table)) |
+//! | credentials | none: required (application key, managed identity, token, token provider, or explicitly none) |
+//! | [`with_ingestion_mode`](KustoBuilder::with_ingestion_mode) | [`IngestionMode::Managed`]: streaming, queued as fallback |
+//! | [`with_mapping_name`](KustoBuilder::with_mapping_name) | [`DEFAULT_MAPPING_NAME`] (`logship_v1`) |
+//! | [`with_create_table`](KustoBuilder::with_create_table) | off |
+//! | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
+//! | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
+//! | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
+//! | login endpoint | the cluster's auth metadata, else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
+//! | TLS | the platform's trust store |
+//! | `x-ms-app` / `x-ms-user` | executable name / `$USER` (`[none]`) |
+//! | core: max records per batch | 8 192 (the original's `capacity`) |
+//! | core: max bytes per batch | 8 MiB (estimated, before encoding; split into ≤ 4 MiB requests) |
+//! | core: queue | 65 536 records / 32 MiB |
+//! | core: flush level | ERROR (the original's `flushLevel`) |
+//! | core: send timeout | 60 s (one batch may take several requests) |
+
+use std::time::Duration;
+
+use logship_core::{Guard, PipelineBuilder};
+
+use crate::KustoLayer;
+use crate::auth::{Auth, Credentials, TokenProvider};
+use crate::connection_string;
+use crate::encode::RowEncoder;
+use crate::error::{KustoError, Secret};
+use crate::sink::{KustoSink, Settings};
+use crate::transport::{self, Telemetry, TlsVerify};
+
+/// The ingestion mapping name used unless [`KustoBuilder::with_mapping_name`] says otherwise.
+pub const DEFAULT_MAPPING_NAME: &str = "logship_v1";
+/// The streaming ingestion limit: 4 MiB per request (`protocols.md` §2).
+pub const STREAMING_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+
+/// How batches reach the table (the original's `useStreaming`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IngestionMode {
+    /// Streaming ingestion only (`POST /v1/rest/ingest/…`): rows are queryable within seconds;
+    /// the cluster must have streaming ingestion enabled. Rows too big for one request are
+    /// undelivered.
+    Streaming,
+    /// Queued ingestion only (blob + queue message through the `ingest-` endpoint): no size
+    /// limit, no streaming policy needed; rows appear after the table's batching policy.
+    Queued,
+    /// Streaming, with queued ingestion for rows over the streaming limit, when the cluster
+    /// answers 404 (streaming disabled), and after
+    /// [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) throttled
+    /// or transiently failed attempts of a batch (default) — the official managed client's
+    /// behaviour.
+    #[default]
+    Managed,
+}
+
+/// Configures a [`KustoLayer`].
+///
+/// | setting | default |
+/// |---|---|
+/// | cluster, database, table | none: required ([`from_connection_string`](KustoBuilder::from_connection_string) or [`with_cluster`](KustoBuilder::with_cluster) / [`with_database`](KustoBuilder::with_database) / [`with_table`](KustoBuilder::with_table)) |
+/// | credentials | none: required (application key, managed identity, token, token provider, or explicitly none) |
+/// | [`with_ingestion_mode`](KustoBuilder::with_ingestion_mode) | [`IngestionMode::Managed`]: streaming, queued as fallback |
+/// | [`with_mapping_name`](KustoBuilder::with_mapping_name) | [`DEFAULT_MAPPING_NAME`] (`logship_v1`) |
+/// | [`with_create_table`](KustoBuilder::with_create_table) | off |
+/// | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
+/// | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
+/// | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
+/// | login endpoint | the cluster's auth metadata, else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
+/// | TLS | the platform's trust store |
+/// | `x-ms-app` / `x-ms-user` | executable name / `$USER` (`[none]`) |
+/// | core: max records per batch | 8 192 (the original's `capacity`) |
+/// | core: max bytes per batch | 8 MiB (estimated, before encoding; split into ≤ 4 MiB requests) |
+/// | core: queue | 65 536 records / 32 MiB |
+/// | core: flush level | ERROR (the original's `flushLevel`) |
+/// | core: send timeout | 60 s (one batch may take several requests) |
+///
+/// Setters never fail: a bad value is kept and reported by [`build`](Self::build).
+#[must_use]
+pub struct KustoBuilder {
+    cluster: Option<String>,
+    ingest_endpoint: Option<String>,
+    database: Option<String>,
+    table: Option<String>,
+    mapping: Option<String>,
+    mode: IngestionMode,
+    credentials: Credentials,
+    federated: Option<bool>,
+    login_endpoint: Option<String>,
+    service: Option<String>,
+    app: Option<String>,
+    user: Option<String>,
+    host: Option<String>,
+    create_table: bool,
+    max_request_bytes: usize,
+    fallback_after_attempts: u32,
+    request_timeout: Duration,
+    tls: TlsVerify,
+    ca_error: Option<KustoError>,
+    pipeline: PipelineBuilder,
+}
+
+impl std::fmt::Debug for KustoBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KustoBuilder")
+            .field("cluster", &self.cluster)
+            .field("database", &self.database)
+            .field("table", &self.table)
+            .field("mapping", &self.mapping)
+            .field("mode", &self.mode)
+            .field("credentials", &self.credentials)
+            .field("login_endpoint", &self.login_endpoint)
+            .field("tls", &self.tls)
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for KustoBuilder {
+    fn default() -> Self {
+        Self {
+            cluster: None,
+            ingest_endpoint: None,
+            database: None,
+            table: None,
+            mapping: Some(DEFAULT_MAPPING_NAME.to_string()),
+            mode: IngestionMode::default(),
+            credentials: Credentials::Unset,
+            federated: None,
+            login_endpoint: None,
+            service: None,
+            app: None,
+            user: None,
+            host: None,
+            create_table: false,
+            max_request_bytes: STREAMING_LIMIT_BYTES,
+            fallback_after_attempts: 3,
+            request_timeout: Duration::from_secs(30),
+            tls: TlsVerify::Platform,
+            ca_error: None,
+            pipeline: PipelineBuilder::new()
+                .with_max_batch_records(8192)
+                .with_max_batch_bytes(8 * 1024 * 1024)
+                .with_max_queue_records(65_536)
+                .with_send_timeout(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl KustoBuilder {
+    /// An empty builder (the same as [`KustoLayer::builder`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder from a Kusto connection string, e.g.
+    /// `Data Source=https://help.westeurope.kusto.windows.net;Initial Catalog=Logs;AAD Federated Security=True;Application Client Id=…;Application Key=…;Authority Id=…`.
+    /// Keywords and aliases: [`connection_string`].
+    ///
+    /// # Errors
+    /// [`ConnectionStringError`](crate::ConnectionStringError), naming the keyword at fault.
+    pub fn from_connection_string(s: &str) -> Result<Self, crate::ConnectionStringError> {
+        let cs = connection_string::parse(s)?;
+        let mut b = Self {
+            cluster: cs.data_source,
+            database: cs.database,
+            federated: cs.federated,
+            app: cs.app_name,
+            user: cs.user_name,
+            ..Self::default()
+        };
+        if let (Some(client_id), Some(key), Some(tenant)) = (cs.client_id, cs.app_key, cs.authority)
+        {
+            b.credentials = Credentials::ApplicationKey {
+                client_id,
+                key,
+                tenant,
+            };
+        } else if let Some(t) = cs.app_token {
+            b.credentials = Credentials::Static(t);
+        }
+        Ok(b)
+    }
+
+    /// The cluster (engine) URL, e.g. `https://help.westeurope.kusto.windows.net`. An
+    /// `ingest-` prefix is removed for streaming and added for queued ingestion (not for IP
+    /// addresses and `localhost`).
+    pub fn with_cluster(self, url: impl Into<String>) -> Self {
+        Self {
+            cluster: Some(url.into()),
+            ..self
+        }
+    }
+    /// The data-management endpoint for queued ingestion, when it is not the cluster URL with
+    /// `ingest-` in front of the host.
+    pub fn with_ingest_endpoint(self, url: impl Into<String>) -> Self {
+        Self {
+            ingest_endpoint: Some(url.into()),
+            ..self
+        }
+    }
+    /// The database.
+    pub fn with_database(self, db: impl Into<String>) -> Self {
+        Self {
+            database: Some(db.into()),
+            ..self
+        }
+    }
+    /// The table (required).
+    pub fn with_table(self, table: impl Into<String>) -> Self {
+        Self {
+            table: Some(table.into()),
+            ..self
+        }
+    }
+    /// The JSON ingestion mapping to reference (default [`DEFAULT_MAPPING_NAME`]); create it
+    /// with [`create_mapping_command`](crate::create_mapping_command) or
+    /// [`with_create_table`](Self::with_create_table).
+    pub fn with_mapping_name(self, name: impl Into<String>) -> Self {
+        Self {
+            mapping: Some(name.into()),
+            ..self
+        }
+    }
+    /// Send no mapping reference: Kusto's identity mapping places each JSON property in the
+    /// column of the same name (the table must have this crate's [`COLUMNS`](crate::COLUMNS)).
+    pub fn without_mapping(self) -> Self {
+        Self {
+            mapping: None,
+            ..self
+        }
+    }
+    /// Streaming, queued, or managed (default) ingestion.
+    pub fn with_ingestion_mode(self, mode: IngestionMode) -> Self {
+        Self { mode, ..self }
+    }
+    /// At start, run `.create-merge table` and `.create-or-alter … ingestion json mapping`
+    /// (see [`create_table_command`](crate::create_table_command)) on the cluster; needs
+    /// the Table Admin (or Database Admin) role. A failure is counted in the stats and
+    /// sending proceeds.
+    pub fn with_create_table(self, on: bool) -> Self {
+        Self {
+            create_table: on,
+            ..self
+        }
+    }
+
+    /// Client credentials: AAD application (client) id, its key, and the tenant (id or domain).
+    pub fn with_application_key(
+        self,
+        client_id: impl Into<String>,
+        key: impl Into<Secret>,
+        tenant: impl Into<String>,
+    ) -> Self {
+        Self {
+            credentials: Credentials::ApplicationKey {
+                client_id: client_id.into(),
+                key: key.into(),
+                tenant: tenant.into(),
+            },
+            ..self
+        }
+    }
+    /// Managed identity: system-assigned (`None`) or user-assigned by client id. Uses App
+    /// Service's `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` when set, else the instance metadata
+    /// service `http://169.254.169.254`.
+    pub fn with_managed_identity(self, client_id: Option<&str>) -> Self {
+        Self {
+            credentials: Credentials::ManagedIdentity {
+                client_id: client_id.map(str::to_string),
+                endpoint: None,
+            },
+            ..self
+        }
+    }
+    /// A fixed bearer token (it is never refreshed: for tests and short-lived tools).
+    pub fn with_token(self, token: impl Into<Secret>) -> Self {
+        Self {
+            credentials: Credentials::Static(token.into()),
+            ..self
+        }
+    }
+    /// Tokens from `provider` (see [`TokenProvider`]).
+    pub fn with_token_provider(self, provider: impl TokenProvider) -> Self {
+        Self {
+            credentials: Credentials::Provider(std::sync::Arc::new(provider)),
+            ..self
+        }
+    }
+    /// Send no `Authorization` header (local emulators only).
+    pub fn with_no_authentication(self) -> Self {
+        Self {
+            credentials: Credentials::None,
+            ..self
+        }
+    }
+    /// The AAD login endpoint (authority host), e.g. `https://login.microsoftonline.us`;
+    /// overrides the cluster's metadata. The environment variable `AadAuthorityUri` is the
+    /// fallback when the cluster publishes no metadata.
+    pub fn with_login_endpoint(self, url: impl Into<String>) -> Self {
+        Self {
+            login_endpoint: Some(url.into()),
+            ..self
+        }
+    }
+
+    /// The `Service` column, and the default source FQN `APPL=<service>#SERVER=<host>`.
+    pub fn with_service_name(self, service: impl Into<String>) -> Self {
+        let service = service.into();
+        Self {
+            pipeline: self.pipeline.with_service_name(&service),
+            service: Some(service),
+            ..self
+        }
+    }
+    /// The `Host` column (default: this machine's host name).
+    pub fn with_host_name(self, host: impl Into<String>) -> Self {
+        Self {
+            host: Some(host.into()),
+            ..self
+        }
+    }
+    /// The `x-ms-app` header (default: the executable's name).
+    pub fn with_app_name(self, app: impl Into<String>) -> Self {
+        Self {
+            app: Some(app.into()),
+            ..self
+        }
+    }
+    /// The `x-ms-user` header (default: `$USER`, else `[none]`).
+    pub fn with_user_name(self, user: impl Into<String>) -> Self {
+        Self {
+            user: Some(user.into()),
+            ..self
+        }
+    }
+
+    /// Most uncompressed bytes of rows per streaming request (default and maximum 4 MiB, at
+    /// least 1 KiB). The limit is applied before compression, so the gzip body is smaller
+    /// still: both readings of the service's 4 MB limit hold.
+    pub fn with_max_request_bytes(self, n: usize) -> Self {
+        Self {
+            max_request_bytes: n,
+            ..self
+        }
+    }
+    /// In [`IngestionMode::Managed`], the attempt of a batch from which a throttled or
+    /// transiently failed streaming request falls back to queued ingestion (default 3: two
+    /// retries with the core's backoff first; 1 = at the first failure).
+    pub fn with_fallback_after_attempts(self, n: u32) -> Self {
+        Self {
+            fallback_after_attempts: n,
+            ..self
+        }
+    }
+    /// Timeout of one HTTP request (default 30 s).
+    pub fn with_request_timeout(self, d: Duration) -> Self {
+        Self {
+            request_timeout: d,
+            ..self
+        }
+    }
+    /// Trust only the CA certificates in `pem` (instead of the platform's trust store).
+    pub fn with_ca_pem(self, pem: &[u8]) -> Self {
+        match transport::parse_pem(pem) {
+            Ok(certs) => Self {
+                tls: TlsVerify::Roots(certs),
+                ..self
+            },
+            Err(e) => Self {
+                ca_error: Some(e),
+                ..self
+            },
+        }
+    }
+    /// Turns certificate verification off. Anyone on the path can then read the data and the
+    /// tokens: for tests against self-signed endpoints only.
+    pub fn with_danger_accept_invalid_certs(self, yes: bool) -> Self {
+        Self {
+            tls: if yes {
+                TlsVerify::Insecure
+            } else {
+                TlsVerify::Platform
+            },
+            ..self
+        }
+    }
+    /// Changes core pipeline settings (batching, queue, retry, flush level…), starting from
+    /// this crate's defaults (see [`KustoBuilder`]).
+    pub fn with_pipeline(self, f: impl FnOnce(PipelineBuilder) -> PipelineBuilder) -> Self {
+        Self {
+            pipeline: f(self.pipeline),
+            ..self
+        }
+    }
+
+    /// Validates the settings, starts the worker, and returns the layer and its guard.
+    ///
+    /// # Errors
+    /// [`KustoError`] naming the missing or invalid setting (cluster, database, table, mapping
+    /// name, credentials, request size, CA certificate) or the invalid pipeline setting.
+    pub fn build(self) -> Result<(KustoLayer, Guard), KustoError> {
+        if let Some(e) = self.ca_error {
+            return Err(e);
+        }
+        let cluster = self.cluster.ok_or_else(|| {
+            KustoError::invalid(
+                "with_cluster",
+                "is not set: give the cluster URL or a connection string with `Data Source`",
+            )
+        })?;
+        let cluster_url = reqwest::Url::parse(&cluster)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                KustoError::invalid("with_cluster", format!("`{cluster}` is not an http(s) URL"))
+            })?;
+        let engine = endpoint(&cluster_url, false);
+        let ingest = match &self.ingest_endpoint {
+            Some(u) => reqwest::Url::parse(u)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map(|u| u.as_str().trim_end_matches('/').to_string())
+                .ok_or_else(|| {
+                    KustoError::invalid(
+                        "with_ingest_endpoint",
+                        format!("`{u}` is not an http(s) URL"),
+                    )
+                })?,
+            None => endpoint(&cluster_url, true),
+        };
+        let database = self
+            .database
+            .filter(|d| !d.trim().is_empty())
+            .ok_or_else(|| {
+                KustoError::invalid(
+                    "with_database",
+                    "is not set: name the database (or `Initial Catalog` in the connection string)",
+                )
+            })?;
+        check_name("with_database", &database)?;
+        let table = self.table.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            KustoError::invalid("with_table", "is not set: name the table to ingest into")
+        })?;
+        check_name("with_table", &table)?;
+        if let Some(m) = &self.mapping
+            && (m.is_empty()
+                || !m
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(KustoError::invalid(
+                "with_mapping_name",
+                format!("`{m}` is not a valid mapping name: use letters, digits, `_`, `-` and `.`"),
+            ));
+        }
+        if !(1024..=STREAMING_LIMIT_BYTES).contains(&self.max_request_bytes) {
+            return Err(KustoError::invalid(
+                "with_max_request_bytes",
+                format!(
+                    "is {} bytes; use 1024 ..= {STREAMING_LIMIT_BYTES} (the streaming ingestion limit)",
+                    self.max_request_bytes
+                ),
+            ));
+        }
+        if self.fallback_after_attempts == 0 {
+            return Err(KustoError::invalid(
+                "with_fallback_after_attempts",
+                "is 0; use 1 or more",
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(KustoError::invalid(
+                "with_request_timeout",
+                "is 0; use a duration above zero",
+            ));
+        }
+        match &self.credentials {
+            Credentials::Unset if self.federated == Some(true) => {
+                return Err(KustoError::invalid(
+                    "AAD Federated Security",
+                    "is True but no credentials were given: add `Application Client Id`, `Application Key` and \
+                     `Authority Id` (or `Application Token`), or call with_application_key / with_managed_identity / \
+                     with_token_provider",
+                ));
+            }
+            Credentials::Unset => {
+                return Err(KustoError::invalid(
+                    "with_application_key",
+                    "no credentials: call with_application_key, with_managed_identity, with_token, \
+                     with_token_provider, or with_no_authentication (emulators)",
+                ));
+            }
+            Credentials::ApplicationKey {
+                client_id,
+                key,
+                tenant,
+            } if client_id.trim().is_empty()
+                || key.expose().is_empty()
+                || tenant.trim().is_empty() =>
+            {
+                return Err(KustoError::invalid(
+                    "with_application_key",
+                    "needs a non-empty client id, key and tenant",
+                ));
+            }
+            _ => {}
+        }
+        let tls = transport::tls_config(&self.tls)?;
+        let host = self.host.unwrap_or_else(|| {
+            hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "localhost".into())
+        });
+        let app = self.app.unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "logship".into())
+        });
+        let user = self
+            .user
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("USERNAME").ok())
+            .unwrap_or_else(|| "[none]".into());
+        let settings = Settings {
+            engine: engine.clone(),
+            ingest,
+            database,
+            table,
+            mapping: self.mapping,
+            mode: self.mode,
+            max_request_bytes: self.max_request_bytes,
+            fallback_after_attempts: self.fallback_after_attempts,
+            create_table: self.create_table,
+            request_timeout: self.request_timeout,
+            telemetry: Telemetry::new(&app, &user),
+        };
+        let auth = Auth::new(self.credentials, engine, self.login_endpoint);
+        let enc = RowEncoder::new(&host, self.service.as_deref());
+        let sink = KustoSink::new(settings, enc, tls, auth);
+        let (layer, guard) = self.pipeline.build(sink)?;
+        Ok((KustoLayer::from(layer), guard))
+    }
+}
+
+/// The engine (`ingest` false) or data-management endpoint for a cluster URL.
+fn endpoint(url: &reqwest::Url, ingest: bool) -> String {
+    let mut u = url.clone();
+    u.set_path("");
+    u.set_query(None);
+    let host = u.host_str().unwrap_or("").to_string();
+    let is_ip_or_local = host.parse::<std::net::IpAddr>().is_ok()
+        || host.starts_with('[')
+        || host.eq_ignore_ascii_case("localhost");
+    if !is_ip_or_local {
+        let bare = host.strip_prefix("ingest-").unwrap_or(&host);
+        let want = if ingest {
+            format!("ingest-{bare}")
+        } else {
+            bare.to_string()
+        };
+        let _ = u.set_host(Some(&want));
+    }
+    u.as_str().trim_end_matches('/').to_string()
+}
+
+fn check_name(setting: &'static str, name: &str) -> Result<(), KustoError> {
+    if name.len() > 1024
+        || name
+            .chars()
+            .any(|c| matches!(c, '\'' | '"' | '\\' | '/' | '?' | '#') || c.is_control())
+    {
+        return Err(KustoError::invalid(
+            setting,
+            format!(
+                "`{name}` is not a valid Kusto entity name: use letters, digits, spaces, `_`, `-` and `.`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn engine_and_ingest_endpoints() {
+        assert_eq!(
+            endpoint(&url("https://help.kusto.windows.net/"), true),
+            "https://ingest-help.kusto.windows.net"
+        );
+        assert_eq!(
+            endpoint(&url("https://ingest-help.kusto.windows.net"), false),
+            "https://help.kusto.windows.net"
+        );
+        assert_eq!(
+            endpoint(&url("http://127.0.0.1:9000/db"), true),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            endpoint(&url("http://localhost:9000"), true),
+            "http://localhost:9000"
+        );
+    }
+
+    #[test]
+    fn build_names_what_is_missing() {
+        let err = |b: KustoBuilder| b.build().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err(KustoBuilder::new()).starts_with("`with_cluster` is not set"));
+        let b = || KustoBuilder::new().with_cluster("https://c.kusto.windows.net");
+        assert!(err(b()).starts_with("`with_database` is not set"));
+        assert!(err(b().with_database("db")).starts_with("`with_table` is not set"));
+        let full = || b().with_database("db").with_table("T");
+        assert!(err(full()).starts_with("`with_application_key` no credentials"));
+        assert!(
+            err(full().with_no_authentication().with_table("a'b"))
+                .contains("not a valid Kusto entity name")
+        );
+        assert!(
+            err(full().with_no_authentication().with_mapping_name("m x"))
+                .contains("not a valid mapping name")
+        );
+        assert!(
+            err(full()
+                .with_no_authentication()
+                .with_max_request_bytes(5 * 1024 * 1024))
+            .starts_with("`with_max_request_bytes` is 5242880 bytes")
+        );
+        assert!(matches!(
+            full()
+                .with_no_authentication()
+                .with_ca_pem(b"garbage")
+                .build(),
+            Err(KustoError::CaCertificate(_))
+        ));
+        assert!(matches!(
+            full()
+                .with_no_authentication()
+                .with_pipeline(|p| p.with_max_batch_records(0))
+                .build(),
+            Err(KustoError::Pipeline(_))
+        ));
+        let e = KustoBuilder::from_connection_string(
+            "Data Source=https://c.kusto.windows.net;Database=d;Fed=True",
+        )
+        .unwrap()
+        .with_table("T")
+        .build()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.starts_with("`AAD Federated Security` is True but no credentials"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let b = KustoBuilder::from_connection_string(
+            "Data Source=https://c.kusto.windows.net;Database=d;Fed=True;AppClientId=a;AppKey=hunter2;Tenant=t",
+        )
+        .unwrap();
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+}

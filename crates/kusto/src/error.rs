@@ -1,0 +1,167 @@
+//! Error types. Messages are lowercase, describe their own level only (causes are reachable
+//! through `source()`), and never contain secrets: application keys and tokens live in
+//! [`Secret`], whose `Debug` prints `***` and which has no `Display`.
+
+use std::fmt;
+
+/// A secret (application key, access token). `Debug` prints `***`; there is no `Display`, so
+/// it cannot end up in an error message or a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `s`.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+/// Why a Kusto connection string was refused by
+/// [`KustoBuilder::from_connection_string`](crate::KustoBuilder::from_connection_string).
+///
+/// Every variant names the keyword at fault as the connection string spelled it; values of
+/// secret keywords (`Application Key`, `Application Token`, `Password`) are never repeated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionStringError {
+    /// A `keyword=value` pair without `=`.
+    #[error("connection string part {index} (`{part}`) is not `keyword=value`")]
+    NotAPair {
+        /// 1-based position of the part.
+        index: usize,
+        /// The part (secrets cannot be recognised here, so only its first 20 characters).
+        part: String,
+    },
+    /// A quoted value whose closing quote is missing.
+    #[error("the value of `{keyword}` opens a quote that is never closed")]
+    UnclosedQuote {
+        /// The keyword.
+        keyword: String,
+    },
+    /// A keyword this crate does not know.
+    #[error(
+        "unknown keyword `{keyword}`; known: Data Source, Initial Catalog, AAD Federated Security, \
+         Application Client Id, Application Key, Authority Id, Application Token, \
+         Managed Service Identity"
+    )]
+    UnknownKeyword {
+        /// The keyword as written.
+        keyword: String,
+    },
+    /// A keyword that is valid for Kusto but an authentication method this crate does not offer.
+    #[error("keyword `{keyword}` is not supported: {hint}")]
+    Unsupported {
+        /// The keyword as written.
+        keyword: String,
+        /// What to use instead.
+        hint: &'static str,
+    },
+    /// A keyword whose value is invalid.
+    #[error("keyword `{keyword}` has an invalid value `{value}`: {expected}")]
+    InvalidValue {
+        /// The keyword as written.
+        keyword: String,
+        /// The value (never for secret keywords).
+        value: String,
+        /// What is expected.
+        expected: &'static str,
+    },
+    /// A keyword appears twice (possibly through an alias).
+    #[error("keyword `{keyword}` is given twice (aliases count as the same keyword)")]
+    Duplicate {
+        /// The keyword as written the second time.
+        keyword: String,
+    },
+    /// A required keyword is missing.
+    #[error("keyword `{keyword}` is missing: {hint}")]
+    Missing {
+        /// The canonical keyword name.
+        keyword: &'static str,
+        /// Why it is needed.
+        hint: &'static str,
+    },
+}
+
+/// Why [`KustoBuilder::build`](crate::KustoBuilder::build) refused the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KustoError {
+    /// The connection string is invalid.
+    #[error("invalid connection string")]
+    ConnectionString(#[from] ConnectionStringError),
+    /// A setting is missing or out of range; the message names the setter and the fix.
+    #[error("`{setting}` {problem}")]
+    Invalid {
+        /// The builder method (or connection-string keyword) at fault.
+        setting: &'static str,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// The custom CA certificate could not be read.
+    #[error("cannot read the CA certificate (PEM)")]
+    CaCertificate(#[source] std::io::Error),
+    /// The TLS configuration could not be built.
+    #[error("cannot set up TLS")]
+    Tls(#[source] rustls::Error),
+    /// A core pipeline setting is invalid (see [`with_pipeline`](crate::KustoBuilder::with_pipeline)).
+    #[error("invalid pipeline setting")]
+    Pipeline(#[from] logship_core::ConfigError),
+}
+
+impl KustoError {
+    pub(crate) fn invalid(setting: &'static str, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            setting,
+            problem: problem.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "***");
+        assert_eq!(format!("{:?}", Some(&s)), "Some(***)");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn messages_are_lowercase_and_name_the_keyword() {
+        let e = ConnectionStringError::UnknownKeyword {
+            keyword: "Data Sauce".into(),
+        };
+        let m = e.to_string();
+        assert!(m.starts_with("unknown keyword `Data Sauce`"), "{m}");
+        let e = KustoError::invalid("with_table", "is empty; name the target table");
+        assert_eq!(
+            e.to_string(),
+            "`with_table` is empty; name the target table"
+        );
+    }
+}

@@ -13,6 +13,7 @@
 //! | [`es`] | Elasticsearch `_bulk`, index templates, data streams | `es` |
 //! | [`kusto`] | Azure Data Explorer streaming and queued ingestion, AAD token endpoint | `kusto` |
 //! | [`jkool`] | jKool JESL HTTP endpoints | `jkool` |
+//! | [`mqtt`] | an embedded MQTT broker (rumqttd) and a recording subscriber | `mqtt` |
 #![warn(missing_docs)]
 
 pub mod peers;
@@ -26,5 +27,7 @@ pub mod fluent;
 pub mod jkool;
 #[cfg(feature = "kusto")]
 pub mod kusto;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 
 pub use server::{ServerHandle, wait_until};

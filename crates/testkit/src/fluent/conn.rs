@@ -213,7 +213,10 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         }
         None => false,
     };
-    {
+    if !shared.config.keep_events {
+        c.events_not_kept
+            .fetch_add(req.entries.len() as u64, Ordering::Relaxed);
+    } else {
         let chunk = req
             .chunk
             .as_ref()

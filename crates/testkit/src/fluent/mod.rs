@@ -336,6 +336,8 @@ struct Counters {
     fault_closes: AtomicU64,
     tls_failures: AtomicU64,
     bytes_received: AtomicU64,
+    /// Events decoded but not stored ([`FluentReceiverBuilder::with_keep_events`] off).
+    events_not_kept: AtomicU64,
 }
 
 struct HandshakeConfig {
@@ -348,6 +350,7 @@ struct HandshakeConfig {
 struct Config {
     handshake: Option<HandshakeConfig>,
     nil_policy: NilPolicy,
+    keep_events: bool,
 }
 
 /// State shared by the handle and the connection tasks.
@@ -410,6 +413,7 @@ impl Shared {
 /// | HELO style | [`HeloStyle::Fluentd`] |
 /// | nil keep-alive | [`NilPolicy::KeepAlive`] |
 /// | faults | none |
+/// | keep events | on |
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct FluentReceiverBuilder {
@@ -422,6 +426,7 @@ pub struct FluentReceiverBuilder {
     helo_style: HeloStyle,
     nil_policy: NilPolicy,
     faults: Faults,
+    keep_events: bool,
 }
 
 impl Default for FluentReceiverBuilder {
@@ -436,6 +441,7 @@ impl Default for FluentReceiverBuilder {
             helo_style: HeloStyle::Fluentd,
             nil_policy: NilPolicy::KeepAlive,
             faults: Faults::default(),
+            keep_events: true,
         }
     }
 }
@@ -507,6 +513,17 @@ impl FluentReceiverBuilder {
         FluentReceiverBuilder { faults, ..self }
     }
 
+    /// Whether decoded events are stored (default on). Off, events are decoded, counted
+    /// ([`FluentReceiver::event_count`], [`FluentStats::events`]) and acked as usual but not
+    /// kept, so [`FluentReceiver::events`] stays empty and memory stays flat: for throughput
+    /// benchmarks that send millions of events.
+    pub fn with_keep_events(self, keep: bool) -> Self {
+        FluentReceiverBuilder {
+            keep_events: keep,
+            ..self
+        }
+    }
+
     /// Binds and starts the receiver on its own thread and tokio runtime.
     ///
     /// # Errors
@@ -524,6 +541,7 @@ impl FluentReceiverBuilder {
             config: Config {
                 handshake,
                 nil_policy: self.nil_policy,
+                keep_events: self.keep_events,
             },
             tls,
             next_connection: AtomicU64::new(0),
@@ -680,9 +698,15 @@ impl FluentReceiver {
         self.shared.lock_events().clone()
     }
 
-    /// How many events were decoded so far.
+    /// How many events were decoded so far (stored or not, see
+    /// [`FluentReceiverBuilder::with_keep_events`]).
     pub fn event_count(&self) -> usize {
-        self.shared.lock_events().len()
+        let not_kept = self
+            .shared
+            .counters
+            .events_not_kept
+            .load(Ordering::Relaxed);
+        self.shared.lock_events().len() + not_kept as usize
     }
 
     /// Waits until at least `n` events were decoded or `timeout` passed; whether they were.
@@ -756,6 +780,7 @@ impl FluentReceiver {
             &c.fault_closes,
             &c.tls_failures,
             &c.bytes_received,
+            &c.events_not_kept,
         ] {
             a.store(0, Ordering::Relaxed);
         }

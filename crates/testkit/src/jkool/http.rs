@@ -421,12 +421,15 @@ fn data_post(
         );
     }
     st.counters.documents += docs.len() as u64;
+    let keep = st.keep_documents;
     let (target, status) = match kind {
         Kind::Event => (&mut st.events, 202),
         Kind::Activity => (&mut st.activities, 200),
         Kind::Snapshot => (&mut st.snapshots, 202),
     };
-    target.extend(docs);
+    if keep {
+        target.extend(docs);
+    }
     Reply::new(status, "")
 }
 

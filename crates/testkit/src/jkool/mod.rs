@@ -228,6 +228,8 @@ struct State {
     faults: Faults,
     requests: VecDeque<JkoolRequest>,
     rejections: Vec<String>,
+    /// Store accepted documents (off: only [`JkoolCounters::documents`] counts them).
+    keep_documents: bool,
 }
 
 #[derive(Debug)]
@@ -250,6 +252,7 @@ impl Shared {
 /// | tokens | none (no authentication) |
 /// | auth methods | all three [`JkoolAuthMethod`]s |
 /// | auth failure status | 401 |
+/// | keep documents | on |
 #[derive(Debug)]
 #[must_use]
 pub struct JkoolReceiverBuilder {
@@ -258,6 +261,7 @@ pub struct JkoolReceiverBuilder {
     tokens: Option<HashSet<String>>,
     methods: HashSet<JkoolAuthMethod>,
     failure_status: u16,
+    keep_documents: bool,
 }
 
 impl JkoolReceiverBuilder {
@@ -300,6 +304,16 @@ impl JkoolReceiverBuilder {
         }
     }
 
+    /// Whether accepted documents are stored (default on). Off, they are validated, answered
+    /// and counted in [`JkoolCounters::documents`] as usual but not kept, so the `*_count`
+    /// and document accessors stay empty and memory stays flat: for throughput benchmarks.
+    pub fn with_keep_documents(self, keep: bool) -> Self {
+        Self {
+            keep_documents: keep,
+            ..self
+        }
+    }
+
     /// Binds and starts the receiver on its own thread.
     ///
     /// # Errors
@@ -319,6 +333,7 @@ impl JkoolReceiverBuilder {
                 faults: Faults::default(),
                 requests: VecDeque::new(),
                 rejections: Vec::new(),
+                keep_documents: self.keep_documents,
             }),
         });
         let for_server = Arc::clone(&shared);
@@ -357,6 +372,7 @@ impl JkoolReceiver {
             .into_iter()
             .collect(),
             failure_status: 401,
+            keep_documents: true,
         }
     }
 

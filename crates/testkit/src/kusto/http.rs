@@ -471,7 +471,9 @@ fn ingest_into(
         rows.push(formats::to_row(record, mapping.as_ref(), &table.columns).map_err(bad)?);
     }
     let n = rows.len();
-    table.rows.extend(rows);
+    if config.keep_rows {
+        table.rows.extend(rows);
+    }
     Ok(n)
 }
 

@@ -229,6 +229,7 @@ type TableDecl = (String, String, Vec<(String, String)>);
 /// | streaming size limit | [`DEFAULT_MAX_STREAMING_BYTES`] on the [`SizeBasis::Uncompressed`] body |
 /// | strict telemetry headers | on |
 /// | streaming ingestion | enabled |
+/// | keep rows | on |
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct KustoReceiverBuilder {
@@ -241,6 +242,20 @@ pub struct KustoReceiverBuilder {
 }
 
 impl KustoReceiverBuilder {
+    /// Whether ingested rows are stored (default on). Off, ingestion is parsed, answered and
+    /// counted in [`KustoStats`] (`streaming_rows`, `queued_rows`) as usual but the rows are not
+    /// kept, so [`KustoReceiver::rows`] stays empty and memory stays flat: for throughput
+    /// benchmarks.
+    pub fn with_keep_rows(self, keep: bool) -> Self {
+        KustoReceiverBuilder {
+            config: Config {
+                keep_rows: keep,
+                ..self.config
+            },
+            ..self
+        }
+    }
+
     /// Listen on `127.0.0.1:port` (0 = any free port).
     pub fn with_port(self, port: u16) -> Self {
         Self { port, ..self }
@@ -493,6 +508,7 @@ impl KustoReceiver {
         KustoReceiverBuilder {
             port: 0,
             config: Config {
+                keep_rows: true,
                 url: String::new(),
                 service_resource_id: DEFAULT_SERVICE_RESOURCE_ID.to_string(),
                 auth_metadata: true,

@@ -15,6 +15,8 @@ use super::{
 /// Settings fixed at start.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// Store ingested rows (off: only counted in the stats).
+    pub(crate) keep_rows: bool,
     pub(crate) url: String,
     pub(crate) service_resource_id: String,
     pub(crate) auth_metadata: bool,

@@ -1,0 +1,186 @@
+//! `logship`: the command line.
+//!
+//! * `logship send MESSAGE --fluent ADDR …` ships one event (or one per line of standard input
+//!   with `-`) to any backends given, and exits non-zero when delivery fails. The generalised
+//!   form of the jKool original's `streaming.py "message" --https TOKEN` /
+//!   `--mqtt BROKER USER PASSWORD --topic T`.
+//! * `logship receive fluent|es|kusto|jkool|mqtt [--port N]` runs a local receiver (the
+//!   testkit's protocol-faithful ones, or an embedded MQTT broker) and prints every record as
+//!   it arrives: a development sink that needs no backend.
+//! * `logship replay FOLDER --fluent ADDR …` re-sends a dead-letter folder.
+
+mod backends;
+mod receive;
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use logship_core::{Level, Record};
+
+#[derive(Parser, Debug)]
+#[command(name = "logship", version, about = "Ship events to Fluentd, Elasticsearch, Azure Data Explorer and jKool; run local receivers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Send MESSAGE (or, with `-`, each line of standard input) as an event to the backends given.
+    Send {
+        /// The message; `-` reads one event per line from standard input.
+        message: String,
+        /// Level: trace, debug, info, warn or error.
+        #[arg(long, default_value = "info")]
+        level: String,
+        /// The event's target.
+        #[arg(long, default_value = "logship")]
+        target: String,
+        /// A field `key=value` (repeatable); integers, floats and true/false keep their type.
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+        /// The source FQN, e.g. `APPL=shop#SERVER=web1`.
+        #[arg(long)]
+        source_fqn: Option<String>,
+        /// A correlator (repeatable).
+        #[arg(long = "correlator")]
+        correlators: Vec<String>,
+        #[command(flatten)]
+        to: backends::Targets,
+    },
+    /// Run a local receiver and print every record as it arrives (Ctrl-C to stop).
+    Receive {
+        /// Which protocol: fluent, es, kusto, jkool or mqtt.
+        #[arg(value_enum)]
+        kind: receive::Kind,
+        /// The port (default: the protocol's usual one: 24224, 9200, 8080, 6580, 1883).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Re-send the records of a dead-letter folder (NDJSON files written by
+    /// `with_dead_letter_dir` or the ECS failure folder).
+    Replay {
+        /// The folder.
+        folder: std::path::PathBuf,
+        #[command(flatten)]
+        to: backends::Targets,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send {
+            message,
+            level,
+            target,
+            fields,
+            source_fqn,
+            correlators,
+            to,
+        } => send(&message, &level, &target, &fields, source_fqn.as_deref(), &correlators, &to),
+        Command::Receive { kind, port } => receive::run(kind, port),
+        Command::Replay { folder, to } => replay(&folder, &to),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("logship: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "trace" => Ok(Level::TRACE),
+        "debug" => Ok(Level::DEBUG),
+        "info" => Ok(Level::INFO),
+        "warn" | "warning" => Ok(Level::WARN),
+        "error" => Ok(Level::ERROR),
+        other => Err(format!("unknown level `{other}`; use trace, debug, info, warn or error")),
+    }
+}
+
+fn field_value(v: &str) -> logship_core::FieldValue {
+    use logship_core::FieldValue as F;
+    if let Ok(i) = v.parse::<i64>() {
+        F::I64(i)
+    } else if let Ok(f) = v.parse::<f64>() {
+        F::F64(f)
+    } else if let Ok(b) = v.parse::<bool>() {
+        F::Bool(b)
+    } else {
+        F::Str(v.to_string())
+    }
+}
+
+fn send(
+    message: &str,
+    level: &str,
+    target: &str,
+    fields: &[String],
+    source_fqn: Option<&str>,
+    correlators: &[String],
+    to: &backends::Targets,
+) -> Result<(), String> {
+    let level = parse_level(level)?;
+    let fqn = source_fqn
+        .map(logship_core::SourceFqn::parse)
+        .transpose()
+        .map_err(|e| format!("--source-fqn: {e}"))?;
+    let mut parsed = Vec::new();
+    for f in fields {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| format!("--field `{f}`: expected KEY=VALUE"))?;
+        parsed.push((k.to_string(), field_value(v)));
+    }
+    let messages: Vec<String> = if message == "-" {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("reading standard input: {e}"))?
+    } else {
+        vec![message.to_string()]
+    };
+    let set = backends::build(to)?;
+    for m in &messages {
+        let mut b = Record::event(level, target).with_message(m);
+        for (k, v) in &parsed {
+            b = b.with_field(k.clone(), v.clone());
+        }
+        if let Some(f) = &fqn {
+            b = b.with_source_fqn(f.clone());
+        }
+        for c in correlators {
+            b = b.with_correlator(c.clone());
+        }
+        set.submit(&b.build());
+    }
+    set.finish(messages.len() as u64)
+}
+
+fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String> {
+    let read = logship_core::json::read_dead_letters(folder)
+        .map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
+    let set = backends::build(to)?;
+    let mut n = 0u64;
+    let mut bad = 0u64;
+    for r in read {
+        match r {
+            Ok(rec) => {
+                set.submit(&rec);
+                n += 1;
+            }
+            Err((file, line, e)) => {
+                bad += 1;
+                eprintln!("skipped {}:{line}: {e}", file.display());
+            }
+        }
+    }
+    eprintln!("replaying {n} records from {} ({bad} lines skipped)", folder.display());
+    set.finish(n)
+}

@@ -58,7 +58,7 @@ pub struct PipelineBuilder {
     retry: RetryPolicy,
     breaker: BreakerConfig,
     shutdown_timeout: Duration,
-    callback: Option<UndeliveredCallback>,
+    callbacks: Vec<UndeliveredCallback>,
     dead_letter: Option<(PathBuf, u64)>,
     events: bool,
     span_timings: bool,
@@ -85,7 +85,7 @@ impl Default for PipelineBuilder {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             shutdown_timeout: Duration::from_secs(5),
-            callback: None,
+            callbacks: Vec::new(),
             dead_letter: None,
             events: true,
             span_timings: true,
@@ -197,15 +197,15 @@ impl PipelineBuilder {
         }
     }
     /// Calls `f` on the worker thread with every group of undelivered records (see
-    /// [`undelivered`](crate::undelivered)). Panics in `f` are caught and counted.
+    /// [`undelivered`](crate::undelivered)). Panics in `f` are caught and counted. Callbacks
+    /// add up: each one given is called, in the order given (a backend may add its own, such as
+    /// the ECS failure folder, next to yours).
     pub fn with_undelivered_callback(
-        self,
+        mut self,
         f: impl Fn(&Undelivered) + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            callback: Some(Arc::new(f)),
-            ..self
-        }
+        self.callbacks.push(Arc::new(f));
+        self
     }
     /// Writes undelivered records as NDJSON files under `dir`, at most
     /// [`DEFAULT_DEAD_LETTER_MAX_BYTES`] in all (see [`undelivered`](crate::undelivered)).
@@ -382,7 +382,7 @@ impl PipelineBuilder {
             None => None,
         };
         let counters = Arc::new(Counters::default());
-        let reporting = self.callback.is_some() || dead_letter.is_some();
+        let reporting = !self.callbacks.is_empty() || dead_letter.is_some();
         let (lane_tx, lane_rx) = if reporting {
             let (t, r) = crossbeam_channel::bounded(self.drop_lane_records);
             (Some(t), Some(r))
@@ -423,7 +423,7 @@ impl PipelineBuilder {
                 retry: self.retry,
                 breaker: self.breaker,
                 default_fqn,
-                callback: self.callback.clone(),
+                callbacks: self.callbacks.clone(),
                 dead_letter,
                 spool,
             },

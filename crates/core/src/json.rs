@@ -160,7 +160,8 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
         .and_then(Json::as_str)
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .ok_or_else(|| err("`timestamp` is missing or not RFC 3339"))?;
-    let ts = Timestamp::from_nanos(u64::try_from(ts.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0));
+    let ts =
+        Timestamp::from_nanos(u64::try_from(ts.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0));
     let level = match o.get("level").and_then(Json::as_str) {
         Some("ERROR") => tracing_core::Level::ERROR,
         Some("WARN") => tracing_core::Level::WARN,
@@ -184,11 +185,19 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
             Json::String(s) => FieldValue::Str(s.clone()),
             Json::Object(e) if e.contains_key("message") && e.contains_key("sources") => {
                 FieldValue::Error(ErrorChain {
-                    message: e.get("message").and_then(Json::as_str).unwrap_or("").to_string(),
+                    message: e
+                        .get("message")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     sources: e
                         .get("sources")
                         .and_then(Json::as_array)
-                        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|s| s.as_str().map(str::to_string))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 })
             }
@@ -204,11 +213,14 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
                 .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
                 .and_then(|d| d.timestamp_nanos_opt())
                 .map_or(ts, |n| Timestamp::from_nanos(u64::try_from(n).unwrap_or(0)));
-            let dur = Duration::from_nanos(t.get("duration_ns").and_then(Json::as_u64).unwrap_or(0));
+            let dur =
+                Duration::from_nanos(t.get("duration_ns").and_then(Json::as_u64).unwrap_or(0));
             let busy = Duration::from_nanos(t.get("busy_ns").and_then(Json::as_u64).unwrap_or(0));
             let name = o.get("name").and_then(Json::as_str).unwrap_or(target);
-            Record::span_timing(name, start, dur)
-                .with_busy(busy, t.get("failed").and_then(Json::as_bool).unwrap_or(false))
+            Record::span_timing(name, start, dur).with_busy(
+                busy,
+                t.get("failed").and_then(Json::as_bool).unwrap_or(false),
+            )
         }
         None => Record::event(level, target),
     };
@@ -221,10 +233,19 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
             b = b.with_field(Cow::Owned(k.clone()), to_value(v));
         }
     }
-    if let Some(f) = o.get("source_fqn").and_then(Json::as_str).and_then(|s| SourceFqn::parse(s).ok()) {
+    if let Some(f) = o
+        .get("source_fqn")
+        .and_then(Json::as_str)
+        .and_then(|s| SourceFqn::parse(s).ok())
+    {
         b = b.with_source_fqn(f);
     }
-    for c in o.get("correlators").and_then(Json::as_array).into_iter().flatten() {
+    for c in o
+        .get("correlators")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(c) = c.as_str() {
             b = b.with_correlator(c);
         }
@@ -254,15 +275,27 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
     if rec.level != level {
         rec.level = level;
     }
-    let spans: Vec<&Json> = o.get("spans").and_then(Json::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+    let spans: Vec<&Json> = o
+        .get("spans")
+        .and_then(Json::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     let parent_id = o.get("parent_tracking_id").and_then(Json::as_str);
     let mut parent: Option<Arc<SpanContext>> = None;
     for (i, s) in spans.iter().enumerate() {
-        let name = s.get("name").and_then(Json::as_str).unwrap_or("").to_string();
+        let name = s
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_string();
         let fields = s
             .get("fields")
             .and_then(Json::as_object)
-            .map(|f| f.iter().map(|(k, v)| (Cow::Owned(k.clone()), to_value(v))).collect())
+            .map(|f| {
+                f.iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), to_value(v)))
+                    .collect()
+            })
             .unwrap_or_default();
         let tracking_id = match (i + 1 == spans.len(), parent_id) {
             (true, Some(p)) => match uuid::Uuid::parse_str(p) {
@@ -289,14 +322,15 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
     Ok(rec)
 }
 
+/// One line of a dead-letter folder: the record, or where it was and why it is not one.
+pub type DeadLetterLine = Result<Record, (std::path::PathBuf, usize, JsonRecordError)>;
+
 /// Reads every record of a dead-letter folder (`*.ndjson` files, oldest name first). Lines
 /// that are not records are returned as errors with their file and line number.
 ///
 /// # Errors
 /// The I/O error when the folder cannot be read.
-pub fn read_dead_letters(
-    dir: &std::path::Path,
-) -> std::io::Result<Vec<Result<Record, (std::path::PathBuf, usize, JsonRecordError)>>> {
+pub fn read_dead_letters(dir: &std::path::Path) -> std::io::Result<Vec<DeadLetterLine>> {
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
@@ -305,7 +339,11 @@ pub fn read_dead_letters(
     let mut out = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f)?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let r = serde_json::from_str::<Json>(line)
                 .map_err(|e| JsonRecordError(e.to_string()))
                 .and_then(|v| record_from_json(&v));
@@ -326,7 +364,9 @@ mod tests {
             .with_field("n", 5_i64)
             .with_field("s", "x")
             .with_correlator("c")
-            .with_source_fqn(crate::SourceFqn::parse("APPL=a#SERVER=b").unwrap_or_else(|e| panic!("{e}")))
+            .with_source_fqn(
+                crate::SourceFqn::parse("APPL=a#SERVER=b").unwrap_or_else(|e| panic!("{e}")),
+            )
             .build();
         let j = record_to_json(&r);
         let back = record_from_json(&j).unwrap_or_else(|e| panic!("{e}"));

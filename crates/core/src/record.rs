@@ -1016,6 +1016,18 @@ impl RecordBuilder {
         self.record.timestamp = t.into();
         self
     }
+    /// Sets the target (default: the one given to [`Record::event`], or the span timing's name).
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        if let Origin::Owned(m) = &mut self.record.origin {
+            Arc::make_mut(m).target = target.into();
+        }
+        self
+    }
+    /// Sets the level (default: the one given to [`Record::event`]; INFO for span timings).
+    pub fn with_level(mut self, level: Level) -> Self {
+        self.record.level = level;
+        self
+    }
     /// Sets the message.
     pub fn with_message(mut self, message: &str) -> Self {
         self.record.set_message_str(message);

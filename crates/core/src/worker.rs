@@ -80,7 +80,7 @@ pub(crate) struct WorkerSettings {
     pub(crate) retry: RetryPolicy,
     pub(crate) breaker: BreakerConfig,
     pub(crate) default_fqn: Option<SourceFqn>,
-    pub(crate) callback: Option<UndeliveredCallback>,
+    pub(crate) callbacks: Vec<UndeliveredCallback>,
     pub(crate) dead_letter: Option<DeadLetter>,
     pub(crate) spool: Option<Spool>,
 }
@@ -198,10 +198,21 @@ impl<S: Sink> Worker<S> {
     /// Runs until shutdown completes or its deadline passes.
     pub(crate) fn run(mut self) {
         crate::capture::suppress::suppress_current_thread();
-        if let Ok(Err(e)) =
-            std::panic::catch_unwind(AssertUnwindSafe(|| self.rt.block_on(self.sink.start())))
-        {
-            self.counters.set_error(e);
+        // `start` is bounded by the send timeout, so a hanging connect cannot hold up flush
+        // and shutdown.
+        let limit = self.set.send_timeout;
+        let sink = &mut self.sink;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.rt
+                .block_on(async { tokio::time::timeout(limit, sink.start()).await })
+        })) {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => self.counters.set_error(e),
+            Ok(Err(_)) => self.counters.set_error(format!(
+                "sink start timed out after {} ms",
+                limit.as_millis()
+            )),
+            Err(_) => self.counters.set_error("sink start panicked".into()),
         }
         self.sync_spool_gauges();
         loop {
@@ -459,7 +470,7 @@ impl<S: Sink> Worker<S> {
         for w in &self.waiters {
             deadline = deadline.min(w.deadline.max(now + Duration::from_millis(1)));
         }
-        let wants_payload = self.set.callback.is_some();
+        let wants_payload = !self.set.callbacks.is_empty();
         let mut cx = SendContext::new(
             inf.attempts + 1,
             deadline,
@@ -699,10 +710,10 @@ impl<S: Sink> Worker<S> {
         if let Some(dl) = self.set.dead_letter.as_mut() {
             dl.write(&u, &self.counters);
         }
-        if let Some(cb) = &self.set.callback
-            && std::panic::catch_unwind(AssertUnwindSafe(|| cb(&u))).is_err()
-        {
-            Counters::add(&self.counters.callback_panics, 1);
+        for cb in &self.set.callbacks {
+            if std::panic::catch_unwind(AssertUnwindSafe(|| cb(&u))).is_err() {
+                Counters::add(&self.counters.callback_panics, 1);
+            }
         }
         self.queue.recycle(u.records, &mut self.boxes);
     }

@@ -1,24 +1,69 @@
 //! # logship
 //!
 //! `tracing-subscriber` layers that ship an application's events and span timings to remote
-//! log and metric backends, without blocking the application, with bounded memory, and with
-//! every loss counted.
+//! log and metric backends — without blocking the application, with bounded memory, and with
+//! every lost record counted.
 //!
-//! This umbrella crate re-exports the core and, behind features, each backend:
-//!
-//! | feature | crate | backend |
-//! |---|---|---|
-//! | (always) | [`core`] (`logship-core`) | the event model and the delivery pipeline |
+//! This umbrella crate re-exports the core and, behind one feature each, the backends, so one
+//! line in `Cargo.toml` is all an application adds:
 //!
 //! ```toml
 //! [dependencies]
-//! logship = "0.1"
+//! logship = { version = "0.1", features = ["fluent"] }
+//! ```
+//!
+//! | feature | module | backend | wire |
+//! |---|---|---|---|
+//! | (always) | [`core`] | — | the event model and the delivery pipeline |
+//! | `fluent` | `fluent` | Fluentd / Fluent Bit | Forward protocol v1, msgpack, acks, TLS |
+//! | `ecs-metrics` | `ecs_metrics` | Elasticsearch / OpenSearch | `_bulk` NDJSON of ECS documents |
+//! | `kusto` | `kusto` | Azure Data Explorer | streaming ingestion (+ queued), AAD |
+//! | `jkool-http` | `jkool_http` | jKool / meshIQ | HTTPS JSON events, activities, snapshots |
+//! | `jkool-mqtt` | `jkool_mqtt` | jKool via MQTT | MQTT 3.1.1 publish, PUBACK tracked |
+//! | `full` | all of the above | | |
+//!
+//! ```
+//! use std::time::Duration;
+//! use logship::prelude::*;
+//! use tracing_subscriber::prelude::*;
+//!
+//! // The core alone, with the JSON-lines sink (each backend crate builds the same way).
+//! let (layer, guard) = PipelineBuilder::new()
+//!     .with_service_name("shop")
+//!     .build(logship::core::sinks::JsonLinesSink::stdout())?;
+//! let _default = tracing_subscriber::registry().with(layer).set_default();
+//! tracing::info!(order_id = 42_u64, correlator = "order-42", "order placed");
+//! guard.flush(Duration::from_secs(5))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
 
 pub use logship_core as core;
+#[cfg(feature = "ecs-metrics")]
+pub use logship_ecs_metrics as ecs_metrics;
+#[cfg(feature = "fluent")]
+pub use logship_fluent as fluent;
+#[cfg(feature = "jkool-http")]
+pub use logship_jkool_http as jkool_http;
+#[cfg(feature = "jkool-mqtt")]
+pub use logship_jkool_mqtt as jkool_mqtt;
+#[cfg(feature = "kusto")]
+pub use logship_kusto as kusto;
 
-/// The names most applications need.
+/// The names most applications need: the core's builder, guard and model types, and the
+/// layer of each enabled backend.
 pub mod prelude {
-    pub use logship_core::{Guard, Handle, PipelineBuilder, Snapshot, SourceFqn, Stats};
+    pub use logship_core::{
+        Guard, Handle, Overflow, PipelineBuilder, RetryPolicy, Snapshot, SourceFqn, Stats, fields,
+    };
+    #[cfg(feature = "ecs-metrics")]
+    pub use logship_ecs_metrics::EcsLayer;
+    #[cfg(feature = "fluent")]
+    pub use logship_fluent::FluentLayer;
+    #[cfg(feature = "jkool-http")]
+    pub use logship_jkool_http::JkoolHttpLayer;
+    #[cfg(feature = "jkool-mqtt")]
+    pub use logship_jkool_mqtt::JkoolMqttLayer;
+    #[cfg(feature = "kusto")]
+    pub use logship_kusto::KustoLayer;
 }

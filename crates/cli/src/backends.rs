@@ -18,7 +18,11 @@ pub(crate) struct Targets {
     #[arg(long, value_name = "TOKEN")]
     jkool_https: Option<String>,
     /// jKool base URL.
-    #[arg(long, default_value = "https://data.jkoolcloud.com/JESL", requires = "jkool_https")]
+    #[arg(
+        long,
+        default_value = "https://data.jkoolcloud.com/JESL",
+        requires = "jkool_https"
+    )]
     jkool_url: String,
     /// MQTT broker URL (`mqtt://host:port`, `mqtts://…`) for jKool documents.
     #[arg(long, value_name = "URL")]
@@ -102,7 +106,9 @@ pub(crate) fn build(t: &Targets) -> Result<Set, String> {
         backends.push(("kusto", l.handle(), g));
     }
     if backends.is_empty() {
-        return Err("no backend given: use --fluent, --jkool-https, --mqtt, --es or --kusto".into());
+        return Err(
+            "no backend given: use --fluent, --jkool-https, --mqtt, --es or --kusto".into(),
+        );
     }
     Ok(Set {
         backends,
@@ -124,7 +130,11 @@ impl Set {
             let result = guard.shutdown(self.timeout);
             let stats = handle.stats();
             match result {
-                Ok(_) if stats.delivered >= expected && stats.undelivered() == 0 && stats.dropped() == 0 => {
+                Ok(_)
+                    if stats.delivered >= expected
+                        && stats.undelivered() == 0
+                        && stats.dropped() == 0 =>
+                {
                     eprintln!("{name}: delivered {}", stats.delivered);
                 }
                 Ok(_) => failures.push(format!(
@@ -132,11 +142,17 @@ impl Set {
                     stats.delivered,
                     stats.undelivered(),
                     stats.dropped(),
-                    stats.last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                    stats
+                        .last_error
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
                 )),
                 Err(e) => failures.push(format!(
                     "{name}: {e}{}",
-                    stats.last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                    stats
+                        .last_error
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
                 )),
             }
         }

@@ -19,7 +19,11 @@ use clap::{Parser, Subcommand};
 use logship_core::{Level, Record};
 
 #[derive(Parser, Debug)]
-#[command(name = "logship", version, about = "Ship events to Fluentd, Elasticsearch, Azure Data Explorer and jKool; run local receivers")]
+#[command(
+    name = "logship",
+    version,
+    about = "Ship events to Fluentd, Elasticsearch, Azure Data Explorer and jKool; run local receivers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,7 +83,15 @@ fn main() -> ExitCode {
             source_fqn,
             correlators,
             to,
-        } => send(&message, &level, &target, &fields, source_fqn.as_deref(), &correlators, &to),
+        } => send(
+            &message,
+            &level,
+            &target,
+            &fields,
+            source_fqn.as_deref(),
+            &correlators,
+            &to,
+        ),
         Command::Receive { kind, port } => receive::run(kind, port),
         Command::Replay { folder, to } => replay(&folder, &to),
     };
@@ -99,7 +111,9 @@ fn parse_level(s: &str) -> Result<Level, String> {
         "info" => Ok(Level::INFO),
         "warn" | "warning" => Ok(Level::WARN),
         "error" => Ok(Level::ERROR),
-        other => Err(format!("unknown level `{other}`; use trace, debug, info, warn or error")),
+        other => Err(format!(
+            "unknown level `{other}`; use trace, debug, info, warn or error"
+        )),
     }
 }
 
@@ -181,6 +195,9 @@ fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String
             }
         }
     }
-    eprintln!("replaying {n} records from {} ({bad} lines skipped)", folder.display());
+    eprintln!(
+        "replaying {n} records from {} ({bad} lines skipped)",
+        folder.display()
+    );
     set.finish(n)
 }

@@ -23,26 +23,6 @@ pub(crate) enum Kind {
 
 const POLL: Duration = Duration::from_millis(200);
 
-fn msgpack_to_json(v: &rmpv::Value) -> Json {
-    use rmpv::Value as M;
-    match v {
-        M::Nil => Json::Null,
-        M::Boolean(b) => json!(b),
-        M::Integer(i) => i.as_i64().map_or_else(|| json!(i.as_u64()), |x| json!(x)),
-        M::F32(f) => json!(f),
-        M::F64(f) => json!(f),
-        M::String(s) => json!(s.as_str().unwrap_or("<invalid utf-8>")),
-        M::Binary(b) => json!(format!("<{} bytes>", b.len())),
-        M::Array(a) => Json::Array(a.iter().map(msgpack_to_json).collect()),
-        M::Map(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| (k.as_str().map_or_else(|| k.to_string(), str::to_string), msgpack_to_json(v)))
-                .collect(),
-        ),
-        M::Ext(t, b) => json!(format!("<ext {t}: {} bytes>", b.len())),
-    }
-}
-
 fn print(line: &Json) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -65,12 +45,17 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
                 .with_port(port.unwrap_or(24224))
                 .start()
                 .map_err(io)?;
-            eprintln!("fluent forward receiver on 127.0.0.1:{} (all four modes, acks answered)", r.port());
+            eprintln!(
+                "fluent forward receiver on 127.0.0.1:{} (all four modes, acks answered)",
+                r.port()
+            );
             let mut seen = 0;
             loop {
-                print_new(&mut seen, r.events(), |e| {
-                    json!({"tag": e.tag, "time": e.time.as_nanos(), "mode": format!("{:?}", e.mode), "record": msgpack_to_json(&e.record)})
-                });
+                print_new(
+                    &mut seen,
+                    r.events(),
+                    |e| json!({"tag": e.tag, "time": e.time.as_nanos(), "mode": format!("{:?}", e.mode), "record": e.record_json()}),
+                );
                 std::thread::sleep(POLL);
             }
         }
@@ -82,7 +67,11 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
             eprintln!("elasticsearch _bulk receiver on {}", r.url());
             let mut seen = 0;
             loop {
-                print_new(&mut seen, r.documents(), |d| json!({"_index": d.index, "_id": d.id, "_source": d.source}));
+                print_new(
+                    &mut seen,
+                    r.documents(),
+                    |d| json!({"_index": d.index, "_id": d.id, "_source": d.source}),
+                );
                 std::thread::sleep(POLL);
             }
         }
@@ -109,7 +98,11 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
                     .collect();
                 for (db, table) in tables {
                     let n = seen.entry((db.clone(), table.clone())).or_default();
-                    print_new(n, r.rows_in(&db, &table), |row| json!({"database": db, "table": table, "row": row}));
+                    print_new(
+                        n,
+                        r.rows_in(&db, &table),
+                        |row| json!({"database": db, "table": table, "row": row}),
+                    );
                 }
                 std::thread::sleep(POLL);
             }
@@ -129,9 +122,14 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
             }
         }
         Kind::Mqtt => {
-            let broker = logship_testkit::mqtt::EmbeddedBroker::start(port.unwrap_or(1883)).map_err(io)?;
-            let sub = logship_testkit::mqtt::MqttSubscriber::start(broker.addr(), "#").map_err(io)?;
-            eprintln!("embedded MQTT broker at {} (any credentials); printing every publish", broker.url());
+            let broker =
+                logship_testkit::mqtt::EmbeddedBroker::start(port.unwrap_or(1883)).map_err(io)?;
+            let sub =
+                logship_testkit::mqtt::MqttSubscriber::start(broker.addr(), "#").map_err(io)?;
+            eprintln!(
+                "embedded MQTT broker at {} (any credentials); printing every publish",
+                broker.url()
+            );
             let mut seen = 0;
             loop {
                 print_new(&mut seen, sub.messages(), |m| {

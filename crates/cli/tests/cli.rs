@@ -15,23 +15,64 @@ fn send_to_fluent_and_jkool_with_typed_fields() {
     let fluent = FluentReceiver::builder().start().unwrap();
     let jkool = JkoolReceiver::builder().with_token("tok").start().unwrap();
     let out = logship()
-        .args(["send", "order placed", "--level", "warn", "--target", "shop::orders"])
-        .args(["--field", "order_id=42", "--field", "total=9.5", "--field", "express=true", "--field", "sku=A-1"])
-        .args(["--correlator", "order-42", "--source-fqn", "APPL=shop#SERVER=web1"])
-        .args(["--fluent", &fluent.addr().unwrap().to_string(), "--tag", "app"])
+        .args([
+            "send",
+            "order placed",
+            "--level",
+            "warn",
+            "--target",
+            "shop::orders",
+        ])
+        .args([
+            "--field",
+            "order_id=42",
+            "--field",
+            "total=9.5",
+            "--field",
+            "express=true",
+            "--field",
+            "sku=A-1",
+        ])
+        .args([
+            "--correlator",
+            "order-42",
+            "--source-fqn",
+            "APPL=shop#SERVER=web1",
+        ])
+        .args([
+            "--fluent",
+            &fluent.addr().unwrap().to_string(),
+            "--tag",
+            "app",
+        ])
         .args(["--jkool-https", "tok", "--jkool-url", &jkool.url()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(fluent.wait_for_events(1, Duration::from_secs(10)));
     let e = &fluent.events()[0];
     assert_eq!(e.tag, "app.shop.orders");
     let rec = &e.record;
-    let get = |k: &str| rec.as_map().unwrap().iter().find(|(kk, _)| kk.as_str() == Some(k)).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        rec.as_map()
+            .unwrap()
+            .iter()
+            .find(|(kk, _)| kk.as_str() == Some(k))
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(get("order_id").and_then(|v| v.as_i64()), Some(42));
     assert_eq!(get("total").and_then(|v| v.as_f64()), Some(9.5));
     assert_eq!(get("express").and_then(|v| v.as_bool()), Some(true));
-    assert_eq!(get("source_fqn").and_then(|v| v.as_str().map(String::from)).as_deref(), Some("APPL=shop#SERVER=web1"));
+    assert_eq!(
+        get("source_fqn")
+            .and_then(|v| v.as_str().map(String::from))
+            .as_deref(),
+        Some("APPL=shop#SERVER=web1")
+    );
     assert!(jkool.wait_for_events(1, Duration::from_secs(10)));
     assert_eq!(jkool.events()[0]["msg-text"], "order placed");
 }
@@ -45,7 +86,12 @@ fn stdin_lines_become_one_event_each() {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"one\ntwo\nthree\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\nthree\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert!(fluent.wait_for_events(3, Duration::from_secs(10)));
     assert_eq!(fluent.event_count(), 3);
@@ -59,7 +105,10 @@ fn delivery_failure_exits_non_zero_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("fluent:") && err.contains("Connection refused"), "{err}");
+    assert!(
+        err.contains("fluent:") && err.contains("Connection refused"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -67,7 +116,10 @@ fn usage_errors_say_what_to_fix() {
     let out = logship().args(["send", "x"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no backend given"));
-    let out = logship().args(["send", "x", "--fluent", "127.0.0.1:1", "--field", "novalue"]).output().unwrap();
+    let out = logship()
+        .args(["send", "x", "--fluent", "127.0.0.1:1", "--field", "novalue"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected KEY=VALUE"));
 }
 
@@ -85,11 +137,23 @@ fn replay_resends_a_dead_letter_folder() {
     .unwrap();
     let fluent = FluentReceiver::builder().start().unwrap();
     let out = logship()
-        .args(["replay", dir.path().to_str().unwrap(), "--fluent", &fluent.addr().unwrap().to_string()])
+        .args([
+            "replay",
+            dir.path().to_str().unwrap(),
+            "--fluent",
+            &fluent.addr().unwrap().to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 records"));
     assert!(fluent.wait_for_events(2, Duration::from_secs(10)));
-    assert_eq!(fluent.events()[0].time.as_nanos(), 1_767_225_600_000_000_001);
+    assert_eq!(
+        fluent.events()[0].time.as_nanos(),
+        1_767_225_600_000_000_001
+    );
 }

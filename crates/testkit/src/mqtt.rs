@@ -154,7 +154,12 @@ impl MqttSubscriber {
         let count = Arc::new(AtomicU64::new(0));
         let subscribed = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (m, c, s, st) = (messages.clone(), count.clone(), subscribed.clone(), stop.clone());
+        let (m, c, s, st) = (
+            messages.clone(),
+            count.clone(),
+            subscribed.clone(),
+            stop.clone(),
+        );
         std::thread::Builder::new()
             .name("logship-testkit-mqtt-sub".into())
             .spawn(move || {
@@ -168,10 +173,12 @@ impl MqttSubscriber {
                         Ok(Event::Incoming(Packet::Publish(p))) => {
                             c.fetch_add(1, Ordering::SeqCst);
                             if keep {
-                                m.lock().unwrap_or_else(PoisonError::into_inner).push(MqttMessage {
-                                    topic: p.topic.clone(),
-                                    payload: p.payload.to_vec(),
-                                });
+                                m.lock().unwrap_or_else(PoisonError::into_inner).push(
+                                    MqttMessage {
+                                        topic: p.topic.clone(),
+                                        payload: p.payload.to_vec(),
+                                    },
+                                );
                             }
                         }
                         Ok(_) => {}
@@ -179,7 +186,9 @@ impl MqttSubscriber {
                     }
                 }
             })?;
-        if !wait_until(Duration::from_secs(10), || subscribed.load(Ordering::SeqCst)) {
+        if !wait_until(Duration::from_secs(10), || {
+            subscribed.load(Ordering::SeqCst)
+        }) {
             return Err(io::Error::other("no SUBACK from the broker"));
         }
         Ok(MqttSubscriber {

@@ -495,6 +495,9 @@ impl IndexState {
 pub(crate) struct Store {
     pub(crate) indices: BTreeMap<String, IndexState>,
     pub(crate) templates: BTreeMap<String, Template>,
+    /// Keep ids and versions but replace each stored `_source` by `null`
+    /// (`EsReceiverBuilder::with_keep_sources(false)`).
+    pub(crate) drop_sources: bool,
 }
 
 /// What one applied item did, for the counters.
@@ -757,6 +760,7 @@ impl Store {
                 "Validation Failed: 1: id is missing;".into(),
             );
         };
+        let drop_sources = self.drop_sources;
         let state = self.index_mut(name);
         let shown_index = state.backing.clone().unwrap_or_else(|| name.to_string());
         let existing = state.by_id.get(&id).copied();
@@ -881,6 +885,11 @@ impl Store {
                     }
                 }
             }
+        };
+        let new_source = if drop_sources {
+            new_source.map(|_| Value::Null)
+        } else {
+            new_source
         };
         let seq_no = state.next_seq_no;
         state.next_seq_no += 1;

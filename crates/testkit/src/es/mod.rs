@@ -326,6 +326,7 @@ impl Shared {
 /// | built-in data stream templates (`logs-*-*`, `metrics-*-*`, `traces-*-*`) | on |
 /// | extra data stream patterns | none |
 /// | body size limit | none |
+/// | keep sources | on |
 #[derive(Debug)]
 #[must_use]
 pub struct EsReceiverBuilder {
@@ -334,9 +335,21 @@ pub struct EsReceiverBuilder {
     builtin_templates: bool,
     data_streams: Vec<String>,
     max_body_bytes: Option<usize>,
+    drop_sources: bool,
 }
 
 impl EsReceiverBuilder {
+    /// Whether each document's `_source` is stored (default on). Off, documents are parsed,
+    /// answered and counted ([`EsCounters::bulk_items`]) and their ids and versions kept (so
+    /// `create` conflicts still work), but the stored source is `null`: memory stays small for
+    /// throughput benchmarks.
+    pub fn with_keep_sources(self, keep: bool) -> Self {
+        Self {
+            drop_sources: !keep,
+            ..self
+        }
+    }
+
     /// Listens on `127.0.0.1:port` (0 = any free port).
     pub fn with_port(self, port: u16) -> Self {
         Self { port, ..self }
@@ -377,7 +390,10 @@ impl EsReceiverBuilder {
     /// # Errors
     /// The bind error, or a failure to build the runtime or spawn the thread.
     pub fn start(self) -> std::io::Result<EsReceiver> {
-        let mut store = Store::default();
+        let mut store = Store {
+            drop_sources: self.drop_sources,
+            ..Store::default()
+        };
         if self.builtin_templates {
             for (name, pattern) in [
                 ("logs", "logs-*-*"),
@@ -435,6 +451,7 @@ impl EsReceiver {
             builtin_templates: true,
             data_streams: Vec::new(),
             max_body_bytes: None,
+            drop_sources: false,
         }
     }
 

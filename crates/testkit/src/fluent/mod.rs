@@ -129,6 +129,12 @@ pub struct FluentEvent {
 }
 
 impl FluentEvent {
+    /// The record as JSON (for printing): binary values become `"<n bytes>"`, extension values
+    /// `"<ext t: n bytes>"`, non-string map keys their msgpack text.
+    pub fn record_json(&self) -> serde_json::Value {
+        msgpack_to_json(&self.record)
+    }
+
     /// The record field `key`, if the record has it.
     pub fn field(&self, key: &str) -> Option<&Value> {
         self.record
@@ -136,6 +142,33 @@ impl FluentEvent {
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
             .map(|(_, v)| v)
+    }
+}
+
+fn msgpack_to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Nil => J::Null,
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Integer(i) => i
+            .as_i64()
+            .map(J::from)
+            .or_else(|| i.as_u64().map(J::from))
+            .unwrap_or(J::Null),
+        Value::F32(f) => serde_json::Number::from_f64(f64::from(*f)).map_or(J::Null, J::Number),
+        Value::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Value::Binary(b) => J::String(format!("<{} bytes>", b.len())),
+        Value::Array(a) => J::Array(a.iter().map(msgpack_to_json).collect()),
+        Value::Map(m) => J::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let key = k.as_str().map_or_else(|| k.to_string(), str::to_string);
+                    (key, msgpack_to_json(v))
+                })
+                .collect(),
+        ),
+        Value::Ext(t, b) => J::String(format!("<ext {t}: {} bytes>", b.len())),
     }
 }
 
@@ -701,11 +734,7 @@ impl FluentReceiver {
     /// How many events were decoded so far (stored or not, see
     /// [`FluentReceiverBuilder::with_keep_events`]).
     pub fn event_count(&self) -> usize {
-        let not_kept = self
-            .shared
-            .counters
-            .events_not_kept
-            .load(Ordering::Relaxed);
+        let not_kept = self.shared.counters.events_not_kept.load(Ordering::Relaxed);
         self.shared.lock_events().len() + not_kept as usize
     }
 

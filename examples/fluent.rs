@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(span); // a span-timing record
 
     let report = guard.shutdown(Duration::from_secs(5))?;
-    println!("delivered {} records (acknowledged by the server)", report.stats.delivered);
+    println!(
+        "delivered {} records (acknowledged by the server)",
+        report.stats.delivered
+    );
     Ok(())
 }

@@ -30,7 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let span = tracing::info_span!("checkout", correlator = "order-42");
     span.in_scope(|| {
-        let snap = Snapshot::new("order").with_category("sales").with_property("total", 99.5);
+        let snap = Snapshot::new("order")
+            .with_category("sales")
+            .with_property("total", 99.5);
         tracing::info!(snapshot = %snap, "order placed"); // an EVENT with its snapshot
     });
     drop(span); // an ACTIVITY

@@ -28,7 +28,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     tracing_subscriber::registry().with(layer).init();
 
-    tracing::warn!(order_id = 42_u64, total = 99.5, correlator = "order-42", "card retried");
+    tracing::warn!(
+        order_id = 42_u64,
+        total = 99.5,
+        correlator = "order-42",
+        "card retried"
+    );
 
     let report = guard.shutdown(Duration::from_secs(10))?;
     println!("delivered {} rows", report.stats.delivered);

@@ -256,15 +256,7 @@ fn main() -> Result<(), Error> {
 
     println!("\n[4/4] what each pipeline did (records: events and span timings)\n");
     println!(
-        "  {:<11} {:>8} {:>9} {:>7} {:>11} {:>8} {:>10}  {}",
-        "backend",
-        "emitted",
-        "delivered",
-        "dropped",
-        "undelivered",
-        "requests",
-        "bytes",
-        "destination"
+        "  backend      emitted delivered dropped undelivered requests      bytes  destination"
     );
     for (name, dest, s, _) in &rows {
         println!(

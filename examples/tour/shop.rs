@@ -85,7 +85,7 @@ fn check_stock(order: &Order) {
 #[instrument(skip(order), fields(order_id = order.id, amount = order.total), err)]
 fn charge(order: &Order) -> Result<(), String> {
     std::thread::sleep(Duration::from_micros(150));
-    if order.id % 7 == 0 {
+    if order.id.is_multiple_of(7) {
         let e = std::io::Error::other("card declined by issuer");
         error!(
             error = &e as &(dyn std::error::Error + 'static),

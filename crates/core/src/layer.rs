@@ -1,7 +1,7 @@
 //! [`ShipLayer`]: the `tracing_subscriber::Layer` every backend hands out.
 //!
 //! It does the cheap part on the caller's thread — captures the event or the closed span into
-//! an owned [`Record`] and queues it — and nothing else: no formatting beyond `Debug` values,
+//! an owned [`Record`](crate::Record) and queues it — and nothing else: no formatting beyond `Debug` values,
 //! no I/O, no locks other than the registry's span extensions. It never filters globally
 //! (`enabled` is not overridden), so attach `.with_filter(…)` to choose what it ships:
 //!

@@ -14,7 +14,7 @@
 //! **On disk.** One file per spooled batch, `seg-<20-digit sequence>.lsp`, written to a
 //! temporary name and renamed into place: the header `LSPOOL1\n`, then one frame per record —
 //! `u32` length, `u32` CRC-32 of the payload (both little-endian), and the record in the
-//! [`codec`](crate::codec) form. A torn or corrupt frame ends its segment: the records before
+//! [`codec`] form. A torn or corrupt frame ends its segment: the records before
 //! it are replayed, the rest is counted in `Stats::spool_corrupt` and skipped, and the worker
 //! carries on.
 //!

@@ -123,6 +123,13 @@ impl Set {
         }
     }
 
+    /// Waits until everything submitted so far is delivered (bounded by the timeout).
+    pub(crate) fn flush(&self) {
+        for (_, _, guard) in &self.backends {
+            let _ = guard.flush(self.timeout);
+        }
+    }
+
     /// Shuts every backend down and reports; an error when any record was not delivered.
     pub(crate) fn finish(self, expected: u64) -> Result<(), String> {
         let mut failures = Vec::new();

@@ -62,8 +62,9 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
-    /// Re-send the records of a dead-letter folder (NDJSON files written by
-    /// `with_dead_letter_dir` or the ECS failure folder).
+    /// Re-send the records of a dead-letter folder (the NDJSON files `with_dead_letter_dir`
+    /// writes; the ECS failure folder holds `_bulk` bodies instead: replay it with
+    /// `EcsBuilder::replay_failure_folder`). The files are left in place.
     Replay {
         /// The folder.
         folder: std::path::PathBuf,
@@ -177,6 +178,9 @@ fn send(
     set.finish(messages.len() as u64)
 }
 
+/// Records submitted between flushes while replaying (well under the default queue size).
+const REPLAY_CHUNK: u64 = 4096;
+
 fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String> {
     let read = logship_core::json::read_dead_letters(folder)
         .map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
@@ -188,6 +192,10 @@ fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String
             Ok(rec) => {
                 set.submit(&rec);
                 n += 1;
+                if n % REPLAY_CHUNK == 0 {
+                    // Keep the queue from overflowing on a large folder.
+                    set.flush();
+                }
             }
             Err((file, line, e)) => {
                 bad += 1;

@@ -145,9 +145,12 @@ pub struct Stats {
     pub undelivered_shutdown: u64,
     /// Retry attempts (sends after the first for a batch).
     pub retries: u64,
-    /// Send attempts (requests or batches written), including retries.
+    /// Send attempts: calls of the backend's `Sink::send`, each carrying one batch (or the
+    /// retried part of one), including retries. One attempt may be several wire requests (the
+    /// backend splits by its size limits or by tag).
     pub requests: u64,
-    /// Batches fully resolved with at least one record delivered.
+    /// Send attempts that delivered at least one record (a batch delivered in parts counts
+    /// once per part).
     pub batches_delivered: u64,
     /// Bytes written to the wire (after compression), as the sink reports them.
     pub bytes_sent: u64,

@@ -48,6 +48,10 @@ pub(crate) struct Targets {
     /// Kusto table.
     #[arg(long, default_value = "Logs", requires = "kusto")]
     table: String,
+    /// Run `.create-merge table` and create the JSON ingestion mapping first (needs table admin
+    /// rights on a real cluster).
+    #[arg(long, requires = "kusto")]
+    create_table: bool,
     /// How long to wait for delivery, in seconds.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
@@ -101,6 +105,7 @@ pub(crate) fn build(t: &Targets) -> Result<Set, String> {
         let (l, g) = logship_kusto::KustoLayer::from_connection_string(cs)
             .map_err(|e| err("kusto", e))?
             .with_table(t.table.clone())
+            .with_create_table(t.create_table)
             .build()
             .map_err(|e| err("kusto", e))?;
         backends.push(("kusto", l.handle(), g));

@@ -85,7 +85,7 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
                 .map_err(io)?;
             eprintln!(
                 "kusto receiver on {} (engine, ingest and login endpoint; no auth). Connection string: \
-                 \"Data Source={};Initial Catalog=logs;Application Token=dev\"",
+                 \"Data Source={};Initial Catalog=logs;Application Token=dev\" (with --create-table on first use)",
                 r.url(),
                 r.url()
             );

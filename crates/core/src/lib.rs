@@ -74,6 +74,7 @@ pub mod layer;
 mod queue;
 pub mod record;
 pub mod retry;
+mod secret;
 pub mod sink;
 pub mod sinks;
 pub mod snapshot;
@@ -95,6 +96,7 @@ pub use record::{
     SpanContext, SpanFields, SpanTiming, ThreadInfo, TrackingId, Value,
 };
 pub use retry::{BreakerConfig, RetryPolicy};
+pub use secret::Secret;
 pub use sink::{Batch, Outcome, SendContext, Sink};
 pub use snapshot::{Property, PropertyType, PropertyValue, Snapshot};
 pub use stats::Stats;

@@ -6,40 +6,7 @@
 
 use std::path::PathBuf;
 
-/// A credential (password, API key, bearer token). Its `Debug` prints `***`, so it never ends
-/// up in logs, panics or error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The credential itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Self::new(s)
-    }
-}
+pub use logship_core::Secret;
 
 /// Why the layer could not be built, or a replay failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,40 +3,7 @@
 //! Messages are lowercase and describe this level only; causes are reachable through
 //! `source()`. Shared keys and passwords never appear in `Debug` or `Display` output.
 
-use std::fmt;
-
-/// A secret (shared key, password): `Debug` prints `***`, and there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself (for hashing; never log it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
+pub use logship_core::Secret;
 
 /// Why [`FluentBuilder::build`](crate::FluentBuilder::build) refused the configuration. Each
 /// message names the setting, the bad value and what to do instead.

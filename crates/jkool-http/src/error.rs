@@ -1,41 +1,8 @@
 //! Errors of the jKool HTTPS layer, and the access-token newtype that keeps the token out of
 //! `Debug` and `Display`.
 
-use std::fmt;
-
-/// A jKool access token. Its `Debug` prints `***`; the token never appears in errors, stats
-/// or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-    /// The token itself (to put on the wire).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken(***)")
-    }
-}
-
-impl From<&str> for AccessToken {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for AccessToken {
-    fn from(s: String) -> Self {
-        Self::new(s)
-    }
-}
+/// A jKool access token (the core's [`Secret`](logship_core::Secret): `Debug` prints `***`).
+pub type AccessToken = logship_core::Secret;
 
 /// Why [`JkoolHttpBuilder::build`](crate::JkoolHttpBuilder::build) failed. Each message names
 /// the setting and what to change.
@@ -86,7 +53,7 @@ mod tests {
     #[test]
     fn token_is_redacted() {
         let t = AccessToken::new("s3cr3t");
-        assert_eq!(format!("{t:?}"), "AccessToken(***)");
+        assert_eq!(format!("{t:?}"), "***");
         assert_eq!(t.expose(), "s3cr3t");
         let e = JkoolHttpError::EmptyToken.to_string();
         assert!(e.starts_with("the jkool access token is empty"), "{e}");

@@ -1,39 +1,7 @@
 //! Errors of the jKool MQTT layer, and the password newtype.
 
-use std::fmt;
-
-/// A broker password. Its `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(p: impl Into<String>) -> Self {
-        Self(p.into())
-    }
-    /// The password itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
-impl From<&str> for Password {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for Password {
-    fn from(s: String) -> Self {
-        Self::new(s)
-    }
-}
+/// An MQTT password (the core's [`Secret`](logship_core::Secret): `Debug` prints `***`).
+pub type Password = logship_core::Secret;
 
 /// Why [`JkoolMqttBuilder::build`](crate::JkoolMqttBuilder::build) failed; each message
 /// names the setting and what to change.

@@ -2,41 +2,7 @@
 //! through `source()`), and never contain secrets: application keys and tokens live in
 //! [`Secret`], whose `Debug` prints `***` and which has no `Display`.
 
-use std::fmt;
-
-/// A secret (application key, access token). `Debug` prints `***`; there is no `Display`, so
-/// it cannot end up in an error message or a log line by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `s`.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
+pub use logship_core::Secret;
 
 /// Why a Kusto connection string was refused by
 /// [`KustoBuilder::from_connection_string`](crate::KustoBuilder::from_connection_string).

@@ -59,5 +59,34 @@ fn caller(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, caller);
+/// An instrumented span's cost on the caller: new, enter, exit, close (the close captures the
+/// span-timing record). ECS issue target: at most 300 ns.
+fn span(c: &mut Criterion) {
+    let mut g = c.benchmark_group("caller_span_new_enter_exit_close");
+    g.measurement_time(Duration::from_secs(5));
+    {
+        let _d = tracing_subscriber::registry()
+            .with(tracing_subscriber::layer::Identity::new())
+            .set_default();
+        g.bench_function("registry_empty_layer", |b| {
+            b.iter(|| tracing::info_span!("work", items = black_box(3_i64)).in_scope(|| ()))
+        });
+    }
+    {
+        let (layer, guard) = PipelineBuilder::new()
+            .with_max_queue_records(1 << 20)
+            .with_max_queue_bytes(1 << 30)
+            .with_max_batch_records(4096)
+            .build(NullSink)
+            .expect("config");
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        g.bench_function("logship_null_sink", |b| {
+            b.iter(|| tracing::info_span!("work", items = black_box(3_i64)).in_scope(|| ()))
+        });
+        eprintln!("logship: dropped {}", guard.stats().dropped());
+    }
+    g.finish();
+}
+
+criterion_group!(benches, caller, span);
 criterion_main!(benches);

@@ -493,7 +493,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
         ..Extra::default()
     };
     if r.u8()? == 1 {
-        extra.timing = Some(SpanTiming {
+        rec.timing = Some(SpanTiming {
             start: Timestamp::from_nanos(r.u64()?),
             end: Timestamp::from_nanos(r.u64()?),
             duration: Duration::from_nanos(r.u64()?),

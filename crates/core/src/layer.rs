@@ -30,13 +30,13 @@ use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::SpanFields;
 use crate::capture::span::SpanState;
 use crate::capture::suppress::is_suppressed;
 use crate::capture::visit::{EventVisitor, SpanVisitor};
 use crate::config::SpanTimingFilter;
 use crate::guard::{Handle, Shared};
 use crate::record::{RecordKind, SpanContext, SpanTiming, TrackingId};
+use crate::{SpanFields, Timestamp};
 
 pub(crate) struct CaptureConfig {
     pub(crate) events: bool,
@@ -182,7 +182,7 @@ where
             return;
         }
         let mut rec = self.shared.queue.blank();
-        rec.begin(meta, RecordKind::Event);
+        rec.begin(meta, RecordKind::Event, Timestamp::now());
         rec.span_fields = self.capture.span_fields;
         rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
         event.record(&mut EventVisitor { record: &mut rec });
@@ -204,14 +204,18 @@ where
         let Some(state) = ext.get::<SpanState>() else {
             return;
         };
-        let (wall, busy, failed) = state.timing();
+        // Two clock reads per close: the wall-clock end, and the monotonic end from which the
+        // durations come; the start is the end minus the (monotonic) wall duration.
+        let end = Timestamp::now();
+        let (wall, busy, failed) = state.timing(std::time::Instant::now());
         let mut rec = self.shared.queue.blank();
-        rec.begin(meta, RecordKind::SpanTiming);
+        rec.begin(meta, RecordKind::SpanTiming, end);
         rec.span_fields = self.capture.span_fields;
-        let end = state.start.saturating_add(wall);
-        rec.timestamp = end;
-        rec.extra_mut().timing = Some(SpanTiming {
-            start: state.start,
+        rec.timing = Some(SpanTiming {
+            start: Timestamp::from_nanos(
+                end.as_nanos()
+                    .saturating_sub(u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX)),
+            ),
             end,
             duration: wall,
             busy,

@@ -383,7 +383,8 @@ pub(crate) enum Origin {
 /// The timing of a closed span.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanTiming {
-    /// When the span was created (UTC).
+    /// When the span was created (UTC): `end` minus `duration`, so the two never disagree even
+    /// if the wall clock is adjusted while the span is open.
     pub start: Timestamp,
     /// When the span closed (UTC).
     pub end: Timestamp,
@@ -471,7 +472,6 @@ impl SpanContext {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extra {
     pub(crate) tracking_id: Option<TrackingId>,
-    pub(crate) timing: Option<SpanTiming>,
     pub(crate) source_fqn: Option<SourceFqn>,
     pub(crate) correlators: Vec<String>,
     pub(crate) snapshots: Vec<Snapshot>,
@@ -492,6 +492,8 @@ pub struct Record {
     /// Events: the enclosing span. Timings: the closed span itself.
     pub(crate) span: Option<Arc<SpanContext>>,
     pub(crate) span_fields: SpanFields,
+    /// Span timings only (inline: a span close allocates nothing for it).
+    pub(crate) timing: Option<SpanTiming>,
     /// What the worker derives, and what builders set: boxed, so that the record the caller
     /// moves into the queue stays small (a typical event has none of it until the worker).
     pub(crate) extra: Option<Box<Extra>>,
@@ -513,6 +515,7 @@ impl Record {
             fields: SmallVec::new(),
             span: None,
             span_fields: SpanFields::All,
+            timing: None,
             extra: None,
             est_size: 0,
         }
@@ -522,6 +525,7 @@ impl Record {
     /// so the caller only writes the new values).
     pub(crate) fn clear_for_reuse(&mut self) {
         self.origin = Origin::Blank;
+        self.timing = None;
         self.text.clear();
         self.message = None;
         self.fields.clear();
@@ -529,11 +533,16 @@ impl Record {
         self.extra = None;
     }
 
-    /// Starts a record for a callsite in a (recycled or fresh) blank record.
+    /// Starts a record for a callsite in a (recycled or fresh) blank record, at `timestamp`.
     #[inline]
-    pub(crate) fn begin(&mut self, meta: &'static Metadata<'static>, kind: RecordKind) {
+    pub(crate) fn begin(
+        &mut self,
+        meta: &'static Metadata<'static>,
+        kind: RecordKind,
+        timestamp: Timestamp,
+    ) {
         self.kind = kind;
-        self.timestamp = Timestamp::now();
+        self.timestamp = timestamp;
         self.level = *meta.level();
         self.origin = Origin::Callsite(meta);
         self.thread = ThreadInfo::current();
@@ -561,6 +570,7 @@ impl Record {
                 fields: SmallVec::new(),
                 span: None,
                 span_fields: SpanFields::All,
+                timing: None,
                 extra: None,
                 est_size: 0,
             },
@@ -586,7 +596,7 @@ impl Record {
             file: None,
             line: None,
         }));
-        b.record.extra_mut().timing = Some(SpanTiming {
+        b.record.timing = Some(SpanTiming {
             start,
             end: start.saturating_add(duration),
             duration,
@@ -774,7 +784,7 @@ impl Record {
 
     /// For span timings: start, end, wall and busy durations.
     pub fn timing(&self) -> Option<&SpanTiming> {
-        self.extra.as_ref()?.timing.as_ref()
+        self.timing.as_ref()
     }
 
     pub(crate) fn extra_mut(&mut self) -> &mut Extra {
@@ -1080,7 +1090,7 @@ impl RecordBuilder {
     }
     /// For span timings: sets the busy duration (default: the wall duration) and failure.
     pub fn with_busy(mut self, busy: Duration, failed: bool) -> Self {
-        if let Some(t) = self.record.extra.as_mut().and_then(|e| e.timing.as_mut()) {
+        if let Some(t) = self.record.timing.as_mut() {
             t.busy = busy.min(t.duration);
             t.failed = failed;
         }

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::Timestamp;
 use crate::record::SpanContext;
 
 #[derive(Debug, Default)]
@@ -24,7 +23,6 @@ struct Busy {
 pub(crate) struct SpanState {
     pub(crate) owner: u64,
     ctx: Mutex<Arc<SpanContext>>,
-    pub(crate) start: Timestamp,
     start_instant: Instant,
     busy: Mutex<Busy>,
     failed: AtomicBool,
@@ -35,7 +33,6 @@ impl SpanState {
         Self {
             owner,
             ctx: Mutex::new(Arc::new(ctx)),
-            start: Timestamp::now(),
             start_instant: Instant::now(),
             busy: Mutex::new(Busy::default()),
             failed: AtomicBool::new(failed),
@@ -81,11 +78,13 @@ impl SpanState {
         }
     }
 
-    /// `(wall, busy, failed)` as of now.
-    pub(crate) fn timing(&self) -> (Duration, Duration, bool) {
-        let wall = self.start_instant.elapsed();
+    /// `(wall, busy, failed)` as of `now` (one clock read per close: the caller's).
+    pub(crate) fn timing(&self, now: Instant) -> (Duration, Duration, bool) {
+        let wall = now.saturating_duration_since(self.start_instant);
         let busy = self.busy.lock().map_or(Duration::ZERO, |b| {
-            b.total + b.entered_at.map_or(Duration::ZERO, |at| at.elapsed())
+            b.total
+                + b.entered_at
+                    .map_or(Duration::ZERO, |at| now.saturating_duration_since(at))
         });
         (wall, busy.min(wall), self.failed.load(Ordering::Relaxed))
     }

@@ -53,7 +53,7 @@ pub struct JkoolMqttBuilder {
 impl std::fmt::Debug for JkoolMqttBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JkoolMqttBuilder")
-            .field("url", &self.url)
+            .field("url", &redact_url(&self.url))
             .field("client_id", &self.client_id)
             .field("credentials", &self.credentials)
             .field("qos", &self.qos)
@@ -186,7 +186,7 @@ impl JkoolMqttBuilder {
 
     fn parse_url(&self) -> Result<(String, u16, bool), JkoolMqttError> {
         let bad = |reason: &str| JkoolMqttError::InvalidUrl {
-            url: self.url.clone(),
+            url: redact_url(&self.url),
             reason: reason.into(),
         };
         let url = url::Url::parse(&self.url).map_err(|e| bad(&e.to_string()))?;
@@ -311,8 +311,36 @@ impl JkoolMqttBuilder {
     }
 }
 
+/// `url` as shown in errors and `Debug`: the userinfo (a password or token) and the query (a
+/// key) are masked, since users sometimes paste credentials into URLs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let at = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(at);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(i) => format!("***{}", &authority[i..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find('?') {
+        Some(q) => format!("{}?***", &tail[..q]),
+        None => tail.to_string(),
+    };
+    format!("{head}{authority}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_are_redacted_in_messages() {
+        assert_eq!(
+            super::redact_url("https://user:hunter2@host:1/JESL?token=t#f"),
+            "https://***@host:1/JESL?***"
+        );
+        assert_eq!(super::redact_url("tok@host"), "***@host");
+        assert_eq!(super::redact_url("http://host/p"), "http://host/p");
+    }
+
     use super::*;
 
     fn err(b: JkoolMqttBuilder) -> String {

@@ -3,12 +3,10 @@
 //! and a mosquitto runner.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,120 +27,35 @@ fn connectable(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
-/// Starts rumqttd (MQTT 3.1.1) on a free loopback port; it lives until the test process
-/// ends (rumqttd has no stop).
+/// Starts the testkit's embedded rumqttd (MQTT 3.1.1) on a free loopback port; it lives until
+/// the test process ends (rumqttd has no stop).
 pub fn start_rumqttd() -> SocketAddr {
-    use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            max_payload_size: 4 * 1024 * 1024,
-            max_inflight_count: 1000,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 1000,
-            max_outgoing_packet_count: 1000,
-            max_segment_size: 64 * 1024 * 1024,
-            max_segment_count: 10,
-            ..RouterConfig::default()
-        },
-        v4: Some(HashMap::from([("v4".to_string(), server)])),
-        ..Config::default()
-    };
-    std::thread::Builder::new()
-        .name("rumqttd".into())
-        .spawn(move || {
-            let mut broker = Broker::new(config);
-            let _ = broker.start();
-        })
-        .unwrap();
-    assert!(
-        wait_until(WAIT, || connectable(addr)),
-        "rumqttd did not start"
-    );
-    addr
+    logship_testkit::mqtt::EmbeddedBroker::start(0)
+        .unwrap()
+        .addr()
 }
-
-/// Messages as (topic, payload), in arrival order.
-pub type Messages = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A subscriber to `filter` that records (topic, payload) of every message.
-pub struct Subscriber {
-    pub messages: Messages,
-    stop: Arc<AtomicBool>,
-}
+pub struct Subscriber(logship_testkit::mqtt::MqttSubscriber);
 
 impl Subscriber {
     pub fn start(addr: SocketAddr, filter: &str, credentials: Option<(&str, &str)>) -> Subscriber {
-        use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-        let mut opts = MqttOptions::new(
-            format!("test-sub-{}", free_port()),
-            addr.ip().to_string(),
-            addr.port(),
-        );
-        opts.set_max_packet_size(8 * 1024 * 1024, 64 * 1024);
-        if let Some((u, p)) = credentials {
-            opts.set_credentials(u, p);
-        }
-        let (client, mut conn) = Client::new(opts, 100);
-        client.subscribe(filter, QoS::AtLeastOnce).unwrap();
-        let messages: Messages = Arc::new(Mutex::new(Vec::new()));
-        let subscribed = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (m, s, st) = (messages.clone(), subscribed.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let _client = client;
-            for ev in conn.iter() {
-                if st.load(Ordering::Relaxed) {
-                    break;
-                }
-                match ev {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => s.store(true, Ordering::SeqCst),
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        m.lock()
-                            .unwrap()
-                            .push((p.topic.clone(), p.payload.to_vec()));
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)), // reconnect pacing
-                }
-            }
-        });
-        assert!(
-            wait_until(WAIT, || subscribed.load(Ordering::SeqCst)),
-            "no SUBACK"
-        );
-        Subscriber { messages, stop }
+        Subscriber(
+            logship_testkit::mqtt::MqttSubscriber::start_with(addr, filter, credentials, true)
+                .unwrap(),
+        )
     }
 
     pub fn count(&self) -> usize {
-        self.messages.lock().unwrap().len()
+        self.0.count() as usize
     }
 
     pub fn json(&self) -> Vec<(String, serde_json::Value)> {
-        self.messages
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(t, p)| (t.clone(), serde_json::from_slice(p).unwrap()))
+        self.0
+            .messages()
+            .into_iter()
+            .map(|m| (m.topic, serde_json::from_slice(&m.payload).unwrap()))
             .collect()
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

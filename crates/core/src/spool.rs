@@ -5,9 +5,10 @@
 //! has not succeeded since, or the circuit breaker is open), the worker moves queued records
 //! into the spool instead of letting the queue overflow; a batch whose retries run out goes to
 //! the spool instead of the undelivered path; and at shutdown, what is left is spooled instead
-//! of abandoned. Once a send succeeds, the worker replays the spool oldest segment first,
-//! alternating with fresh batches so new records keep flowing (order is kept within the
-//! backlog and within the fresh stream, not between them). Delivery from the spool is
+//! of abandoned. The worker replays the spool oldest segment first, alternating with fresh
+//! batches so new records keep flowing (order is kept within the backlog and within the fresh
+//! stream, not between them); while sends fail, replaying the oldest segment is what probes the
+//! backend, paced by the retry backoff and the circuit breaker. Delivery from the spool is
 //! at-least-once: a segment is deleted only after its records are resolved, so a crash may
 //! replay a segment again.
 //!
@@ -109,6 +110,8 @@ pub(crate) struct Loaded {
 
 /// Outcome of an append.
 pub(crate) struct Appended {
+    /// The new segment's sequence number.
+    pub(crate) seq: u64,
     /// Records evicted (oldest segments) to stay under the cap.
     pub(crate) evicted: u64,
 }
@@ -246,7 +249,7 @@ impl Spool {
                 break;
             }
         }
-        Ok(Appended { evicted })
+        Ok(Appended { seq, evicted })
     }
 
     /// Syncs written segments when the interval has passed.

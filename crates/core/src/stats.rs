@@ -165,7 +165,9 @@ pub struct Stats {
     /// Records written to the disk spool (see [`spool`](crate::spool)); they count as resolved
     /// for `flush`, and as delivered once replayed and acknowledged.
     pub spooled: u64,
-    /// Records read back from the spool for replay (including those spooled by an earlier run).
+    /// Records read back from the spool and resolved: delivered, or refused for good
+    /// (including records spooled by an earlier run). A replay that fails and is tried again
+    /// counts once, when it is finally resolved.
     pub spool_replayed: u64,
     /// Spooled records evicted to keep the spool under its byte cap (lost, counted).
     pub spool_evicted: u64,
@@ -208,7 +210,9 @@ impl Stats {
     pub fn emitted(&self) -> u64 {
         self.enqueued + self.dropped_at_enqueue()
     }
-    /// Records enqueued (or replayed from the spool) and not yet resolved: queued or in flight.
+    /// Records enqueued and not yet resolved (delivered, undelivered, evicted or spooled): queued
+    /// or in flight. Records being replayed from the spool are not included (they are on disk
+    /// until resolved: `spool_records`).
     pub fn in_flight(&self) -> u64 {
         (self.enqueued + self.spool_replayed).saturating_sub(
             self.delivered + self.undelivered() + self.dropped_oldest + self.spooled,

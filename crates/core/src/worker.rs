@@ -406,7 +406,7 @@ impl<S: Sink> Worker<S> {
             self.sync_spool_gauges();
             return true;
         }
-        Counters::add(&self.counters.spool_replayed, loaded.records.len() as u64);
+
         let id = self.next_batch_id;
         self.next_batch_id += 1;
         self.inflight = Some(InFlight::new(
@@ -671,6 +671,8 @@ impl<S: Sink> Worker<S> {
     fn delivered(&mut self, n: u64, resolves: bool) {
         if resolves {
             self.resolved += n;
+        } else {
+            Counters::add(&self.counters.spool_replayed, n);
         }
         Counters::add(&self.counters.delivered, n);
         Counters::add(&self.counters.batches_delivered, 1);
@@ -688,6 +690,8 @@ impl<S: Sink> Worker<S> {
         let n = records.len() as u64;
         if resolves {
             self.resolved += n;
+        } else {
+            Counters::add(&self.counters.spool_replayed, n);
         }
         let c = match cause {
             Cause::Rejected => &self.counters.undelivered_rejected,

@@ -157,3 +157,40 @@ fn a_corrupt_segment_is_counted_and_skipped() {
     assert!(wait(|| h.stats().spool_corrupt == 1));
     assert_eq!(*up.got.lock().unwrap(), [1]);
 }
+
+#[test]
+fn a_segment_replayed_again_and_again_during_an_outage_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::default();
+    let (layer, guard) = builder(dir.path())
+        .with_retry(
+            RetryPolicy::default()
+                .with_initial_delay(Duration::from_millis(1))
+                .with_max_delay(Duration::from_millis(2))
+                .with_max_attempts(Some(2)),
+        )
+        .build(backend.clone())
+        .unwrap();
+    let _d = tracing_subscriber::registry().with(layer).set_default();
+    for id in 0..50_i64 {
+        tracing::info!(id, "during a long outage");
+    }
+    let h = guard.handle();
+    // Many replays of the oldest segment happen while the backend stays down.
+    assert!(wait(|| h.stats().requests > 30), "{:?}", h.stats());
+    let s = h.stats();
+    assert_eq!(s.spooled, 50, "{s:?}");
+    assert_eq!(
+        s.spool_replayed, 0,
+        "counted when resolved, not when read: {s:?}"
+    );
+    assert_eq!(s.in_flight(), 0, "{s:?}");
+    backend.up.store(true, Ordering::SeqCst);
+    assert!(wait(|| backend.got.lock().unwrap().len() == 50));
+    let s = h.stats();
+    assert_eq!(s.spool_replayed, 50);
+    assert_eq!(
+        s.enqueued + s.spool_replayed,
+        s.delivered + s.undelivered() + s.dropped_oldest + s.spooled
+    );
+}

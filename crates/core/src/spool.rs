@@ -110,8 +110,6 @@ pub(crate) struct Loaded {
 
 /// Outcome of an append.
 pub(crate) struct Appended {
-    /// The new segment's sequence number.
-    pub(crate) seq: u64,
     /// Records evicted (oldest segments) to stay under the cap.
     pub(crate) evicted: u64,
 }
@@ -249,7 +247,7 @@ impl Spool {
                 break;
             }
         }
-        Ok(Appended { seq, evicted })
+        Ok(Appended { evicted })
     }
 
     /// Syncs written segments when the interval has passed.

@@ -122,7 +122,14 @@ pub struct EcsBuilder {
 impl std::fmt::Debug for EcsBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EcsBuilder")
-            .field("hosts", &self.hosts)
+            .field(
+                "hosts",
+                &self
+                    .hosts
+                    .iter()
+                    .map(|h| crate::transport::redact_url(h))
+                    .collect::<Vec<_>>(),
+            )
             .field("auth", &self.auth)
             .field("prefix", &self.prefix)
             .field("frequency", &self.frequency)

@@ -185,3 +185,39 @@ pub mod __bench {
         }
     }
 }
+
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`); not API.
+    use std::time::{Duration, SystemTime};
+
+    use crate::encode::BulkAction;
+
+    /// Checks a host URL as [`EcsBuilder::build`](crate::EcsBuilder::build) does; `Ok` holds
+    /// the URL requests are sent to.
+    pub fn host(url: &str) -> Result<String, String> {
+        crate::transport::parse_host(url)
+            .map(|u| u.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Classifies a `_bulk` response (`status`, `Retry-After`, body) for `docs` documents
+    /// sent with `action`; returns the number of verdicts (one per document for 2xx) and the
+    /// server's delay, if any.
+    pub fn bulk_response(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        docs: usize,
+        action: BulkAction,
+    ) -> (usize, Option<Duration>) {
+        use crate::classify::{Verdict, classify, error_reason};
+        let _ = error_reason(body);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        match classify(status, retry_after, body, docs, action, now) {
+            Verdict::Items(v) => (v.len(), None),
+            Verdict::RetryAll { after, .. } => (0, after),
+            Verdict::RejectAll { .. } | Verdict::TooLarge => (0, None),
+        }
+    }
+}

@@ -131,3 +131,30 @@ pub mod __bench {
             .sum()
     }
 }
+
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`); not API.
+    use logship_core::Record;
+
+    /// Parses a server address as [`FluentBuilder::build`](crate::FluentBuilder::build) does;
+    /// `Ok` holds its canonical text (what logs and errors show).
+    pub fn address(s: &str) -> Result<String, String> {
+        crate::transport::Endpoint::parse(s)
+            .map(|e| e.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Parses a record template as the builder does and renders it for `r`; `None` when the
+    /// template is refused, `Some(None)` when the key is left out, else the value as text.
+    pub fn template(src: &str, r: &Record, hostname: &str) -> Option<Option<String>> {
+        use crate::template::{Rendered, Template};
+        let t = Template::parse(src).ok()?;
+        Some(match t.render(r, hostname) {
+            Rendered::Missing => None,
+            Rendered::Int(n) => Some(n.to_string()),
+            Rendered::Borrowed(s) => Some(s.to_string()),
+            Rendered::Owned(s) => Some(s),
+        })
+    }
+}

@@ -95,9 +95,18 @@ pub(crate) fn end_map(out: &mut Vec<u8>, at: usize, n: usize) {
     if n < 16 {
         out[at] = 0x80 | n as u8;
     } else {
-        let mut hdr = Vec::with_capacity(5);
-        map_header(&mut hdr, n);
-        out.splice(at..at + 1, hdr);
+        // map16 / map32: the header grows from 1 to 3 or 5 bytes; shift the pairs once.
+        // (Same bytes as `map_header`, without a heap buffer per record.)
+        let n = len32(n);
+        let hdr: &[u8] = &if n <= 0xffff {
+            let b = (n as u16).to_be_bytes();
+            [0xde, b[0], b[1], 0, 0]
+        } else {
+            let b = n.to_be_bytes();
+            [0xdf, b[0], b[1], b[2], b[3]]
+        };
+        let hdr = if n <= 0xffff { &hdr[..3] } else { hdr };
+        out.splice(at..at + 1, hdr.iter().copied());
     }
 }
 

@@ -73,7 +73,7 @@ impl std::fmt::Debug for JkoolHttpBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JkoolHttpBuilder")
             .field("token", &self.token)
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_url(&self.base_url))
             .field("auth", &self.auth)
             .field("max_concurrent", &self.max_concurrent)
             .field("max_request_records", &self.max_request_records)
@@ -195,7 +195,7 @@ impl JkoolHttpBuilder {
 
     fn check_url(&self) -> Result<Url, JkoolHttpError> {
         let bad = |reason: &str| JkoolHttpError::InvalidUrl {
-            url: self.base_url.clone(),
+            url: redact_url(&self.base_url),
             reason: reason.to_string(),
         };
         let url = Url::parse(&self.base_url).map_err(|e| bad(&e.to_string()))?;
@@ -282,7 +282,7 @@ impl JkoolHttpBuilder {
             JkoolAuth::Handshake => Transport::Handshake(
                 HandshakePool::new(&url, tls, self.token.clone(), self.connect_timeout).map_err(
                     |reason| JkoolHttpError::InvalidUrl {
-                        url: self.base_url.clone(),
+                        url: redact_url(&self.base_url),
                         reason,
                     },
                 )?,
@@ -331,8 +331,36 @@ impl JkoolHttpBuilder {
     }
 }
 
+/// `url` as shown in errors and `Debug`: the userinfo (a password or token) and the query (a
+/// key) are masked, since users sometimes paste credentials into URLs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let at = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(at);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(i) => format!("***{}", &authority[i..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find('?') {
+        Some(q) => format!("{}?***", &tail[..q]),
+        None => tail.to_string(),
+    };
+    format!("{head}{authority}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_are_redacted_in_messages() {
+        assert_eq!(
+            super::redact_url("https://user:hunter2@host:1/JESL?token=t#f"),
+            "https://***@host:1/JESL?***"
+        );
+        assert_eq!(super::redact_url("tok@host"), "***@host");
+        assert_eq!(super::redact_url("http://host/p"), "http://host/p");
+    }
+
     use super::*;
 
     fn err(b: JkoolHttpBuilder) -> String {

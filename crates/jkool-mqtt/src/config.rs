@@ -184,7 +184,7 @@ impl JkoolMqttBuilder {
         self
     }
 
-    fn parse_url(&self) -> Result<(String, u16, bool), JkoolMqttError> {
+    pub(crate) fn parse_url(&self) -> Result<(String, u16, bool), JkoolMqttError> {
         let bad = |reason: &str| JkoolMqttError::InvalidUrl {
             url: redact_url(&self.url),
             reason: reason.into(),

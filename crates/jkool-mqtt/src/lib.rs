@@ -68,3 +68,24 @@ logship_core::define_layer!(
     /// [`JkoolMqttLayer::builder`].
     JkoolMqttLayer
 );
+
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`); not API.
+    use logship_core::Record;
+    use logship_jkool::DocumentKind;
+
+    /// Checks a broker URL as [`JkoolMqttBuilder::build`](crate::JkoolMqttBuilder::build)
+    /// does: `(host, port, tls)`, or the error message.
+    pub fn broker_url(url: &str) -> Result<(String, u16, bool), String> {
+        crate::JkoolMqttLayer::builder(url)
+            .parse_url()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Parses a topic template as the builder does and renders it for `r` as a document of
+    /// `kind`.
+    pub fn topic(template: &str, r: &Record, kind: DocumentKind) -> Result<String, String> {
+        crate::topic::TopicTemplate::parse(template).map(|t| t.render(r, kind))
+    }
+}

@@ -202,7 +202,7 @@ impl Encoder {
         batch: &mut EncodedBatch,
     ) -> Result<(), EncodeError> {
         let fresh;
-        let tracking = match r.tracking_id() {
+        let tracking = match usable(r.tracking_id()) {
             Some(t) => t,
             None => {
                 fresh = TrackingId::new();
@@ -257,7 +257,7 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> Result<DocumentKind, EncodeError> {
         let fresh;
-        let tracking = match r.tracking_id() {
+        let tracking = match usable(r.tracking_id()) {
             Some(t) => t,
             None => {
                 fresh = TrackingId::new();
@@ -315,7 +315,7 @@ impl Encoder {
                 .map_or(&*self.fallback_fqn, SourceFqn::as_str),
         );
         write_display_str(o.key("tracking-id"), tracking);
-        if let Some(p) = r.parent_tracking_id() {
+        if let Some(p) = usable(r.parent_tracking_id()) {
             write_display_str(o.key("parent-id"), p);
         }
         match timing {
@@ -530,6 +530,12 @@ impl<'a> Fields<'a> {
     fn has_properties(&self, r: &'a Record) -> bool {
         self.properties(r).next().is_some()
     }
+}
+
+/// A tracking id jKool accepts: a caller-supplied one that is empty or blank is not (jKool
+/// refuses the whole post for it), so the record gets a fresh id / no parent instead.
+fn usable(t: Option<&TrackingId>) -> Option<&TrackingId> {
+    t.filter(|t| !matches!(t, TrackingId::Custom(s) if s.trim().is_empty()))
 }
 
 #[cfg(test)]
@@ -800,6 +806,24 @@ mod golden {
         assert_eq!(v["msg-text"], "\u{0}\"\\ü");
         assert_eq!(v["properties"][1]["type"], "STRING");
         assert!(v["tracking-id"].as_str().is_some_and(|t| t.len() == 36));
+    }
+
+    #[test]
+    fn a_blank_caller_tracking_id_is_replaced_not_sent() {
+        // Regression (tests/hostile.rs): `tracking_id = ""` made jKool refuse the whole post
+        // ("tracking-id must not be empty"), losing every record batched with it.
+        for blank in ["", "  "] {
+            let r = Record::event(Level::INFO, "app")
+                .with_timestamp(Timestamp::from_nanos(T))
+                .with_tracking_id(id(blank))
+                .build();
+            let v: serde_json::Value =
+                serde_json::from_str(&text(&encoder(), &r)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                v["tracking-id"].as_str().is_some_and(|t| t.len() == 36),
+                "{v}"
+            );
+        }
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub struct KustoBuilder {
 impl std::fmt::Debug for KustoBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KustoBuilder")
-            .field("cluster", &self.cluster)
+            .field("cluster", &self.cluster.as_deref().map(redact_url))
             .field("database", &self.database)
             .field("table", &self.table)
             .field("mapping", &self.mapping)
@@ -416,7 +416,10 @@ impl KustoBuilder {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| {
-                KustoError::invalid("with_cluster", format!("`{cluster}` is not an http(s) URL"))
+                KustoError::invalid(
+                    "with_cluster",
+                    format!("`{}` is not an http(s) URL", redact_url(&cluster)),
+                )
             })?;
         let engine = endpoint(&cluster_url, false);
         let ingest = match &self.ingest_endpoint {
@@ -427,7 +430,7 @@ impl KustoBuilder {
                 .ok_or_else(|| {
                     KustoError::invalid(
                         "with_ingest_endpoint",
-                        format!("`{u}` is not an http(s) URL"),
+                        format!("`{}` is not an http(s) URL", redact_url(u)),
                     )
                 })?,
             None => endpoint(&cluster_url, true),
@@ -549,7 +552,7 @@ impl KustoBuilder {
 }
 
 /// The engine (`ingest` false) or data-management endpoint for a cluster URL.
-fn endpoint(url: &reqwest::Url, ingest: bool) -> String {
+pub(crate) fn endpoint(url: &reqwest::Url, ingest: bool) -> String {
     let mut u = url.clone();
     u.set_path("");
     u.set_query(None);
@@ -583,6 +586,24 @@ fn check_name(setting: &'static str, name: &str) -> Result<(), KustoError> {
         ));
     }
     Ok(())
+}
+
+/// `url` as shown in errors and `Debug`: the userinfo (a password or token) and the query (a
+/// key or SAS signature) are masked, since users sometimes paste credentials into URLs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let at = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(at);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(i) => format!("***{}", &authority[i..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find('?') {
+        Some(q) => format!("{}?***", &tail[..q]),
+        None => tail.to_string(),
+    };
+    format!("{head}{authority}{tail}")
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ fn pairs(s: &str) -> Result<Vec<(String, String)>, ConnectionStringError> {
             if !part.is_empty() {
                 return Err(ConnectionStringError::NotAPair {
                     index,
-                    part: part.chars().take(20).collect(),
+                    part: format!("{} characters, not shown", part.chars().count()),
                 });
             }
             rest = rest.get(part_end + 1..).unwrap_or("");
@@ -191,13 +191,13 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
             Key::DataSource => {
                 let url = reqwest::Url::parse(&value).map_err(|_| ConnectionStringError::InvalidValue {
                     keyword: kw.clone(),
-                    value: value.clone(),
+                    value: crate::config::redact_url(&value),
                     expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",
                 })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                     return Err(ConnectionStringError::InvalidValue {
                         keyword: kw,
-                        value,
+                        value: crate::config::redact_url(&value),
                         expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",
                     });
                 }
@@ -294,6 +294,14 @@ mod tests {
                 },
             ),
             (
+                "Data Source=ftp://user:hunter2@x",
+                ConnectionStringError::InvalidValue {
+                    keyword: "Data Source".into(),
+                    value: "ftp://***@x".into(),
+                    expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",
+                },
+            ),
+            (
                 "Data Source=ftp://x",
                 ConnectionStringError::InvalidValue {
                     keyword: "Data Source".into(),
@@ -346,7 +354,7 @@ mod tests {
                 "Data Source=https://x;justtext",
                 ConnectionStringError::NotAPair {
                     index: 2,
-                    part: "justtext".into(),
+                    part: "8 characters, not shown".into(),
                 },
             ),
         ];

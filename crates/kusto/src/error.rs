@@ -13,11 +13,12 @@ pub use logship_core::Secret;
 #[non_exhaustive]
 pub enum ConnectionStringError {
     /// A `keyword=value` pair without `=`.
-    #[error("connection string part {index} (`{part}`) is not `keyword=value`")]
+    #[error("connection string part {index} ({part}) is not `keyword=value`")]
     NotAPair {
         /// 1-based position of the part.
         index: usize,
-        /// The part (secrets cannot be recognised here, so only its first 20 characters).
+        /// What the part looks like: never its text, which may be (the end of) a secret such
+        /// as an application key containing `;`.
         part: String,
     },
     /// A quoted value whose closing quote is missing.

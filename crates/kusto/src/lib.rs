@@ -121,3 +121,41 @@ impl KustoLayer {
         KustoBuilder::from_connection_string(s)
     }
 }
+
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`); not API.
+    use std::time::{Duration, SystemTime};
+
+    /// The engine and data-management endpoints [`KustoBuilder::build`](crate::KustoBuilder::build)
+    /// derives from a cluster URL, or `None` when it refuses the URL.
+    pub fn endpoints(cluster: &str) -> Option<(String, String)> {
+        let u = reqwest::Url::parse(cluster)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())?;
+        Some((
+            crate::config::endpoint(&u, false),
+            crate::config::endpoint(&u, true),
+        ))
+    }
+
+    /// Classifies a service answer (`status`, `Retry-After`, body: OneApi JSON, Azure Storage
+    /// XML or anything) as a streaming ingestion and as a control command; returns whether
+    /// each is retryable.
+    pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> (bool, bool) {
+        let s = crate::classify::streaming(status, retry_after, body);
+        let o = crate::classify::other("control command", status, retry_after, body);
+        let _ = (s.reason().len(), o.reason().len());
+        (s.is_retryable(), o.is_retryable())
+    }
+
+    /// Parses an AAD / managed-identity token answer and a cloud metadata document as the
+    /// worker does; returns the token's lifetime from `now`, if it has an expiry.
+    pub fn auth_answers(body: &[u8], now_secs: u64) -> Option<Duration> {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now_secs % (1 << 33));
+        let _ = crate::auth::cloud_info(Some(body), None);
+        let t = crate::auth::parse_token(body, now).ok()?;
+        t.expires_at
+            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+}

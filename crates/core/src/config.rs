@@ -400,6 +400,7 @@ impl PipelineBuilder {
         };
         let queue = Queue::new(limits, counters.clone(), lane_tx);
         let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+        let interrupt = Arc::new(tokio::sync::Notify::new());
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let nudge = Arc::new(Nudge {
             flag: AtomicBool::new(false),
@@ -429,6 +430,7 @@ impl PipelineBuilder {
             },
             WorkerChannels {
                 ctl: ctl_rx,
+                interrupt: interrupt.clone(),
                 wake: wake_rx,
                 lane: lane_rx,
             },
@@ -445,6 +447,7 @@ impl PipelineBuilder {
             queue,
             counters,
             ctl: ctl_tx,
+            interrupt,
             nudge,
             batch_records: self.max_batch_records as u64,
             batch_bytes: self.max_batch_bytes,

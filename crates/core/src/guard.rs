@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) queue: Arc<Queue>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) ctl: Sender<Control>,
+    /// Wakes a send in progress so it sees a flush or shutdown deadline.
+    pub(crate) interrupt: Arc<tokio::sync::Notify>,
     pub(crate) nudge: Arc<Nudge>,
     pub(crate) batch_records: u64,
     pub(crate) batch_bytes: u64,
@@ -70,6 +72,7 @@ impl Shared {
                 shutdown,
             })
             .map_err(|_| FlushError::WorkerGone)?;
+        self.interrupt.notify_one();
         Ok(rx)
     }
 

@@ -122,6 +122,7 @@ pub(crate) struct Worker<S: Sink> {
     sink: S,
     set: WorkerSettings,
     ctl: Receiver<Control>,
+    interrupt: Arc<tokio::sync::Notify>,
     wake: Receiver<()>,
     lane: Option<Receiver<(Record, Cause)>>,
     queue: Arc<Queue>,
@@ -151,6 +152,8 @@ pub(crate) struct Worker<S: Sink> {
 
 pub(crate) struct WorkerChannels {
     pub(crate) ctl: Receiver<Control>,
+    /// Nudged by the guard after it queues a flush or shutdown, to interrupt a long send.
+    pub(crate) interrupt: Arc<tokio::sync::Notify>,
     pub(crate) wake: Receiver<()>,
     pub(crate) lane: Option<Receiver<(Record, Cause)>>,
 }
@@ -171,6 +174,7 @@ impl<S: Sink> Worker<S> {
             sink,
             boxes: Vec::new(),
             ctl: ch.ctl,
+            interrupt: ch.interrupt,
             wake: ch.wake,
             lane: ch.lane,
             queue,
@@ -480,10 +484,36 @@ impl<S: Sink> Worker<S> {
         let timeout = deadline.saturating_duration_since(now);
         let sink = &mut self.sink;
         let batch = &inf.batch;
+        let ctl = self.ctl.clone();
+        let wake = self.interrupt.clone();
+        let mut deferred: Vec<Control> = Vec::new();
+        // The send races its deadline, and a flush or shutdown requested meanwhile can bring the
+        // deadline forward (the guard nudges `interrupt` after queueing its request), so a hung
+        // send never holds a shutdown past its timeout.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.rt
-                .block_on(async { tokio::time::timeout(timeout, sink.send(batch, &mut cx)).await })
+            self.rt.block_on(async {
+                let send = sink.send(batch, &mut cx);
+                tokio::pin!(send);
+                let mut until = tokio::time::Instant::from_std(deadline);
+                loop {
+                    tokio::select! {
+                        o = &mut send => break Ok(o),
+                        () = tokio::time::sleep_until(until) => break Err(()),
+                        () = wake.notified() => {
+                            while let Ok(c) = ctl.try_recv() {
+                                let Control::Flush { deadline: d, .. } = &c;
+                                let d = (*d).max(Instant::now() + Duration::from_millis(1));
+                                until = until.min(tokio::time::Instant::from_std(d));
+                                deferred.push(c);
+                            }
+                        }
+                    }
+                }
+            })
         }));
+        for c in deferred {
+            self.control(c);
+        }
         inf.attempts += 1;
         Counters::add(&self.counters.requests, 1);
         if inf.attempts > 1 {
@@ -496,9 +526,10 @@ impl<S: Sink> Worker<S> {
         }
         let outcome = match result {
             Ok(Ok(o)) => o,
-            Ok(Err(_)) => {
-                Outcome::retry(format!("send timed out after {} ms", timeout.as_millis()))
-            }
+            Ok(Err(_)) => Outcome::retry(format!(
+                "send timed out after {} ms",
+                now.elapsed().as_millis().min(timeout.as_millis())
+            )),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<&str>()

@@ -38,6 +38,11 @@ fn shutdown_with_a_dead_sink_returns_within_its_timeout_and_counts_the_rest() {
     for _ in 0..10 {
         info!("x");
     }
+    let handle = guard.handle();
+    // Let the send start (and hang) before shutting down: shutdown must interrupt it.
+    assert!(logship_testkit_free_wait(
+        || handle.stats().requests == 0 && handle.stats().queue_len == 0
+    ));
     let t0 = Instant::now();
     let r = guard.shutdown(Duration::from_millis(300));
     let took = t0.elapsed();
@@ -46,6 +51,23 @@ fn shutdown_with_a_dead_sink_returns_within_its_timeout_and_counts_the_rest() {
         Err(FlushError::Timeout { remaining, .. }) => assert_eq!(remaining, 10),
         other => panic!("expected a timeout, got {other:?}"),
     }
+    let s = handle.stats();
+    assert_eq!(
+        s.undelivered_shutdown, 10,
+        "counted before shutdown returned: {s:?}"
+    );
+    assert_eq!(s.in_flight(), 0);
+}
+
+fn logship_testkit_free_wait(mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + T;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
 }
 
 #[test]

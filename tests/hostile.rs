@@ -5,7 +5,6 @@
 //! delivered arrives intact.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,39 +80,9 @@ fn free_port() -> u16 {
 }
 
 fn start_rumqttd() -> SocketAddr {
-    use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            max_payload_size: 16 * 1024 * 1024,
-            max_inflight_count: 1000,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 1000,
-            max_outgoing_packet_count: 1000,
-            max_segment_size: 64 * 1024 * 1024,
-            max_segment_count: 10,
-            ..RouterConfig::default()
-        },
-        v4: Some(HashMap::from([("v4".to_string(), server)])),
-        ..Config::default()
-    };
-    std::thread::spawn(move || {
-        let _ = Broker::new(config).start();
-    });
-    assert!(wait_until(WAIT, || std::net::TcpStream::connect(addr).is_ok()));
-    addr
+    logship_testkit::mqtt::EmbeddedBroker::start(0)
+        .expect("embedded broker")
+        .addr()
 }
 
 fn mqtt_subscriber(addr: SocketAddr) -> Receiver {

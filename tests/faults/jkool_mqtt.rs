@@ -3,7 +3,6 @@
 //! restart" cuts every connection and switches the proxy to a brand-new broker (no sessions,
 //! no in-flight state), which is what a client sees when its broker restarts.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,50 +16,9 @@ use crate::common::*;
 
 /// Starts rumqttd (MQTT 3.1.1) on a free loopback port; it lives until the process ends.
 fn start_rumqttd() -> SocketAddr {
-    use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-    let addr = local(free_port());
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            max_payload_size: 4 * 1024 * 1024,
-            max_inflight_count: 1000,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 1000,
-            max_outgoing_packet_count: 1000,
-            max_segment_size: 64 * 1024 * 1024,
-            max_segment_count: 10,
-            ..RouterConfig::default()
-        },
-        v4: Some(HashMap::from([("v4".to_string(), server)])),
-        ..Config::default()
-    };
-    std::thread::Builder::new()
-        .name("rumqttd".into())
-        .spawn(move || {
-            let mut broker = Broker::new(config);
-            let _ = broker.start();
-        })
-        .unwrap();
-    assert!(
-        wait_until(WAIT, || std::net::TcpStream::connect_timeout(
-            &addr,
-            Duration::from_millis(200)
-        )
-        .is_ok()),
-        "rumqttd did not start"
-    );
-    addr
+    logship_testkit::mqtt::EmbeddedBroker::start(0)
+        .expect("embedded broker")
+        .addr()
 }
 
 /// A QoS-1 subscriber to `#` that keeps the `msg-text` id of every message.

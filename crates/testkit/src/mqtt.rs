@@ -53,7 +53,7 @@ impl EmbeddedBroker {
             next_connection_delay_ms: 1,
             connections: ConnectionSettings {
                 connection_timeout_ms: 60_000,
-                max_payload_size: 4 * 1024 * 1024,
+                max_payload_size: 16 * 1024 * 1024,
                 max_inflight_count: 1000,
                 auth: None,
                 external_auth: None,

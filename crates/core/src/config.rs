@@ -384,8 +384,12 @@ impl PipelineBuilder {
         let counters = Arc::new(Counters::default());
         if let Some(sp) = &spool {
             // Readable at once, before the worker thread runs.
-            counters.spool_bytes.store(sp.bytes(), std::sync::atomic::Ordering::Relaxed);
-            counters.spool_records.store(sp.records(), std::sync::atomic::Ordering::Relaxed);
+            counters
+                .spool_bytes
+                .store(sp.bytes(), std::sync::atomic::Ordering::Relaxed);
+            counters
+                .spool_records
+                .store(sp.records(), std::sync::atomic::Ordering::Relaxed);
         }
         let reporting = !self.callbacks.is_empty() || dead_letter.is_some();
         let (lane_tx, lane_rx) = if reporting {

@@ -96,7 +96,7 @@ pub use record::{
     SpanContext, SpanFields, SpanTiming, ThreadInfo, TrackingId, Value,
 };
 pub use retry::{BreakerConfig, RetryPolicy};
-pub use secret::Secret;
+pub use secret::{Secret, redact_url};
 pub use sink::{Batch, Outcome, SendContext, Sink};
 pub use snapshot::{Property, PropertyType, PropertyValue, Snapshot};
 pub use stats::Stats;

@@ -48,9 +48,38 @@ impl From<&String> for Secret {
     }
 }
 
+/// `url` as it may be shown in errors and `Debug` output: the userinfo (a password or token)
+/// and the query (a key, a SAS signature) are masked as `***`, since users sometimes paste
+/// credentials into URLs. `https://user:pw@host:1/p?sig=x` → `https://***@host:1/p?***`.
+pub fn redact_url(url: &str) -> String {
+    let at = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(at);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(i) => format!("***{}", &authority[i..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find('?') {
+        Some(q) => format!("{}?***", &tail[..q]),
+        None => tail.to_string(),
+    };
+    format!("{head}{authority}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://user:hunter2@host:1/JESL?token=t#f"),
+            "https://***@host:1/JESL?***"
+        );
+        assert_eq!(redact_url("tok@host"), "***@host");
+        assert_eq!(redact_url("http://host/p"), "http://host/p");
+    }
 
     #[test]
     fn debug_never_shows_the_value() {

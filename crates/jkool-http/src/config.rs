@@ -331,36 +331,10 @@ impl JkoolHttpBuilder {
     }
 }
 
-/// `url` as shown in errors and `Debug`: the userinfo (a password or token) and the query (a
-/// key) are masked, since users sometimes paste credentials into URLs.
-pub(crate) fn redact_url(url: &str) -> String {
-    let at = url.find("://").map_or(0, |i| i + 3);
-    let (head, rest) = url.split_at(at);
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rfind('@') {
-        Some(i) => format!("***{}", &authority[i..]),
-        None => authority.to_string(),
-    };
-    let tail = match tail.find('?') {
-        Some(q) => format!("{}?***", &tail[..q]),
-        None => tail.to_string(),
-    };
-    format!("{head}{authority}{tail}")
-}
+pub(crate) use logship_core::redact_url;
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn urls_are_redacted_in_messages() {
-        assert_eq!(
-            super::redact_url("https://user:hunter2@host:1/JESL?token=t#f"),
-            "https://***@host:1/JESL?***"
-        );
-        assert_eq!(super::redact_url("tok@host"), "***@host");
-        assert_eq!(super::redact_url("http://host/p"), "http://host/p");
-    }
-
     use super::*;
 
     fn err(b: JkoolHttpBuilder) -> String {

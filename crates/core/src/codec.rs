@@ -488,10 +488,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
             });
         }
     };
-    let mut extra = Extra {
-        tracking_id: r.tracking_id()?,
-        ..Extra::default()
-    };
+    rec.tracking_id = r.tracking_id()?;
+    let mut extra = Extra::default();
     if r.u8()? == 1 {
         rec.timing = Some(SpanTiming {
             start: Timestamp::from_nanos(r.u64()?),
@@ -501,7 +499,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
             failed: r.u8()? != 0,
         });
     }
-    extra.source_fqn = r.fqn()?;
+    rec.source_fqn = r.fqn()?;
     extra.correlators = r.strings()?;
     let at = r.at;
     let snaps = r.str()?;
@@ -513,7 +511,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
             })?;
     }
     extra.location = r.opt_str()?.map(str::to_string);
-    rec.extra = Some(Box::new(extra));
+    rec.extra = Some(Box::new(extra))
+        .filter(|e| !e.correlators.is_empty() || !e.snapshots.is_empty() || e.location.is_some());
     if r.at != bytes.len() {
         return Err(CodecError::Invalid {
             what: "trailing bytes",

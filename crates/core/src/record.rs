@@ -471,11 +471,15 @@ impl SpanContext {
 /// The rarely-set parts of a record.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extra {
-    pub(crate) tracking_id: Option<TrackingId>,
-    pub(crate) source_fqn: Option<SourceFqn>,
     pub(crate) correlators: Vec<String>,
     pub(crate) snapshots: Vec<Snapshot>,
     pub(crate) location: Option<String>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.correlators.is_empty() && self.snapshots.is_empty() && self.location.is_none()
+    }
 }
 
 /// One record on its way to a backend. See the [module docs](self).
@@ -494,6 +498,10 @@ pub struct Record {
     pub(crate) span_fields: SpanFields,
     /// Span timings only (inline: a span close allocates nothing for it).
     pub(crate) timing: Option<SpanTiming>,
+    /// Set by the worker (or a builder): inline, as every record has one.
+    pub(crate) tracking_id: Option<TrackingId>,
+    /// Resolved by the worker (or set by a builder): inline, as most records have one.
+    pub(crate) source_fqn: Option<SourceFqn>,
     /// What the worker derives, and what builders set: boxed, so that the record the caller
     /// moves into the queue stays small (a typical event has none of it until the worker).
     pub(crate) extra: Option<Box<Extra>>,
@@ -516,6 +524,8 @@ impl Record {
             span: None,
             span_fields: SpanFields::All,
             timing: None,
+            tracking_id: None,
+            source_fqn: None,
             extra: None,
             est_size: 0,
         }
@@ -526,6 +536,8 @@ impl Record {
     pub(crate) fn clear_for_reuse(&mut self) {
         self.origin = Origin::Blank;
         self.timing = None;
+        self.tracking_id = None;
+        self.source_fqn = None;
         self.text.clear();
         self.message = None;
         self.fields.clear();
@@ -571,6 +583,8 @@ impl Record {
                 span: None,
                 span_fields: SpanFields::All,
                 timing: None,
+                tracking_id: None,
+                source_fqn: None,
                 extra: None,
                 est_size: 0,
             },
@@ -743,7 +757,7 @@ impl Record {
     /// The source FQN: the event's own, else the innermost span's, else the layer's default.
     /// Resolved on the worker thread before the backend sees the record.
     pub fn source_fqn(&self) -> Option<&SourceFqn> {
-        self.extra.as_ref()?.source_fqn.as_ref()
+        self.source_fqn.as_ref()
     }
 
     /// The correlators: the record's own, then those of every enclosing span (innermost first),
@@ -755,7 +769,7 @@ impl Record {
     /// This record's tracking id (set on the worker thread before encoding; for a span timing,
     /// the span's tracking id).
     pub fn tracking_id(&self) -> Option<&TrackingId> {
-        self.extra.as_ref()?.tracking_id.as_ref()
+        self.tracking_id.as_ref()
     }
 
     /// The tracking id of the enclosing span (for a span timing: of the span's parent).
@@ -882,7 +896,8 @@ impl Record {
     /// snapshots) and fills the derived parts; called once on the worker thread.
     pub(crate) fn prepare(&mut self, default_fqn: Option<&SourceFqn>, invalid: &mut u64) {
         use crate::fields as f;
-        let mut extra = self.extra.take().unwrap_or_default();
+        // On the stack; boxed at the end only if the record has any of it.
+        let mut extra: Extra = self.extra.take().map(|b| *b).unwrap_or_default();
         let mut own_fqn: Option<SourceFqn> = None;
         let mut i = 0;
         while i < self.fields.len() {
@@ -912,7 +927,7 @@ impl Record {
                 }
                 f::TRACKING_ID => {
                     let text = self.stored(&self.fields[i].value).to_string();
-                    extra.tracking_id = Some(match uuid::Uuid::parse_str(&text) {
+                    self.tracking_id = Some(match uuid::Uuid::parse_str(&text) {
                         Ok(u) => TrackingId::Uuid(u),
                         Err(_) => TrackingId::Custom(text.into()),
                     });
@@ -982,16 +997,16 @@ impl Record {
                 }
             }
             if self.kind == RecordKind::SpanTiming {
-                extra.tracking_id = Some(span.tracking_id.clone());
+                self.tracking_id = Some(span.tracking_id.clone());
             }
         }
-        if extra.source_fqn.is_none() {
-            extra.source_fqn = own_fqn.or_else(|| default_fqn.cloned());
+        if self.source_fqn.is_none() {
+            self.source_fqn = own_fqn.or_else(|| default_fqn.cloned());
         }
-        if extra.tracking_id.is_none() {
-            extra.tracking_id = Some(TrackingId::new());
+        if self.tracking_id.is_none() {
+            self.tracking_id = Some(TrackingId::new());
         }
-        self.extra = Some(extra);
+        self.extra = (!extra.is_empty()).then(|| Box::new(extra));
     }
 
     fn property_value(&self, v: &Stored) -> crate::PropertyValue {
@@ -1055,7 +1070,7 @@ impl RecordBuilder {
     }
     /// Sets the source FQN.
     pub fn with_source_fqn(mut self, fqn: SourceFqn) -> Self {
-        self.record.extra_mut().source_fqn = Some(fqn);
+        self.record.source_fqn = Some(fqn);
         self
     }
     /// Adds a correlator.
@@ -1065,7 +1080,7 @@ impl RecordBuilder {
     }
     /// Sets the tracking id (default: a fresh one).
     pub fn with_tracking_id(mut self, id: TrackingId) -> Self {
-        self.record.extra_mut().tracking_id = Some(id);
+        self.record.tracking_id = Some(id);
         self
     }
     /// Attaches a snapshot.

@@ -202,22 +202,22 @@ pub mod fuzzing {
     }
 
     /// Classifies a `_bulk` response (`status`, `Retry-After`, body) for `docs` documents
-    /// sent with `action`; returns the number of verdicts (one per document for 2xx) and the
-    /// server's delay, if any.
+    /// sent with `action`; returns the number of per-document fates (`None` when the whole
+    /// request has one verdict) and the server's delay, if any.
     pub fn bulk_response(
         status: u16,
         retry_after: Option<&str>,
         body: &[u8],
         docs: usize,
         action: BulkAction,
-    ) -> (usize, Option<Duration>) {
+    ) -> (Option<usize>, Option<Duration>) {
         use crate::classify::{Verdict, classify, error_reason};
         let _ = error_reason(body);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         match classify(status, retry_after, body, docs, action, now) {
-            Verdict::Items(v) => (v.len(), None),
-            Verdict::RetryAll { after, .. } => (0, after),
-            Verdict::RejectAll { .. } | Verdict::TooLarge => (0, None),
+            Verdict::Items(v) => (Some(v.len()), None),
+            Verdict::RetryAll { after, .. } => (None, after),
+            Verdict::RejectAll { .. } | Verdict::TooLarge => (None, None),
         }
     }
 }

@@ -108,6 +108,11 @@ impl Endpoint {
         if host.is_empty() {
             return Err(bad("the host is empty"));
         }
+        if host.contains(['[', ']']) {
+            return Err(bad(
+                "the host contains `[` or `]`; write an IPv6 address as `[addr]:port`",
+            ));
+        }
         let port = match port {
             None => DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
@@ -495,6 +500,18 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_nested_bracket_is_refused_not_misparsed() {
+        // Found by fuzz/fuzz_targets/fluent_address.rs: `[[\x171]` was accepted with the host
+        // `[\x171`, whose canonical text `[\x171:24224` no longer parsed (nor named a host).
+        let e = Endpoint::parse("[[\u{17}1]").unwrap_err().to_string();
+        assert!(e.contains("contains `[` or `]`"), "{e}");
+        for ok in ["[::1]:5", "[fe80::1%eth0]", "fluentd:24224"] {
+            let ep = Endpoint::parse(ok).unwrap();
+            assert_eq!(Endpoint::parse(&ep.to_string()).unwrap(), ep, "{ok}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_addresses() {
         for (s, hint) in [
             ("host:port", "the port must be a number"),
@@ -504,6 +521,8 @@ mod tests {
             ("http://x", "use `host:port`"),
             ("unix://", "needs a path"),
             ("[::1", "closing"),
+            ("[[::1]", "contains `[` or `]`"),
+            ("a]b:5", "contains `[` or `]`"),
         ] {
             let e = Endpoint::parse(s).unwrap_err().to_string();
             assert!(e.contains(hint), "{s}: {e}");

@@ -183,9 +183,10 @@ pub(crate) fn parse_token(body: &[u8], now: SystemTime) -> Result<AccessToken, S
                 .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
         })
     };
+    // An expiry past what `SystemTime` can hold is no expiry (used until refused).
     let expires_at = match (num("expires_in"), num("expires_on")) {
-        (Some(secs), _) => Some(now + Duration::from_secs(secs)),
-        (None, Some(epoch)) => Some(SystemTime::UNIX_EPOCH + Duration::from_secs(epoch)),
+        (Some(secs), _) => now.checked_add(Duration::from_secs(secs)),
+        (None, Some(epoch)) => SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(epoch)),
         (None, None) => None,
     };
     Ok(AccessToken::new(token, expires_at))
@@ -487,6 +488,23 @@ mod tests {
         );
         assert!(parse_token(br#"{"token_type":"Bearer"}"#, now).is_err());
         assert_eq!(format!("{t:?}").matches("***").count(), 1);
+    }
+
+    #[test]
+    fn fuzz_token_expiry_beyond_system_time_is_no_expiry_not_a_panic() {
+        // Found by fuzz/fuzz_targets/kusto_responses.rs: an `expires_in` / `expires_on` past
+        // what `SystemTime` holds panicked ("overflow when adding duration to instant") on the
+        // worker thread while it read the token answer.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for body in [
+            br#"{"access_token":"x","expires_in":18446744073709551615}"#.as_slice(),
+            br#"{"access_token":"x","expires_on":"18446744073709551615"}"#.as_slice(),
+            br#"{"access_token":"x","expires_in":"9223372036854775807"}"#.as_slice(),
+        ] {
+            let t = parse_token(body, now).unwrap();
+            assert_eq!(t.token.expose(), "x");
+            assert_eq!(t.expires_at, None, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

@@ -30,4 +30,7 @@ pub mod kusto;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use server::{ServerHandle, wait_until};

@@ -80,7 +80,7 @@
 //! The body-size limit ([`EsReceiver::set_max_body_bytes`]) and authentication apply to every
 //! request. Order of checks for one request: delay, hang, 413, 401, 5xx, 429, then the bulk.
 
-mod bulk;
+pub(crate) mod bulk;
 mod http;
 
 use std::collections::{BTreeMap, VecDeque};

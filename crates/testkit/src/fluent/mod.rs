@@ -46,9 +46,9 @@
 //! ```
 
 mod conn;
-mod handshake;
+pub(crate) mod handshake;
 mod tls;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::HashSet;
 use std::io;

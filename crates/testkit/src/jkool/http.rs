@@ -137,7 +137,7 @@ fn media_type(headers: &HeaderMap) -> String {
 }
 
 /// Parses `<access-request><token>T</token></access-request>` (surrounding whitespace allowed).
-fn access_request_token(body: &[u8]) -> Option<String> {
+pub(crate) fn access_request_token(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?.trim();
     let inner = text
         .strip_prefix("<access-request>")?

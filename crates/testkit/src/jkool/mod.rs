@@ -70,8 +70,8 @@
 //! [`JkoolReceiver::hang_requests`] and [`JkoolReceiver::set_delay`] apply to data posts only
 //! (never to the handshake). Order for one request: delay, hang, 5xx, 429, auth, validation.
 
-mod http;
-mod validate;
+pub(crate) mod http;
+pub(crate) mod validate;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;

@@ -140,7 +140,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Percent-decodes `s` (`+` is a space in forms and queries).
-fn percent_decode(s: &str, plus_as_space: bool) -> String {
+pub(crate) fn percent_decode(s: &str, plus_as_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -175,7 +175,7 @@ fn percent_decode(s: &str, plus_as_space: bool) -> String {
 }
 
 /// Parses `a=b&c=d` (query strings and form bodies) into decoded pairs.
-fn parse_pairs(s: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_pairs(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -1134,7 +1134,7 @@ fn check_sas(config: &Config, pairs: &[(String, String)]) -> Result<(), Box<Resp
     }
 }
 
-fn xml_text(body: &str, tag: &str) -> Option<String> {
+pub(crate) fn xml_text(body: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let start = body.find(&open)? + open.len();

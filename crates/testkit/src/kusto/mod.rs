@@ -57,9 +57,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-mod csl;
-mod formats;
-mod http;
+pub(crate) mod csl;
+pub(crate) mod formats;
+pub(crate) mod http;
 mod state;
 
 use std::collections::BTreeMap;

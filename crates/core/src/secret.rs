@@ -54,7 +54,13 @@ impl From<&String> for Secret {
 pub fn redact_url(url: &str) -> String {
     let at = url.find("://").map_or(0, |i| i + 3);
     let (head, rest) = url.split_at(at);
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // The authority ends at the first `/`, `?` or `#` after the userinfo, whose own end is the
+    // last `@` before any query or fragment (a password may hold an unescaped `/`).
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let userinfo_end = rest[..before_query].rfind('@').map_or(0, |i| i + 1);
+    let end = rest[userinfo_end..]
+        .find(['/', '?', '#'])
+        .map_or(rest.len(), |i| userinfo_end + i);
     let (authority, tail) = rest.split_at(end);
     let authority = match authority.rfind('@') {
         Some(i) => format!("***{}", &authority[i..]),
@@ -78,6 +84,10 @@ mod tests {
             "https://***@host:1/JESL?***"
         );
         assert_eq!(redact_url("tok@host"), "***@host");
+        assert_eq!(
+            redact_url("mqtt://u:pa/ss@broker:1883/t"),
+            "mqtt://***@broker:1883/t"
+        );
         assert_eq!(redact_url("http://host/p"), "http://host/p");
     }
 

@@ -88,6 +88,7 @@ fn percent_decode(s: &str) -> String {
         if b[i] == b'%'
             && let Some(v) = b
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
         {

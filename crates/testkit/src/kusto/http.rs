@@ -146,7 +146,9 @@ pub(crate) fn percent_decode(s: &str, plus_as_space: bool) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1..i + 3].iter().all(u8::is_ascii_hexdigit) =>
+            {
                 match u8::from_str_radix(
                     std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
                     16,

@@ -192,7 +192,7 @@ fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String
             Ok(rec) => {
                 set.submit(&rec);
                 n += 1;
-                if n % REPLAY_CHUNK == 0 {
+                if n.is_multiple_of(REPLAY_CHUNK) {
                     // Keep the queue from overflowing on a large folder.
                     set.flush();
                 }

@@ -809,7 +809,6 @@ impl<S: Sink> Worker<S> {
 
     fn complete_waiters(&mut self) {
         let done = self.resolved_total();
-        let idle = self.idle();
         let mut i = 0;
         while i < self.waiters.len() {
             let w = &self.waiters[i];
@@ -827,7 +826,6 @@ impl<S: Sink> Worker<S> {
                 i += 1;
             }
         }
-        let _ = idle;
     }
 
     /// Times out expired waiters; returns true when the shutdown deadline has passed.
@@ -857,7 +855,7 @@ impl<S: Sink> Worker<S> {
             wake = wake.min(inf.next_at);
         }
         if let Some(until) = self.breaker.blocked_until(now) {
-            wake = wake.max(until).min(until);
+            wake = wake.min(until);
         }
         for w in &self.waiters {
             wake = wake.min(w.deadline);

@@ -10,8 +10,21 @@ use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
 
 use crate::JkoolMqttLayer;
 use crate::error::{JkoolMqttError, Password};
-use crate::sink::JkoolMqttSink;
+use crate::sink::{JkoolMqttSink, Options};
 use crate::topic::{DEFAULT_TOPIC_TEMPLATE, TopicTemplate};
+
+/// The MQTT protocol version the layer speaks, chosen with
+/// [`with_protocol`](JkoolMqttBuilder::with_protocol).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MqttProtocol {
+    /// MQTT 3.1.1 (protocol level 4), the default: every broker of note accepts it.
+    #[default]
+    V311,
+    /// MQTT 5: the broker's PUBACK / PUBREC / PUBCOMP reason codes decide per record
+    /// (see [the table](crate#mqtt-5-reason-codes)).
+    V5,
+}
 
 type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
 
@@ -22,6 +35,7 @@ type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
 /// | setting | default |
 /// |---|---|
 /// | broker URL ([`JkoolMqttLayer::builder`]) | `mqtt://host[:1883]` or `mqtts://host[:8883]` |
+/// | [`with_protocol`](JkoolMqttBuilder::with_protocol) | [`MqttProtocol::V311`] |
 /// | [`with_client_id`](JkoolMqttBuilder::with_client_id) | `logship-<random uuid>` |
 /// | [`with_clean_session`](JkoolMqttBuilder::with_clean_session) | true |
 /// | [`with_keep_alive`](JkoolMqttBuilder::with_keep_alive) | 60 s |
@@ -36,6 +50,7 @@ type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
 #[must_use]
 pub struct JkoolMqttBuilder {
     url: String,
+    protocol: MqttProtocol,
     client_id: Option<String>,
     clean_session: bool,
     keep_alive: Duration,
@@ -54,6 +69,7 @@ impl std::fmt::Debug for JkoolMqttBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JkoolMqttBuilder")
             .field("url", &redact_url(&self.url))
+            .field("protocol", &self.protocol)
             .field("client_id", &self.client_id)
             .field("credentials", &self.credentials)
             .field("qos", &self.qos)
@@ -68,6 +84,7 @@ impl JkoolMqttLayer {
     pub fn builder(url: impl Into<String>) -> JkoolMqttBuilder {
         JkoolMqttBuilder {
             url: url.into(),
+            protocol: MqttProtocol::V311,
             client_id: None,
             clean_session: true,
             keep_alive: Duration::from_secs(60),
@@ -85,6 +102,16 @@ impl JkoolMqttLayer {
 }
 
 impl JkoolMqttBuilder {
+    /// The protocol version: [`MqttProtocol::V311`] (default) or [`MqttProtocol::V5`]. Every
+    /// other setting applies to both; with MQTT 5 a broker's failure reason code on an
+    /// acknowledgement retries or rejects that record (see
+    /// [the table](crate#mqtt-5-reason-codes)), and
+    /// [`with_clean_session(false)`](Self::with_clean_session) asks for a session that never
+    /// expires (session expiry interval 0xFFFFFFFF, as in MQTT 3.1.1).
+    pub fn with_protocol(self, protocol: MqttProtocol) -> Self {
+        Self { protocol, ..self }
+    }
+
     /// The MQTT client id (default `logship-<uuid v4>`). With
     /// [`with_clean_session(false)`](Self::with_clean_session) give a stable one.
     pub fn with_client_id(self, id: impl Into<String>) -> Self {
@@ -94,7 +121,7 @@ impl JkoolMqttBuilder {
         }
     }
 
-    /// Clean session (default true).
+    /// Clean session (MQTT 3.1.1) / clean start (MQTT 5) (default true).
     pub fn with_clean_session(self, clean: bool) -> Self {
         Self {
             clean_session: clean,
@@ -273,22 +300,58 @@ impl JkoolMqttBuilder {
             }
             None => format!("logship-{}", uuid::Uuid::new_v4().simple()),
         };
-        let mut options = MqttOptions::new(client_id, host, port);
-        options
-            .set_keep_alive(Duration::from_secs(self.keep_alive.as_secs()))
-            .set_clean_session(self.clean_session)
-            .set_inflight(self.max_inflight)
-            // Room for the payload plus topic and header.
-            .set_max_packet_size(64 * 1024, self.max_document_bytes + 64 * 1024);
-        if let Some((user, pass)) = &self.credentials {
-            options.set_credentials(user.clone(), pass.expose().to_string());
-        }
-        if url_tls || self.tls.is_some() {
+        let transport = if url_tls || self.tls.is_some() {
             let cfg = self.tls.clone().unwrap_or_default().client_config()?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Some(Transport::tls_with_config(TlsConfiguration::Rustls(
                 Arc::new(cfg),
-            )));
-        }
+            )))
+        } else {
+            None
+        };
+        let keep_alive = Duration::from_secs(self.keep_alive.as_secs());
+        let credentials = self
+            .credentials
+            .as_ref()
+            .map(|(user, pass)| (user.clone(), pass.expose().to_string()));
+        // Incoming packets are acknowledgements: 64 KiB is plenty.
+        let max_incoming = 64 * 1024;
+        let options = match self.protocol {
+            MqttProtocol::V311 => {
+                let mut o = MqttOptions::new(client_id, host, port);
+                o.set_keep_alive(keep_alive)
+                    .set_clean_session(self.clean_session)
+                    .set_inflight(self.max_inflight)
+                    // Room for the payload plus topic and header.
+                    .set_max_packet_size(max_incoming, self.max_document_bytes + 64 * 1024);
+                if let Some((user, pass)) = credentials {
+                    o.set_credentials(user, pass);
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                Options::V311(Box::new(o))
+            }
+            MqttProtocol::V5 => {
+                let mut o = rumqttc::v5::MqttOptions::new(client_id, host, port);
+                o.set_keep_alive(keep_alive)
+                    .set_clean_start(self.clean_session)
+                    // The broker's Receive Maximum lowers it further.
+                    .set_outgoing_inflight_upper_limit(self.max_inflight)
+                    // The outgoing limit is the broker's (CONNACK Maximum Packet Size).
+                    .set_max_packet_size(Some(max_incoming as u32));
+                if !self.clean_session {
+                    // MQTT 3.1.1's persistent session: one that never expires.
+                    o.set_session_expiry_interval(Some(u32::MAX));
+                }
+                if let Some((user, pass)) = credentials {
+                    o.set_credentials(user, pass);
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                Options::V5(Box::new(o))
+            }
+        };
         let sink = JkoolMqttSink {
             options,
             encoder: Encoder::default()

@@ -3,7 +3,8 @@
 //! A `tracing` layer that publishes jKool documents (EVENT per event, ACTIVITY per closed
 //! span, snapshots embedded or separate; the model of [`logship_jkool`], shared with the
 //! HTTPS layer) to an MQTT broker with `rumqttc`, one document per PUBLISH, the topic
-//! computed per record.
+//! computed per record. MQTT 3.1.1 (default) or MQTT 5
+//! ([`with_protocol`](JkoolMqttBuilder::with_protocol)).
 //!
 //! ## Quick start
 //! ```no_run
@@ -46,9 +47,29 @@
 //! authorized*) rejects the batch at once (`Stats::undelivered_rejected`, reason in
 //! `Stats::last_error`); a broker that is down is retried with backoff.
 //!
-//! ## Not yet
-//! MQTT 5 is not implemented (rumqttc's v5 client has a separate API); the layer speaks
-//! MQTT 3.1.1, which mosquitto, rumqttd and every broker of note accept.
+//! ## Protocol version
+//! MQTT 3.1.1 by default, which mosquitto, rumqttd and every broker of note accept;
+//! `with_protocol(MqttProtocol::V5)` speaks MQTT 5 through rumqttc's v5 client. Every
+//! connection setting (client id, credentials, keep-alive, clean session / clean start, TLS,
+//! inflight window, packet sizes) applies to both, and the PUBACK tracking above is the same
+//! code. With MQTT 5 the inflight window is also capped by the broker's Receive Maximum, the
+//! outgoing packet size by its Maximum Packet Size, and `with_clean_session(false)` asks for a
+//! session that never expires (as in 3.1.1).
+//!
+//! ## MQTT 5 reason codes
+//! An MQTT 5 broker can acknowledge a publish and still refuse it, with a reason code. Each
+//! code decides for the record that publish carried:
+//!
+//! | reason code (PUBACK, PUBREC; PUBCOMP for QoS 2) | the record |
+//! |---|---|
+//! | 0x00 Success, 0x10 No matching subscribers | delivered |
+//! | 0x97 Quota exceeded | retried (core backoff, fresh connection) |
+//! | 0x91 Packet identifier in use, 0x92 Packet identifier not found (PUBCOMP) | retried (a fresh connection resolves it) |
+//! | 0x80 Unspecified error, 0x83 Implementation specific error, 0x87 Not authorized, 0x90 Topic name invalid, 0x99 Payload format invalid, any other | rejected, alone: `Stats::undelivered_rejected`, the code and the broker's reason string in `Stats::last_error` (e.g. `the mqtt broker refused the publish: not authorized (0x87)`) |
+//!
+//! A record with several documents (a separate snapshot) is rejected if any of them is,
+//! retried if any was not acknowledged. After a refusal the connection is replaced before
+//! the next batch. MQTT 3.1.1 acknowledgements carry no reason: a PUBACK is a delivery.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
@@ -56,7 +77,7 @@ mod error;
 mod sink;
 mod topic;
 
-pub use config::JkoolMqttBuilder;
+pub use config::{JkoolMqttBuilder, MqttProtocol};
 pub use error::{JkoolMqttError, Password};
 pub use logship_jkool::SnapshotPlacement;
 pub use logship_jkool::tls::TlsOptions;

@@ -1,9 +1,9 @@
 //! An embedded MQTT broker and a recording subscriber, for tests, the tour and
 //! `logship receive mqtt`.
 //!
-//! The broker is [rumqttd](https://crates.io/crates/rumqttd), a real MQTT 3.1.1 broker running in
-//! this process (not an oracle of ours; there is nothing to check it against but itself). It
-//! accepts any credentials. rumqttd cannot be stopped: the broker lives until the process
+//! The broker is [rumqttd](https://crates.io/crates/rumqttd), a real MQTT 3.1.1 (or, with
+//! [`EmbeddedBroker::start_v5`], MQTT 5) broker running in this process (not an oracle of
+//! ours; there is nothing to check it against but itself). It accepts any credentials. rumqttd cannot be stopped: the broker lives until the process
 //! ends, so start one per test binary or per port.
 //!
 //! ```
@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use crate::server::wait_until;
 
-/// A running embedded broker (MQTT 3.1.1 on `127.0.0.1`).
+/// A running embedded broker (MQTT 3.1.1, or 5 with [`start_v5`](Self::start_v5), on
+/// `127.0.0.1`).
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
@@ -43,11 +44,25 @@ impl EmbeddedBroker {
     /// When no free port can be found, the broker thread cannot start, or it does not accept
     /// connections in time.
     pub fn start(port: u16) -> io::Result<EmbeddedBroker> {
+        Self::start_protocol(port, false)
+    }
+
+    /// As [`start`](Self::start), with an MQTT 5 listener instead of the MQTT 3.1.1 one
+    /// (rumqttd's v5 support: publish, subscribe and their acknowledgements, enough for a
+    /// client's tests; a 3.1.1 client cannot connect to it).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_v5(port: u16) -> io::Result<EmbeddedBroker> {
+        Self::start_protocol(port, true)
+    }
+
+    fn start_protocol(port: u16, v5: bool) -> io::Result<EmbeddedBroker> {
         use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
         let port = if port == 0 { free_port()? } else { port };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let server = ServerSettings {
-            name: "v4".into(),
+            name: if v5 { "v5" } else { "v4" }.into(),
             listen: addr,
             tls: None,
             next_connection_delay_ms: 1,
@@ -60,7 +75,7 @@ impl EmbeddedBroker {
                 dynamic_filters: true,
             },
         };
-        let config = Config {
+        let mut config = Config {
             id: 0,
             router: RouterConfig {
                 max_connections: 1000,
@@ -69,9 +84,14 @@ impl EmbeddedBroker {
                 max_segment_count: 10,
                 ..RouterConfig::default()
             },
-            v4: Some(HashMap::from([("v4".to_string(), server)])),
             ..Config::default()
         };
+        let servers = Some(HashMap::from([(server.name.clone(), server)]));
+        if v5 {
+            config.v5 = servers;
+        } else {
+            config.v4 = servers;
+        }
         std::thread::Builder::new()
             .name(format!("rumqttd-{port}"))
             .spawn(move || {

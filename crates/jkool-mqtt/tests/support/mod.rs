@@ -59,6 +59,78 @@ impl Subscriber {
     }
 }
 
+/// (topic, payload) of every message received.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// An MQTT 5 subscriber (rumqttc's v5 client) to `filter` that records (topic, payload) of
+/// every message; stops when dropped.
+pub struct Subscriber5 {
+    messages: Received,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Subscriber5 {
+    pub fn start(addr: SocketAddr, filter: &str) -> Subscriber5 {
+        use rumqttc::v5::mqttbytes::QoS;
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{Client, Event, MqttOptions};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut opts = MqttOptions::new(
+            format!("logship-test-sub5-{}", free_port()),
+            addr.ip().to_string(),
+            addr.port(),
+        );
+        opts.set_max_packet_size(Some(8 * 1024 * 1024));
+        let (client, mut conn) = Client::new(opts, 100);
+        client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+        let messages: Received = Arc::default();
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s, st) = (messages.clone(), subscribed.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let _client = client;
+            for ev in conn.iter() {
+                if st.load(Ordering::Relaxed) {
+                    break;
+                }
+                match ev {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => s.store(true, Ordering::SeqCst),
+                    Ok(Event::Incoming(Packet::Publish(p))) => m.lock().unwrap().push((
+                        String::from_utf8_lossy(&p.topic).into_owned(),
+                        p.payload.to_vec(),
+                    )),
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        });
+        assert!(
+            wait_until(WAIT, || subscribed.load(Ordering::SeqCst)),
+            "no SUBACK"
+        );
+        Subscriber5 { messages, stop }
+    }
+
+    pub fn count(&self) -> usize {
+        self.messages.lock().unwrap().len()
+    }
+
+    pub fn json(&self) -> Vec<(String, serde_json::Value)> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, p)| (t.clone(), serde_json::from_slice(p).unwrap()))
+            .collect()
+    }
+}
+
+impl Drop for Subscriber5 {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A loopback TCP proxy to `upstream`; [`Proxy::cut`] closes every open connection (what a
 /// client sees when its broker restarts).
 pub struct Proxy {
@@ -133,7 +205,13 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(program: PathBuf, user: &str, pass: &str) -> Mosquitto {
-        Self::start_inner(program, user, pass, None)
+        Self::start_inner(program, Some((user, pass)), None, None)
+    }
+
+    /// Anonymous access (`allow_anonymous true`), optionally restricted by an ACL file with
+    /// these lines (mosquitto speaks MQTT 3.1.1 and 5 on the same listener).
+    pub fn start_anonymous(program: PathBuf, acl: Option<&str>) -> Mosquitto {
+        Self::start_inner(program, None, None, acl)
     }
 
     /// Also opens a TLS listener with this PEM certificate and key.
@@ -144,14 +222,14 @@ impl Mosquitto {
         cert_pem: &str,
         key_pem: &str,
     ) -> Mosquitto {
-        Self::start_inner(program, user, pass, Some((cert_pem, key_pem)))
+        Self::start_inner(program, Some((user, pass)), Some((cert_pem, key_pem)), None)
     }
 
     fn start_inner(
         program: PathBuf,
-        user: &str,
-        pass: &str,
+        auth: Option<(&str, &str)>,
         tls: Option<(&str, &str)>,
+        acl: Option<&str>,
     ) -> Mosquitto {
         let dir = std::env::temp_dir().join(format!(
             "logship-mosq-{}-{}",
@@ -159,24 +237,33 @@ impl Mosquitto {
             free_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let pw = dir.join("passwd");
-        let status = Command::new("mosquitto_passwd")
-            .args(["-b", "-c"])
-            .arg(&pw)
-            .args([user, pass])
-            .status()
-            .unwrap();
-        assert!(status.success(), "mosquitto_passwd failed");
         let port = free_port();
+        let mut conf_text =
+            format!("listener {port} 127.0.0.1\npersistence false\nmax_inflight_messages 0\n");
+        match auth {
+            Some((user, pass)) => {
+                let pw = dir.join("passwd");
+                let status = Command::new("mosquitto_passwd")
+                    .args(["-b", "-c"])
+                    .arg(&pw)
+                    .args([user, pass])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "mosquitto_passwd failed");
+                conf_text.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    pw.display()
+                ));
+            }
+            None => conf_text.push_str("allow_anonymous true\n"),
+        }
+        if let Some(lines) = acl {
+            let acl_file = dir.join("acl");
+            std::fs::write(&acl_file, lines).unwrap();
+            conf_text.push_str(&format!("acl_file {}\n", acl_file.display()));
+        }
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\nmax_inflight_messages 0\n",
-                pw.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&conf, conf_text).unwrap();
         let tls_addr = tls.map(|(cert, key)| {
             let tls_port = free_port();
             std::fs::write(dir.join("server.pem"), cert).unwrap();

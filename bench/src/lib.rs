@@ -2,9 +2,9 @@
 //! peers'), and the local receivers they point at.
 //!
 //! Every case is built the same way: [`receiver`] starts what the layer talks to (a testkit
-//! receiver, an embedded MQTT broker, a tiny Loki stand-in, a throttled TCP reader), and
-//! [`build`] makes the layer pointed at it, wrapped in a [`Case`] that knows how to read the
-//! layer's own counters and how to wait for it to drain.
+//! receiver, an embedded MQTT broker, a light counting receiver, a tiny Loki stand-in, a
+//! throttled TCP reader), and [`build`] makes the layer pointed at it, wrapped in a [`Case`]
+//! that knows how to read the layer's own counters and how to wait for it to drain.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -49,14 +49,27 @@ pub const CASES: &[&str] = &[
     "tracing_fluentd",
 ];
 
-/// Throughput-only cases: the same layer against a lighter receiver, to tell the layer's
-/// ceiling from the receiver's.
-pub const THROUGHPUT_EXTRA: &[&str] = &["logship_fluent_lite"];
+/// Throughput-only cases: the same layer with the same settings against a light counting
+/// receiver ([`ForwardCounter`], [`HttpCounter`], [`MqttCounter`]), to tell the layer's
+/// ceiling from the receiver's. `X_lite` is the twin of `X`.
+pub const THROUGHPUT_EXTRA: &[&str] = &[
+    "logship_fluent_lite",
+    #[cfg(feature = "ecs")]
+    "logship_ecs_lite",
+    #[cfg(feature = "kusto")]
+    "logship_kusto_lite",
+    "logship_jkool_http_lite",
+    "logship_jkool_mqtt_lite",
+];
 
 /// The receiver a case talks to.
 pub fn receiver_kind(case: &str) -> &'static str {
     match case {
         "logship_fluent_lite" => "fluent_lite",
+        "logship_ecs_lite" => "es_lite",
+        "logship_kusto_lite" => "kusto_lite",
+        "logship_jkool_http_lite" => "jkool_lite",
+        "logship_jkool_mqtt_lite" => "mqtt_lite",
         "logship_fluent" | "tracing_fluentd" => "fluent",
         "logship_ecs" => "es",
         "logship_kusto" => "kusto",
@@ -229,7 +242,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
             logship_case(layer, guard)
         }
         #[cfg(feature = "ecs")]
-        "logship_ecs" => {
+        "logship_ecs" | "logship_ecs_lite" => {
             let (layer, guard) = logship_ecs_metrics::EcsLayer::builder(endpoint)
                 .with_log_events(true)
                 .with_pipeline(logship_pipeline(sizing))
@@ -238,7 +251,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
             logship_case(layer, guard)
         }
         #[cfg(feature = "kusto")]
-        "logship_kusto" => {
+        "logship_kusto" | "logship_kusto_lite" => {
             let (layer, guard) = logship_kusto::KustoLayer::builder()
                 .with_cluster(endpoint)
                 .with_database(KUSTO_DB)
@@ -251,7 +264,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
                 .unwrap_or_else(|e| panic!("kusto: {e}"));
             logship_case(layer, guard)
         }
-        "logship_jkool_http" => {
+        "logship_jkool_http" | "logship_jkool_http_lite" => {
             let (layer, guard) = logship_jkool_http::JkoolHttpLayer::builder("bench-token")
                 .with_base_url(endpoint)
                 .with_pipeline(logship_pipeline(sizing))
@@ -259,7 +272,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
                 .unwrap_or_else(|e| panic!("jkool-http: {e}"));
             logship_case(layer, guard)
         }
-        "logship_jkool_mqtt" => {
+        "logship_jkool_mqtt" | "logship_jkool_mqtt_lite" => {
             let (layer, guard) =
                 logship_jkool_mqtt::JkoolMqttLayer::builder(format!("mqtt://{endpoint}"))
                     .with_qos(1)
@@ -484,6 +497,34 @@ pub fn receiver(kind: &str, slow: bool) -> Receiver {
                 endpoint: l.addr.to_string(),
                 count: Box::new(move || n.load(Ordering::Relaxed)),
                 _keep: Box::new(l),
+            }
+        }
+        "es_lite" | "kusto_lite" | "jkool_lite" => {
+            let (api, base) = match kind {
+                "es_lite" => (HttpApi::EsBulk, ""),
+                "kusto_lite" => (HttpApi::Kusto, ""),
+                _ => (HttpApi::Jkool, "/JESL"),
+            };
+            let delay = if slow {
+                SLOW_REQUEST_DELAY
+            } else {
+                Duration::ZERO
+            };
+            let c = HttpCounter::start(api, delay);
+            let n = c.docs.clone();
+            Receiver {
+                endpoint: format!("http://{}{base}", c.addr),
+                count: Box::new(move || n.load(Ordering::Relaxed)),
+                _keep: Box::new(c),
+            }
+        }
+        "mqtt_lite" => {
+            let c = MqttCounter::start();
+            let n = c.publishes.clone();
+            Receiver {
+                endpoint: c.addr.to_string(),
+                count: Box::new(move || n.load(Ordering::Relaxed)),
+                _keep: Box::new(c),
             }
         }
         "fluent" => {
@@ -1034,6 +1075,595 @@ fn count_loki_entries(buf: &[u8]) -> u64 {
     total
 }
 
+// ---- light counting receivers: HTTP (ES, Kusto, jKool) and MQTT ---------------------------
+//
+// Written from the protocols (HTTP/1.1 framing, the `_bulk` / streaming-ingestion / JESL
+// request shapes, MQTT 3.1.1), never from the logship crates: they only count, they do not
+// decode documents, and they answer the smallest response each backend's client takes as
+// full success. Used only to measure a layer's ceiling; the protocol-faithful checks are
+// testkit's receivers.
+
+/// The API an [`HttpCounter`] stands in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpApi {
+    /// Elasticsearch `POST [/{index}]/_bulk`: NDJSON, an action line per document followed by
+    /// its source line (none for `delete`). Answered 200
+    /// `{"errors":false,"items":[{},…]}`, one (empty) item per action.
+    EsBulk,
+    /// Kusto streaming ingestion `POST /v1/rest/ingest/{db}/{table}?streamFormat=multijson`:
+    /// one JSON object per line, usually gzip. Answered 200 with no body; control commands
+    /// (`POST /v1/rest/mgmt`, e.g. `.create-merge table`) are answered 200 `{"Tables":[]}`.
+    Kusto,
+    /// jKool `POST {base}/event|activity|snapshot`: a JSON array of documents (or one
+    /// document). Answered 202 (200 for activities) with no body.
+    Jkool,
+}
+
+/// A light HTTP/1.1 keep-alive receiver (one thread per connection, blocking sockets): frames
+/// each request by its head and `Content-Length`, unzips `Content-Encoding: gzip` bodies,
+/// counts the documents of [`HttpApi`] by a cheap scan (no JSON parsing) and answers.
+pub struct HttpCounter {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Documents (ES actions, Kusto rows, jKool documents) counted so far.
+    pub docs: Arc<AtomicU64>,
+}
+
+impl HttpCounter {
+    fn start(api: HttpApi, delay: Duration) -> HttpCounter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let docs = Arc::new(AtomicU64::new(0));
+        let n = docs.clone();
+        let refused = Arc::new(AtomicU64::new(0));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { break };
+                let (n, refused) = (n.clone(), refused.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_http(conn, api, &n, &refused, delay);
+                });
+            }
+        });
+        HttpCounter { addr, docs }
+    }
+}
+
+/// Longest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// What the counter needs of a request head.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct HttpHead {
+    method: String,
+    target: String,
+    content_length: usize,
+    gzip: bool,
+    chunked: bool,
+    close: bool,
+}
+
+/// Frames the request head at the start of `buf`: `Ok(None)` until its blank line is in,
+/// else the head and its length in bytes (the body follows).
+fn http_head(buf: &[u8]) -> Result<Option<(HttpHead, usize)>, String> {
+    let Some(end) = find(&buf[..buf.len().min(MAX_HEAD)], b"\r\n\r\n") else {
+        return if buf.len() >= MAX_HEAD {
+            Err("request head larger than 64 KiB".into())
+        } else {
+            Ok(None)
+        };
+    };
+    let text = std::str::from_utf8(&buf[..end]).map_err(|_| "request head is not UTF-8")?;
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (first.next(), first.next(), first.next(), first.next())
+    else {
+        return Err("malformed request line".into());
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("unsupported version {version}"));
+    }
+    let mut h = HttpHead {
+        method: method.to_string(),
+        target: target.to_string(),
+        close: version == "HTTP/1.0",
+        ..HttpHead::default()
+    };
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("malformed header line {line:?}"))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            h.content_length = value
+                .parse()
+                .map_err(|_| format!("bad content-length {value:?}"))?;
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            if value.eq_ignore_ascii_case("gzip") {
+                h.gzip = true;
+            } else if !value.eq_ignore_ascii_case("identity") {
+                return Err(format!("unsupported content-encoding {value:?}"));
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            h.chunked = !value.eq_ignore_ascii_case("identity");
+        } else if name.eq_ignore_ascii_case("connection") {
+            h.close = value.eq_ignore_ascii_case("close");
+        }
+    }
+    Ok(Some((h, end + 4)))
+}
+
+fn serve_http(
+    mut conn: TcpStream,
+    api: HttpApi,
+    n: &AtomicU64,
+    refused: &AtomicU64,
+    delay: Duration,
+) -> io::Result<()> {
+    let _ = conn.set_nodelay(true);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut filled = 0;
+    let mut plain: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::with_capacity(1 << 16);
+    loop {
+        let (head, head_len) = loop {
+            match http_head(&buf[..filled]) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(e) => {
+                    out.clear();
+                    http_response(&mut out, "400 Bad Request", e.as_bytes());
+                    conn.write_all(&out)?;
+                    return Ok(());
+                }
+            }
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            let k = conn.read(&mut buf[filled..])?;
+            if k == 0 {
+                return Ok(());
+            }
+            filled += k;
+        };
+        // Chunked bodies are not framed here: none of the layers sends one (reqwest and
+        // hyper send a `Content-Length` for an in-memory body).
+        let total = head_len + if head.chunked { 0 } else { head.content_length };
+        if buf.len() < total {
+            buf.resize(total, 0);
+        }
+        while filled < total {
+            let k = conn.read(&mut buf[filled..])?;
+            if k == 0 {
+                return Ok(());
+            }
+            filled += k;
+        }
+        let (docs, ok) = http_answer(api, &head, &buf[head_len..total], &mut plain, &mut out);
+        if docs > 0 {
+            n.fetch_add(docs, Ordering::Relaxed);
+        }
+        if !ok && refused.fetch_add(1, Ordering::Relaxed) < 5 {
+            let end = out.len().min(300);
+            eprintln!(
+                "http counter ({api:?}): refused {} {}: {}",
+                head.method,
+                head.target,
+                String::from_utf8_lossy(&out[..end]).replace("\r\n", " | ")
+            );
+        }
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        conn.write_all(&out)?;
+        if head.close || head.chunked {
+            return Ok(());
+        }
+        buf.copy_within(total..filled, 0);
+        filled -= total;
+    }
+}
+
+/// Appends a whole response with a JSON (or empty) body.
+fn http_response(out: &mut Vec<u8>, status: &str, body: &[u8]) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    out.extend_from_slice(body);
+}
+
+/// Counts the documents of one request and writes the whole response into `out` (cleared
+/// first). Returns the documents counted and whether the request was accepted.
+fn http_answer(
+    api: HttpApi,
+    head: &HttpHead,
+    body: &[u8],
+    plain: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> (u64, bool) {
+    out.clear();
+    let mut refuse = |status: &str, why: &str| {
+        let body = serde_json::json!({"error": {"type": "bench_counter", "reason": why, "@message": why, "@permanent": true}});
+        http_response(out, status, body.to_string().as_bytes());
+        (0, false)
+    };
+    if head.chunked {
+        return refuse(
+            "501 Not Implemented",
+            "chunked request bodies are not supported",
+        );
+    }
+    if head.method != "POST" {
+        return refuse("405 Method Not Allowed", "only POST is expected");
+    }
+    let body = if head.gzip {
+        plain.clear();
+        if let Err(e) = flate2::read::GzDecoder::new(body).read_to_end(plain) {
+            return refuse("400 Bad Request", &format!("bad gzip body: {e}"));
+        }
+        &plain[..]
+    } else {
+        body
+    };
+    let (path, query) = head
+        .target
+        .split_once('?')
+        .unwrap_or((head.target.as_str(), ""));
+    match api {
+        HttpApi::EsBulk => {
+            if !(path == "/_bulk" || path.ends_with("/_bulk")) {
+                return refuse("404 Not Found", "only _bulk is expected");
+            }
+            match bulk_actions(body) {
+                Ok(n) => {
+                    es_bulk_response(n, out);
+                    (n, true)
+                }
+                Err(e) => refuse("400 Bad Request", &e),
+            }
+        }
+        HttpApi::Kusto => {
+            if path == "/v1/rest/mgmt" {
+                http_response(out, "200 OK", br#"{"Tables":[]}"#);
+                return (0, true);
+            }
+            if !path.starts_with("/v1/rest/ingest/") || path.split('/').count() != 6 {
+                return refuse("404 Not Found", "not a streaming ingestion path");
+            }
+            let multijson = query.split('&').any(|kv| {
+                kv.split_once('=').is_some_and(|(k, v)| {
+                    k.eq_ignore_ascii_case("streamFormat") && v.eq_ignore_ascii_case("multijson")
+                })
+            });
+            if !multijson {
+                return refuse("400 Bad Request", "streamFormat=multijson expected");
+            }
+            match json_lines(body) {
+                Ok(n) => {
+                    http_response(out, "200 OK", b"");
+                    (n, true)
+                }
+                Err(e) => refuse("400 Bad Request", &e),
+            }
+        }
+        HttpApi::Jkool => {
+            let status = match path.rsplit('/').next() {
+                Some("event" | "snapshot") => "202 Accepted",
+                Some("activity") => "200 OK",
+                _ => return refuse("404 Not Found", "not a JESL stream endpoint"),
+            };
+            match json_docs(body) {
+                Ok(n) => {
+                    http_response(out, status, b"");
+                    (n, true)
+                }
+                Err(e) => refuse("400 Bad Request", &e),
+            }
+        }
+    }
+}
+
+/// The bulk answer the ES client takes as full success: `errors: false` and one item per
+/// action (the client reads `items` even then, and retries documents without one).
+fn es_bulk_response(n: u64, out: &mut Vec<u8>) {
+    const HEAD: &[u8] = br#"{"errors":false,"items":["#;
+    let len = HEAD.len() + (3 * n as usize).saturating_sub(1) + 2;
+    let _ = write!(
+        out,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    );
+    out.extend_from_slice(HEAD);
+    for i in 0..n {
+        out.extend_from_slice(if i == 0 { b"{}" } else { b",{}" });
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// Counts the documents of a `_bulk` body by its action lines: `create`, `index` and
+/// `update` are followed by a source line, `delete` is not. Only the action's name is read.
+fn bulk_actions(body: &[u8]) -> Result<u64, String> {
+    if body.last() != Some(&b'\n') {
+        return Err("The bulk request must be terminated by a newline [\\n]".into());
+    }
+    let mut lines = body.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let mut n = 0;
+    while let Some(action) = lines.next() {
+        let name = (|| {
+            let s = action.trim_ascii_start().strip_prefix(b"{")?;
+            let s = s.trim_ascii_start().strip_prefix(b"\"")?;
+            Some(&s[..s.iter().position(|&b| b == b'"')?])
+        })()
+        .ok_or_else(|| format!("malformed action line after {n} documents"))?;
+        match name {
+            b"create" | b"index" | b"update" => {
+                lines
+                    .next()
+                    .ok_or_else(|| format!("action {n} has no source line"))?;
+            }
+            b"delete" => {}
+            other => {
+                return Err(format!(
+                    "unknown bulk action {}",
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Counts the rows of a MultiJSON body: one JSON object per (non-empty) line.
+fn json_lines(body: &[u8]) -> Result<u64, String> {
+    let mut n = 0;
+    for line in body.split(|&b| b == b'\n') {
+        match line.first() {
+            None | Some(b'\r') => {}
+            Some(b'{') => n += 1,
+            Some(_) => return Err(format!("row {n} is not a JSON object")),
+        }
+    }
+    Ok(n)
+}
+
+/// Counts the documents of a jKool post: the elements of a top-level JSON array, or 1 for a
+/// single object. A byte scan that tracks strings and nesting; nothing is parsed.
+fn json_docs(body: &[u8]) -> Result<u64, String> {
+    let t = body.trim_ascii();
+    let single = match t.first() {
+        Some(b'[') => false,
+        Some(b'{') => true,
+        _ => return Err("the body is not a JSON array or object".into()),
+    };
+    let (mut depth, mut n, mut open) = (0usize, 0u64, false);
+    let mut i = 0;
+    while i < t.len() {
+        let c = t[i];
+        i += 1;
+        match c {
+            b'"' => {
+                if depth == 1 && !open {
+                    n += 1;
+                    open = true;
+                }
+                // Skip the string.
+                loop {
+                    let Some(k) = t[i..].iter().position(|&b| b == b'"' || b == b'\\') else {
+                        return Err("unterminated string".into());
+                    };
+                    i += k + 1;
+                    if t[i - 1] == b'"' {
+                        break;
+                    }
+                    i += 1; // the escaped byte
+                }
+            }
+            b'{' | b'[' => {
+                if depth == 1 && !open {
+                    n += 1;
+                    open = true;
+                }
+                depth += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1).ok_or("unbalanced brackets")?;
+                if depth == 0 && i != t.len() {
+                    return Err("data after the top-level value".into());
+                }
+            }
+            b',' if depth == 1 => {
+                if !open {
+                    return Err(format!("empty element after {n} documents"));
+                }
+                open = false;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' | b',' | b':' => {}
+            _ => {
+                if depth == 1 && !open {
+                    n += 1;
+                    open = true;
+                }
+            }
+        }
+    }
+    if depth != 0 {
+        return Err("truncated body".into());
+    }
+    Ok(if single { 1 } else { n })
+}
+
+/// A light MQTT 3.1.1 (protocol level 4) broker stand-in that only counts: CONNECT gets
+/// CONNACK, every PUBLISH is counted (its payload skipped, framed by the remaining-length
+/// varint) and, QoS 1, answered PUBACK (QoS 2: PUBREC, then PUBCOMP for the PUBREL), PINGREQ
+/// gets PINGRESP, DISCONNECT closes. The acknowledgements of one read go out in one write.
+/// Nothing is routed to subscribers. One thread per connection, blocking sockets.
+pub struct MqttCounter {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// PUBLISH packets counted so far.
+    pub publishes: Arc<AtomicU64>,
+}
+
+impl MqttCounter {
+    fn start() -> MqttCounter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let publishes = Arc::new(AtomicU64::new(0));
+        let n = publishes.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { break };
+                let n = n.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = serve_mqtt(conn, &n)
+                        && e.kind() == io::ErrorKind::InvalidData
+                    {
+                        eprintln!("mqtt counter: {e}");
+                    }
+                });
+            }
+        });
+        MqttCounter { addr, publishes }
+    }
+}
+
+fn serve_mqtt(mut conn: TcpStream, n: &AtomicU64) -> io::Result<()> {
+    let _ = conn.set_nodelay(true);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut filled = 0;
+    let mut out: Vec<u8> = Vec::with_capacity(1 << 12);
+    let mut connected = false;
+    loop {
+        if filled == buf.len() {
+            // One packet larger than the buffer.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let k = conn.read(&mut buf[filled..])?;
+        if k == 0 {
+            return Ok(());
+        }
+        filled += k;
+        out.clear();
+        let step = mqtt_packets(&buf[..filled], &mut connected, &mut out)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if step.publishes > 0 {
+            n.fetch_add(step.publishes, Ordering::Relaxed);
+        }
+        if !out.is_empty() {
+            conn.write_all(&out)?;
+        }
+        if step.close {
+            return Ok(());
+        }
+        buf.copy_within(step.consumed..filled, 0);
+        filled -= step.consumed;
+    }
+}
+
+/// What [`mqtt_packets`] did with a buffer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct MqttStep {
+    /// Bytes of whole packets handled (a packet cut by the read stays for the next one).
+    consumed: usize,
+    /// PUBLISH packets among them.
+    publishes: u64,
+    /// DISCONNECT, or a refused CONNECT: close the connection.
+    close: bool,
+}
+
+/// The remaining length (MQTT 3.1.1 §2.2.3) at the start of `b`: `Ok(None)` if cut short,
+/// else (value, bytes it took).
+fn mqtt_remaining(b: &[u8]) -> Result<Option<(usize, usize)>, String> {
+    let mut v = 0usize;
+    for i in 0..4 {
+        let Some(&byte) = b.get(i) else {
+            return Ok(None);
+        };
+        v |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(Some((v, i + 1)));
+        }
+    }
+    Err("malformed remaining length (more than 4 bytes)".into())
+}
+
+/// Handles the whole packets at the start of `buf`, appending the answers to `out`.
+fn mqtt_packets(buf: &[u8], connected: &mut bool, out: &mut Vec<u8>) -> Result<MqttStep, String> {
+    let mut s = MqttStep::default();
+    while let Some(&first) = buf.get(s.consumed) {
+        let rest = &buf[s.consumed + 1..];
+        let Some((len, vlen)) = mqtt_remaining(rest)? else {
+            break;
+        };
+        let Some(body) = rest.get(vlen..vlen + len) else {
+            break;
+        };
+        s.consumed += 1 + vlen + len;
+        let (kind, flags) = (first >> 4, first & 0x0f);
+        if !*connected && kind != 1 {
+            return Err(format!("packet type {kind} before CONNECT"));
+        }
+        let packet_id = |at: usize| {
+            body.get(at..at + 2)
+                .map(|p| [p[0], p[1]])
+                .ok_or_else(|| format!("packet type {kind} without a packet identifier"))
+        };
+        match kind {
+            1 => {
+                // CONNECT: protocol name "MQTT", level 4.
+                if *connected {
+                    return Err("a second CONNECT".into());
+                }
+                let ok = body.len() >= 10 && body[..7] == *b"\x00\x04MQTT\x04";
+                out.extend_from_slice(&[0x20, 0x02, 0x00, if ok { 0x00 } else { 0x01 }]);
+                if !ok {
+                    s.close = true;
+                    break;
+                }
+                *connected = true;
+            }
+            3 => {
+                // PUBLISH: topic, packet id (QoS > 0), payload (skipped).
+                let qos = (flags >> 1) & 3;
+                let topic = body
+                    .get(..2)
+                    .map(|t| usize::from(u16::from_be_bytes([t[0], t[1]])))
+                    .ok_or("PUBLISH without a topic")?;
+                match qos {
+                    0 if body.len() >= 2 + topic => {}
+                    0 => return Err("PUBLISH shorter than its topic".into()),
+                    1 => {
+                        let id = packet_id(2 + topic)?;
+                        out.extend_from_slice(&[0x40, 0x02, id[0], id[1]]);
+                    }
+                    2 => {
+                        let id = packet_id(2 + topic)?;
+                        out.extend_from_slice(&[0x50, 0x02, id[0], id[1]]);
+                    }
+                    _ => return Err("PUBLISH with QoS 3".into()),
+                }
+                s.publishes += 1;
+            }
+            6 => {
+                // PUBREL → PUBCOMP.
+                let id = packet_id(0)?;
+                out.extend_from_slice(&[0x70, 0x02, id[0], id[1]]);
+            }
+            12 => out.extend_from_slice(&[0xd0, 0x00]),
+            14 => {
+                s.close = true;
+                break;
+            }
+            // SUBSCRIBE, acknowledgements, …: not expected from a publisher; ignored.
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
 /// Peak and current resident set size of this process, in KiB (`VmHWM`, `VmRSS`).
 pub fn rss_kib() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -1044,4 +1674,288 @@ pub fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (get("VmHWM:"), get("VmRSS:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(target: &str, extra: &str, body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\n{extra}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Frames `req` and answers it: (documents, accepted, response).
+    fn answer(api: HttpApi, req: &[u8]) -> (u64, bool, String) {
+        let (head, len) = http_head(req).unwrap().unwrap();
+        assert_eq!(req.len(), len + head.content_length);
+        let mut out = Vec::new();
+        let (n, ok) = http_answer(api, &head, &req[len..], &mut Vec::new(), &mut out);
+        (n, ok, String::from_utf8(out).unwrap())
+    }
+
+    /// The body of a response, checked against its `content-length`.
+    fn body_of(resp: &str) -> &str {
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), len, "{resp}");
+        body
+    }
+
+    #[test]
+    fn http_heads_are_framed() {
+        let req = post("/_bulk", "content-encoding: GZIP\r\n", b"abc");
+        for cut in 0..req.len() {
+            let got = http_head(&req[..cut]).unwrap();
+            let head_len = req.len() - 3;
+            assert_eq!(got.is_some(), cut >= head_len, "cut {cut}");
+        }
+        let (h, len) = http_head(&req).unwrap().unwrap();
+        assert_eq!((h.method.as_str(), h.target.as_str()), ("POST", "/_bulk"));
+        assert_eq!(
+            (h.content_length, h.gzip, h.chunked, h.close),
+            (3, true, false, false)
+        );
+        assert_eq!(&req[len..], b"abc");
+        let chunked = b"POST /event HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(http_head(chunked).unwrap().unwrap().0.chunked);
+        assert!(http_head(b"POST /x HTTP/1.1\r\nContent-Length: x\r\n\r\n").is_err());
+        assert!(http_head(b"POST /x HTTP/1.1\r\nContent-Encoding: br\r\n\r\n").is_err());
+        assert!(http_head(b"garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn es_bulk_bodies_are_counted_by_action_lines() {
+        let body = concat!(
+            r#"{"create":{"_index":"logs","_id":"a"}}"#,
+            "\n",
+            r#"{"message":"x\n{\"delete\":{}}","n":1}"#,
+            "\n",
+            r#"{"index":{"_index":"logs"}}"#,
+            "\n",
+            r#"{"message":"y"}"#,
+            "\n",
+            r#"{ "delete" : {"_id":"b"}}"#,
+            "\n",
+        );
+        assert_eq!(bulk_actions(body.as_bytes()), Ok(3));
+        assert!(bulk_actions(body.trim_end().as_bytes()).is_err()); // no final newline
+        assert!(bulk_actions(b"{\"create\":{}}\n").is_err()); // no source line
+        assert!(bulk_actions(b"{\"upsert\":{}}\n{}\n").is_err());
+        let (n, ok, resp) = answer(HttpApi::EsBulk, &post("/_bulk", "", body.as_bytes()));
+        assert_eq!((n, ok), (3, true));
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        let v: serde_json::Value = serde_json::from_str(body_of(&resp)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"errors": false, "items": [{}, {}, {}]})
+        );
+        let (_, _, empty) = answer(HttpApi::EsBulk, &post("/_bulk", "", b"\n"));
+        assert_eq!(body_of(&empty), r#"{"errors":false,"items":[]}"#);
+        let (n, ok, resp) = answer(HttpApi::EsBulk, &post("/_template/x", "", b"{}\n"));
+        assert_eq!((n, ok), (0, false));
+        assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+    }
+
+    #[test]
+    fn kusto_multijson_rows_are_counted_after_gunzip() {
+        let rows = b"{\"Message\":\"a\\nb\",\"Level\":\"INFO\"}\n{\"Message\":\"c\"}\n";
+        assert_eq!(json_lines(rows), Ok(2));
+        assert_eq!(json_lines(b"{}\r\n{}"), Ok(2));
+        assert!(json_lines(b"[1]\n").is_err());
+        let path = "/v1/rest/ingest/logs/Events?streamFormat=multijson";
+        let (n, ok, resp) = answer(
+            HttpApi::Kusto,
+            &post(path, "Content-Encoding: gzip\r\n", &gzip(rows)),
+        );
+        assert_eq!((n, ok), (2, true));
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        assert_eq!(body_of(&resp), "");
+        // Uncompressed works too; a wrong format or path is refused.
+        assert_eq!(answer(HttpApi::Kusto, &post(path, "", rows)).0, 2);
+        let csv = "/v1/rest/ingest/logs/Events?streamFormat=csv";
+        assert!(!answer(HttpApi::Kusto, &post(csv, "", rows)).1);
+        assert!(!answer(HttpApi::Kusto, &post("/v1/rest/query", "", rows)).1);
+        let bad_gz = post(path, "Content-Encoding: gzip\r\n", rows);
+        assert!(!answer(HttpApi::Kusto, &bad_gz).1);
+        // Control commands (the table creation at start) are accepted, not counted.
+        let mgmt = br#"{"db":"logs","csl":".create-merge table Events (Message:string)"}"#;
+        let (n, ok, resp) = answer(HttpApi::Kusto, &post("/v1/rest/mgmt", "", mgmt));
+        assert_eq!((n, ok), (0, true));
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    }
+
+    #[test]
+    fn jkool_documents_are_counted_by_a_scan() {
+        let two =
+            br#"[{"operation":"a,]}\"{","properties":[{"name":"x","value":[1,2]}]}, {"msg":"\\"}]"#;
+        assert_eq!(json_docs(two), Ok(2));
+        assert_eq!(json_docs(b" [] "), Ok(0));
+        assert_eq!(json_docs(br#"{"a":[1,{"b":"]"}],"c":2}"#), Ok(1));
+        assert_eq!(json_docs(b"[1, \"x\", null, [2]]"), Ok(4));
+        for bad in [&b"[{}"[..], b"[{}]]", b"[{},,{}]", b"[\"abc]", b"null", b""] {
+            assert!(json_docs(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let (n, ok, resp) = answer(HttpApi::Jkool, &post("/JESL/event", "token: t\r\n", two));
+        assert_eq!((n, ok), (2, true));
+        assert!(resp.starts_with("HTTP/1.1 202 Accepted\r\n"), "{resp}");
+        let (n, _, resp) = answer(HttpApi::Jkool, &post("/JESL/activity", "", b"[{}]"));
+        assert_eq!(n, 1);
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        assert!(!answer(HttpApi::Jkool, &post("/JESL/other", "", b"[{}]")).1);
+    }
+
+    #[test]
+    fn http_counter_keeps_the_connection_alive() {
+        let c = HttpCounter::start(HttpApi::Jkool, Duration::ZERO);
+        let mut s = TcpStream::connect(c.addr).unwrap();
+        // Two requests in one write, then one cut in two writes.
+        let mut two = post("/JESL/event", "", b"[{},{}]");
+        two.extend(post("/JESL/snapshot", "", b"[{}]"));
+        s.write_all(&two).unwrap();
+        let third = post("/JESL/event", "", b"[{\"a\":1},{},{}]");
+        s.write_all(&third[..10]).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        s.write_all(&third[10..]).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while got.windows(4).filter(|w| w == b"HTTP").count() < 3 {
+            let k = s.read(&mut chunk).unwrap();
+            assert!(k > 0);
+            got.extend_from_slice(&chunk[..k]);
+        }
+        assert_eq!(c.docs.load(Ordering::Relaxed), 6);
+    }
+
+    /// An MQTT 3.1.1 packet: fixed header byte, remaining length, body.
+    fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        let mut n = body.len();
+        loop {
+            let b = (n % 128) as u8;
+            n /= 128;
+            out.push(if n > 0 { b | 0x80 } else { b });
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn connect(level: u8) -> Vec<u8> {
+        let mut b = b"\x00\x04MQTT".to_vec();
+        b.extend_from_slice(&[level, 0x02, 0x00, 0x3c, 0x00, 0x01, b'c']);
+        packet(0x10, &b)
+    }
+
+    fn publish(qos: u8, id: u16, payload_len: usize) -> Vec<u8> {
+        let mut b = b"\x00\x0cbench/events".to_vec();
+        if qos > 0 {
+            b.extend_from_slice(&id.to_be_bytes());
+        }
+        b.extend(std::iter::repeat_n(b'x', payload_len));
+        packet(0x30 | (qos << 1), &b)
+    }
+
+    #[test]
+    fn mqtt_remaining_length() {
+        assert_eq!(mqtt_remaining(&[0x00]), Ok(Some((0, 1))));
+        assert_eq!(mqtt_remaining(&[0x7f]), Ok(Some((127, 1))));
+        assert_eq!(mqtt_remaining(&[0x80, 0x01]), Ok(Some((128, 2))));
+        assert_eq!(
+            mqtt_remaining(&[0xff, 0xff, 0xff, 0x7f]),
+            Ok(Some((268_435_455, 4)))
+        );
+        assert_eq!(mqtt_remaining(&[0x80, 0x80]), Ok(None));
+        assert!(mqtt_remaining(&[0x80, 0x80, 0x80, 0x80, 0x01]).is_err());
+        assert_eq!(publish(1, 7, 300)[1..3], [0xbc, 0x02]); // 316 = 2 × 128 + 60
+    }
+
+    #[test]
+    fn mqtt_publishes_split_across_reads_are_counted_and_acked() {
+        let mut stream = connect(4);
+        stream.extend(publish(1, 1, 10));
+        stream.extend(publish(0, 0, 300));
+        stream.extend(publish(1, 0x0203, 500));
+        stream.extend(packet(0xc0, b"")); // PINGREQ
+        stream.extend(publish(2, 9, 1));
+        stream.extend(packet(0x62, &[0x00, 0x09])); // PUBREL
+        stream.extend(packet(0xe0, b"")); // DISCONNECT
+        let want: Vec<u8> = [
+            &[0x20, 0x02, 0x00, 0x00][..],
+            &[0x40, 0x02, 0x00, 0x01],
+            &[0x40, 0x02, 0x02, 0x03],
+            &[0xd0, 0x00],
+            &[0x50, 0x02, 0x00, 0x09],
+            &[0x70, 0x02, 0x00, 0x09],
+        ]
+        .concat();
+        // Every cut in two reads, as serve_mqtt keeps the unconsumed bytes.
+        for cut in 0..stream.len() {
+            let (mut connected, mut out) = (false, Vec::new());
+            let a = mqtt_packets(&stream[..cut], &mut connected, &mut out).unwrap();
+            assert!(!a.close);
+            let mut rest = stream[a.consumed..cut].to_vec();
+            rest.extend_from_slice(&stream[cut..]);
+            let b = mqtt_packets(&rest, &mut connected, &mut out).unwrap();
+            assert_eq!(a.publishes + b.publishes, 4, "cut {cut}");
+            assert_eq!(a.consumed + b.consumed, stream.len(), "cut {cut}");
+            assert!(b.close);
+            assert_eq!(out, want, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn mqtt_refusals() {
+        let (mut connected, mut out) = (false, Vec::new());
+        let s = mqtt_packets(&connect(5), &mut connected, &mut out).unwrap();
+        assert!(s.close && !connected);
+        assert_eq!(out, [0x20, 0x02, 0x00, 0x01]);
+        let (mut connected, mut out) = (false, Vec::new());
+        assert!(mqtt_packets(&publish(0, 0, 1), &mut connected, &mut out).is_err());
+        let mut bad = connect(4);
+        bad.extend(packet(0x36, b"\x00\x01t")); // QoS 3
+        assert!(mqtt_packets(&bad, &mut false, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn mqtt_counter_over_tcp() {
+        let c = MqttCounter::start();
+        let mut s = TcpStream::connect(c.addr).unwrap();
+        let mut stream = connect(4);
+        for id in 1..=50u16 {
+            stream.extend(publish(1, id, 2000));
+        }
+        // A packet larger than the counter's first buffer.
+        stream.extend(publish(1, 51, 200_000));
+        s.write_all(&stream).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while got.len() < 4 + 51 * 4 {
+            let k = s.read(&mut chunk).unwrap();
+            assert!(k > 0);
+            got.extend_from_slice(&chunk[..k]);
+        }
+        assert_eq!(&got[..4], &[0x20, 0x02, 0x00, 0x00]);
+        assert_eq!(&got[got.len() - 4..], &[0x40, 0x02, 0x00, 51]);
+        assert_eq!(c.publishes.load(Ordering::Relaxed), 51);
+    }
 }

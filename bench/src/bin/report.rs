@@ -127,7 +127,15 @@ fn main() {
     writeln!(md, "| layer | emitted/s | delivered/s (receiver, during the run) | received in all | dropped (layer) | emitted − received | drain after stop | peak RSS (VmHWM) | load before → after |").ok();
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|").ok();
     let mut tput: Vec<(String, f64, f64)> = Vec::new();
-    for r in tp["throughput"].as_array().into_iter().flatten() {
+    // Report order, each throughput-only `X_lite` case right after its twin `X`.
+    let mut rows: Vec<&Value> = tp["throughput"].as_array().into_iter().flatten().collect();
+    rows.sort_by_key(|r| {
+        let case = r["case"].as_str().unwrap_or("");
+        let base = case.strip_suffix("_lite").unwrap_or(case);
+        let at = cases.iter().position(|c| *c == base).unwrap_or(usize::MAX);
+        (at, case != base)
+    });
+    for r in rows {
         let case = r["case"].as_str().unwrap_or("");
         let e = r["emitted_per_sec"].as_f64().unwrap_or(0.0);
         let d = r["delivered_per_sec"].as_f64().unwrap_or(0.0);
@@ -286,7 +294,8 @@ fn chart(
     caller: &[(String, f64)],
     tput: &[(String, f64, f64)],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (1000, 800)).into_drawing_area();
+    // The lower chart has the throughput-only `_lite` rows too.
+    let root = SVGBackend::new(path, (1000, 900)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);
     bars(

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! throughput drive [--secs 5] [--slow-secs 10] [--cases a,b,..] [--out results.json]
+//!                  [--no-slow] [--no-fast]   (skip the slow-backend / the throughput runs)
+//! throughput probe <case> [events]                   (one process, in-process receiver)
 //! throughput recv <receiver-kind> <slow 0|1>        (spawned by drive)
 //! throughput emit <case> <endpoint> <secs> <slow 0|1> (spawned by drive)
 //! ```

@@ -52,8 +52,6 @@ pub(crate) const MAX_QUEUE_BYTES: u64 = QUEUE_BYTES_MASK;
 
 /// Text buffers larger than this are not kept when a record is recycled (bytes).
 const RECYCLE_MAX_TEXT: usize = 1024;
-/// Records kept for reuse (bounded: at most this many idle records stay allocated).
-const POOL_RECORDS: usize = 4096;
 
 /// The queue: a preallocated ring of record pointers (16 bytes a slot) with its own count and
 /// byte bounds, plus a pool of recycled records so that a steady stream of events allocates
@@ -71,6 +69,12 @@ pub(crate) struct Queue {
     waiters: AtomicUsize,
 }
 
+/// Idle records the pool keeps at most: as many as fit in `max_bytes` at their minimum size.
+fn pool_records(max_bytes: u64) -> usize {
+    let n = max_bytes / std::mem::size_of::<Record>() as u64;
+    usize::try_from(n).unwrap_or(usize::MAX).max(1)
+}
+
 /// Evictions tried for one push under [`Overflow::DropOldest`] before dropping the new record.
 const MAX_EVICTIONS_PER_PUSH: usize = 8;
 
@@ -85,7 +89,11 @@ impl Queue {
             .max(1);
         Arc::new(Queue {
             ring: ArrayQueue::new(slots),
-            pool: ArrayQueue::new(slots.min(POOL_RECORDS)),
+            // As many records as the queue can hold, within its byte bound: a burst that fits
+            // in the queue is served from recycled records once the pool has warmed up (no
+            // allocation, no page faults on the caller), and the memory a burst used stays
+            // reserved for the next one, like a `Vec`'s capacity, instead of being freed.
+            pool: ArrayQueue::new(slots.min(pool_records(limits.max_bytes))),
             limits,
             counters,
             lane,
@@ -102,21 +110,15 @@ impl Queue {
         self.pool.pop().unwrap_or_else(|| Box::new(Record::blank()))
     }
 
-    /// Recycles finished records (worker side): each goes back into a box from `boxes` (the
-    /// boxes the worker emptied), cleared but keeping its text buffer, into the pool.
-    #[allow(clippy::vec_box)] // the boxes themselves are what is recycled
-    pub(crate) fn recycle(
-        &self,
-        records: impl IntoIterator<Item = Record>,
-        boxes: &mut Vec<Box<Record>>,
-    ) {
+    /// Recycles finished records (worker side): each is cleared, keeping its text buffer, and
+    /// goes back into the pool in its box. Only what was set is written, so the cache lines the
+    /// worker merely read stay shared with the caller that will refill them.
+    pub(crate) fn recycle(&self, records: impl IntoIterator<Item = Box<Record>>) {
         for mut r in records {
-            let Some(mut b) = boxes.pop() else { return };
             r.text.shrink_if_larger(RECYCLE_MAX_TEXT);
             r.clear_for_reuse();
-            *b = r;
-            if self.pool.push(b).is_err() {
-                return;
+            if self.pool.push(r).is_err() {
+                return; // pool full: the rest are freed
             }
         }
     }

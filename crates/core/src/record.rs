@@ -483,19 +483,28 @@ impl Extra {
 }
 
 /// One record on its way to a backend. See the [module docs](self).
+//
+// Field order is the memory layout (`repr(C)`), chosen for the hot path: what the caller writes
+// for every event comes first and is contiguous (header, then the field slots, then the start of
+// the text), and what only the worker writes (tracking id, resolved source FQN, derived parts)
+// comes last, so a recycled record's caller-side cache lines are few and not dirtied by the
+// worker.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Record {
-    pub(crate) kind: RecordKind,
+    pub(crate) origin: Origin,
     pub(crate) timestamp: Timestamp,
     pub(crate) level: Level,
-    pub(crate) origin: Origin,
     pub(crate) thread: ThreadInfo,
-    pub(crate) text: TextBuf,
-    pub(crate) message: Option<TextRange>,
-    pub(crate) fields: SmallVec<[Field; 6]>,
     /// Events: the enclosing span. Timings: the closed span itself.
     pub(crate) span: Option<Arc<SpanContext>>,
+    pub(crate) message: Option<TextRange>,
+    /// Size estimate taken at enqueue, released at dequeue (bytes).
+    pub(crate) est_size: u32,
+    pub(crate) kind: RecordKind,
     pub(crate) span_fields: SpanFields,
+    pub(crate) fields: SmallVec<[Field; 6]>,
+    pub(crate) text: TextBuf,
     /// Span timings only (inline: a span close allocates nothing for it).
     pub(crate) timing: Option<SpanTiming>,
     /// Set by the worker (or a builder): inline, as every record has one.
@@ -505,8 +514,6 @@ pub struct Record {
     /// What the worker derives, and what builders set: boxed, so that the record the caller
     /// moves into the queue stays small (a typical event has none of it until the worker).
     pub(crate) extra: Option<Box<Extra>>,
-    /// Size estimate taken at enqueue, released at dequeue (bytes).
-    pub(crate) est_size: u32,
 }
 
 impl Record {

@@ -31,15 +31,29 @@ use std::time::{Duration, Instant};
 use crate::Record;
 
 /// A batch of records handed to [`Sink::send`].
+///
+/// The records stay in the boxes the callers' threads filled: the core recycles those boxes
+/// after the batch is resolved, so a record is never copied between capture and encoding.
+/// `&Box<Record>` dereferences to `&Record`, so `for r in batch.records()` and passing `r` where
+/// a `&Record` is expected both work as with a plain slice.
 #[derive(Debug)]
 pub struct Batch {
-    pub(crate) records: Vec<Record>,
+    #[allow(clippy::vec_box)] // the boxes themselves are what is recycled
+    pub(crate) records: Vec<Box<Record>>,
     pub(crate) id: u64,
 }
 
 impl Batch {
+    /// A batch of `records` with id `id` (for testing a sink without a pipeline).
+    pub fn new(records: impl IntoIterator<Item = Record>, id: u64) -> Self {
+        Self {
+            records: records.into_iter().map(Box::new).collect(),
+            id,
+        }
+    }
+
     /// The records, in the order they were emitted (retried records keep their order).
-    pub fn records(&self) -> &[Record] {
+    pub fn records(&self) -> &[Box<Record>] {
         &self.records
     }
     /// Number of records.

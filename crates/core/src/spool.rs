@@ -178,7 +178,11 @@ impl Spool {
 
     /// Writes `records` as one segment, after the newest (`front == false`) or before the
     /// oldest (`front == true`).
-    pub(crate) fn append(&mut self, records: &[Record], front: bool) -> io::Result<Appended> {
+    pub(crate) fn append<R: std::borrow::Borrow<Record>>(
+        &mut self,
+        records: &[R],
+        front: bool,
+    ) -> io::Result<Appended> {
         let seq = if front {
             self.segments
                 .keys()
@@ -195,7 +199,7 @@ impl Spool {
         let mut payload = Vec::with_capacity(512);
         for r in records {
             payload.clear();
-            codec::encode(r, &mut payload);
+            codec::encode(r.borrow(), &mut payload);
             let len =
                 u32::try_from(payload.len()).map_err(|_| io::Error::other("record over 4 GiB"))?;
             buf.extend_from_slice(&len.to_le_bytes());

@@ -155,7 +155,7 @@ impl Sink for MemorySink {
         {
             s.batches.push(keep.len());
             for i in keep {
-                s.records.push(batch.records()[i].clone());
+                s.records.push((*batch.records()[i]).clone());
             }
         }
         cx.record_bytes_sent(batch.len() as u64);

@@ -14,6 +14,10 @@
 //! are delivered in order. While a batch waits for its retry, newer records stay in the bounded
 //! queue, so memory stays bounded by the queue limits plus one batch.
 
+// Records travel in the boxes the callers filled (`Vec<Box<Record>>`): the boxes are what the
+// queue recycles, so a record is never copied between capture and the pool.
+#![allow(clippy::vec_box)]
+
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -67,9 +71,6 @@ impl Nudge {
         }
     }
 }
-
-/// Emptied boxes the worker keeps for recycling.
-const MAX_STASHED_BOXES: usize = 4096;
 
 pub(crate) struct WorkerSettings {
     pub(crate) max_batch_records: usize,
@@ -126,13 +127,11 @@ pub(crate) struct Worker<S: Sink> {
     wake: Receiver<()>,
     lane: Option<Receiver<(Record, Cause)>>,
     queue: Arc<Queue>,
-    /// Boxes emptied when records were taken from the queue; records go back into them when
-    /// recycled, so boxes are never freed on this thread.
-    #[allow(clippy::vec_box)] // the boxes themselves are what is recycled
-    boxes: Vec<Box<Record>>,
     nudge: Arc<Nudge>,
     counters: Arc<Counters>,
-    pending: Vec<Record>,
+    /// Records taken from the queue for the next batch: still in the boxes the callers filled,
+    /// so a record is never copied on its way to the sink and back into the pool.
+    pending: Vec<Box<Record>>,
     pending_bytes: u64,
     urgent: bool,
     drain: bool,
@@ -172,7 +171,6 @@ impl<S: Sink> Worker<S> {
         let next_tick = Instant::now() + set.linger;
         Self {
             sink,
-            boxes: Vec::new(),
             ctl: ch.ctl,
             interrupt: ch.interrupt,
             wake: ch.wake,
@@ -314,10 +312,10 @@ impl<S: Sink> Worker<S> {
     /// from the queue) or were already counted (records replayed from the spool).
     fn spool_records(
         &mut self,
-        records: Vec<Record>,
+        records: Vec<Box<Record>>,
         front: bool,
         resolves: bool,
-    ) -> Result<(), Vec<Record>> {
+    ) -> Result<(), Vec<Box<Record>>> {
         let Some(sp) = self.set.spool.as_mut() else {
             return Err(records);
         };
@@ -330,7 +328,7 @@ impl<S: Sink> Worker<S> {
                 }
                 Counters::add(&self.counters.spool_evicted, a.evicted);
                 self.sync_spool_gauges();
-                self.queue.recycle(records, &mut self.boxes);
+                self.queue.recycle(records);
                 Ok(())
             }
             Err(e) => {
@@ -354,7 +352,7 @@ impl<S: Sink> Worker<S> {
         {
             if inf.segment.is_some() {
                 // Already on disk: leave the segment for the next run.
-                self.queue.recycle(inf.batch.records, &mut self.boxes);
+                self.queue.recycle(inf.batch.records);
             } else if let Err(records) = self.spool_records(inf.batch.records, true, true) {
                 self.inflight = Some(InFlight {
                     batch: Batch {
@@ -415,7 +413,7 @@ impl<S: Sink> Worker<S> {
         self.next_batch_id += 1;
         self.inflight = Some(InFlight::new(
             Batch {
-                records: loaded.records,
+                records: loaded.records.into_iter().map(Box::new).collect(),
                 id,
             },
             now,
@@ -439,11 +437,7 @@ impl<S: Sink> Worker<S> {
         while self.pending.len() < self.set.max_batch_records
             && self.pending_bytes < self.set.max_batch_bytes
         {
-            let Some(mut b) = self.queue.pop() else { break };
-            let mut r = std::mem::replace(&mut *b, Record::blank());
-            if self.boxes.len() < MAX_STASHED_BOXES {
-                self.boxes.push(b);
-            }
+            let Some(mut r) = self.queue.pop() else { break };
             n += 1;
             bytes += u64::from(r.est_size);
             let mut invalid = 0;
@@ -545,8 +539,7 @@ impl<S: Sink> Worker<S> {
                 self.succeeded();
                 let n = inf.batch.records.len() as u64;
                 self.delivered(n, inf.segment.is_none());
-                self.queue
-                    .recycle(std::mem::take(&mut inf.batch.records), &mut self.boxes);
+                self.queue.recycle(std::mem::take(&mut inf.batch.records));
                 self.segment_done(inf.segment);
             }
             Outcome::Rejected { reason } => {
@@ -595,7 +588,7 @@ impl<S: Sink> Worker<S> {
                     reasons.insert(i, why);
                 }
                 let mut to_retry = Vec::new();
-                let mut by_reason: HashMap<String, Vec<Record>> = HashMap::new();
+                let mut by_reason: HashMap<String, Vec<Box<Record>>> = HashMap::new();
                 let mut delivered = Vec::new();
                 for (i, r) in std::mem::take(&mut inf.batch.records)
                     .into_iter()
@@ -611,7 +604,7 @@ impl<S: Sink> Worker<S> {
                     }
                 }
                 let delivered_n = delivered.len() as u64;
-                self.queue.recycle(delivered, &mut self.boxes);
+                self.queue.recycle(delivered);
                 let counts = inf.segment.is_none();
                 if delivered_n > 0 {
                     self.delivered(delivered_n, counts);
@@ -674,7 +667,7 @@ impl<S: Sink> Worker<S> {
                     .and_then(|sp| sp.oldest())
                     .is_some_and(|l| l.seq == seq && l.records.len() == records.len());
                 if whole {
-                    self.queue.recycle(records, &mut self.boxes);
+                    self.queue.recycle(records);
                     return;
                 }
             }
@@ -712,7 +705,7 @@ impl<S: Sink> Worker<S> {
     /// Accounts for and reports records the worker had dequeued.
     fn undeliver(
         &mut self,
-        records: Vec<Record>,
+        records: Vec<Box<Record>>,
         cause: Cause,
         reason: Option<String>,
         payload: Option<Vec<u8>>,
@@ -733,7 +726,8 @@ impl<S: Sink> Worker<S> {
         self.report(Undelivered {
             cause,
             reason,
-            records,
+            // Out of their boxes: the callbacks' API is plain records (a rare path).
+            records: records.into_iter().map(|b| *b).collect(),
             payload,
         });
     }
@@ -750,7 +744,6 @@ impl<S: Sink> Worker<S> {
                 Counters::add(&self.counters.callback_panics, 1);
             }
         }
-        self.queue.recycle(u.records, &mut self.boxes);
     }
 
     fn drain_lane(&mut self) {
@@ -888,7 +881,7 @@ impl<S: Sink> Worker<S> {
 
     /// Abandons what is left at the shutdown deadline, stops the sink, answers the waiters.
     fn finish(mut self) {
-        let mut left: Vec<Record> = Vec::new();
+        let mut left: Vec<Box<Record>> = Vec::new();
         let mut payload = None;
         let mut reason = "shutdown timed out".to_string();
         if let Some(mut inf) = self.inflight.take() {
@@ -907,7 +900,7 @@ impl<S: Sink> Worker<S> {
         while let Some(b) = self.queue.pop() {
             n += 1;
             bytes += u64::from(b.est_size);
-            left.push(*b);
+            left.push(b);
         }
         self.taken += n;
         Counters::add(&self.counters.taken, n);

@@ -4,6 +4,7 @@
 //! request per record in [`Mode::Message`]. Each request carries its own `chunk` id when acks
 //! are on. Nothing here does I/O, so every byte is pinned by the golden tests below.
 
+use std::borrow::Borrow;
 use std::io::Write as _;
 
 use base64::Engine as _;
@@ -364,12 +365,16 @@ impl Encoder {
 
     /// Encodes a batch into requests (see the [module docs](self)). `chunks` is `Some` when
     /// acks are on.
-    pub(crate) fn encode_batch(&self, records: &[Record], chunks: Option<&ChunkIds>) -> Encoded {
+    pub(crate) fn encode_batch<R: Borrow<Record>>(
+        &self,
+        records: &[R],
+        chunks: Option<&ChunkIds>,
+    ) -> Encoded {
         let mut enc = Encoded::default();
         let mut tag = String::new();
         if self.s.mode == Mode::Message {
             let mut entry = Vec::with_capacity(256);
-            for (i, r) in records.iter().enumerate() {
+            for (i, r) in records.iter().map(Borrow::borrow).enumerate() {
                 self.tag(r, &mut tag);
                 entry.clear();
                 self.write_record(r, &mut entry);
@@ -377,7 +382,7 @@ impl Encoder {
                     enc.rejected.push((i, self.too_large(entry.len())));
                     continue;
                 }
-                let chunk = chunks.map(|c| chunk_id(c, &tag, &records[i..=i]));
+                let chunk = chunks.map(|c| chunk_id_refs(c, &tag, &[r]));
                 let mut b = Vec::with_capacity(entry.len() + tag.len() + 48);
                 mp::array_header(&mut b, if chunk.is_some() { 4 } else { 3 });
                 mp::str(&mut b, &tag);
@@ -398,7 +403,7 @@ impl Encoder {
         }
         // Group by tag, in order of first appearance.
         let mut groups: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
-        for (i, r) in records.iter().enumerate() {
+        for (i, r) in records.iter().map(Borrow::borrow).enumerate() {
             self.tag(r, &mut tag);
             let g = match groups.iter().position(|(t, _, _)| *t == tag) {
                 Some(g) => g,
@@ -427,7 +432,7 @@ impl Encoder {
                 continue;
             }
             let chunk = chunks.map(|c| {
-                let group: Vec<&Record> = idx.iter().map(|&i| &records[i]).collect();
+                let group: Vec<&Record> = idx.iter().map(|&i| records[i].borrow()).collect();
                 chunk_id_refs(c, &tag, &group)
             });
             let bytes = self.request(&tag, entries, idx.len(), chunk.as_deref());
@@ -570,11 +575,6 @@ fn write_snapshots(out: &mut Vec<u8>, r: &Record) {
             }
         }
     }
-}
-
-fn chunk_id(c: &ChunkIds, tag: &str, records: &[Record]) -> String {
-    let refs: Vec<&Record> = records.iter().collect();
-    chunk_id_refs(c, tag, &refs)
 }
 
 /// See [`ChunkIds`]: the request identity is its tag, record count, and the tracking ids (or

@@ -5,6 +5,7 @@
 //! document per attached snapshot. Keys are written in a fixed order so the output is stable
 //! byte for byte (the golden tests below pin it).
 
+use std::borrow::Borrow;
 use std::ops::Range;
 
 use logship_core::{
@@ -176,14 +177,15 @@ impl Encoder {
         self.snapshots
     }
 
-    /// Encodes every record of a batch; failures are listed, not fatal.
-    pub fn encode_batch(&self, records: &[Record]) -> EncodedBatch {
+    /// Encodes every record of a batch (`&[Record]`, or a [`Batch`](logship_core::Batch)'s
+    /// `&[Box<Record>]`); failures are listed, not fatal.
+    pub fn encode_batch(&self, records: &[impl Borrow<Record>]) -> EncodedBatch {
         let mut batch = EncodedBatch {
             buf: Vec::with_capacity(records.len() * 512),
             docs: Vec::with_capacity(records.len()),
             failed: Vec::new(),
         };
-        for (i, r) in records.iter().enumerate() {
+        for (i, r) in records.iter().map(Borrow::borrow).enumerate() {
             let mark = batch.buf.len();
             let docs_mark = batch.docs.len();
             if let Err(e) = self.encode_into(i, r, &mut batch) {

@@ -27,6 +27,7 @@
 //! non-finite floats become text), booleans stay booleans, errors become
 //! `{"message","sources"}`.
 
+use std::borrow::Borrow;
 use std::io::Write as _;
 use std::ops::Range;
 
@@ -210,7 +211,7 @@ pub(crate) struct Chunks {
 /// Encodes `records` (indices into the batch) into chunks of at most `max_bytes` each.
 pub(crate) fn encode_chunks(
     enc: &RowEncoder,
-    records: &[Record],
+    records: &[impl Borrow<Record>],
     indices: impl IntoIterator<Item = usize>,
     max_bytes: usize,
 ) -> Chunks {
@@ -218,7 +219,9 @@ pub(crate) fn encode_chunks(
     let mut cur: Vec<u8> = Vec::with_capacity(max_bytes.min(1 << 20));
     let mut cur_idx: Vec<usize> = Vec::new();
     for i in indices {
-        let Some(r) = records.get(i) else { continue };
+        let Some(r) = records.get(i).map(Borrow::borrow) else {
+            continue;
+        };
         let start = cur.len();
         if let Err(e) = enc.encode(r, &mut cur) {
             out.failed.push((i, e));

@@ -70,6 +70,7 @@ pub mod fields;
 pub mod fqn;
 pub mod guard;
 pub mod json;
+pub mod json_text;
 pub mod layer;
 mod queue;
 pub mod record;

@@ -868,6 +868,12 @@ impl Record {
         });
     }
 
+    /// Pushes a value that needs no conversion (numbers, booleans): the visitors' fast path.
+    #[inline]
+    pub(crate) fn push_stored(&mut self, name: Cow<'static, str>, value: Stored) {
+        self.fields.push(Field { name, value });
+    }
+
     pub(crate) fn push_value(&mut self, name: Cow<'static, str>, value: FieldValue) {
         let value = self.store(value);
         self.fields.push(Field { name, value });

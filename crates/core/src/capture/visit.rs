@@ -6,7 +6,7 @@ use std::fmt;
 
 use tracing_core::field::{Field, Visit};
 
-use crate::record::{ErrorChain, FieldValue, Record, SpanContext};
+use crate::record::{ErrorChain, FieldValue, Record, SpanContext, Stored};
 use crate::{SourceFqn, fields};
 
 /// Writes an event's fields into a [`Record`].
@@ -35,11 +35,11 @@ impl Visit for EventVisitor<'_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.record
-            .push_value(Cow::Borrowed(field.name()), FieldValue::I64(value));
+            .push_stored(Cow::Borrowed(field.name()), Stored::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.record
-            .push_value(Cow::Borrowed(field.name()), FieldValue::U64(value));
+            .push_stored(Cow::Borrowed(field.name()), Stored::U64(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         self.record
@@ -51,11 +51,11 @@ impl Visit for EventVisitor<'_> {
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.record
-            .push_value(Cow::Borrowed(field.name()), FieldValue::F64(value));
+            .push_stored(Cow::Borrowed(field.name()), Stored::F64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.record
-            .push_value(Cow::Borrowed(field.name()), FieldValue::Bool(value));
+            .push_stored(Cow::Borrowed(field.name()), Stored::Bool(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.record.push_value(

@@ -108,7 +108,7 @@ where
             meta: Some(meta),
             name: Cow::Borrowed(meta.name()),
             target: Cow::Borrowed(meta.target()),
-            fields: Vec::new(),
+            fields: smallvec::SmallVec::new(),
             tracking_id: TrackingId::new(),
             parent,
             source_fqn: None,
@@ -207,7 +207,7 @@ where
         // Two clock reads per close: the wall-clock end, and the monotonic end from which the
         // durations come; the start is the end minus the (monotonic) wall duration.
         let end = Timestamp::now();
-        let (wall, busy, failed) = state.timing(std::time::Instant::now());
+        let (wall, busy, failed) = state.timing(crate::time::mono_nanos());
         let mut rec = self.shared.queue.blank();
         rec.begin(meta, RecordKind::SpanTiming, end);
         rec.span_fields = self.capture.span_fields;

@@ -404,7 +404,8 @@ pub struct SpanContext {
     pub(crate) meta: Option<&'static Metadata<'static>>,
     pub(crate) name: Cow<'static, str>,
     pub(crate) target: Cow<'static, str>,
-    pub(crate) fields: Vec<(Cow<'static, str>, FieldValue)>,
+    /// Inline for up to two fields: a span with few fields costs no allocation of its own.
+    pub(crate) fields: SmallVec<[(Cow<'static, str>, FieldValue); 2]>,
     pub(crate) tracking_id: TrackingId,
     pub(crate) parent: Option<Arc<SpanContext>>,
     pub(crate) source_fqn: Option<SourceFqn>,

@@ -7,15 +7,18 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::record::SpanContext;
+use crate::time::mono_nanos;
 
 #[derive(Debug, Default)]
 struct Busy {
     depth: u32,
-    entered_at: Option<Instant>,
-    total: Duration,
+    /// Monotonic nanoseconds when the span was last entered (while `depth > 0`).
+    entered_at: Option<u64>,
+    /// Nanoseconds entered so far.
+    total: u64,
 }
 
 /// The state logship keeps in a span's extensions.
@@ -23,7 +26,8 @@ struct Busy {
 pub(crate) struct SpanState {
     pub(crate) owner: u64,
     ctx: Mutex<Arc<SpanContext>>,
-    start_instant: Instant,
+    /// Monotonic nanoseconds at creation.
+    start: u64,
     busy: Mutex<Busy>,
     failed: AtomicBool,
 }
@@ -33,7 +37,7 @@ impl SpanState {
         Self {
             owner,
             ctx: Mutex::new(Arc::new(ctx)),
-            start_instant: Instant::now(),
+            start: mono_nanos(),
             busy: Mutex::new(Busy::default()),
             failed: AtomicBool::new(failed),
         }
@@ -61,7 +65,7 @@ impl SpanState {
     pub(crate) fn enter(&self) {
         if let Ok(mut b) = self.busy.lock() {
             if b.depth == 0 {
-                b.entered_at = Some(Instant::now());
+                b.entered_at = Some(mono_nanos());
             }
             b.depth += 1;
         }
@@ -73,19 +77,22 @@ impl SpanState {
             if b.depth == 0
                 && let Some(at) = b.entered_at.take()
             {
-                b.total += at.elapsed();
+                b.total += mono_nanos().saturating_sub(at);
             }
         }
     }
 
-    /// `(wall, busy, failed)` as of `now` (one clock read per close: the caller's).
-    pub(crate) fn timing(&self, now: Instant) -> (Duration, Duration, bool) {
-        let wall = now.saturating_duration_since(self.start_instant);
-        let busy = self.busy.lock().map_or(Duration::ZERO, |b| {
-            b.total
-                + b.entered_at
-                    .map_or(Duration::ZERO, |at| now.saturating_duration_since(at))
+    /// `(wall, busy, failed)` as of `now` (monotonic nanoseconds from
+    /// [`mono_nanos`]: one clock read per close, the caller's).
+    pub(crate) fn timing(&self, now: u64) -> (Duration, Duration, bool) {
+        let wall = now.saturating_sub(self.start);
+        let busy = self.busy.lock().map_or(0, |b| {
+            b.total + b.entered_at.map_or(0, |at| now.saturating_sub(at))
         });
-        (wall, busy.min(wall), self.failed.load(Ordering::Relaxed))
+        (
+            Duration::from_nanos(wall),
+            Duration::from_nanos(busy.min(wall)),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }

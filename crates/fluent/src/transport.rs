@@ -134,9 +134,45 @@ impl Endpoint {
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+#[cfg(unix)]
+type Probe = Option<std::os::fd::OwnedFd>;
+#[cfg(not(unix))]
+type Probe = ();
+
+#[cfg(unix)]
+fn probe_of(sock: &impl std::os::fd::AsFd) -> Probe {
+    rustix::io::dup(sock).ok()
+}
+#[cfg(not(unix))]
+fn probe_of<T>(_sock: &T) -> Probe {}
+
+/// Whether the kernel already holds the peer's FIN (or an error) for the socket: a
+/// `MSG_PEEK | MSG_DONTWAIT` receive on the duplicate descriptor that returns 0 bytes. tokio
+/// only learns of a FIN when its driver next polls the socket, which a loaded machine may not
+/// have done yet when the next batch is written; the kernel knows at once. Pending data (an
+/// ack, TLS session tickets) is left for the stream: only end-of-stream counts here.
+#[cfg(unix)]
+fn kernel_says_closed(probe: &Probe) -> bool {
+    use rustix::net::{RecvFlags, recv};
+    let Some(fd) = probe else { return false };
+    let mut byte = [0u8; 1];
+    match recv(fd, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(e) => e != rustix::io::Errno::AGAIN && e != rustix::io::Errno::INTR,
+    }
+}
+#[cfg(not(unix))]
+fn kernel_says_closed(_probe: &Probe) -> bool {
+    false
+}
+
 /// One open connection, with a read buffer for replies.
 pub(crate) struct Conn {
     io: Box<dyn Io>,
+    /// A duplicate of the socket's descriptor, for the kernel-level half of
+    /// [`peer_closed`](Self::peer_closed).
+    probe: Probe,
     rbuf: Vec<u8>,
     /// Set while a request is being written or its ack awaited: if the send is cancelled (the
     /// core's send timeout drops the future) the stream holds half a request or a late ack,
@@ -181,9 +217,10 @@ impl fmt::Display for ReadError {
 const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 impl Conn {
-    fn new(io: Box<dyn Io>) -> Self {
+    fn new(io: Box<dyn Io>, probe: Probe) -> Self {
         Self {
             io,
+            probe,
             rbuf: Vec::new(),
             dirty: false,
         }
@@ -199,13 +236,15 @@ impl Conn {
             match &ep.target {
                 Target::Unix(path) => {
                     let s = tokio::net::UnixStream::connect(path).await?;
-                    Ok(Self::new(Box::new(s)))
+                    let probe = probe_of(&s);
+                    Ok(Self::new(Box::new(s), probe))
                 }
                 Target::Tcp { host, port } => {
                     let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                     s.set_nodelay(true)?;
+                    let probe = probe_of(&s);
                     if !ep.tls {
-                        return Ok(Self::new(Box::new(s)));
+                        return Ok(Self::new(Box::new(s), probe));
                     }
                     let Some(tls) = tls else {
                         return Err(io::Error::other("tls is not configured"));
@@ -216,7 +255,7 @@ impl Conn {
                             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
                     };
                     let s = tls.connector.connect(name, s).await?;
-                    Ok(Self::new(Box::new(s)))
+                    Ok(Self::new(Box::new(s), probe))
                 }
             }
         };
@@ -232,6 +271,9 @@ impl Conn {
     /// Whether the peer closed the connection (or sent something unexpected), checked with
     /// one non-blocking read. Call it before writing a batch into an idle connection.
     pub(crate) async fn peer_closed(&mut self) -> bool {
+        if kernel_says_closed(&self.probe) {
+            return true;
+        }
         // Let the runtime poll the OS first: tokio only learns that a socket became readable
         // (a FIN arrived while we were idle) when its driver runs, and a yield runs it.
         tokio::task::yield_now().await;

@@ -10,10 +10,11 @@ use std::ops::Range;
 
 use logship_core::{
     Property, PropertyValue, Record, RecordKind, Snapshot, SourceFqn, Timestamp, TrackingId, Value,
+    json_text,
 };
 
 use crate::error::EncodeError;
-use crate::json::{Obj, write_array, write_finite_f64, write_i64, write_str, write_u64};
+use crate::json::{Obj, write_array, write_i64, write_str, write_u64};
 use crate::model::{ActivityStatus, CompCode, DocumentKind, Severity};
 
 /// Field names that map to a jKool slot instead of becoming a property (text values only;
@@ -290,11 +291,11 @@ impl Encoder {
         let mut o = Obj::begin(out);
         let default_op = if activity { r.name() } else { r.target() };
         o.str("operation", fields.operation.unwrap_or(default_op));
-        o.str("type", kind.type_name());
+        o.name("type", kind.type_name());
         if !activity {
             o.opt_str("msg-text", r.message());
         }
-        o.str("severity", Severity::from_level(r.level()).as_str());
+        o.name("severity", Severity::from_level(r.level()).as_str());
         let timing = r.timing().filter(|_| activity);
         let failed = timing.is_some_and(|t| t.failed);
         let comp = if failed {
@@ -302,23 +303,23 @@ impl Encoder {
         } else {
             CompCode::from_level(r.level())
         };
-        o.str("comp-code", comp.as_str());
+        o.name("comp-code", comp.as_str());
         if activity {
             let status = if failed {
                 ActivityStatus::Exception
             } else {
                 ActivityStatus::End
             };
-            o.str("status", status.as_str());
+            o.name("status", status.as_str());
         }
         o.str(
             "source-fqn",
             r.source_fqn()
                 .map_or(&*self.fallback_fqn, SourceFqn::as_str),
         );
-        write_display_str(o.key("tracking-id"), tracking);
+        write_tracking_id(o.key("tracking-id"), tracking);
         if let Some(p) = usable(r.parent_tracking_id()) {
-            write_display_str(o.key("parent-id"), p);
+            write_tracking_id(o.key("parent-id"), p);
         }
         match timing {
             Some(t) => {
@@ -379,7 +380,7 @@ pub fn write_snapshot(
 ) {
     let mut o = Obj::begin(out);
     o.str("name", &s.name);
-    o.str("type", DocumentKind::Snapshot.type_name());
+    o.name("type", DocumentKind::Snapshot.type_name());
     o.opt_str("category", s.category.as_deref());
     o.u64("time-usec", s.time.unwrap_or(default_time).as_micros());
     o.opt_str("parent-id", parent);
@@ -393,13 +394,17 @@ pub fn write_snapshot(
 fn write_snapshot_property(out: &mut Vec<u8>, p: &Property) {
     let mut o = Obj::begin(out);
     o.str("name", &p.name);
-    o.str("type", p.value.property_type().as_str());
+    o.name("type", p.value.property_type().as_str());
     let out = o.key("value");
     match &p.value {
         PropertyValue::String(s) => write_str(out, s),
         PropertyValue::Integer(v) => write_i64(out, *v),
-        PropertyValue::Double(v) if v.is_finite() => write_finite_f64(out, *v),
-        PropertyValue::Double(v) => write_str(out, &v.to_string()),
+        PropertyValue::Double(v) => {
+            if !json_text::write_f64(out, *v) {
+                // NaN, inf, -inf: no JSON number for them.
+                write_str(out, &v.to_string());
+            }
+        }
         PropertyValue::Boolean(v) => out.extend_from_slice(if *v { b"true" } else { b"false" }),
         PropertyValue::Timestamp(ns) => write_u64(out, ns / 1000),
         // A variant added to the core later: keep the document valid as text.
@@ -416,58 +421,76 @@ fn write_field_property(out: &mut Vec<u8>, name: &str, v: Value<'_>) {
     o.str("name", name);
     match v {
         Value::Str(s) => {
-            o.str("type", "STRING");
+            o.name("type", "STRING");
             o.str("value", s);
         }
         Value::I64(v) => {
-            o.str("type", "INTEGER");
+            o.name("type", "INTEGER");
             o.i64("value", v);
         }
         Value::U64(v) => match i64::try_from(v) {
             Ok(v) => {
-                o.str("type", "INTEGER");
+                o.name("type", "INTEGER");
                 o.i64("value", v);
             }
             Err(_) => {
-                o.str("type", "STRING");
-                o.str("value", itoa::Buffer::new().format(v));
+                o.name("type", "STRING");
+                let out = o.key("value");
+                out.push(b'"');
+                write_u64(out, v);
+                out.push(b'"');
             }
         },
         Value::I128(v) => match i64::try_from(v) {
             Ok(v) => {
-                o.str("type", "INTEGER");
+                o.name("type", "INTEGER");
                 o.i64("value", v);
             }
             Err(_) => {
-                o.str("type", "STRING");
+                o.name("type", "STRING");
                 o.str("value", &v.to_string());
             }
         },
         Value::U128(v) => match i64::try_from(v) {
             Ok(v) => {
-                o.str("type", "INTEGER");
+                o.name("type", "INTEGER");
                 o.i64("value", v);
             }
             Err(_) => {
-                o.str("type", "STRING");
+                o.name("type", "STRING");
                 o.str("value", &v.to_string());
             }
         },
         Value::F64(v) if v.is_finite() => {
-            o.str("type", "DOUBLE");
-            write_finite_f64(o.key("value"), v);
+            o.name("type", "DOUBLE");
+            json_text::write_f64(o.key("value"), v);
         }
         Value::Bool(v) => {
-            o.str("type", "BOOLEAN");
+            o.name("type", "BOOLEAN");
             o.key("value")
                 .extend_from_slice(if v { b"true" } else { b"false" });
         }
         other => {
-            o.str("type", "STRING");
+            o.name("type", "STRING");
             write_display_str(o.key("value"), &other);
         }
     }
     o.end();
+}
+
+/// Writes a tracking id as a JSON string (a UUID in its lowercase hyphenated form, like its
+/// `Display`), without the allocation of `to_string`.
+fn write_tracking_id(out: &mut Vec<u8>, t: &TrackingId) {
+    match t {
+        TrackingId::Uuid(u) => {
+            // 36 bytes: the hyphenated form's length.
+            let mut buf = [0u8; 36];
+            out.push(b'"');
+            out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+            out.push(b'"');
+        }
+        TrackingId::Custom(s) => write_str(out, s),
+    }
 }
 
 /// Writes `v`'s `Display` text as a JSON string.

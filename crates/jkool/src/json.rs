@@ -1,41 +1,11 @@
-//! A minimal, allocation-free JSON object writer with a fixed key order.
+//! A minimal, allocation-free JSON object writer with a fixed key order, on top of the core's
+//! JSON text primitives ([`logship_core::json_text`]: strings, integers, floats).
 //!
 //! The documents are written by hand (rather than through `serde_json::Value`) so that the key
 //! order is stable, which makes golden tests exact, and so that encoding a record costs no
 //! intermediate tree.
 
-/// Writes `s` as a JSON string (quoted, escaped per RFC 8259 §7).
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
+pub(crate) use logship_core::json_text::{write_i64, write_str, write_u64};
 
 /// An open JSON object; keys are written in call order. Close it with [`Obj::end`].
 pub(crate) struct Obj<'a> {
@@ -50,33 +20,55 @@ impl<'a> Obj<'a> {
     }
 
     /// Writes `"key":` (with the separating comma) and returns the buffer for the value.
-    pub(crate) fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    /// Keys are the document model's own names (literals that need no escaping), so they are
+    /// copied as they are.
+    pub(crate) fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
+        debug_assert!(
+            !key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
+            "{key:?} needs escaping"
+        );
+        self.out.reserve(key.len() + 4);
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        write_str(self.out, key);
-        self.out.push(b':');
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
         self.out
     }
 
-    pub(crate) fn str(&mut self, key: &str, v: &str) {
+    pub(crate) fn str(&mut self, key: &'static str, v: &str) {
         let out = self.key(key);
         write_str(out, v);
     }
 
-    pub(crate) fn opt_str(&mut self, key: &str, v: Option<&str>) {
+    /// A value from the document model's own vocabulary (`"EVENT"`, `"INFO"`, …): a literal
+    /// that needs no escaping, copied as it is.
+    pub(crate) fn name(&mut self, key: &'static str, v: &'static str) {
+        let out = self.key(key);
+        debug_assert!(
+            !v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
+            "{v:?} needs escaping"
+        );
+        out.reserve(v.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
+    }
+
+    pub(crate) fn opt_str(&mut self, key: &'static str, v: Option<&str>) {
         if let Some(v) = v {
             self.str(key, v);
         }
     }
 
-    pub(crate) fn i64(&mut self, key: &str, v: i64) {
+    pub(crate) fn i64(&mut self, key: &'static str, v: i64) {
         let out = self.key(key);
         write_i64(out, v);
     }
 
-    pub(crate) fn u64(&mut self, key: &str, v: u64) {
+    pub(crate) fn u64(&mut self, key: &'static str, v: u64) {
         let out = self.key(key);
         write_u64(out, v);
     }
@@ -84,20 +76,6 @@ impl<'a> Obj<'a> {
     pub(crate) fn end(self) {
         self.out.push(b'}');
     }
-}
-
-pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-pub(crate) fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// A finite float in its shortest round-tripping form, always with a fraction or exponent
-/// (`1.0`, not `1`), so a DOUBLE never reads back as an integer.
-pub(crate) fn write_finite_f64(out: &mut Vec<u8>, v: f64) {
-    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
 }
 
 /// Writes `[a,b,…]` with `each` writing one element.
@@ -148,13 +126,14 @@ mod tests {
         let mut out = Vec::new();
         let mut o = Obj::begin(&mut out);
         o.str("z", "1");
+        o.name("t", "EVENT");
         o.i64("a", -5);
         o.u64("m", u64::MAX);
-        write_finite_f64(o.key("f"), 1.0);
+        assert!(logship_core::json_text::write_f64(o.key("f"), 1.0));
         o.end();
         assert_eq!(
             String::from_utf8(out).unwrap_or_default(),
-            r#"{"z":"1","a":-5,"m":18446744073709551615,"f":1.0}"#
+            r#"{"z":"1","t":"EVENT","a":-5,"m":18446744073709551615,"f":1.0}"#
         );
     }
 }

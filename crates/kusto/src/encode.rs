@@ -28,10 +28,9 @@
 //! `{"message","sources"}`.
 
 use std::borrow::Borrow;
-use std::io::Write as _;
-use std::ops::Range;
 
-use logship_core::{Record, RecordKind, Value};
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use logship_core::{Record, RecordKind, TrackingId, Value, json_text};
 
 /// The table schema: `(column, Kusto type)` in row order.
 pub const COLUMNS: [(&str, &str); 15] = [
@@ -85,10 +84,10 @@ impl RowEncoder {
     /// An encoder writing `host` and `service` in every row.
     pub fn new(host: &str, service: Option<&str>) -> Self {
         let mut h = Vec::new();
-        json_str(&mut h, host);
+        json_text::write_str(&mut h, host);
         let mut s = Vec::new();
         match service {
-            Some(v) => json_str(&mut s, v),
+            Some(v) => json_text::write_str(&mut s, v),
             None => s.extend_from_slice(b"null"),
         }
         Self {
@@ -112,11 +111,11 @@ impl RowEncoder {
 
     fn encode_inner(&self, r: &Record, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(b"{\"Timestamp\":\"");
-        write_datetime(out, r.timestamp().as_nanos());
+        json_text::write_rfc3339_ticks(out, r.timestamp());
         out.extend_from_slice(b"\",\"Level\":\"");
         out.extend_from_slice(r.level().as_str().as_bytes());
         out.extend_from_slice(b"\",\"Target\":");
-        json_str(out, r.target());
+        json_text::write_str(out, r.target());
         out.extend_from_slice(b",\"Message\":");
         opt_str(out, r.message());
         out.extend_from_slice(b",\"Fields\":{");
@@ -124,33 +123,29 @@ impl RowEncoder {
         for (k, v) in r.fields() {
             field(out, &mut first, k, v);
         }
-        let mut span_name = None;
+        // Outermost first; empty (no allocation) for a record outside any span.
         let spans: Vec<_> = r.spans().collect();
-        if !spans.is_empty() {
-            // Innermost span first; a name already written wins.
-            let mut seen: Vec<&str> = r.fields().map(|(k, _)| k).collect();
-            for s in spans.iter().rev() {
-                for (k, v) in s.fields() {
-                    if !seen.contains(&k) {
-                        field(out, &mut first, k, v);
-                        seen.push(k);
-                    }
+        // Innermost span first; a name already written (or skipped as a repeat) wins.
+        for (j, s) in spans.iter().enumerate().rev() {
+            for (p, (k, v)) in s.fields().enumerate() {
+                let repeat = r.fields().any(|(n, _)| n == k)
+                    || spans[j + 1..]
+                        .iter()
+                        .any(|inner| inner.fields().any(|(n, _)| n == k))
+                    || s.fields().take(p).any(|(n, _)| n == k);
+                if !repeat {
+                    field(out, &mut first, k, v);
                 }
             }
         }
         out.extend_from_slice(b"},\"SpanName\":");
-        let mut duration = None;
-        match r.kind() {
-            RecordKind::SpanTiming => {
-                span_name = Some(r.timed_span().map_or_else(|| r.name(), |s| s.name()));
-                duration = r.timing().map(|t| t.duration);
-            }
-            _ => {
-                if let Some(s) = spans.last() {
-                    span_name = Some(s.name());
-                }
-            }
-        }
+        let (span_name, duration) = match r.kind() {
+            RecordKind::SpanTiming => (
+                Some(r.timed_span().map_or_else(|| r.name(), |s| s.name())),
+                r.timing().map(|t| t.duration),
+            ),
+            _ => (spans.last().map(|s| s.name()), None),
+        };
         opt_str(out, span_name);
         out.extend_from_slice(b",\"Duration\":");
         match duration {
@@ -168,21 +163,19 @@ impl RowEncoder {
             if i > 0 {
                 out.push(b',');
             }
-            json_str(out, c);
+            json_text::write_str(out, c);
         }
         out.extend_from_slice(b"],\"TrackingId\":");
-        match r.tracking_id() {
-            Some(t) => json_display(out, t),
-            None => out.extend_from_slice(b"null"),
-        }
+        opt_tracking_id(out, r.tracking_id());
         out.extend_from_slice(b",\"ParentTrackingId\":");
-        match r.parent_tracking_id() {
-            Some(t) => json_display(out, t),
-            None => out.extend_from_slice(b"null"),
-        }
+        opt_tracking_id(out, r.parent_tracking_id());
         out.extend_from_slice(b",\"Snapshots\":");
-        serde_json::to_writer(&mut *out, r.snapshots())
-            .map_err(|e| format!("cannot encode the snapshots: {e}"))?;
+        if r.snapshots().is_empty() {
+            out.extend_from_slice(b"[]");
+        } else {
+            serde_json::to_writer(&mut *out, r.snapshots())
+                .map_err(|e| format!("cannot encode the snapshots: {e}"))?;
+        }
         out.extend_from_slice(b",\"Host\":");
         out.extend_from_slice(&self.host);
         out.extend_from_slice(b",\"Service\":");
@@ -190,79 +183,274 @@ impl RowEncoder {
         out.extend_from_slice(b",\"Thread\":\"");
         let t = r.thread();
         if let Some(n) = t.name {
-            escape_into(out, n);
+            json_text::write_escaped(out, n);
         }
-        let _ = writeln!(out, "#{}\"}}", t.id);
+        out.push(b'#');
+        json_text::write_u64(out, t.id);
+        out.extend_from_slice(b"\"}\n");
         Ok(())
     }
 }
 
-/// Rows of a batch split into request bodies of at most `max_bytes` (uncompressed).
+/// One streaming request's body: the gzip (RFC 1952) of whole rows, in record order.
+#[derive(Debug)]
+pub struct Request {
+    /// The gzip member: header, deflate stream, CRC-32 and size trailer.
+    pub gzip: Vec<u8>,
+    /// The uncompressed size of the rows, in bytes (at most the `max_bytes` given to
+    /// [`BatchEncoder::encode`]).
+    pub raw_len: usize,
+    /// The indices (into the batch) of the records whose rows it holds, ascending.
+    pub records: Vec<usize>,
+}
+
+/// A batch's rows, split into requests.
 #[derive(Debug, Default)]
-pub(crate) struct Chunks {
-    /// Uncompressed bodies, with the record indices each holds (in order).
-    pub(crate) chunks: Vec<(Vec<u8>, Vec<usize>)>,
-    /// Records whose own row is larger than `max_bytes`, with the row.
-    pub(crate) oversized: Vec<(usize, Vec<u8>)>,
-    /// Records that could not be encoded, with the reason.
-    pub(crate) failed: Vec<(usize, String)>,
+pub struct EncodedBatch {
+    /// Request bodies, in record order.
+    pub requests: Vec<Request>,
+    /// Records whose own row is larger than `max_bytes`, with the row (uncompressed).
+    pub oversized: Vec<(usize, Vec<u8>)>,
+    /// Records that could not be encoded (or, should the compressor fail, compressed),
+    /// with the reason.
+    pub failed: Vec<(usize, String)>,
 }
 
-/// Encodes `records` (indices into the batch) into chunks of at most `max_bytes` each.
-pub(crate) fn encode_chunks(
-    enc: &RowEncoder,
-    records: &[impl Borrow<Record>],
-    indices: impl IntoIterator<Item = usize>,
-    max_bytes: usize,
-) -> Chunks {
-    let mut out = Chunks::default();
-    let mut cur: Vec<u8> = Vec::with_capacity(max_bytes.min(1 << 20));
-    let mut cur_idx: Vec<usize> = Vec::new();
-    for i in indices {
-        let Some(r) = records.get(i).map(Borrow::borrow) else {
-            continue;
-        };
-        let start = cur.len();
-        if let Err(e) = enc.encode(r, &mut cur) {
-            out.failed.push((i, e));
-            continue;
-        }
-        let len = cur.len() - start;
-        if len > max_bytes {
-            let row = cur.split_off(start);
-            out.oversized.push((i, row));
-        } else if cur.len() > max_bytes {
-            let row = cur.split_off(start);
-            out.chunks.push((
-                std::mem::replace(&mut cur, row),
-                std::mem::take(&mut cur_idx),
-            ));
-            cur_idx.push(i);
-        } else {
-            cur_idx.push(i);
-        }
-    }
-    if !cur_idx.is_empty() {
-        out.chunks.push((cur, cur_idx));
-    }
-    out
-}
-
-/// gzip-compresses `data` (fast level: the request limit is on the uncompressed size, and the
+/// gzip's compression level: `fast` (the request limit is on the uncompressed size, and the
 /// worker's time matters more than a few percent of wire bytes).
+const LEVEL: u32 = 1;
+
+/// The gzip member header: deflate, no name or time, XFL = 4 ("fastest") at level 1, OS =
+/// unknown — what `flate2::GzEncoder` writes.
+const GZIP_HEADER: [u8; 10] = {
+    let xfl = match LEVEL {
+        0..=1 => 4,
+        9.. => 2,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
+};
+
+/// Rows are written into a staging buffer of about this size (it stays in the CPU's cache)
+/// and compressed from there, so the uncompressed batch never exists as a whole.
+const STAGE_BYTES: usize = 64 * 1024;
+
+/// Output room kept free before each call into the compressor.
+const MIN_SPARE: usize = 16 * 1024;
+
+/// Encodes batches into gzip request bodies, compressing while it encodes; keeps its
+/// compressor and staging buffer from one batch to the next (what the layer's worker does;
+/// public for benchmarks).
+pub struct BatchEncoder {
+    z: Compress,
+    staging: Vec<u8>,
+    /// Compressed / uncompressed size of the last request, in 1/1024ths (to size the next
+    /// request's buffer).
+    ratio: usize,
+}
+
+impl std::fmt::Debug for BatchEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchEncoder")
+            .field("staging_capacity", &self.staging.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for BatchEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The request being filled.
+struct Open {
+    /// Initialised (zeroed) ahead of the compressor: `flate2`'s `compress_vec` would zero all
+    /// of a `Vec`'s spare capacity on every call with the zlib-rs backend.
+    gzip: Vec<u8>,
+    /// The end of the compressed bytes in `gzip`.
+    pos: usize,
+    crc: Crc,
+    raw_len: usize,
+    records: Vec<usize>,
+    error: Option<String>,
+}
+
+impl BatchEncoder {
+    /// A new encoder (gzip level `fast`).
+    pub fn new() -> Self {
+        Self {
+            z: Compress::new(Compression::new(LEVEL), false),
+            staging: Vec::with_capacity(2 * STAGE_BYTES),
+            ratio: 256,
+        }
+    }
+
+    /// Encodes `records` with `rows` into gzip requests of at most `max_bytes` of rows each
+    /// (uncompressed); a row that would take a request past `max_bytes` starts the next one.
+    /// A row longer than `max_bytes` on its own is set aside uncompressed
+    /// ([`EncodedBatch::oversized`]); a record that cannot be encoded is listed in
+    /// [`EncodedBatch::failed`] and the others go on. With `raw`, the uncompressed bodies of
+    /// the requests are appended to it, in order.
+    pub fn encode(
+        &mut self,
+        rows: &RowEncoder,
+        records: &[impl Borrow<Record>],
+        max_bytes: usize,
+        mut raw: Option<&mut Vec<u8>>,
+    ) -> EncodedBatch {
+        let mut out = EncodedBatch::default();
+        let mut open: Option<Open> = None;
+        self.staging.clear();
+        for (i, r) in records.iter().map(Borrow::borrow).enumerate() {
+            let start = self.staging.len();
+            if let Err(e) = rows.encode(r, &mut self.staging) {
+                out.failed.push((i, e));
+                continue;
+            }
+            let len = self.staging.len() - start;
+            if len > max_bytes {
+                out.oversized.push((i, self.staging[start..].to_vec()));
+                self.staging.truncate(start);
+                continue;
+            }
+            let fits = open.as_ref().is_some_and(|o| o.raw_len + len <= max_bytes);
+            if !fits {
+                if let Some(mut o) = open.take() {
+                    self.deflate(&mut o, ..start, raw.as_deref_mut());
+                    self.finish(o, &mut out);
+                    self.staging.drain(..start);
+                }
+                let guess = (records.len() - i).saturating_mul(len).min(max_bytes);
+                open = Some(self.begin(guess));
+            }
+            if let Some(o) = open.as_mut() {
+                o.raw_len += len;
+                o.records.push(i);
+                if self.staging.len() >= STAGE_BYTES {
+                    self.deflate(o, .., raw.as_deref_mut());
+                    self.staging.clear();
+                }
+            }
+        }
+        if let Some(mut o) = open.take() {
+            self.deflate(&mut o, .., raw);
+            self.finish(o, &mut out);
+        }
+        self.staging.clear();
+        if self.staging.capacity() > 4 * STAGE_BYTES {
+            // A huge row passed through: do not keep its memory for the layer's lifetime.
+            self.staging.shrink_to(2 * STAGE_BYTES);
+        }
+        out
+    }
+
+    /// Starts a request expected to hold about `raw_guess` bytes of rows.
+    fn begin(&mut self, raw_guess: usize) -> Open {
+        self.z.reset();
+        let cap = raw_guess / 1024 * self.ratio.clamp(16, 1024) + raw_guess / 16 + MIN_SPARE;
+        // Zeroed by the allocator (large buffers come as fresh pages, with no writes).
+        let mut gzip = vec![0; cap];
+        gzip[..GZIP_HEADER.len()].copy_from_slice(&GZIP_HEADER);
+        Open {
+            gzip,
+            pos: GZIP_HEADER.len(),
+            crc: Crc::new(),
+            raw_len: 0,
+            records: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Compresses the staged bytes in `range` into `o`.
+    fn deflate(
+        &mut self,
+        o: &mut Open,
+        range: impl std::slice::SliceIndex<[u8], Output = [u8]>,
+        raw: Option<&mut Vec<u8>>,
+    ) {
+        let Some(data) = self.staging.get(range) else {
+            return;
+        };
+        if let Some(raw) = raw {
+            raw.extend_from_slice(data);
+        }
+        o.crc.update(data);
+        run(&mut self.z, o, data, FlushCompress::None);
+    }
+
+    /// Ends the deflate stream, appends the trailer and hands the request to `out`.
+    fn finish(&mut self, mut o: Open, out: &mut EncodedBatch) {
+        run(&mut self.z, &mut o, &[], FlushCompress::Finish);
+        match o.error {
+            None => {
+                o.gzip.truncate(o.pos);
+                o.gzip.extend_from_slice(&o.crc.sum().to_le_bytes());
+                o.gzip.extend_from_slice(&o.crc.amount().to_le_bytes());
+                if let Some(r) = o.gzip.len().saturating_mul(1024).checked_div(o.raw_len) {
+                    self.ratio = r.max(1);
+                }
+                out.requests.push(Request {
+                    gzip: o.gzip,
+                    raw_len: o.raw_len,
+                    records: o.records,
+                });
+            }
+            Some(reason) => {
+                // A new stream for the next request: this one is in an unknown state.
+                self.z = Compress::new(Compression::new(LEVEL), false);
+                out.failed
+                    .extend(o.records.into_iter().map(|i| (i, reason.clone())));
+            }
+        }
+    }
+}
+
+/// Feeds `data` to the compressor (and with `Finish`, ends the stream), growing `o.gzip` as
+/// needed. A compressor error, or a call that makes no progress with room to spare, is
+/// recorded in `o.error` (the request is then not sent).
+fn run(z: &mut Compress, o: &mut Open, mut data: &[u8], flush: FlushCompress) {
+    if o.error.is_some() {
+        return;
+    }
+    loop {
+        if o.gzip.len() - o.pos < MIN_SPARE {
+            o.gzip
+                .resize(o.gzip.len() + o.gzip.len().max(4 * MIN_SPARE), 0);
+        }
+        let (in_before, out_before) = (z.total_in(), z.total_out());
+        let res = z.compress(data, &mut o.gzip[o.pos..], flush);
+        let used = usize::try_from(z.total_in() - in_before).unwrap_or(usize::MAX);
+        let produced = usize::try_from(z.total_out() - out_before).unwrap_or(usize::MAX);
+        o.pos = o.pos.saturating_add(produced).min(o.gzip.len());
+        let progress = used > 0 || produced > 0;
+        data = data.get(used..).unwrap_or_default();
+        match res {
+            Ok(Status::StreamEnd) => return,
+            Ok(_) if flush == FlushCompress::None && data.is_empty() => return,
+            Ok(_) if progress => {}
+            Ok(_) => {
+                o.error = Some("gzip: the compressor made no progress".into());
+                return;
+            }
+            Err(e) => {
+                o.error = Some(format!("gzip: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// gzip-compresses `data` in one piece (for the rare bodies of oversized rows).
 pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::fast(),
+        Compression::new(LEVEL),
     );
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
-}
-
-/// A range helper for tests and the sink: all indices of a batch.
-pub(crate) fn all(n: usize) -> Range<usize> {
-    0..n
 }
 
 fn field(out: &mut Vec<u8>, first: &mut bool, k: &str, v: Value<'_>) {
@@ -270,7 +458,7 @@ fn field(out: &mut Vec<u8>, first: &mut bool, k: &str, v: Value<'_>) {
         out.push(b',');
     }
     *first = false;
-    json_str(out, k);
+    json_text::write_str(out, k);
     out.push(b':');
     value(out, v);
 }
@@ -278,36 +466,39 @@ fn field(out: &mut Vec<u8>, first: &mut bool, k: &str, v: Value<'_>) {
 fn value(out: &mut Vec<u8>, v: Value<'_>) {
     const SAFE: i128 = 1 << 53;
     match v {
-        Value::Str(s) => json_str(out, s),
-        Value::I64(v) => {
-            let _ = write!(out, "{v}");
+        Value::Str(s) => json_text::write_str(out, s),
+        Value::I64(v) => json_text::write_i64(out, v),
+        Value::U64(v) => json_text::write_u64(out, v),
+        Value::I128(v) if (-SAFE..=SAFE).contains(&v) => json_text::write_i128(out, v),
+        Value::U128(v) if v <= SAFE as u128 => json_text::write_u128(out, v),
+        // Beyond ±2⁵³ a JSON number loses digits in most readers: text instead.
+        Value::I128(v) => {
+            out.push(b'"');
+            json_text::write_i128(out, v);
+            out.push(b'"');
         }
-        Value::U64(v) => {
-            let _ = write!(out, "{v}");
+        Value::U128(v) => {
+            out.push(b'"');
+            json_text::write_u128(out, v);
+            out.push(b'"');
         }
-        Value::I128(v) if (-SAFE..=SAFE).contains(&v) => {
-            let _ = write!(out, "{v}");
+        Value::F64(v) => {
+            if !json_text::write_f64(out, v) {
+                // NaN, inf, -inf: no JSON number for them.
+                json_text::write_str(out, &v.to_string());
+            }
         }
-        Value::U128(v) if v <= SAFE as u128 => {
-            let _ = write!(out, "{v}");
-        }
-        Value::I128(v) => json_display(out, &v),
-        Value::U128(v) => json_display(out, &v),
-        Value::F64(v) if v.is_finite() => {
-            let _ = serde_json::to_writer(&mut *out, &v);
-        }
-        Value::F64(v) => json_display(out, &v),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Error(e) => {
             out.extend_from_slice(b"{\"message\":");
-            json_str(out, &e.message);
+            json_text::write_str(out, &e.message);
             out.extend_from_slice(b",\"sources\":[");
             for (i, s) in e.sources.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                json_str(out, s);
+                json_text::write_str(out, s);
             }
             out.extend_from_slice(b"]}");
         }
@@ -321,101 +512,48 @@ fn value(out: &mut Vec<u8>, v: Value<'_>) {
 
 fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
-        Some(s) => json_str(out, s),
+        Some(s) => json_text::write_str(out, s),
         None => out.extend_from_slice(b"null"),
     }
 }
 
-fn json_display(out: &mut Vec<u8>, v: &dyn std::fmt::Display) {
-    json_str(out, &v.to_string());
-}
-
-/// Writes `s` as a JSON string, quotes included.
-pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    escape_into(out, s);
-    out.push(b'"');
-}
-
-/// Writes `s` JSON-escaped, without quotes.
-fn escape_into(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]);
-        } else {
-            out.extend_from_slice(esc);
+/// A tracking id as a JSON string (a UUID in its lowercase hyphenated form), or `null`.
+fn opt_tracking_id(out: &mut Vec<u8>, t: Option<&TrackingId>) {
+    match t {
+        Some(TrackingId::Uuid(u)) => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            out.push(b'"');
+            out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+            out.push(b'"');
         }
-        start = i + 1;
+        Some(TrackingId::Custom(s)) => json_text::write_str(out, s),
+        None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(&bytes[start..]);
 }
 
-/// `YYYY-MM-DDThh:mm:ss.fffffffZ` (UTC, 100 ns ticks, Kusto's `datetime` precision).
-pub(crate) fn write_datetime(out: &mut Vec<u8>, nanos: u64) {
-    let secs = nanos / 1_000_000_000;
-    let ticks = (nanos % 1_000_000_000) / 100;
-    let days = secs / 86_400;
-    let sod = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ticks:07}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
-}
-
-/// Kusto `timespan` text: `[d.]hh:mm:ss.fffffff`.
+/// Kusto `timespan` text: `[d.]hh:mm:ss.fffffff` (100 ns ticks, truncated).
 pub(crate) fn write_timespan(out: &mut Vec<u8>, d: std::time::Duration) {
     let secs = d.as_secs();
-    let ticks = d.subsec_nanos() / 100;
     let days = secs / 86_400;
     let sod = secs % 86_400;
     if days > 0 {
-        let _ = write!(out, "{days}.");
+        json_text::write_u64(out, days);
+        out.push(b'.');
     }
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}.{ticks:07}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    let mut buf = *b"00:00:00.0000000";
+    put_digits(&mut buf[0..2], sod / 3600);
+    put_digits(&mut buf[3..5], sod / 60 % 60);
+    put_digits(&mut buf[6..8], sod % 60);
+    put_digits(&mut buf[9..16], u64::from(d.subsec_nanos() / 100));
+    out.extend_from_slice(&buf);
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Writes the last `buf.len()` decimal digits of `v` into `buf`, zero-padded.
+fn put_digits(buf: &mut [u8], mut v: u64) {
+    for b in buf.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -529,7 +667,7 @@ mod tests {
             1_709_164_800_000_000_100,
         ] {
             let mut out = Vec::new();
-            write_datetime(&mut out, nanos);
+            json_text::write_rfc3339_ticks(&mut out, Timestamp::from_nanos(nanos));
             let full = Timestamp::from_nanos(nanos)
                 .to_chrono()
                 .format("%Y-%m-%dT%H:%M:%S%.9f")
@@ -550,6 +688,26 @@ mod tests {
         assert_eq!(f(Duration::from_nanos(199)), "00:00:00.0000001");
         assert_eq!(f(Duration::from_secs(3_723)), "01:02:03.0000000");
         assert_eq!(f(Duration::from_secs(2 * 86_400 + 1)), "2.00:00:01.0000000");
+        assert_eq!(
+            f(Duration::new(123 * 86_400 + 86_399, 999_999_999)),
+            "123.23:59:59.9999999"
+        );
+    }
+
+    fn gunzip(z: &[u8]) -> Vec<u8> {
+        use std::io::Read as _;
+        let mut back = Vec::new();
+        // `GzDecoder` checks the CRC-32 and size trailer.
+        flate2::read::GzDecoder::new(z)
+            .read_to_end(&mut back)
+            .unwrap();
+        back
+    }
+
+    fn encode_batch(records: &[Record], max_bytes: usize) -> (EncodedBatch, Vec<u8>) {
+        let mut raw = Vec::new();
+        let b = BatchEncoder::new().encode(&enc(), records, max_bytes, Some(&mut raw));
+        (b, raw)
     }
 
     #[test]
@@ -564,16 +722,72 @@ mod tests {
         let mut one = Vec::new();
         enc().encode(&records[99], &mut one).unwrap();
         let limit = 4 * one.len();
-        let c = encode_chunks(&enc(), &records, all(records.len()), limit);
+        let (c, raw) = encode_batch(&records, limit);
         assert!(c.oversized.is_empty() && c.failed.is_empty());
-        assert!(c.chunks.len() > 1);
+        assert!(c.requests.len() > 1);
         let mut seen = Vec::new();
-        for (body, idx) in &c.chunks {
+        let mut all = Vec::new();
+        for q in &c.requests {
+            let body = gunzip(&q.gzip);
+            assert_eq!(body.len(), q.raw_len);
             assert!(body.len() <= limit, "{} > {limit}", body.len());
-            assert_eq!(body.iter().filter(|b| **b == b'\n').count(), idx.len());
-            seen.extend_from_slice(idx);
+            assert_eq!(
+                body.iter().filter(|b| **b == b'\n').count(),
+                q.records.len()
+            );
+            seen.extend_from_slice(&q.records);
+            all.extend_from_slice(&body);
         }
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert_eq!(all, raw);
+    }
+
+    #[test]
+    fn requests_hold_exactly_the_rows_and_split_where_the_next_row_would_overflow() {
+        // Enough rows to pass through the staging buffer many times per request.
+        let records: Vec<Record> = (0..3_000_u64)
+            .map(|i| {
+                Record::event(Level::INFO, "shop::orders")
+                    .with_timestamp(Timestamp::from_nanos(T + i))
+                    .with_message(&format!("order {i} placed"))
+                    .with_field("order_id", i)
+                    .with_field("note", "x".repeat((i % 97) as usize).as_str())
+                    .build()
+            })
+            .collect();
+        let rows: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| {
+                let mut o = Vec::new();
+                enc().encode(r, &mut o).unwrap();
+                o
+            })
+            .collect();
+        let limit = 150_000;
+        // The reference split: greedy, a row that would overflow starts the next request.
+        let mut want: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut size = 0;
+        for (i, row) in rows.iter().enumerate() {
+            if size + row.len() > limit {
+                want.push(Vec::new());
+                size = 0;
+            }
+            size += row.len();
+            want.last_mut().unwrap().push(i);
+        }
+        let mut be = BatchEncoder::new();
+        for _ in 0..2 {
+            // Twice: the second batch reuses the compressor and the staging buffer.
+            let c = be.encode(&enc(), &records, limit, None);
+            let got: Vec<Vec<usize>> = c.requests.iter().map(|q| q.records.clone()).collect();
+            assert_eq!(got, want);
+            for q in &c.requests {
+                let expected: Vec<u8> = q.records.iter().flat_map(|&i| rows[i].clone()).collect();
+                assert_eq!(gunzip(&q.gzip), expected);
+                assert_eq!(q.raw_len, expected.len());
+                assert_eq!(&q.gzip[..10], &GZIP_HEADER);
+            }
+        }
     }
 
     #[test]
@@ -589,24 +803,49 @@ mod tests {
                 .with_message("small")
                 .build(),
         ];
-        let c = encode_chunks(&enc(), &records, all(3), 1000);
+        let (c, raw) = encode_batch(&records, 1000);
         assert_eq!(c.oversized.len(), 1);
         assert_eq!(c.oversized[0].0, 1);
-        assert_eq!(c.chunks.len(), 1);
-        assert_eq!(c.chunks[0].1, vec![0, 2]);
+        let mut big = Vec::new();
+        enc().encode(&records[1], &mut big).unwrap();
+        assert_eq!(c.oversized[0].1, big);
+        assert_eq!(c.requests.len(), 1);
+        assert_eq!(c.requests[0].records, vec![0, 2]);
+        assert_eq!(gunzip(&c.requests[0].gzip), raw);
+    }
+
+    #[test]
+    fn an_empty_batch_has_no_request() {
+        let (c, raw) = encode_batch(&[], 1000);
+        assert!(c.requests.is_empty() && c.oversized.is_empty() && c.failed.is_empty());
+        assert!(raw.is_empty());
     }
 
     #[test]
     fn gzip_round_trips() {
-        use std::io::Read as _;
         let data = b"{\"a\":1}\n".repeat(1000);
         let z = gzip(&data);
         assert_eq!(&z[..2], &[0x1f, 0x8b]);
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&z[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, data);
+        assert_eq!(gunzip(&z), data);
+    }
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        let r = Record::event(Level::INFO, "t")
+            .with_message("\u{8}\u{c}\u{1f}\"\\é")
+            .build();
+        let s = row(&r);
+        let want = serde_json::to_string("\u{8}\u{c}\u{1f}\"\\é").unwrap();
+        assert!(s.contains(&format!(",\"Message\":{want},")), "{s}");
+    }
+
+    #[test]
+    fn uuid_tracking_ids_are_lowercase_hyphenated() {
+        let id = TrackingId::new();
+        let r = Record::event(Level::INFO, "t")
+            .with_tracking_id(id.clone())
+            .build();
+        assert!(row(&r).contains(&format!(",\"TrackingId\":\"{id}\",")));
     }
 
     #[test]

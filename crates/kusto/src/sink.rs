@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use logship_core::{Batch, Outcome, SendContext, Sink};
 
 use crate::IngestionMode;
 use crate::auth::Auth;
 use crate::classify::{self, Verdict};
-use crate::encode::{self, RowEncoder};
+use crate::encode::{self, BatchEncoder, RowEncoder};
 use crate::error::Secret;
 use crate::queued::{self, QueuedState};
 use crate::transport::{self, Telemetry};
@@ -36,6 +37,8 @@ pub(crate) struct Settings {
 pub(crate) struct KustoSink {
     s: Settings,
     enc: RowEncoder,
+    /// The compressor and staging buffer, kept from one batch to the next.
+    batch: BatchEncoder,
     tls: Option<rustls::ClientConfig>,
     http: Option<reqwest::Client>,
     auth: Auth,
@@ -50,6 +53,13 @@ impl std::fmt::Debug for KustoSink {
     }
 }
 
+/// A request's body: compressed while encoding, or (oversized rows, rare) compressed only
+/// when it is sent.
+enum Body {
+    Gzip { gz: Bytes, raw_len: usize },
+    Raw(Vec<u8>),
+}
+
 /// How one request (a chunk of rows) ended.
 enum ChunkResult {
     Delivered,
@@ -61,6 +71,7 @@ impl KustoSink {
         Self {
             s,
             enc,
+            batch: BatchEncoder::new(),
             tls: Some(tls),
             http: None,
             auth,
@@ -161,7 +172,7 @@ impl KustoSink {
         }
     }
 
-    async fn stream(&mut self, body_gz: &[u8]) -> Verdict {
+    async fn stream(&mut self, body_gz: &Bytes) -> Verdict {
         let mut url = format!(
             "{}/v1/rest/ingest/{}/{}?streamFormat=multijson",
             self.s.engine,
@@ -180,7 +191,7 @@ impl KustoSink {
                     .kusto(http.post(&url), "logship.kusto.streamingIngest")
                     .header("content-encoding", "gzip")
                     .header("accept-encoding", "gzip,deflate")
-                    .body(body_gz.to_vec());
+                    .body(body_gz.clone());
                 if let Some(t) = token {
                     rb = rb.bearer_auth(t.expose());
                 }
@@ -192,7 +203,7 @@ impl KustoSink {
         .0
     }
 
-    async fn queued(&mut self, body_gz: &[u8], raw_size: usize) -> Verdict {
+    async fn queued(&mut self, body_gz: &Bytes, raw_size: usize) -> Verdict {
         let ingest = self.s.ingest.clone();
         let resources = match self.queued.fresh_resources() {
             Some(r) => r,
@@ -262,7 +273,7 @@ impl KustoSink {
                 .header("x-ms-version", transport::STORAGE_API_VERSION)
                 .header("x-ms-date", transport::http_date())
                 .header("content-type", "application/octet-stream")
-                .body(body_gz.to_vec());
+                .body(body_gz.clone());
             last = match transport::execute(rb).await {
                 Ok(r) => classify::other(
                     "the blob upload",
@@ -286,7 +297,7 @@ impl KustoSink {
         // 2. the queue message.
         let created = {
             let mut b = Vec::new();
-            encode::write_datetime(&mut b, logship_core::Timestamp::now().as_nanos());
+            logship_core::json_text::write_rfc3339_ticks(&mut b, logship_core::Timestamp::now());
             String::from_utf8_lossy(&b).into_owned()
         };
         let msg = queued::message_json(&queued::Message {
@@ -338,20 +349,25 @@ impl KustoSink {
         last
     }
 
-    /// Sends one chunk per the ingestion mode.
-    async fn send_chunk(&mut self, raw: &[u8], attempt: u32, cx: &mut SendContext) -> ChunkResult {
-        let gz = encode::gzip(raw);
+    /// Sends one chunk (`gz`: the gzip of `raw_len` bytes of rows) per the ingestion mode.
+    async fn send_chunk(
+        &mut self,
+        gz: &Bytes,
+        raw_len: usize,
+        attempt: u32,
+        cx: &mut SendContext,
+    ) -> ChunkResult {
         cx.record_bytes_sent(gz.len() as u64);
         let v = match self.s.mode {
-            IngestionMode::Queued => self.queued(&gz, raw.len()).await,
-            IngestionMode::Streaming => self.stream(&gz).await,
+            IngestionMode::Queued => self.queued(gz, raw_len).await,
+            IngestionMode::Streaming => self.stream(gz).await,
             IngestionMode::Managed => {
-                let v = self.stream(&gz).await;
+                let v = self.stream(gz).await;
                 let fall_back = matches!(v, Verdict::StreamingDisabled { .. })
                     || (v.is_retryable() && attempt >= self.s.fallback_after_attempts);
                 if fall_back {
                     cx.record_bytes_sent(gz.len() as u64);
-                    self.queued(&gz, raw.len()).await
+                    self.queued(gz, raw_len).await
                 } else {
                     v
                 }
@@ -401,12 +417,12 @@ impl Sink for KustoSink {
             IngestionMode::Queued => 256 * 1024 * 1024,
             _ => self.s.max_request_bytes,
         };
-        let chunks = encode::encode_chunks(&self.enc, records, encode::all(records.len()), limit);
-        if cx.wants_payload() {
-            let mut all = Vec::new();
-            for (body, _) in &chunks.chunks {
-                all.extend_from_slice(body);
-            }
+        // The requests' uncompressed bodies, concatenated, when the core asks for them.
+        let mut payload = cx.wants_payload().then(Vec::new);
+        let chunks = self
+            .batch
+            .encode(&self.enc, records, limit, payload.as_mut());
+        if let Some(all) = payload {
             cx.set_payload(all);
         }
         let mut retry: Vec<usize> = Vec::new();
@@ -416,7 +432,18 @@ impl Sink for KustoSink {
         // A failure that applies to every request (the cluster, the token): skip the rest.
         let mut stop: Option<Verdict> = None;
         let attempt = cx.attempt();
-        let mut groups: Vec<(Vec<u8>, Vec<usize>)> = chunks.chunks;
+        // (body, record indices) per request.
+        let mut groups: Vec<(Body, Vec<usize>)> = chunks
+            .requests
+            .into_iter()
+            .map(|q| {
+                let body = Body::Gzip {
+                    gz: Bytes::from(q.gzip),
+                    raw_len: q.raw_len,
+                };
+                (body, q.records)
+            })
+            .collect();
         if !chunks.oversized.is_empty() {
             match self.s.mode {
                 IngestionMode::Streaming => {
@@ -439,7 +466,7 @@ impl Sink for KustoSink {
                         body.extend_from_slice(&row);
                         idx.push(i);
                     }
-                    groups.push((body, idx));
+                    groups.push((Body::Raw(body), idx));
                 }
             }
         }
@@ -453,17 +480,20 @@ impl Sink for KustoSink {
                 }
                 continue;
             }
+            let (gz, raw_len) = match body {
+                Body::Gzip { gz, raw_len } => (gz, raw_len),
+                Body::Raw(raw) => (Bytes::from(encode::gzip(&raw)), raw.len()),
+            };
             let oversized =
-                self.s.mode != IngestionMode::Queued && body.len() > self.s.max_request_bytes;
+                self.s.mode != IngestionMode::Queued && raw_len > self.s.max_request_bytes;
             let result = if oversized {
-                let gz = encode::gzip(&body);
                 cx.record_bytes_sent(gz.len() as u64);
-                match self.queued(&gz, body.len()).await {
+                match self.queued(&gz, raw_len).await {
                     Verdict::Delivered => ChunkResult::Delivered,
                     v => ChunkResult::Failed(v),
                 }
             } else {
-                self.send_chunk(&body, attempt, cx).await
+                self.send_chunk(&gz, raw_len, attempt, cx).await
             };
             match result {
                 ChunkResult::Delivered => {}

@@ -189,7 +189,7 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
             w.str(n);
             w.value(v.as_value());
         }
-        w.tracking_id(Some(&s.tracking_id));
+        w.tracking_id(Some(s.tracking_id()));
         w.opt_str(s.source_fqn.as_ref().map(SourceFqn::as_str));
         w.strings(&s.correlators);
         w.opt_str(s.location.as_deref());
@@ -467,7 +467,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
             name: Cow::Owned(name),
             target: Cow::Owned(target),
             fields: fields.into(),
-            tracking_id,
+            tracking_id: tracking_id.into(),
             parent: parent.take(),
             source_fqn,
             correlators,
@@ -533,7 +533,7 @@ mod tests {
             name: "outer".into(),
             target: "t".into(),
             fields: smallvec::smallvec![("user".into(), FieldValue::Str("ann".into()))],
-            tracking_id: TrackingId::new(),
+            tracking_id: TrackingId::new().into(),
             parent: None,
             source_fqn: SourceFqn::parse("APPL=a#SERVER=b").ok(),
             correlators: vec!["c1".into()],

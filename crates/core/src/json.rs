@@ -309,7 +309,7 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
             name: Cow::Owned(name),
             target: Cow::Owned(target.to_string()),
             fields,
-            tracking_id,
+            tracking_id: tracking_id.into(),
             parent: parent.take(),
             source_fqn: None,
             correlators: Vec::new(),

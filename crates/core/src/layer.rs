@@ -35,7 +35,7 @@ use crate::capture::suppress::is_suppressed;
 use crate::capture::visit::{EventVisitor, SpanVisitor};
 use crate::config::SpanTimingFilter;
 use crate::guard::{Handle, Shared};
-use crate::record::{RecordKind, SpanContext, SpanTiming, TrackingId};
+use crate::record::{RecordKind, SpanContext, SpanTiming};
 use crate::{SpanFields, Timestamp};
 
 pub(crate) struct CaptureConfig {
@@ -109,7 +109,7 @@ where
             name: Cow::Borrowed(meta.name()),
             target: Cow::Borrowed(meta.target()),
             fields: smallvec::SmallVec::new(),
-            tracking_id: TrackingId::new(),
+            tracking_id: std::sync::OnceLock::new(),
             parent,
             source_fqn: None,
             correlators: Vec::new(),

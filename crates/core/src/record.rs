@@ -406,7 +406,9 @@ pub struct SpanContext {
     pub(crate) target: Cow<'static, str>,
     /// Inline for up to two fields: a span with few fields costs no allocation of its own.
     pub(crate) fields: SmallVec<[(Cow<'static, str>, FieldValue); 2]>,
-    pub(crate) tracking_id: TrackingId,
+    /// Generated on first use (on a worker thread, not the caller's), once: see
+    /// [`tracking_id`](Self::tracking_id).
+    pub(crate) tracking_id: std::sync::OnceLock<TrackingId>,
     pub(crate) parent: Option<Arc<SpanContext>>,
     pub(crate) source_fqn: Option<SourceFqn>,
     pub(crate) correlators: Vec<String>,
@@ -420,7 +422,9 @@ impl Clone for SpanContext {
             name: self.name.clone(),
             target: self.target.clone(),
             fields: self.fields.clone(),
-            tracking_id: self.tracking_id.clone(),
+            // Fixed before copying, so the copy (a copy-on-write update of the span) and the
+            // records still holding the original agree on the span's id.
+            tracking_id: std::sync::OnceLock::from(self.tracking_id().clone()),
             parent: self.parent.clone(),
             source_fqn: self.source_fqn.clone(),
             correlators: self.correlators.clone(),
@@ -447,9 +451,10 @@ impl SpanContext {
     pub fn fields(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
         self.fields.iter().map(|(n, v)| (&**n, v.as_value()))
     }
-    /// The span's tracking id.
+    /// The span's tracking id: a random UUID v4, generated the first time any thread asks
+    /// (the span's own records, its children's) and the same for every one of them.
     pub fn tracking_id(&self) -> &TrackingId {
-        &self.tracking_id
+        self.tracking_id.get_or_init(TrackingId::new)
     }
     /// The enclosing span.
     pub fn parent(&self) -> Option<&SpanContext> {
@@ -783,12 +788,12 @@ impl Record {
     /// The tracking id of the enclosing span (for a span timing: of the span's parent).
     pub fn parent_tracking_id(&self) -> Option<&TrackingId> {
         match self.kind {
-            RecordKind::Event => self.span.as_deref().map(|s| &s.tracking_id),
+            RecordKind::Event => self.span.as_deref().map(SpanContext::tracking_id),
             RecordKind::SpanTiming => self
                 .span
                 .as_deref()
                 .and_then(|s| s.parent.as_deref())
-                .map(|s| &s.tracking_id),
+                .map(SpanContext::tracking_id),
         }
     }
 
@@ -1011,7 +1016,7 @@ impl Record {
                 }
             }
             if self.kind == RecordKind::SpanTiming {
-                self.tracking_id = Some(span.tracking_id.clone());
+                self.tracking_id = Some(span.tracking_id().clone());
             }
         }
         if self.source_fqn.is_none() {

@@ -1,6 +1,8 @@
 //! Benchmarks of the ECS layer (figures in `crates/ecs-metrics/docs/benchmarks.md`).
 //!
 //! * `encode/timer`: the ECS document encoder alone (action line + document), per document.
+//! * `encode_batch/event`, `encode_batch/timer`: a 1 000-record batch encoded as the sink does
+//!   (the benchmark harness's 5-field event; span timings).
 //! * `deliver/timers`: timers submitted from one thread, encoded and delivered to the testkit
 //!   Elasticsearch receiver over loopback HTTP, until flushed (documents per second).
 //! * `caller/span`: what an instrumented span costs the calling thread (new, enter, exit,
@@ -13,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use logship_core::{Record, Timestamp, TrackingId};
+use logship_core::{Level, Record, Timestamp, TrackingId};
 use logship_ecs_metrics::__bench::BenchEncoder;
 use logship_ecs_metrics::EcsLayer;
 use logship_testkit::es::EsReceiver;
@@ -52,6 +54,60 @@ fn encode(c: &mut Criterion) {
         "encode/timer: {} bytes per document",
         out.len() / records.len()
     );
+    g.finish();
+}
+
+/// The benchmark harness's event (`bench/src/lib.rs`): `info!(user = "ann", order_id = 42_u64,
+/// total = 99.5, express = true, items = 3_i64, "order placed")`, with its source position and
+/// a generated tracking id, as the pipeline hands it to the sink.
+fn bench_event(i: u64) -> Record {
+    Record::event(Level::INFO, "logship_bench")
+        .with_timestamp(Timestamp::from_nanos(1_700_000_000_000_000_000 + i * 1_000))
+        .with_message("order placed")
+        .with_field("user", "ann")
+        .with_field("order_id", 42_u64)
+        .with_field("total", 99.5)
+        .with_field("express", true)
+        .with_field("items", 3_i64)
+        .with_source_position("logship_bench", "src/lib.rs", 25)
+        .with_tracking_id(TrackingId::new())
+        .build()
+}
+
+/// A 1 000-record batch as the sink encodes it (one `event.created` time per batch): the
+/// harness's event, and span timings.
+fn encode_batch(c: &mut Criterion) {
+    let events: Vec<Record> = (0..1000).map(bench_event).collect();
+    let timers: Vec<Record> = (0..1000)
+        .map(|i| {
+            Record::span_timing(
+                "handle_request",
+                Timestamp::from_nanos(1_700_000_000_000_000_000 + i * 1_000_000),
+                Duration::from_micros(1500 + i),
+            )
+            .with_tracking_id(TrackingId::new())
+            .build()
+        })
+        .collect();
+    let mut enc = BenchEncoder::default();
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut g = c.benchmark_group("encode_batch");
+    g.throughput(Throughput::Elements(1000));
+    for (name, records) in [("event", &events), ("timer", &timers)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                enc.encode_batch(records, &mut out);
+                black_box(out.len())
+            })
+        });
+        out.clear();
+        enc.encode_batch(records, &mut out);
+        println!(
+            "encode_batch/{name}: {} bytes per document",
+            out.len() / records.len()
+        );
+    }
     g.finish();
 }
 
@@ -154,5 +210,13 @@ fn caller(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, encode, deliver, receiver, caller_baseline, caller);
+criterion_group!(
+    benches,
+    encode,
+    encode_batch,
+    deliver,
+    receiver,
+    caller_baseline,
+    caller
+);
 criterion_main!(benches);

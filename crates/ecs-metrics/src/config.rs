@@ -344,9 +344,10 @@ impl EcsBuilder {
 
     /// A JSON object whose leaves name environment variables (the original's
     /// `es_additional_fields_in_env`), e.g. `json!({"App": "APP_NAME", "Nested": {"One":
-    /// "ENV_ONE"}})`. The variables are read for every document; a set variable's value (text)
-    /// goes to that path, overriding [`with_additional_fields`](Self::with_additional_fields);
-    /// an unset one leaves the static value, if any. `build()` fails if a leaf is not a string.
+    /// "ENV_ONE"}})`. The variables are read for every batch, when it is encoded (a change
+    /// applies from the next batch); a set variable's value (text) goes to that path,
+    /// overriding [`with_additional_fields`](Self::with_additional_fields); an unset one leaves
+    /// the static value, if any. `build()` fails if a leaf is not a string.
     pub fn with_additional_fields_from_env(self, fields: Json) -> Self {
         fn check(m: &Map<String, Json>) -> bool {
             m.values().all(|v| match v {

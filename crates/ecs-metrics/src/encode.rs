@@ -6,19 +6,35 @@
 //!
 //! The JSON is written straight into the request buffer (no intermediate `serde_json::Value`):
 //! keys in a fixed order (`@timestamp`, `log.level`, `message`, `ecs.version` first, as
-//! ecs-logging recommends), strings escaped per RFC 8259, numbers as JSON numbers. Additional
-//! fields configured on the builder are deep-merged into the generated objects as they are
-//! written; on a path the encoder itself writes, the encoder's value wins.
+//! ecs-logging recommends), strings escaped per RFC 8259 and numbers, timestamps by
+//! [`logship_core::json_text`]. Additional fields configured on the builder are deep-merged
+//! into the generated objects as they are written; on a path the encoder itself writes, the
+//! encoder's value wins.
+//!
+//! Cost per document (the worker thread's hot path): what the configuration fixes (`service`,
+//! `host`, `process.pid`, `agent`, static labels) is written once per encoder and copied, so
+//! is `process.thread` per thread name and `log` per callsite (it depends only on the
+//! `tracing` metadata); the action line's prefix is written once per index, the date and time
+//! of day of `@timestamp` once per second, `event.created` and the environment-resolved
+//! additional fields once per batch; keys are byte literals; the fields are read in one pass;
+//! a document without labels from fields allocates nothing. Parts that additional fields merge
+//! into are written field by field instead.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
-use std::io::Write as _;
+use std::ops::Range;
 
-use logship_core::{Record, RecordKind, Timestamp, Value};
+use logship_core::{Record, RecordKind, Timestamp, TrackingId, Value, json_text};
 use serde_json::{Map, Value as Json};
+use tracing::Metadata;
+
+macro_rules! ecs_version {
+    () => {
+        "8.11.0"
+    };
+}
 
 /// The ECS version the documents follow (`ecs.version`).
-pub const ECS_VERSION: &str = "8.11.0";
+pub const ECS_VERSION: &str = ecs_version!();
 
 /// `agent.type` of every document.
 pub const AGENT_TYPE: &str = "logship-ecs-metrics";
@@ -132,21 +148,86 @@ impl EncoderConfig {
     }
 }
 
-/// Encodes records into `_bulk` NDJSON; keeps small caches, so keep one per sink.
+/// Encodes records into `_bulk` NDJSON. Keeps what does not change between documents (the
+/// constant parts of every document, the action line of the current index, the `event.created`
+/// text and the environment-resolved additional fields of the current batch), so keep one per
+/// sink and encode a batch with one `created` time.
 #[derive(Debug)]
 pub(crate) struct Encoder {
     cfg: EncoderConfig,
-    /// (day number, stream type) → index name of the last document.
-    index_cache: Option<(u64, &'static str, String)>,
-    scratch: String,
+    frags: Fragments,
+    /// (day number, stream type) → index name and action-line prefix of the last document.
+    index_cache: Option<IndexCache>,
+    /// `event.created` of the current batch, quoted.
+    created: Option<(Timestamp, [u8; 32])>,
+    /// The additional fields with the environment overlay, resolved once per `created` time
+    /// (`None` inside: no variable set, the static fields apply).
+    env: Option<(Timestamp, Option<Map<String, Json>>)>,
+    /// `tracing.fields` of the document being written.
+    fields: Vec<u8>,
+    /// The thread name of the last document and what follows `process.pid` for it:
+    /// `,"thread":{"name":…}}` and the agent fragment.
+    thread_tail: Option<(Option<&'static str>, Vec<u8>)>,
+    /// `"YYYY-MM-DDTHH:MM:SS` of the last `@timestamp` second.
+    second: Option<(u64, [u8; 20])>,
+    log_cache: LogCache,
+}
+
+#[derive(Debug)]
+struct IndexCache {
+    day: u64,
+    ty: &'static str,
+    name: String,
+    /// `{"<action>":{"_index":"<name>"`.
+    action_prefix: Vec<u8>,
+}
+
+/// The parts of a document fixed by the configuration, written once per encoder: used when no
+/// additional field applies to them.
+#[derive(Debug, Default)]
+struct Fragments {
+    /// `,"service":{…},"host":{…},"process":{"pid":N` (service and host when configured).
+    service_host_pid: Vec<u8>,
+    /// `,"agent":{…}`.
+    agent: Vec<u8>,
+    /// `,"labels":{…}` of the static labels (empty without labels).
+    labels: Vec<u8>,
+}
+
+impl Fragments {
+    fn new(cfg: &EncoderConfig) -> Self {
+        let mut f = Self::default();
+        let mut doc = Obj::continued(&mut f.service_host_pid);
+        write_service_host(&mut doc, cfg);
+        doc.k(key!("process"));
+        doc.out.extend_from_slice(br#"{"pid":"#);
+        json_text::write_u64(doc.out, u64::from(cfg.pid));
+        let mut doc = Obj::continued(&mut f.agent);
+        write_agent(&mut doc, cfg);
+        if !cfg.labels.is_empty() {
+            let mut doc = Obj::continued(&mut f.labels);
+            doc.obj(key!("labels"), |l| {
+                for (k, v) in &cfg.labels {
+                    l.str_dyn(k, v);
+                }
+            });
+        }
+        f
+    }
 }
 
 impl Encoder {
     pub(crate) fn new(cfg: EncoderConfig) -> Self {
         Self {
+            frags: Fragments::new(&cfg),
             cfg,
             index_cache: None,
-            scratch: String::new(),
+            created: None,
+            env: None,
+            fields: Vec::new(),
+            thread_tail: None,
+            second: None,
+            log_cache: LogCache::new(),
         }
     }
 
@@ -154,62 +235,128 @@ impl Encoder {
         &self.cfg
     }
 
-    pub(crate) fn config_mut(&mut self) -> &mut EncoderConfig {
-        &mut self.cfg
+    /// Sets `host.ip` (resolved by the sink on the worker thread).
+    pub(crate) fn set_host_ips(&mut self, ips: Vec<String>) {
+        self.cfg.host_ips = ips;
+        self.frags = Fragments::new(&self.cfg);
+        self.thread_tail = None;
     }
 
     /// Appends the action line and the source line (each ending in `\n`) for `r`.
-    /// `created` is the `event.created` time (when the batch is encoded).
+    /// `created` is the `event.created` time (when the batch is encoded); encode a batch with
+    /// one `created` time: the environment variables named by the additional fields are read
+    /// once per `created` time.
     pub(crate) fn encode(&mut self, r: &Record, created: Timestamp, out: &mut Vec<u8>) {
         let when = doc_timestamp(r);
-        // Action line.
-        out.extend_from_slice(b"{\"");
-        out.extend_from_slice(self.cfg.action.as_str().as_bytes());
-        out.extend_from_slice(b"\":{\"_index\":");
-        let index = self.index_name(r.kind(), when);
-        write_str(out, index);
-        self.scratch.clear();
-        let has_id = doc_id(r, &mut self.scratch);
-        if has_id {
-            out.extend_from_slice(b",\"_id\":");
-            write_str(out, &self.scratch);
+        // Action line; the `_id` literal is written once and copied into `event.id`.
+        self.index_name(r.kind(), when);
+        if let Some(c) = &self.index_cache {
+            out.extend_from_slice(&c.action_prefix);
         }
+        let id_start = out.len() + br#","_id":"#.len();
+        out.extend_from_slice(br#","_id":"#);
+        let id = if write_doc_id(r, out) {
+            Some(id_start..out.len())
+        } else {
+            out.truncate(id_start - br#","_id":"#.len());
+            None
+        };
         out.extend_from_slice(b"}}\n");
         // Source line.
-        let env = resolve_env(&self.cfg.env_fields);
-        let extra: Cow<'_, Map<String, Json>> = match env {
-            Some(overlay) => {
+        let timestamp = self.quoted_time(when);
+        if self.created.is_none_or(|(t, _)| t != created) {
+            self.created = Some((created, quoted_rfc3339(created)));
+        }
+        let created_json: &[u8] = match &self.created {
+            Some((_, q)) => q,
+            None => b"null",
+        };
+        if !self.cfg.env_fields.is_empty() && self.env.as_ref().is_none_or(|(t, _)| *t != created) {
+            let merged = resolve_env(&self.cfg.env_fields).map(|overlay| {
                 let mut m = self.cfg.extra.clone();
                 deep_merge(&mut m, overlay);
-                Cow::Owned(m)
+                m
+            });
+            self.env = Some((created, merged));
+        }
+        let extra = match &self.env {
+            Some((_, Some(m))) if !self.cfg.env_fields.is_empty() => m,
+            _ => &self.cfg.extra,
+        };
+        let extra = if extra.is_empty() { None } else { Some(extra) };
+        let thread = r.thread().name;
+        if self.thread_tail.as_ref().is_none_or(|(t, _)| *t != thread) {
+            let mut tail = Vec::new();
+            if let Some(name) = thread {
+                tail.extend_from_slice(br#","thread":{"name":"#);
+                json_text::write_str(&mut tail, name);
+                tail.push(b'}');
             }
-            None => Cow::Borrowed(&self.cfg.extra),
+            tail.push(b'}');
+            tail.extend_from_slice(&self.frags.agent);
+            self.thread_tail = Some((thread, tail));
+        }
+        let cx = DocContext {
+            timestamp: &timestamp,
+            cfg: &self.cfg,
+            frags: &self.frags,
+            created: created_json,
+            process_tail: self.thread_tail.as_ref().map_or(&[], |(_, t)| t),
+            log: self.log_cache.get(r),
         };
-        let extra = if extra.is_empty() {
-            None
-        } else {
-            Some(&*extra)
-        };
-        let id = if has_id {
-            Some(self.scratch.as_str())
-        } else {
-            None
-        };
-        write_document(&self.cfg, r, when, created, id, extra, out);
+        write_document(&cx, r, id, extra, &mut self.fields, out);
         out.push(b'\n');
+    }
+
+    /// `t` as a quoted RFC 3339 string in UTC with nanoseconds; the date and time of day are
+    /// formatted once per second.
+    fn quoted_time(&mut self, t: Timestamp) -> [u8; 32] {
+        let secs = t.secs();
+        match self.second {
+            Some((s, prefix)) if s == secs => {
+                let mut q = [0u8; 32];
+                q[..20].copy_from_slice(&prefix);
+                q[20] = b'.';
+                let mut n = t.subsec_nanos();
+                for d in q[21..30].iter_mut().rev() {
+                    *d = b'0' + (n % 10) as u8;
+                    n /= 10;
+                }
+                q[30] = b'Z';
+                q[31] = b'"';
+                q
+            }
+            _ => {
+                let q = quoted_rfc3339(t);
+                let mut prefix = [0u8; 20];
+                prefix.copy_from_slice(&q[..20]);
+                self.second = Some((secs, prefix));
+                q
+            }
+        }
     }
 
     /// The index (or data stream) a record goes to.
     pub(crate) fn index_name(&mut self, kind: RecordKind, when: Timestamp) -> &str {
         let day = when.secs() / 86_400;
         let ty = EncoderConfig::stream_type(kind);
-        let hit = matches!(&self.index_cache, Some((d, t, _)) if *d == day && *t == ty);
+        let hit = matches!(&self.index_cache, Some(c) if c.day == day && c.ty == ty);
         if !hit {
             let name = index_for_day(&self.cfg, ty, day);
-            self.index_cache = Some((day, ty, name));
+            let mut action_prefix = Vec::with_capacity(name.len() + 24);
+            action_prefix.extend_from_slice(b"{\"");
+            action_prefix.extend_from_slice(self.cfg.action.as_str().as_bytes());
+            action_prefix.extend_from_slice(b"\":{\"_index\":");
+            json_text::write_str(&mut action_prefix, &name);
+            self.index_cache = Some(IndexCache {
+                day,
+                ty,
+                name,
+                action_prefix,
+            });
         }
         match &self.index_cache {
-            Some((_, _, name)) => name,
+            Some(c) => &c.name,
             None => "",
         }
     }
@@ -223,37 +370,56 @@ pub(crate) fn doc_timestamp(r: &Record) -> Timestamp {
     }
 }
 
-/// Writes the `_id` into `out`: the record's tracking id (a UUID in its hyphenated form, or the
-/// caller's own `tracking_id` text); ids longer than 512 bytes become the hex SHA-256 of the
-/// id. Returns false when the record has no tracking id (only records built by hand and not yet
-/// prepared by the pipeline), in which case Elasticsearch generates one.
-pub(crate) fn doc_id(r: &Record, out: &mut String) -> bool {
-    let Some(t) = r.tracking_id() else {
-        return false;
-    };
-    let _ = write!(out, "{t}");
-    if out.len() > MAX_ID_BYTES {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(out.as_bytes());
-        out.clear();
-        for b in digest {
-            let _ = write!(out, "{b:02x}");
+/// Writes the `_id` as a JSON string literal into `out`: the record's tracking id (a UUID in
+/// its hyphenated form, or the caller's own `tracking_id` text); ids longer than 512 bytes
+/// become the hex SHA-256 of the id. Returns false and writes nothing when the record has no
+/// tracking id (only records built by hand and not yet prepared by the pipeline), in which
+/// case Elasticsearch generates one.
+pub(crate) fn write_doc_id(r: &Record, out: &mut Vec<u8>) -> bool {
+    match r.tracking_id() {
+        None => false,
+        Some(TrackingId::Custom(s)) if s.len() > MAX_ID_BYTES => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(s.as_bytes());
+            out.push(b'"');
+            for b in digest {
+                out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            }
+            out.push(b'"');
+            true
+        }
+        Some(t) => {
+            write_tracking_id(out, t);
+            true
         }
     }
-    true
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A tracking id as a JSON string literal (a UUID hyphenated, lower case).
+fn write_tracking_id(out: &mut Vec<u8>, t: &TrackingId) {
+    match t {
+        TrackingId::Uuid(u) => {
+            let mut buf = [b'"'; 38];
+            u.hyphenated().encode_lower(&mut buf[1..37]);
+            out.extend_from_slice(&buf);
+        }
+        TrackingId::Custom(s) => json_text::write_str(out, s),
+    }
 }
 
 fn index_for_day(cfg: &EncoderConfig, ty: &str, day: u64) -> String {
     match &cfg.naming {
         IndexNaming::DataStream { namespace } => format!("{ty}-{}-{namespace}", cfg.dataset),
         IndexNaming::Dated { prefix, frequency } => {
-            let (y, m, d) = civil_from_days(day as i64);
+            let day = i64::try_from(day).unwrap_or(i64::MAX);
+            let (y, m, d) = json_text::civil_from_days(day);
             match frequency {
                 IndexFrequency::Daily => format!("{prefix}-{y:04}.{m:02}.{d:02}"),
                 IndexFrequency::Weekly => {
                     // 1970-01-01 was a Thursday: (day + 3) % 7 is 0 on Mondays.
-                    let day = day as i64;
-                    let (y, m, d) = civil_from_days(day - (day + 3).rem_euclid(7));
+                    let (y, m, d) = json_text::civil_from_days(day - (day + 3).rem_euclid(7));
                     format!("{prefix}-{y:04}.{m:02}.{d:02}")
                 }
                 IndexFrequency::Monthly => format!("{prefix}-{y:04}.{m:02}"),
@@ -270,87 +436,65 @@ pub(crate) fn index_name_at(cfg: &EncoderConfig, kind: RecordKind, when: Timesta
     index_for_day(cfg, EncoderConfig::stream_type(kind), when.secs() / 86_400)
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// RFC 3339 in UTC with nanoseconds: `2026-11-21T06:01:02.123456789Z` (30 bytes, quoted).
-pub(crate) fn write_timestamp(out: &mut Vec<u8>, t: Timestamp) {
-    let secs = t.secs();
-    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
-    let sod = secs % 86_400;
-    let (h, mi, s) = (sod / 3600, sod % 3600 / 60, sod % 60);
-    // "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"
-    let mut buf = *b"\"0000-00-00T00:00:00.000000000Z\"";
-    fn put(buf: &mut [u8], at: usize, width: usize, mut v: u64) {
-        for i in (0..width).rev() {
-            buf[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+/// `t` as a quoted RFC 3339 string in UTC with nanoseconds (32 bytes).
+fn quoted_rfc3339(t: Timestamp) -> [u8; 32] {
+    let mut text = Vec::with_capacity(32);
+    text.push(b'"');
+    json_text::write_rfc3339_nanos(&mut text, t);
+    text.push(b'"');
+    let mut q = [b'"'; 32];
+    if let Some(src) = text.get(..32) {
+        q.copy_from_slice(src);
     }
-    put(&mut buf, 1, 4, y.clamp(0, 9999) as u64);
-    put(&mut buf, 6, 2, u64::from(mo));
-    put(&mut buf, 9, 2, u64::from(d));
-    put(&mut buf, 12, 2, h);
-    put(&mut buf, 15, 2, mi);
-    put(&mut buf, 18, 2, s);
-    put(&mut buf, 21, 9, u64::from(t.subsec_nanos()));
-    out.extend_from_slice(&buf);
+    q
 }
 
-/// A JSON string literal (RFC 8259 escaping; non-ASCII kept as UTF-8).
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// A timestamp as a quoted RFC 3339 string in UTC with nanoseconds (32 bytes).
+#[inline]
+fn write_time(out: &mut Vec<u8>, t: Timestamp) {
+    out.reserve(32);
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(esc);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
+    json_text::write_rfc3339_nanos(out, t);
     out.push(b'"');
 }
 
 /// A field value: integers stay integers (128-bit ones outside ±2⁵³ and non-finite floats
 /// become text, as in `logship_core::json`), errors become their full chain as text.
 fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
+    const SAFE: i128 = 1 << 53;
     match v {
-        Value::Str(s) => write_str(out, s),
-        Value::I64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::U64(v) => {
-            let _ = write!(out, "{v}");
+        Value::Str(s) => json_text::write_str(out, s),
+        Value::I64(v) => json_text::write_i64(out, v),
+        Value::U64(v) => json_text::write_u64(out, v),
+        Value::F64(v) => {
+            if !json_text::write_f64(out, v) {
+                // NaN and ±∞ as text ("NaN", "inf", "-inf").
+                json_text::write_str(out, &v.to_string());
+            }
         }
         Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-        Value::Error(e) => write_str(out, &e.to_string()),
+        Value::I128(v) if (-SAFE..=SAFE).contains(&v) => json_text::write_i128(out, v),
+        Value::U128(v) if v <= SAFE as u128 => json_text::write_u128(out, v),
+        Value::I128(v) => {
+            out.push(b'"');
+            json_text::write_i128(out, v);
+            out.push(b'"');
+        }
+        Value::U128(v) => {
+            out.push(b'"');
+            json_text::write_u128(out, v);
+            out.push(b'"');
+        }
+        Value::Error(e) => {
+            // `ErrorChain`'s `Display`: the message, then ": <source>" for each source.
+            out.push(b'"');
+            json_text::write_escaped(out, &e.message);
+            for s in &e.sources {
+                out.extend_from_slice(b": ");
+                json_text::write_escaped(out, s);
+            }
+            out.push(b'"');
+        }
         other => {
             let j = logship_core::json::value_to_json(other);
             let _ = serde_json::to_writer(&mut *out, &j);
@@ -358,11 +502,30 @@ fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
     }
 }
 
+/// A key the encoder itself writes: its name, and its JSON form `,"name":` (the names need
+/// no escaping).
+#[derive(Clone, Copy)]
+struct Key {
+    name: &'static str,
+    json: &'static [u8],
+}
+
+macro_rules! key {
+    ($name:literal) => {
+        Key {
+            name: $name,
+            json: concat!(",\"", $name, "\":").as_bytes(),
+        }
+    };
+}
+use key;
+
 /// One JSON object being written; merges the matching part of the additional fields on close.
 struct Obj<'o, 'e> {
     out: &'o mut Vec<u8>,
     first: bool,
     extra: Option<&'e Map<String, Json>>,
+    /// Keys written, kept only when there are additional fields to merge.
     seen: Vec<String>,
 }
 
@@ -377,53 +540,103 @@ impl<'o, 'e> Obj<'o, 'e> {
         }
     }
 
-    fn key(&mut self, k: &str) {
+    /// Continues an object whose `{` and first member are already written (for fragments).
+    fn continued(out: &'o mut Vec<u8>) -> Self {
+        Self {
+            out,
+            first: false,
+            extra: None,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Writes a key the encoder defines.
+    #[inline(always)]
+    fn k(&mut self, key: Key) {
+        let json = if self.first { &key.json[1..] } else { key.json };
+        self.first = false;
+        self.out.extend_from_slice(json);
+        if self.extra.is_some() {
+            self.seen.push(key.name.to_string());
+        }
+    }
+
+    /// Writes a key from the record or the configuration (escaped).
+    fn key_dyn(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        write_str(self.out, k);
+        json_text::write_str(self.out, k);
         self.out.push(b':');
         if self.extra.is_some() {
             self.seen.push(k.to_string());
         }
     }
 
-    fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
-        write_str(self.out, v);
+    #[inline(always)]
+    fn str(&mut self, k: Key, v: &str) {
+        self.k(k);
+        json_text::write_str(self.out, v);
     }
 
-    fn u64(&mut self, k: &str, v: u64) {
-        self.key(k);
-        let _ = write!(self.out, "{v}");
+    fn str_dyn(&mut self, k: &str, v: &str) {
+        self.key_dyn(k);
+        json_text::write_str(self.out, v);
     }
 
-    fn time(&mut self, k: &str, t: Timestamp) {
-        self.key(k);
-        write_timestamp(self.out, t);
+    /// Writes `k` and an already valid JSON value.
+    #[inline(always)]
+    fn lit(&mut self, k: Key, json: &[u8]) {
+        self.k(k);
+        self.out.extend_from_slice(json);
     }
 
-    fn value(&mut self, k: &str, v: Value<'_>) {
-        self.key(k);
+    #[inline(always)]
+    fn u64(&mut self, k: Key, v: u64) {
+        self.k(k);
+        json_text::write_u64(self.out, v);
+    }
+
+    #[inline(always)]
+    fn time(&mut self, k: Key, t: Timestamp) {
+        self.k(k);
+        write_time(self.out, t);
+    }
+
+    fn value_dyn(&mut self, k: &str, v: Value<'_>) {
+        self.key_dyn(k);
         write_value(self.out, v);
     }
 
-    fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_, 'e>)) {
-        let extra = self.extra.and_then(|m| m.get(k)).and_then(Json::as_object);
-        self.key(k);
+    fn obj(&mut self, k: Key, f: impl FnOnce(&mut Obj<'_, 'e>)) {
+        let extra = self
+            .extra
+            .and_then(|m| m.get(k.name))
+            .and_then(Json::as_object);
+        self.k(k);
         let mut child = Obj::open(self.out, extra);
         f(&mut child);
         child.close();
     }
 
     /// Writes a raw, already valid JSON value.
-    fn raw(&mut self, k: &str, f: impl FnOnce(&mut Vec<u8>)) {
-        self.key(k);
+    fn raw(&mut self, k: Key, f: impl FnOnce(&mut Vec<u8>)) {
+        self.k(k);
         f(self.out);
     }
 
+    #[inline(always)]
     fn close(self) {
+        if self.extra.is_none() {
+            self.out.push(b'}');
+        } else {
+            self.close_merging();
+        }
+    }
+
+    /// Appends the additional fields not written, then `}`.
+    fn close_merging(self) {
         if let Some(extra) = self.extra {
             let mut first = self.first;
             for (k, v) in extra {
@@ -434,12 +647,48 @@ impl<'o, 'e> Obj<'o, 'e> {
                     self.out.push(b',');
                 }
                 first = false;
-                write_str(self.out, k);
+                json_text::write_str(self.out, k);
                 self.out.push(b':');
                 let _ = serde_json::to_writer(&mut *self.out, v);
             }
         }
         self.out.push(b'}');
+    }
+}
+
+/// Names already written in one object (the first occurrence of a field name wins), without
+/// allocating for the first 16.
+struct Names<'a> {
+    small: [&'a str; 16],
+    len: usize,
+    more: Vec<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn new() -> Self {
+        Self {
+            small: [""; 16],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn contains(&self, k: &str) -> bool {
+        self.small[..self.len].contains(&k) || self.more.contains(&k)
+    }
+
+    /// Adds `k`; false if it was already there.
+    fn insert(&mut self, k: &'a str) -> bool {
+        if self.contains(k) {
+            return false;
+        }
+        if self.len < self.small.len() {
+            self.small[self.len] = k;
+            self.len += 1;
+        } else {
+            self.more.push(k);
+        }
+        true
     }
 }
 
@@ -459,134 +708,385 @@ fn is_label(name: &str) -> Option<&str> {
     name.strip_prefix(LABEL_PREFIX).filter(|k| !k.is_empty())
 }
 
-fn write_document(
-    cfg: &EncoderConfig,
-    r: &Record,
-    when: Timestamp,
-    created: Timestamp,
-    id: Option<&str>,
-    extra: Option<&Map<String, Json>>,
-    out: &mut Vec<u8>,
-) {
-    let timing = r.timing();
-    let is_metric = r.kind() == RecordKind::SpanTiming;
-    let mut doc = Obj::open(out, extra);
-    doc.time("@timestamp", when);
-    doc.key("log.level");
-    let level = r.level();
-    write_str(doc.out, level_str(&level));
-    match (r.message(), timing) {
-        (Some(m), _) => doc.str("message", m),
-        (None, Some(t)) => {
-            let us = micros(t.duration);
-            doc.key("message");
-            let msg = format!("{} took {}.{:03} ms", r.name(), us / 1000, us % 1000);
-            write_str(doc.out, &msg);
-        }
-        (None, None) => {}
-    }
-    doc.str("ecs.version", ECS_VERSION);
-    if doc.extra.is_some() {
-        doc.seen.push("ecs".into());
-    }
-    doc.obj("event", |e| {
-        e.str("kind", if is_metric { "metric" } else { "event" });
-        if let Some(id) = id {
-            e.str("id", id);
-        }
-        e.str("dataset", &cfg.dataset);
-        if let Some(t) = timing {
-            e.time("start", t.start);
-            e.time("end", t.end);
-            e.u64("duration", nanos(t.duration));
-        }
-        e.time("created", created);
-        if let Some(t) = timing {
-            e.str("outcome", if t.failed { "failure" } else { "success" });
-        }
-    });
-    if let Some(t) = timing {
-        doc.obj("metrics", |m| {
-            m.str("name", r.name());
-            m.obj("duration", |d| d.u64("us", micros(t.duration)));
-            m.obj("busy", |d| d.u64("us", micros(t.busy)));
-        });
-    }
-    if let IndexNaming::DataStream { namespace } = &cfg.naming {
-        doc.obj("data_stream", |d| {
-            d.str("type", EncoderConfig::stream_type(r.kind()));
-            d.str("dataset", &cfg.dataset);
-            d.str("namespace", namespace);
-        });
-    }
-    doc.obj("log", |l| {
-        l.str("logger", r.target());
-        let file = r.file();
-        if file.is_some() || is_metric {
-            l.obj("origin", |o| {
-                if let Some(f) = file {
-                    o.obj("file", |fo| {
-                        fo.str("name", f);
-                        if let Some(line) = r.line() {
-                            fo.u64("line", u64::from(line));
-                        }
-                    });
-                }
-                if is_metric {
-                    o.str("function", r.name());
-                }
-            });
-        }
-    });
+/// What a document is written with besides the record.
+struct DocContext<'a> {
+    cfg: &'a EncoderConfig,
+    frags: &'a Fragments,
+    /// `@timestamp`, quoted.
+    timestamp: &'a [u8],
+    /// `event.created`, quoted.
+    created: &'a [u8],
+    /// What follows `process.pid` for this record's thread, up to the end of `agent`.
+    process_tail: &'a [u8],
+    /// `,"log":{…}` of the record's callsite, when known.
+    log: Option<&'a [u8]>,
+}
+
+/// `service` and `host` (when configured).
+fn write_service_host(doc: &mut Obj<'_, '_>, cfg: &EncoderConfig) {
     let svc = &cfg.service;
     if svc.name.is_some() || svc.version.is_some() || svc.environment.is_some() {
-        doc.obj("service", |s| {
+        doc.obj(key!("service"), |s| {
             if let Some(v) = &svc.name {
-                s.str("name", v);
+                s.str(key!("name"), v);
             }
             if let Some(v) = &svc.version {
-                s.str("version", v);
+                s.str(key!("version"), v);
             }
             if let Some(v) = &svc.environment {
-                s.str("environment", v);
+                s.str(key!("environment"), v);
             }
         });
     }
     if cfg.host_name.is_some() || !cfg.host_ips.is_empty() {
-        doc.obj("host", |h| {
+        doc.obj(key!("host"), |h| {
             if let Some(n) = &cfg.host_name {
-                h.str("name", n);
-                h.str("hostname", n);
+                h.str(key!("name"), n);
+                h.str(key!("hostname"), n);
             }
             if !cfg.host_ips.is_empty() {
-                h.raw("ip", |out| {
+                h.raw(key!("ip"), |out| {
                     out.push(b'[');
                     for (i, ip) in cfg.host_ips.iter().enumerate() {
                         if i > 0 {
                             out.push(b',');
                         }
-                        write_str(out, ip);
+                        json_text::write_str(out, ip);
                     }
                     out.push(b']');
                 });
             }
         });
     }
-    doc.obj("process", |p| {
-        p.u64("pid", u64::from(cfg.pid));
-        if let Some(name) = &r.thread().name {
-            p.obj("thread", |t| t.str("name", name));
-        }
-    });
-    doc.obj("agent", |a| {
-        a.str("type", AGENT_TYPE);
-        a.str("version", env!("CARGO_PKG_VERSION"));
+}
+
+/// `agent`.
+fn write_agent(doc: &mut Obj<'_, '_>, cfg: &EncoderConfig) {
+    doc.obj(key!("agent"), |a| {
+        a.str(key!("type"), AGENT_TYPE);
+        a.str(key!("version"), env!("CARGO_PKG_VERSION"));
         if !cfg.agent_ephemeral_id.is_empty() {
-            a.str("ephemeral_id", &cfg.agent_ephemeral_id);
+            a.str(key!("ephemeral_id"), &cfg.agent_ephemeral_id);
         }
     });
-    // Labels: static ones, then `labels.*` fields of enclosing spans (outermost first), then
-    // the record's own; a later value replaces an earlier one with the same key.
+}
+
+/// `service`, `host`, `process` and `agent`: from the fragments when no additional field
+/// merges into them.
+fn write_static_blocks(doc: &mut Obj<'_, '_>, cx: &DocContext<'_>, r: &Record) {
+    const BLOCKS: [&str; 4] = ["service", "host", "process", "agent"];
+    let merged = doc
+        .extra
+        .is_some_and(|m| BLOCKS.iter().any(|k| m.contains_key(*k)));
+    if !merged {
+        // `first` is false here (`@timestamp` came first), as the fragments assume.
+        doc.out.extend_from_slice(&cx.frags.service_host_pid);
+        doc.out.extend_from_slice(cx.process_tail);
+        return;
+    }
+    write_service_host(doc, cx.cfg);
+    doc.obj(key!("process"), |p| {
+        p.u64(key!("pid"), u64::from(cx.cfg.pid));
+        if let Some(name) = r.thread().name {
+            p.obj(key!("thread"), |t| t.str(key!("name"), name));
+        }
+    });
+    write_agent(doc, cx.cfg);
+}
+
+/// `log`: the logger (target) and the callsite.
+fn write_log(doc: &mut Obj<'_, '_>, r: &Record) {
+    let is_metric = r.kind() == RecordKind::SpanTiming;
+    doc.obj(key!("log"), |l| {
+        l.str(key!("logger"), r.target());
+        let file = r.file();
+        if file.is_some() || is_metric {
+            l.obj(key!("origin"), |o| {
+                if let Some(f) = file {
+                    o.obj(key!("file"), |fo| {
+                        fo.str(key!("name"), f);
+                        if let Some(line) = r.line() {
+                            fo.u64(key!("line"), u64::from(line));
+                        }
+                    });
+                }
+                if is_metric {
+                    o.str(key!("function"), r.name());
+                }
+            });
+        }
+    });
+}
+
+/// The `log` block of recent callsites: `,"log":{…}` depends only on the callsite's
+/// metadata and the record kind. Direct-mapped on the metadata's address.
+#[derive(Debug)]
+struct LogCache {
+    slots: Vec<Option<LogEntry>>,
+}
+
+#[derive(Debug)]
+struct LogEntry {
+    meta: &'static Metadata<'static>,
+    kind: RecordKind,
+    json: Vec<u8>,
+}
+
+impl LogCache {
+    const SLOTS: usize = 64;
+
+    fn new() -> Self {
+        Self {
+            slots: (0..Self::SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    /// `,"log":{…}` of `r`, when it came from a callsite.
+    fn get(&mut self, r: &Record) -> Option<&[u8]> {
+        let meta = r.metadata()?;
+        let kind = r.kind();
+        let i = (std::ptr::from_ref(meta).addr() >> 4) % Self::SLOTS;
+        let slot = self.slots.get_mut(i)?;
+        let hit = matches!(slot, Some(e) if std::ptr::eq(e.meta, meta) && e.kind == kind);
+        if !hit {
+            let mut json = Vec::new();
+            write_log(&mut Obj::continued(&mut json), r);
+            *slot = Some(LogEntry { meta, kind, json });
+        }
+        slot.as_ref().map(|e| e.json.as_slice())
+    }
+}
+
+/// `"<name> took <ms>.<µs> ms"`.
+fn write_timer_message(out: &mut Vec<u8>, name: &str, us: u64) {
+    out.push(b'"');
+    json_text::write_escaped(out, name);
+    out.extend_from_slice(b" took ");
+    json_text::write_u64(out, us / 1000);
+    let frac = us % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+    out.extend_from_slice(b" ms\"");
+}
+
+/// Writes the source line (without its `\n`). `id` is where the `_id` literal was written in
+/// `out` (copied into `event.id`).
+fn write_document(
+    cx: &DocContext<'_>,
+    r: &Record,
+    id: Option<Range<usize>>,
+    extra: Option<&Map<String, Json>>,
+    fields: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    let cfg = cx.cfg;
+    let timing = r.timing();
+    let is_metric = r.kind() == RecordKind::SpanTiming;
+    let mut doc = Obj::open(out, extra);
+    doc.lit(key!("@timestamp"), cx.timestamp);
+    doc.lit(key!("log.level"), level_json(&r.level()));
+    match (r.message(), timing) {
+        (Some(m), _) => doc.str(key!("message"), m),
+        (None, Some(t)) => {
+            doc.k(key!("message"));
+            write_timer_message(doc.out, r.name(), micros(t.duration));
+        }
+        (None, None) => {}
+    }
+    doc.lit(
+        key!("ecs.version"),
+        concat!("\"", ecs_version!(), "\"").as_bytes(),
+    );
+    if doc.extra.is_some() {
+        doc.seen.push("ecs".into());
+    }
+    doc.obj(key!("event"), |e| {
+        e.lit(
+            key!("kind"),
+            if is_metric {
+                b"\"metric\""
+            } else {
+                b"\"event\""
+            },
+        );
+        if let Some(id) = id {
+            e.k(key!("id"));
+            e.out.extend_from_within(id);
+        }
+        e.str(key!("dataset"), &cfg.dataset);
+        if let Some(t) = timing {
+            e.time(key!("start"), t.start);
+            e.time(key!("end"), t.end);
+            e.u64(key!("duration"), nanos(t.duration));
+        }
+        e.lit(key!("created"), cx.created);
+        if let Some(t) = timing {
+            e.lit(
+                key!("outcome"),
+                if t.failed {
+                    b"\"failure\""
+                } else {
+                    b"\"success\""
+                },
+            );
+        }
+    });
+    if let Some(t) = timing {
+        doc.obj(key!("metrics"), |m| {
+            m.str(key!("name"), r.name());
+            m.obj(key!("duration"), |d| d.u64(key!("us"), micros(t.duration)));
+            m.obj(key!("busy"), |d| d.u64(key!("us"), micros(t.busy)));
+        });
+    }
+    if let IndexNaming::DataStream { namespace } = &cfg.naming {
+        doc.obj(key!("data_stream"), |d| {
+            d.str(key!("type"), EncoderConfig::stream_type(r.kind()));
+            d.str(key!("dataset"), &cfg.dataset);
+            d.str(key!("namespace"), namespace);
+        });
+    }
+    match cx.log {
+        Some(block) if doc.extra.is_none_or(|m| !m.contains_key("log")) => {
+            doc.out.extend_from_slice(block);
+            if doc.extra.is_some() {
+                doc.seen.push("log".into());
+            }
+        }
+        _ => write_log(&mut doc, r),
+    }
+    write_static_blocks(&mut doc, cx, r);
+    // One pass over the fields: whether some are labels, the first error (it goes to
+    // `error`), and `tracing.fields` written into `fields` for later (after labels and error):
+    // the first field of a name wins, labels and the first error not repeated.
+    let tracing_extra = doc
+        .extra
+        .and_then(|m| m.get("tracing"))
+        .and_then(Json::as_object);
+    let fields_extra = tracing_extra
+        .and_then(|m| m.get("fields"))
+        .and_then(Json::as_object);
+    fields.clear();
+    let mut error = None;
+    let mut plain = 0usize;
+    let mut own_labels = false;
+    {
+        let mut f = Obj::open(fields, fields_extra);
+        let mut names = Names::new();
+        let mut skipped_error = false;
+        // `for_each` (the chain's `fold`), not `for`: no per-item state checks of the
+        // chained iterator.
+        r.fields().for_each(|(k, v)| {
+            if is_label(k).is_some() {
+                own_labels = true;
+                return;
+            }
+            match (v, error) {
+                (Value::Error(e), None) => error = Some(e),
+                _ => plain += 1,
+            }
+            if names.contains(k) {
+                return;
+            }
+            if matches!(v, Value::Error(_)) && !skipped_error {
+                skipped_error = true;
+                return;
+            }
+            names.insert(k);
+            f.value_dyn(k, v);
+        });
+        f.close();
+    }
+    let has_spans = r.spans().next().is_some();
+    let span_labels = has_spans
+        && r.spans()
+            .any(|s| s.fields().any(|(k, _)| is_label(k).is_some()));
+    if !own_labels && !span_labels && doc.extra.is_none_or(|m| !m.contains_key("labels")) {
+        // Only the static labels (or none).
+        if !cx.frags.labels.is_empty() {
+            doc.out.extend_from_slice(&cx.frags.labels);
+            if doc.extra.is_some() {
+                doc.seen.push("labels".into());
+            }
+        }
+    } else {
+        write_labels(&mut doc, cfg, r);
+    }
+    if let Some(e) = error {
+        doc.obj(key!("error"), |eo| {
+            eo.str(key!("message"), &e.message);
+            if !e.sources.is_empty() {
+                eo.k(key!("stack_trace"));
+                eo.out.push(b'"');
+                json_text::write_escaped(eo.out, &e.message);
+                for s in &e.sources {
+                    eo.out.extend_from_slice(b"\\ncaused by: ");
+                    json_text::write_escaped(eo.out, s);
+                }
+                eo.out.push(b'"');
+            }
+        });
+    }
+    let parent = r.parent_tracking_id();
+    if plain > 0 || has_spans || parent.is_some() || !r.correlators().is_empty() {
+        doc.obj(key!("tracing"), |t| {
+            if let Some(p) = parent {
+                t.k(key!("parent_id"));
+                write_tracking_id(t.out, p);
+            }
+            if !r.correlators().is_empty() {
+                t.raw(key!("correlators"), |out| {
+                    out.push(b'[');
+                    for (i, c) in r.correlators().iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        json_text::write_str(out, c);
+                    }
+                    out.push(b']');
+                });
+            }
+            if plain > 0 {
+                t.k(key!("fields"));
+                t.out.extend_from_slice(fields);
+            }
+            if has_spans {
+                t.raw(key!("spans"), |out| {
+                    out.push(b'[');
+                    for (i, s) in r.spans().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        let mut so = Obj::open(out, None);
+                        so.str(key!("name"), s.name());
+                        let mut fields =
+                            s.fields().filter(|(k, _)| is_label(k).is_none()).peekable();
+                        if fields.peek().is_some() {
+                            so.obj(key!("fields"), |f| {
+                                let mut names = Names::new();
+                                for (k, v) in fields {
+                                    if names.insert(k) {
+                                        f.value_dyn(k, v);
+                                    }
+                                }
+                            });
+                        }
+                        so.close();
+                    }
+                    out.push(b']');
+                });
+            }
+        });
+    }
+    doc.close();
+}
+
+/// `labels`: static ones, then `labels.*` fields of enclosing spans (outermost first), then
+/// the record's own; a later value replaces an earlier one with the same key.
+fn write_labels(doc: &mut Obj<'_, '_>, cfg: &EncoderConfig, r: &Record) {
     let mut labels: Vec<(Cow<'_, str>, Cow<'_, str>)> = cfg
         .labels
         .iter()
@@ -607,114 +1107,28 @@ fn write_document(
             }
         }
     }
-    let mut error = None;
-    let mut plain = 0usize;
     for (k, v) in r.fields() {
         if let Some(k) = is_label(k) {
             add_label(k, v, &mut labels);
-        } else if let (Value::Error(e), None) = (v, error) {
-            error = Some(e);
-        } else {
-            plain += 1;
         }
     }
     if !labels.is_empty() {
-        doc.obj("labels", |l| {
+        doc.obj(key!("labels"), |l| {
             for (k, v) in &labels {
-                l.str(k, v);
+                l.str_dyn(k, v);
             }
         });
     }
-    if let Some(e) = error {
-        doc.obj("error", |eo| {
-            eo.str("message", &e.message);
-            if !e.sources.is_empty() {
-                let mut trace = e.message.clone();
-                for s in &e.sources {
-                    trace.push_str("\ncaused by: ");
-                    trace.push_str(s);
-                }
-                eo.str("stack_trace", &trace);
-            }
-        });
-    }
-    let spans: Vec<_> = r.spans().collect();
-    let parent = r.parent_tracking_id();
-    if plain > 0 || !spans.is_empty() || parent.is_some() || !r.correlators().is_empty() {
-        doc.obj("tracing", |t| {
-            if let Some(p) = parent {
-                t.key("parent_id");
-                let p = p.to_string();
-                write_str(t.out, &p);
-            }
-            if !r.correlators().is_empty() {
-                t.raw("correlators", |out| {
-                    out.push(b'[');
-                    for (i, c) in r.correlators().iter().enumerate() {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        write_str(out, c);
-                    }
-                    out.push(b']');
-                });
-            }
-            if plain > 0 {
-                let mut skipped_error = false;
-                t.obj("fields", |f| {
-                    let mut names: Vec<&str> = Vec::new();
-                    for (k, v) in r.fields() {
-                        if is_label(k).is_some() || names.contains(&k) {
-                            continue;
-                        }
-                        if matches!(v, Value::Error(_)) && !skipped_error {
-                            skipped_error = true;
-                            continue;
-                        }
-                        names.push(k);
-                        f.value(k, v);
-                    }
-                });
-            }
-            if !spans.is_empty() {
-                t.raw("spans", |out| {
-                    out.push(b'[');
-                    for (i, s) in spans.iter().enumerate() {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        let mut so = Obj::open(out, None);
-                        so.str("name", s.name());
-                        let mut fields =
-                            s.fields().filter(|(k, _)| is_label(k).is_none()).peekable();
-                        if fields.peek().is_some() {
-                            so.obj("fields", |f| {
-                                let mut names: Vec<&str> = Vec::new();
-                                for (k, v) in fields {
-                                    if !names.contains(&k) {
-                                        names.push(k);
-                                        f.value(k, v);
-                                    }
-                                }
-                            });
-                        }
-                        so.close();
-                    }
-                    out.push(b']');
-                });
-            }
-        });
-    }
-    doc.close();
 }
 
-fn level_str(l: &logship_core::Level) -> &'static str {
+/// The `log.level` value, quoted.
+fn level_json(l: &logship_core::Level) -> &'static [u8] {
     match *l {
-        logship_core::Level::ERROR => "error",
-        logship_core::Level::WARN => "warn",
-        logship_core::Level::INFO => "info",
-        logship_core::Level::DEBUG => "debug",
-        _ => "trace",
+        logship_core::Level::ERROR => b"\"error\"",
+        logship_core::Level::WARN => b"\"warn\"",
+        logship_core::Level::INFO => b"\"info\"",
+        logship_core::Level::DEBUG => b"\"debug\"",
+        _ => b"\"trace\"",
     }
 }
 
@@ -1007,15 +1421,89 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_match_chrono_for_many_instants() {
+    fn timestamps_match_chrono_within_and_across_seconds() {
+        let mut enc = Encoder::new(dated());
         let mut t = 0u64;
         while t < 16_000_000_000_000_000_000 {
-            let mut out = Vec::new();
-            write_timestamp(&mut out, Timestamp::from_nanos(t));
-            let want = format!("\"{}\"", Timestamp::from_nanos(t).to_rfc3339());
-            assert_eq!(String::from_utf8_lossy(&out), want);
+            // The second's text is reused for the next instants of the same second.
+            for n in [t, t + 1, t + 999, t.saturating_add(1_000_000_000)] {
+                let ts = Timestamp::from_nanos(n);
+                let want = format!("\"{}\"", ts.to_rfc3339());
+                assert_eq!(String::from_utf8_lossy(&enc.quoted_time(ts)), want);
+                assert_eq!(String::from_utf8_lossy(&quoted_rfc3339(ts)), want);
+            }
             t = t.saturating_mul(3).saturating_add(86_399_999_999_999);
         }
+    }
+
+    /// Records from `tracing` callsites, as the pipeline hands them over.
+    fn captured(emit: impl FnOnce()) -> Vec<Record> {
+        use logship_core::{Batch, Outcome, PipelineBuilder, SendContext, Sink};
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::prelude::*;
+        struct Grab(Arc<Mutex<Vec<Record>>>);
+        impl Sink for Grab {
+            fn name(&self) -> &'static str {
+                "grab"
+            }
+            async fn send(&mut self, batch: &Batch, _cx: &mut SendContext) -> Outcome {
+                if let Ok(mut v) = self.0.lock() {
+                    v.extend(batch.records().iter().map(|r| (**r).clone()));
+                }
+                Outcome::Delivered
+            }
+        }
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let Ok((layer, guard)) = PipelineBuilder::new().build(Grab(got.clone())) else {
+            return Vec::new();
+        };
+        {
+            let _d = tracing_subscriber::registry().with(layer).set_default();
+            emit();
+        }
+        let _ = guard.flush(Duration::from_secs(10));
+        got.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The `log` block kept per callsite is what writing it gives (an empty `log` in the
+    /// additional fields changes nothing but turns the cache off).
+    #[test]
+    fn callsite_log_blocks_match_the_written_ones() {
+        let records = captured(|| {
+            for i in 0..3 {
+                tracing::info!(n = i, "a");
+                tracing::warn!(target: "other::target", "b \"q\"");
+                let s = tracing::info_span!("timed", i);
+                drop(s);
+            }
+        });
+        assert_eq!(records.len(), 9);
+        let mut plain = Encoder::new(dated());
+        let mut uncached = {
+            let mut cfg = dated();
+            cfg.extra = serde_json::json!({"log": {}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            Encoder::new(cfg)
+        };
+        let created = Timestamp::from_nanos(T0);
+        for r in &records {
+            assert!(r.metadata().is_some());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            plain.encode(r, created, &mut a);
+            uncached.encode(r, created, &mut b);
+            assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+        }
+        let text = {
+            let mut out = Vec::new();
+            plain.encode(&records[1], created, &mut out);
+            String::from_utf8(out).unwrap_or_default()
+        };
+        assert!(
+            text.contains(r#""log":{"logger":"other::target","origin":{"file":{"name":"#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1024,10 +1512,22 @@ mod tests {
         let r = Record::event(Level::INFO, "t")
             .with_tracking_id(TrackingId::Custom(long.as_str().into()))
             .build();
-        let mut s = String::new();
-        assert!(doc_id(&r, &mut s));
-        assert_eq!(s.len(), 64);
-        assert!(s.bytes().all(|b| b.is_ascii_hexdigit()));
+        let mut out = Vec::new();
+        assert!(write_doc_id(&r, &mut out));
+        assert_eq!(out.len(), 66);
+        assert!(out[1..65].iter().all(u8::is_ascii_hexdigit));
+        let short = Record::event(Level::INFO, "t")
+            .with_tracking_id(TrackingId::Custom("a\"b".into()))
+            .build();
+        out.clear();
+        assert!(write_doc_id(&short, &mut out));
+        assert_eq!(out, br#""a\"b""#);
+        out.clear();
+        assert!(!write_doc_id(
+            &Record::event(Level::INFO, "t").build(),
+            &mut out
+        ));
+        assert!(out.is_empty());
     }
 
     #[test]

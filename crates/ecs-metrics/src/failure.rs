@@ -76,7 +76,7 @@ impl FailureFolder {
             if enc.config().host_ips.is_empty()
                 && let Some(ips) = self.host_ips.get()
             {
-                enc.config_mut().host_ips = ips.clone();
+                enc.set_host_ips(ips.clone());
             }
             let created = Timestamp::now();
             for r in &u.records {
@@ -164,7 +164,8 @@ pub(crate) fn replay(
             report.files_deleted += 1;
             continue;
         }
-        let fates: Vec<ItemFate> = match rt.block_on(transport.bulk(&data)) {
+        let body = bytes::Bytes::copy_from_slice(&data);
+        let fates: Vec<ItemFate> = match rt.block_on(transport.bulk(body)) {
             Err(e) => vec![ItemFate::Retry(e.0); pairs.len()],
             Ok(resp) => match classify(
                 resp.status,

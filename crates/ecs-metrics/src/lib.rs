@@ -183,6 +183,19 @@ pub mod __bench {
         pub fn encode(&mut self, r: &Record, out: &mut Vec<u8>) {
             self.0.encode(r, Timestamp::now(), out);
         }
+
+        /// Appends the lines of every record, with one `event.created` time (as the sink
+        /// encodes a batch).
+        pub fn encode_batch<'r>(
+            &mut self,
+            records: impl IntoIterator<Item = &'r Record>,
+            out: &mut Vec<u8>,
+        ) {
+            let created = Timestamp::now();
+            for r in records {
+                self.0.encode(r, created, out);
+            }
+        }
     }
 }
 

@@ -124,7 +124,7 @@ impl Sink for EcsSink {
                 .host_ips
                 .get_or_init(|| resolve_host_ips(&h))
                 .clone();
-            self.encoder.config_mut().host_ips = ips;
+            self.encoder.set_host_ips(ips);
         }
         self.transport.ensure_client().map_err(|e| e.0)?;
         if let Some((name, body)) = self.settings.template.clone() {
@@ -160,9 +160,12 @@ impl Sink for EcsSink {
         let mut fates: Vec<Option<ItemFate>> = vec![None; n];
         let mut after: Option<Duration> = None;
         let mut work = self.chunks();
+        // The requests share the encoded batch (`slice` is a reference count, not a copy); the
+        // buffer is taken back for the next batch when the requests have let go of it.
+        let body = bytes::Bytes::from(std::mem::take(&mut self.body));
         while let Some(chunk) = work.pop_front() {
             let bytes = self.bounds[chunk.start].start..self.bounds[chunk.end - 1].end;
-            let res = self.transport.bulk(&self.body[bytes]).await;
+            let res = self.transport.bulk(body.slice(bytes)).await;
             cx.record_bytes_sent(self.transport.last_wire_bytes);
             let resp = match res {
                 Ok(r) => r,
@@ -213,7 +216,20 @@ impl Sink for EcsSink {
                 }
             }
         }
+        self.body = reclaim(body);
         outcome(fates, after, cx)
+    }
+}
+
+/// The buffer of `body`, emptied, if nothing else holds it; a new one otherwise.
+fn reclaim(body: bytes::Bytes) -> Vec<u8> {
+    match body.try_into_mut() {
+        Ok(b) => {
+            let mut v = Vec::from(b);
+            v.clear();
+            v
+        }
+        Err(_) => Vec::new(),
     }
 }
 
@@ -262,6 +278,27 @@ fn outcome(fates: Vec<Option<ItemFate>>, after: Option<Duration>, cx: &mut SendC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_batch_buffer_is_reused_when_the_requests_let_go() {
+        let mut v = Vec::with_capacity(4096);
+        v.extend_from_slice(b"{}\n{}\n");
+        let ptr = v.as_ptr();
+        let body = bytes::Bytes::from(v);
+        let chunk = body.slice(0..3);
+        drop(chunk.clone());
+        drop(chunk);
+        let back = reclaim(body);
+        assert_eq!((back.as_ptr(), back.capacity(), back.len()), (ptr, 4096, 0));
+        // Still shared: a new buffer, the request keeps its bytes.
+        let mut back = back;
+        back.extend_from_slice(b"{}\n{}\n");
+        let body = bytes::Bytes::from(back);
+        let held = body.slice(3..);
+        let fresh = reclaim(body);
+        assert_eq!(fresh.capacity(), 0);
+        drop(held);
+    }
 
     #[test]
     fn outcome_folding() {

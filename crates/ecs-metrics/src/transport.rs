@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Certificate, Client, Url};
 
@@ -131,7 +132,7 @@ pub(crate) struct TransportSettings {
 pub(crate) struct HttpResponse {
     pub(crate) status: u16,
     pub(crate) retry_after: Option<String>,
-    pub(crate) body: Vec<u8>,
+    pub(crate) body: Bytes,
 }
 
 /// A request that got no response (connection refused on every host, reset, timeout…).
@@ -179,19 +180,21 @@ impl Transport {
 
     /// `POST {host}/_bulk` with an NDJSON body (gzipped if configured). Tries each host at
     /// most once, in order from the current one, moving on only when a connection cannot be
-    /// made; the host that answered becomes the current one.
-    pub(crate) async fn bulk(&mut self, ndjson: &[u8]) -> Result<HttpResponse, TransportError> {
+    /// made; the host that answered becomes the current one. The body is sent as it is, not
+    /// copied (a clone of `ndjson` is a reference count).
+    pub(crate) async fn bulk(&mut self, ndjson: Bytes) -> Result<HttpResponse, TransportError> {
         self.last_wire_bytes = 0;
         let body = if self.settings.gzip {
             let mut enc = flate2::write::GzEncoder::new(
                 Vec::with_capacity(ndjson.len() / 4),
                 flate2::Compression::fast(),
             );
-            enc.write_all(ndjson)
+            enc.write_all(&ndjson)
                 .and_then(|_| enc.finish())
+                .map(Bytes::from)
                 .map_err(|e| TransportError(format!("gzip failed: {e}")))?
         } else {
-            ndjson.to_vec()
+            ndjson
         };
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -223,7 +226,7 @@ impl Transport {
             reqwest::Method::PUT,
             &format!("_index_template/{name}"),
             headers,
-            body,
+            Bytes::from(body),
         )
         .await
     }
@@ -233,7 +236,7 @@ impl Transport {
         method: reqwest::Method,
         path: &str,
         mut headers: HeaderMap,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<HttpResponse, TransportError> {
         headers.insert(
             reqwest::header::ACCEPT,
@@ -243,7 +246,6 @@ impl Transport {
             headers.insert(reqwest::header::AUTHORIZATION, a.clone());
         }
         let client = self.ensure_client()?.clone();
-        let body = bytes::Bytes::from(body);
         let n = self.settings.hosts.len();
         let mut last = TransportError("no host configured".into());
         for step in 0..n {
@@ -288,7 +290,7 @@ impl Transport {
                     return Ok(HttpResponse {
                         status,
                         retry_after,
-                        body: body.to_vec(),
+                        body,
                     });
                 }
                 Err(e) if e.is_connect() => {

@@ -25,7 +25,7 @@
 //! assert_eq!(out, br#""say \"hi\"\n",42,2023-11-14T22:13:20.123456789Z"#);
 //! ```
 
-use crate::Timestamp;
+use crate::{Timestamp, Value};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -153,6 +153,52 @@ pub fn write_f64(out: &mut Vec<u8>, v: f64) -> bool {
     true
 }
 
+/// Writes a field value as JSON, with the rules of [`json::value_to_json`](crate::json::value_to_json)
+/// (byte for byte what `serde_json` writes for that value, except floats in `ryu`'s shortest
+/// form, e.g. `1e300` for `1e+300`):
+/// text as a string; integers as numbers, except 128-bit ones beyond ±2⁵³ (where most JSON
+/// readers lose digits) as decimal strings; finite floats as numbers, NaN and ±∞ as the strings
+/// `"NaN"`, `"inf"`, `"-inf"`; booleans; an error as `{"message":…,"sources":[…]}`.
+pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
+    const SAFE: i128 = 1 << 53;
+    match v {
+        Value::Str(s) => write_str(out, s),
+        Value::I64(v) => write_i64(out, v),
+        Value::U64(v) => write_u64(out, v),
+        Value::I128(v) if (-SAFE..=SAFE).contains(&v) => write_i128(out, v),
+        Value::U128(v) if v <= SAFE as u128 => write_u128(out, v),
+        Value::I128(v) => {
+            out.push(b'"');
+            write_i128(out, v);
+            out.push(b'"');
+        }
+        Value::U128(v) => {
+            out.push(b'"');
+            write_u128(out, v);
+            out.push(b'"');
+        }
+        Value::F64(v) => {
+            if !write_f64(out, v) {
+                write_str(out, &v.to_string());
+            }
+        }
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Error(e) => {
+            out.extend_from_slice(b"{\"message\":");
+            write_str(out, &e.message);
+            out.extend_from_slice(b",\"sources\":[");
+            for (i, s) in e.sources.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, s);
+            }
+            out.extend_from_slice(b"]}");
+        }
+    }
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
 /// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms", `civil_from_days`).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -263,6 +309,33 @@ mod tests {
             out,
             b"2023-11-14T22:13:20.123456789Z 2023-11-14T22:13:20.1234567Z"
         );
+    }
+
+    #[test]
+    fn values_match_value_to_json() {
+        let err = crate::record::ErrorChain {
+            message: "boom \"x\"".into(),
+            sources: vec!["a".into(), "b\n".into()],
+        };
+        let values = [
+            Value::Str("t\u{1}"),
+            Value::I64(-3),
+            Value::U64(u64::MAX),
+            Value::I128(1 << 53),
+            Value::I128(-(1 << 60)),
+            Value::U128(u128::MAX),
+            Value::F64(0.5),
+            Value::F64(f64::NAN),
+            Value::F64(f64::NEG_INFINITY),
+            Value::Bool(false),
+            Value::Error(&err),
+        ];
+        for v in values {
+            let mut out = Vec::new();
+            write_value(&mut out, v);
+            let want = serde_json::to_string(&crate::json::value_to_json(v)).unwrap_or_default();
+            assert_eq!(String::from_utf8(out).unwrap_or_default(), want, "{v:?}");
+        }
     }
 
     proptest! {

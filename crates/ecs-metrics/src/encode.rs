@@ -461,30 +461,7 @@ fn write_time(out: &mut Vec<u8>, t: Timestamp) {
 /// A field value: integers stay integers (128-bit ones outside ±2⁵³ and non-finite floats
 /// become text, as in `logship_core::json`), errors become their full chain as text.
 fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
-    const SAFE: i128 = 1 << 53;
     match v {
-        Value::Str(s) => json_text::write_str(out, s),
-        Value::I64(v) => json_text::write_i64(out, v),
-        Value::U64(v) => json_text::write_u64(out, v),
-        Value::F64(v) => {
-            if !json_text::write_f64(out, v) {
-                // NaN and ±∞ as text ("NaN", "inf", "-inf").
-                json_text::write_str(out, &v.to_string());
-            }
-        }
-        Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-        Value::I128(v) if (-SAFE..=SAFE).contains(&v) => json_text::write_i128(out, v),
-        Value::U128(v) if v <= SAFE as u128 => json_text::write_u128(out, v),
-        Value::I128(v) => {
-            out.push(b'"');
-            json_text::write_i128(out, v);
-            out.push(b'"');
-        }
-        Value::U128(v) => {
-            out.push(b'"');
-            json_text::write_u128(out, v);
-            out.push(b'"');
-        }
         Value::Error(e) => {
             // `ErrorChain`'s `Display`: the message, then ": <source>" for each source.
             out.push(b'"');
@@ -495,10 +472,7 @@ fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
             }
             out.push(b'"');
         }
-        other => {
-            let j = logship_core::json::value_to_json(other);
-            let _ = serde_json::to_writer(&mut *out, &j);
-        }
+        other => json_text::write_value(out, other),
     }
 }
 

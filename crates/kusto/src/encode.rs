@@ -463,51 +463,10 @@ fn field(out: &mut Vec<u8>, first: &mut bool, k: &str, v: Value<'_>) {
     value(out, v);
 }
 
+/// A field value: the core's JSON form of a value (`json_text::write_value`: 128-bit integers
+/// beyond ±2⁵³ and non-finite floats as text, errors as `{"message","sources"}`).
 fn value(out: &mut Vec<u8>, v: Value<'_>) {
-    const SAFE: i128 = 1 << 53;
-    match v {
-        Value::Str(s) => json_text::write_str(out, s),
-        Value::I64(v) => json_text::write_i64(out, v),
-        Value::U64(v) => json_text::write_u64(out, v),
-        Value::I128(v) if (-SAFE..=SAFE).contains(&v) => json_text::write_i128(out, v),
-        Value::U128(v) if v <= SAFE as u128 => json_text::write_u128(out, v),
-        // Beyond ±2⁵³ a JSON number loses digits in most readers: text instead.
-        Value::I128(v) => {
-            out.push(b'"');
-            json_text::write_i128(out, v);
-            out.push(b'"');
-        }
-        Value::U128(v) => {
-            out.push(b'"');
-            json_text::write_u128(out, v);
-            out.push(b'"');
-        }
-        Value::F64(v) => {
-            if !json_text::write_f64(out, v) {
-                // NaN, inf, -inf: no JSON number for them.
-                json_text::write_str(out, &v.to_string());
-            }
-        }
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Error(e) => {
-            out.extend_from_slice(b"{\"message\":");
-            json_text::write_str(out, &e.message);
-            out.extend_from_slice(b",\"sources\":[");
-            for (i, s) in e.sources.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json_text::write_str(out, s);
-            }
-            out.extend_from_slice(b"]}");
-        }
-        // `Value` is non-exhaustive: anything new becomes text through the core's JSON form.
-        #[allow(unreachable_patterns)]
-        other => {
-            let _ = serde_json::to_writer(&mut *out, &logship_core::json::value_to_json(other));
-        }
-    }
+    json_text::write_value(out, v);
 }
 
 fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {

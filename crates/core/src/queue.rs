@@ -110,9 +110,9 @@ impl Queue {
         self.pool.pop().unwrap_or_else(|| Box::new(Record::blank()))
     }
 
-    /// Recycles finished records (worker side): each is cleared, keeping its text buffer, and
-    /// goes back into the pool in its box. Only what was set is written, so the cache lines the
-    /// worker merely read stay shared with the caller that will refill them.
+    /// Recycles finished records (worker side): each is cleared in place, keeping its text
+    /// buffer, and goes back into the pool in its box (no copy: clearing writes the header and
+    /// the two lengths; field slots and text bytes are only read, to drop what they own).
     pub(crate) fn recycle(&self, records: impl IntoIterator<Item = Box<Record>>) {
         for mut r in records {
             r.text.shrink_if_larger(RECYCLE_MAX_TEXT);

@@ -3,6 +3,16 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Nanoseconds on `clock`, read through the vDSO (`clock_gettime`); negative readings clamp to 0.
+#[cfg(unix)]
+#[inline]
+fn clock_nanos(clock: rustix::time::ClockId) -> u64 {
+    let t = rustix::time::clock_gettime(clock);
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
 /// Nanoseconds on the monotonic clock (`CLOCK_MONOTONIC`), for durations only: read straight
 /// from the vDSO on Unix (cheaper than `Instant::now`, which span enter/exit/close call four
 /// times per span); elsewhere measured from a process-wide `Instant`.
@@ -10,10 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) fn mono_nanos() -> u64 {
     #[cfg(unix)]
     {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        let secs = u64::try_from(t.tv_sec).unwrap_or(0);
-        let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
-        secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+        clock_nanos(rustix::time::ClockId::Monotonic)
     }
     #[cfg(not(unix))]
     {
@@ -39,10 +46,7 @@ impl Timestamp {
         {
             // Straight from the vDSO: `SystemTime::now` plus `duration_since(UNIX_EPOCH)` cost
             // as much again as the clock read itself on the caller's hot path.
-            let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-            let secs = u64::try_from(t.tv_sec).unwrap_or(0);
-            let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
-            Self(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+            Self(clock_nanos(rustix::time::ClockId::Realtime))
         }
         #[cfg(not(unix))]
         {

@@ -234,9 +234,18 @@ fn date_time(buf: &mut [u8], t: Timestamp) {
 }
 
 #[inline]
-fn put(buf: &mut [u8], at: usize, width: usize, mut v: u64) {
-    for i in (0..width).rev() {
-        buf[at + i] = b'0' + (v % 10) as u8;
+fn put(buf: &mut [u8], at: usize, width: usize, v: u64) {
+    if let Some(field) = buf.get_mut(at..at + width) {
+        write_digits(field, v);
+    }
+}
+
+/// Writes the last `buf.len()` decimal digits of `v` into `buf`, zero-padded (fixed-width
+/// fields of dates, times and durations).
+#[inline]
+pub fn write_digits(buf: &mut [u8], mut v: u64) {
+    for b in buf.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
         v /= 10;
     }
 }

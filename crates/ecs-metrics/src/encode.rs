@@ -317,11 +317,7 @@ impl Encoder {
                 let mut q = [0u8; 32];
                 q[..20].copy_from_slice(&prefix);
                 q[20] = b'.';
-                let mut n = t.subsec_nanos();
-                for d in q[21..30].iter_mut().rev() {
-                    *d = b'0' + (n % 10) as u8;
-                    n /= 10;
-                }
+                json_text::write_digits(&mut q[21..30], u64::from(t.subsec_nanos()));
                 q[30] = b'Z';
                 q[31] = b'"';
                 q

@@ -500,19 +500,11 @@ pub(crate) fn write_timespan(out: &mut Vec<u8>, d: std::time::Duration) {
         out.push(b'.');
     }
     let mut buf = *b"00:00:00.0000000";
-    put_digits(&mut buf[0..2], sod / 3600);
-    put_digits(&mut buf[3..5], sod / 60 % 60);
-    put_digits(&mut buf[6..8], sod % 60);
-    put_digits(&mut buf[9..16], u64::from(d.subsec_nanos() / 100));
+    json_text::write_digits(&mut buf[0..2], sod / 3600);
+    json_text::write_digits(&mut buf[3..5], sod / 60 % 60);
+    json_text::write_digits(&mut buf[6..8], sod % 60);
+    json_text::write_digits(&mut buf[9..16], u64::from(d.subsec_nanos() / 100));
     out.extend_from_slice(&buf);
-}
-
-/// Writes the last `buf.len()` decimal digits of `v` into `buf`, zero-padded.
-fn put_digits(buf: &mut [u8], mut v: u64) {
-    for b in buf.iter_mut().rev() {
-        *b = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
 }
 
 #[cfg(test)]

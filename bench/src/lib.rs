@@ -722,6 +722,26 @@ fn count_mqtt(addr: SocketAddr, filter: &str, n: Arc<AtomicU64>) {
     }
 }
 
+/// Binds `127.0.0.1:0` and serves every connection on its own thread with `serve`, which counts
+/// into the returned counter (the accept loop every stand-in receiver below shares).
+fn serve_counting(
+    serve: impl Fn(TcpStream, &AtomicU64) + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let count = Arc::new(AtomicU64::new(0));
+    let n = count.clone();
+    let serve = Arc::new(serve);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let (n, serve) = (n.clone(), serve.clone());
+            std::thread::spawn(move || serve(conn, &n));
+        }
+    });
+    (addr, count)
+}
+
 /// A TCP peer that reads at most `rate` bytes per second and throws them away.
 pub struct ThrottledTcp {
     /// Where it listens.
@@ -732,30 +752,20 @@ pub struct ThrottledTcp {
 
 impl ThrottledTcp {
     fn start(rate: u64) -> ThrottledTcp {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let bytes = Arc::new(AtomicU64::new(0));
-        let b = bytes.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { break };
-                let b = b.clone();
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; (rate / 100) as usize];
-                    loop {
-                        let t = Instant::now();
-                        match conn.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                b.fetch_add(n as u64, Ordering::Relaxed);
-                            }
-                        }
-                        let tick = Duration::from_millis(10);
-                        if let Some(rest) = tick.checked_sub(t.elapsed()) {
-                            std::thread::sleep(rest);
-                        }
+        let (addr, bytes) = serve_counting(move |mut conn, b| {
+            let mut buf = vec![0u8; (rate / 100) as usize];
+            loop {
+                let t = Instant::now();
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        b.fetch_add(n as u64, Ordering::Relaxed);
                     }
-                });
+                }
+                let tick = Duration::from_millis(10);
+                if let Some(rest) = tick.checked_sub(t.elapsed()) {
+                    std::thread::sleep(rest);
+                }
             }
         });
         ThrottledTcp { addr, bytes }
@@ -775,53 +785,43 @@ pub struct ForwardCounter {
 
 impl ForwardCounter {
     fn start() -> ForwardCounter {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let events = Arc::new(AtomicU64::new(0));
-        let n = events.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { break };
-                let n = n.clone();
-                std::thread::spawn(move || {
-                    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-                    let mut chunk = vec![0u8; 1 << 18];
-                    loop {
-                        let k = match conn.read(&mut chunk) {
-                            Ok(0) | Err(_) => break,
-                            Ok(k) => k,
-                        };
-                        buf.extend_from_slice(&chunk[..k]);
-                        let mut pos = 0;
-                        let mut acks: Vec<u8> = Vec::new();
-                        loop {
-                            let mut p = pos;
-                            let mut chunk = None;
-                            match forward_events(&buf, &mut p, &mut chunk) {
-                                Some(e) => {
-                                    n.fetch_add(e, Ordering::Relaxed);
-                                    if let Some((a, z)) = chunk {
-                                        let c = &buf[a..z];
-                                        acks.extend_from_slice(b"\x81\xa3ack");
-                                        if c.len() < 32 {
-                                            acks.push(0xa0 | c.len() as u8);
-                                        } else {
-                                            acks.push(0xd9);
-                                            acks.push(c.len() as u8);
-                                        }
-                                        acks.extend_from_slice(c);
-                                    }
-                                    pos = p;
+        let (addr, events) = serve_counting(|mut conn, n| {
+            let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+            let mut chunk = vec![0u8; 1 << 18];
+            loop {
+                let k = match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => k,
+                };
+                buf.extend_from_slice(&chunk[..k]);
+                let mut pos = 0;
+                let mut acks: Vec<u8> = Vec::new();
+                loop {
+                    let mut p = pos;
+                    let mut chunk = None;
+                    match forward_events(&buf, &mut p, &mut chunk) {
+                        Some(e) => {
+                            n.fetch_add(e, Ordering::Relaxed);
+                            if let Some((a, z)) = chunk {
+                                let c = &buf[a..z];
+                                acks.extend_from_slice(b"\x81\xa3ack");
+                                if c.len() < 32 {
+                                    acks.push(0xa0 | c.len() as u8);
+                                } else {
+                                    acks.push(0xd9);
+                                    acks.push(c.len() as u8);
                                 }
-                                None => break,
+                                acks.extend_from_slice(c);
                             }
+                            pos = p;
                         }
-                        if !acks.is_empty() && conn.write_all(&acks).is_err() {
-                            break;
-                        }
-                        buf.drain(..pos);
+                        None => break,
                     }
-                });
+                }
+                if !acks.is_empty() && conn.write_all(&acks).is_err() {
+                    break;
+                }
+                buf.drain(..pos);
             }
         });
         ForwardCounter { addr, events }
@@ -960,18 +960,8 @@ pub struct LokiStandIn {
 
 impl LokiStandIn {
     fn start(delay: Duration) -> LokiStandIn {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let entries = Arc::new(AtomicU64::new(0));
-        let n = entries.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { break };
-                let n = n.clone();
-                std::thread::spawn(move || {
-                    let _ = serve_loki(conn, &n, delay);
-                });
-            }
+        let (addr, entries) = serve_counting(move |conn, n| {
+            let _ = serve_loki(conn, n, delay);
         });
         LokiStandIn { addr, entries }
     }
@@ -1111,19 +1101,9 @@ pub struct HttpCounter {
 
 impl HttpCounter {
     fn start(api: HttpApi, delay: Duration) -> HttpCounter {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let docs = Arc::new(AtomicU64::new(0));
-        let n = docs.clone();
         let refused = Arc::new(AtomicU64::new(0));
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { break };
-                let (n, refused) = (n.clone(), refused.clone());
-                std::thread::spawn(move || {
-                    let _ = serve_http(conn, api, &n, &refused, delay);
-                });
-            }
+        let (addr, docs) = serve_counting(move |conn, n| {
+            let _ = serve_http(conn, api, n, &refused, delay);
         });
         HttpCounter { addr, docs }
     }
@@ -1509,21 +1489,11 @@ pub struct MqttCounter {
 
 impl MqttCounter {
     fn start() -> MqttCounter {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let publishes = Arc::new(AtomicU64::new(0));
-        let n = publishes.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { break };
-                let n = n.clone();
-                std::thread::spawn(move || {
-                    if let Err(e) = serve_mqtt(conn, &n)
-                        && e.kind() == io::ErrorKind::InvalidData
-                    {
-                        eprintln!("mqtt counter: {e}");
-                    }
-                });
+        let (addr, publishes) = serve_counting(|conn, n| {
+            if let Err(e) = serve_mqtt(conn, n)
+                && e.kind() == io::ErrorKind::InvalidData
+            {
+                eprintln!("mqtt counter: {e}");
             }
         });
         MqttCounter { addr, publishes }

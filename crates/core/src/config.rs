@@ -8,15 +8,22 @@
 //! | [`with_overflow`](PipelineBuilder::with_overflow) | drop newest | what a full queue does |
 //! | [`with_max_batch_records`](PipelineBuilder::with_max_batch_records) | 1 024 | records per batch (the Kusto original's `capacity`) |
 //! | [`with_max_batch_bytes`](PipelineBuilder::with_max_batch_bytes) | 4 MiB | estimated bytes per batch (before encoding) |
-//! | [`with_linger`](PipelineBuilder::with_linger) | 1 s | longest a record waits for its batch to fill |
+//! | [`with_linger`](PipelineBuilder::with_linger) | 1 s (0 < t ≤ 1 h) | longest a record waits for its batch to fill |
 //! | [`with_flush_level`](PipelineBuilder::with_flush_level) | ERROR | a record at or above it is sent at once (the Kusto original's `flushLevel`) |
-//! | [`with_send_timeout`](PipelineBuilder::with_send_timeout) | 30 s | one send attempt |
-//! | [`with_retry`](PipelineBuilder::with_retry) | 10 attempts / 120 s, 100 ms–30 s full jitter | see [`RetryPolicy`] |
-//! | [`with_breaker`](PipelineBuilder::with_breaker) | opens after 5 failures, 1–60 s | see [`BreakerConfig`] |
-//! | [`with_shutdown_timeout`](PipelineBuilder::with_shutdown_timeout) | 5 s | the flush when the guard is dropped |
+//! | [`with_send_timeout`](PipelineBuilder::with_send_timeout) | 30 s (0 < t ≤ 10 min) | one send attempt |
+//! | [`with_stall_threshold`](PipelineBuilder::with_stall_threshold) | 5 s (≤ send timeout) | an unanswered send counts as failing (spool takes over) |
+//! | [`with_retry`](PipelineBuilder::with_retry) | 10 attempts / 120 s, 100 ms–30 s full jitter | see [`RetryPolicy`]; delays ≤ 1 h, elapsed ≤ 30 days |
+//! | [`with_breaker`](PipelineBuilder::with_breaker) | opens after 5 failures, 1–60 s | see [`BreakerConfig`]; cool-downs ≤ 1 h |
+//! | [`with_shutdown_timeout`](PipelineBuilder::with_shutdown_timeout) | 5 s (≤ 10 min) | the flush when the guard is dropped |
+//! | [`with_loss_summary`](PipelineBuilder::with_loss_summary) | on | one stderr line at shutdown if records were lost |
 //! | [`with_events`](PipelineBuilder::with_events) / [`with_span_timings`](PipelineBuilder::with_span_timings) | both on | which records the layer captures |
 //! | [`with_span_fields`](PipelineBuilder::with_span_fields) | all | enclosing spans carried by each record |
 //! | [`with_default_source_fqn`](PipelineBuilder::with_default_source_fqn) | none | source FQN of records that set none |
+//!
+//! Every duration is checked by `build()` against the range in brackets; a value outside it is
+//! a [`ConfigError::OutOfRange`] naming the setting, so no setting (`Duration::MAX` included)
+//! can panic the caller or stop the worker. Timeouts passed to `flush`/`shutdown` need no
+//! range: anything past about 100 years means "no limit".
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,6 +62,8 @@ pub struct PipelineBuilder {
     linger: Duration,
     flush_level: Option<Level>,
     send_timeout: Duration,
+    stall_threshold: Option<Duration>,
+    loss_summary: bool,
     retry: RetryPolicy,
     breaker: BreakerConfig,
     shutdown_timeout: Duration,
@@ -82,6 +91,8 @@ impl Default for PipelineBuilder {
             linger: Duration::from_secs(1),
             flush_level: Some(Level::ERROR),
             send_timeout: Duration::from_secs(30),
+            stall_threshold: None,
+            loss_summary: true,
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             shutdown_timeout: Duration::from_secs(5),
@@ -186,6 +197,30 @@ impl PipelineBuilder {
             send_timeout: d,
             ..self
         }
+    }
+    /// How long a send may go unanswered before the backend counts as failing while the send
+    /// is still running (default: 5 s, or the send timeout if that is shorter; at most the send
+    /// timeout). A hung backend (it accepted the connection and never answers) then gets the
+    /// same treatment as a refusing one: with a [spool](crate::spool), the batch in flight and
+    /// the records arriving meanwhile are written to disk while the send goes on, instead of
+    /// waiting in memory for the send timeout; `Stats::last_error` says the send stalled.
+    pub fn with_stall_threshold(self, d: Duration) -> Self {
+        Self {
+            stall_threshold: Some(d),
+            ..self
+        }
+    }
+    /// Whether the worker prints one summary line on standard error at shutdown when records
+    /// were lost (dropped or undelivered), naming the counts by cause (default true).
+    pub fn with_loss_summary(self, on: bool) -> Self {
+        Self {
+            loss_summary: on,
+            ..self
+        }
+    }
+    fn stall_threshold(&self) -> Duration {
+        self.stall_threshold
+            .unwrap_or_else(|| Duration::from_secs(5).min(self.send_timeout))
     }
     /// The retry policy (default [`RetryPolicy::default`]).
     pub fn with_retry(self, retry: RetryPolicy) -> Self {
@@ -328,18 +363,7 @@ impl PipelineBuilder {
                 hint: "reserve at most 90 % of the queue for high levels",
             });
         }
-        for (setting, d) in [
-            ("with_linger", self.linger),
-            ("with_send_timeout", self.send_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(ConfigError::OutOfRange {
-                    setting,
-                    value: "0 s".into(),
-                    hint: "use a duration above zero",
-                });
-            }
-        }
+        self.validate_durations()?;
         if let Overflow::Block(t) = self.overflow
             && t > Duration::from_secs(60)
         {
@@ -347,6 +371,118 @@ impl PipelineBuilder {
                 setting: "with_overflow",
                 value: format!("Block({t:?})"),
                 hint: "blocking the caller longer than 60 s per record is not allowed",
+            });
+        }
+        Ok(())
+    }
+
+    /// Every duration against its documented range (the module docs' table): no configured
+    /// value can make the worker's time arithmetic overflow.
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        const HOUR: Duration = Duration::from_secs(3600);
+        const TEN_MIN: Duration = Duration::from_secs(600);
+        let r = &self.retry;
+        let b = &self.breaker;
+        // (setting, value, may be zero, max, hint)
+        let checks: [(&'static str, Duration, bool, Duration, &'static str); 9] = [
+            (
+                "with_linger",
+                self.linger,
+                false,
+                HOUR,
+                "use a linger above 0 and at most 1 h",
+            ),
+            (
+                "with_send_timeout",
+                self.send_timeout,
+                false,
+                TEN_MIN,
+                "use a send timeout above 0 and at most 10 min",
+            ),
+            (
+                "with_stall_threshold",
+                self.stall_threshold(),
+                false,
+                TEN_MIN,
+                "use a stall threshold above 0 and at most 10 min",
+            ),
+            (
+                "with_shutdown_timeout",
+                self.shutdown_timeout,
+                true,
+                TEN_MIN,
+                "use a shutdown timeout of at most 10 min",
+            ),
+            (
+                "RetryPolicy::with_initial_delay",
+                r.initial,
+                true,
+                HOUR,
+                "use an initial retry delay of at most 1 h",
+            ),
+            (
+                "RetryPolicy::with_max_delay",
+                r.max_delay,
+                true,
+                HOUR,
+                "use a maximum retry delay of at most 1 h",
+            ),
+            (
+                "RetryPolicy::with_max_server_delay",
+                r.max_server_delay,
+                true,
+                HOUR,
+                "cap server-requested delays at 1 h or less",
+            ),
+            (
+                "BreakerConfig::with_open_duration (initial)",
+                b.initial_open,
+                b.failure_threshold == 0,
+                HOUR,
+                "use a cool-down above 0 and at most 1 h",
+            ),
+            (
+                "BreakerConfig::with_open_duration (max)",
+                b.max_open,
+                b.failure_threshold == 0,
+                HOUR,
+                "use a cool-down cap above 0 and at most 1 h",
+            ),
+        ];
+        for (setting, d, zero_ok, max, hint) in checks {
+            if (d.is_zero() && !zero_ok) || d > max {
+                return Err(ConfigError::OutOfRange {
+                    setting,
+                    value: format!("{d:?}"),
+                    hint,
+                });
+            }
+        }
+        if let Some(e) = r.max_elapsed
+            && e > Duration::from_secs(30 * 24 * 3600)
+        {
+            return Err(ConfigError::OutOfRange {
+                setting: "RetryPolicy::with_max_elapsed",
+                value: format!("{e:?}"),
+                hint: "use at most 30 days, or None for no time limit",
+            });
+        }
+        if b.initial_open > b.max_open {
+            return Err(ConfigError::OutOfRange {
+                setting: "BreakerConfig::with_open_duration",
+                value: format!("initial {:?} > max {:?}", b.initial_open, b.max_open),
+                hint: "the first cool-down must not exceed the cap",
+            });
+        }
+        if self.stall_threshold() > self.send_timeout {
+            return Err(ConfigError::OutOfRange {
+                setting: "with_stall_threshold",
+                value: format!(
+                    "{:?} (send timeout {:?})",
+                    self.stall_threshold(),
+                    self.send_timeout
+                ),
+                hint: "the stall threshold must not exceed the send timeout",
             });
         }
         Ok(())
@@ -363,6 +499,7 @@ impl PipelineBuilder {
     /// folder, or a failure to start the worker thread.
     pub fn build<S: Sink>(self, sink: S) -> Result<(ShipLayer, Guard), ConfigError> {
         self.validate()?;
+        let stall_threshold = self.stall_threshold();
         let default_fqn = self
             .default_fqn
             .transpose()
@@ -436,6 +573,9 @@ impl PipelineBuilder {
                 linger: self.linger,
                 flush_level: self.flush_level,
                 send_timeout: self.send_timeout,
+                stall_threshold,
+                loss_summary: self.loss_summary,
+                name,
                 retry: self.retry,
                 breaker: self.breaker,
                 default_fqn,
@@ -468,6 +608,8 @@ impl PipelineBuilder {
             batch_bytes: self.max_batch_bytes,
             flush_level: self.flush_level,
             shut_down: AtomicBool::new(false),
+            name,
+            warned_closed: AtomicBool::new(false),
         });
         let layer = ShipLayer::new(
             shared.clone(),

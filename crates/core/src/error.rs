@@ -82,4 +82,11 @@ pub enum FlushError {
     /// The worker thread is gone (it could not start or it died); its counters are still readable.
     #[error("the worker thread is not running")]
     WorkerGone,
+    /// The worker died of a panic while this request waited. What it held was counted in
+    /// `Stats::undelivered_worker_panicked`; the pipeline accepts no more records.
+    #[error("the worker thread panicked: {reason}")]
+    WorkerPanicked {
+        /// The panic's message.
+        reason: String,
+    },
 }

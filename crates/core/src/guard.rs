@@ -10,6 +10,18 @@
 //! [`Handle::flush`] and the async [`Handle::flush_async`] are safe on every runtime flavour
 //! (including a `current_thread` runtime), because the work happens on the layer's own
 //! thread; the blocking one does block the calling thread, for at most its timeout.
+//!
+//! **Timeouts are the caller's.** Every `flush`/`shutdown` (blocking or async) returns by its
+//! timeout, measured on the caller's side, whatever the worker is doing (even inside a sink
+//! that blocks its thread), and every [`FlushReport::waited`] and [`FlushError::Timeout`]
+//! states the caller's own measured wait. A flush never shortens or cancels a send in progress:
+//! it waits for it, as OpenTelemetry's `ForceFlush` waits for the export; only a shutdown
+//! brings the send's deadline forward. A shutdown stops sending at its timeout and then takes at
+//! most 250 ms more to count (or spool) what it abandons, so its counts are final when it
+//! returns. A timeout above about 100 years means no limit.
+//!
+//! **Several pipelines.** Dropping guards one after another costs up to one shutdown timeout
+//! each. [`shutdown_all`] shuts several down in parallel: one timeout for all of them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +37,10 @@ use crate::queue::Queue;
 use crate::stats::{Counters, QUEUE_BYTES_BITS, QUEUE_BYTES_MASK, Stats};
 use crate::worker::{Control, FlushReport, Nudge};
 
+/// How long a shutdown waits past its timeout for the worker to count what it abandons (it
+/// stops sending at the timeout, then spools or counts the rest and answers).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
 pub(crate) struct Shared {
     pub(crate) queue: Arc<Queue>,
     pub(crate) counters: Arc<Counters>,
@@ -36,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) batch_bytes: u64,
     pub(crate) flush_level: Option<Level>,
     pub(crate) shut_down: AtomicBool,
+    /// The sink's name, for the stderr line about records emitted after shutdown.
+    pub(crate) name: &'static str,
+    /// Whether that line was printed.
+    pub(crate) warned_closed: AtomicBool,
 }
 
 impl Shared {
@@ -43,12 +63,33 @@ impl Shared {
     #[inline]
     pub(crate) fn push(&self, rec: Box<Record>) {
         let urgent = self.flush_level.is_some_and(|fl| rec.level <= fl);
-        if let Some(state) = self.queue.push(rec)
-            && (urgent
-                || state >> QUEUE_BYTES_BITS >= self.batch_records
-                || state & QUEUE_BYTES_MASK >= self.batch_bytes)
+        match self.queue.push(rec) {
+            Some(state) => {
+                if urgent
+                    || state >> QUEUE_BYTES_BITS >= self.batch_records
+                    || state & QUEUE_BYTES_MASK >= self.batch_bytes
+                {
+                    self.nudge.wake();
+                }
+            }
+            None => self.dropped(),
+        }
+    }
+
+    /// A record was dropped (the cold path): the first record emitted after shutdown says so
+    /// on stderr, once — the usual cause is a guard dropped at once (`let (layer, _) = …`).
+    #[cold]
+    fn dropped(&self) {
+        if self.queue.is_closed()
+            && !self.warned_closed.load(Ordering::Relaxed)
+            && !self.warned_closed.swap(true, Ordering::AcqRel)
         {
-            self.nudge.wake();
+            eprintln!(
+                "logship: a record was emitted after the `{}` pipeline shut down and is dropped \
+                 (counted in Stats::dropped_closed); was its Guard dropped early? Keep it: \
+                 `let _guard = …`, not `let _ = …`",
+                self.name
+            );
         }
     }
 
@@ -67,7 +108,7 @@ impl Shared {
         let (tx, rx) = oneshot::channel();
         self.ctl
             .send(Control::Flush {
-                deadline: Instant::now() + timeout,
+                deadline: crate::time::after(Instant::now(), timeout),
                 reply: Some(tx),
                 shutdown,
             })
@@ -76,22 +117,69 @@ impl Shared {
         Ok(rx)
     }
 
+    /// The worker's answer with the caller's own measured wait, or the caller's timeout.
+    fn settle(
+        &self,
+        answer: Option<Result<Result<FlushReport, FlushError>, ()>>,
+        started: Instant,
+    ) -> Result<FlushReport, FlushError> {
+        let waited = started.elapsed();
+        match answer {
+            Some(Ok(Ok(mut report))) => {
+                report.waited = waited;
+                Ok(report)
+            }
+            Some(Ok(Err(FlushError::Timeout { remaining, .. }))) => {
+                Err(FlushError::Timeout { waited, remaining })
+            }
+            Some(Ok(Err(e))) => Err(e),
+            // The worker dropped the request: it is gone (it answers every request otherwise).
+            Some(Err(())) => Err(self.gone()),
+            None => Err(FlushError::Timeout {
+                waited,
+                remaining: self.counters.snapshot().in_flight(),
+            }),
+        }
+    }
+
+    fn gone(&self) -> FlushError {
+        let e = self.counters.snapshot().last_error.unwrap_or_default();
+        match e.strip_prefix("the worker panicked: ") {
+            Some(reason) => FlushError::WorkerPanicked {
+                reason: reason.to_string(),
+            },
+            None => FlushError::WorkerGone,
+        }
+    }
+
+    /// Blocks until the worker answers or `timeout` (from `started`) passes.
     fn wait(
         &self,
         rx: oneshot::Receiver<Result<FlushReport, FlushError>>,
         timeout: Duration,
+        started: Instant,
     ) -> Result<FlushReport, FlushError> {
-        // The worker answers by the deadline; the grace covers a worker stuck in a sink that
-        // ignores cancellation.
-        let started = Instant::now();
-        match rx.recv_timeout(timeout + Duration::from_millis(500)) {
-            Ok(r) => r,
-            Err(oneshot::RecvTimeoutError::Timeout) => Err(FlushError::Timeout {
-                waited: started.elapsed(),
-                remaining: self.counters.snapshot().in_flight(),
-            }),
-            Err(oneshot::RecvTimeoutError::Disconnected) => Err(FlushError::WorkerGone),
-        }
+        let answer = match rx.recv_deadline(crate::time::after(started, timeout)) {
+            Ok(r) => Some(Ok(r)),
+            Err(oneshot::RecvTimeoutError::Timeout) => None,
+            Err(oneshot::RecvTimeoutError::Disconnected) => Some(Err(())),
+        };
+        self.settle(answer, started)
+    }
+
+    /// The async twin of [`wait`](Self::wait): the timeout runs on logship's timer thread, so
+    /// no particular runtime is needed and a worker stuck in a blocking sink cannot delay it.
+    async fn wait_async(
+        &self,
+        rx: oneshot::Receiver<Result<FlushReport, FlushError>>,
+        timeout: Duration,
+        started: Instant,
+    ) -> Result<FlushReport, FlushError> {
+        let deadline = crate::timer::Deadline::new(crate::time::after(started, timeout));
+        let answer = crate::timer::race(rx, deadline)
+            .await
+            .map(|r| r.map_err(|_| ()));
+        self.settle(answer, started)
     }
 }
 
@@ -115,27 +203,31 @@ impl Handle {
         self.shared.counters.snapshot()
     }
 
-    /// Sends everything enqueued before this call and waits until it is delivered or given up,
-    /// for at most `timeout`. Blocks the calling thread; from async code prefer
-    /// [`flush_async`](Self::flush_async).
+    /// Sends everything enqueued before this call and waits until it is delivered or resolved
+    /// otherwise (undelivered, spooled, evicted), for at most `timeout` measured on this thread.
+    /// A send in progress is waited for, never cancelled. Blocks the calling thread; from async
+    /// code prefer [`flush_async`](Self::flush_async).
     ///
     /// # Errors
     /// [`FlushError::Timeout`] when records are still in flight at the deadline (they stay
-    /// queued and keep being retried), [`FlushError::AlreadyShutdown`], or
-    /// [`FlushError::WorkerGone`].
+    /// queued and keep being retried; `waited` is this call's own wait),
+    /// [`FlushError::AlreadyShutdown`], [`FlushError::WorkerGone`], or
+    /// [`FlushError::WorkerPanicked`].
     pub fn flush(&self, timeout: Duration) -> Result<FlushReport, FlushError> {
+        let started = Instant::now();
         let rx = self.shared.request(timeout, false)?;
-        self.shared.wait(rx, timeout)
+        self.shared.wait(rx, timeout, started)
     }
 
-    /// The async twin of [`flush`](Self::flush); needs no particular runtime (the worker
-    /// answers by the deadline).
+    /// The async twin of [`flush`](Self::flush); needs no particular runtime, and returns by
+    /// `timeout` even while the worker is stuck in a sink that blocks its thread.
     ///
     /// # Errors
     /// As [`flush`](Self::flush).
     pub async fn flush_async(&self, timeout: Duration) -> Result<FlushReport, FlushError> {
+        let started = Instant::now();
         let rx = self.shared.request(timeout, false)?;
-        rx.await.map_err(|_| FlushError::WorkerGone)?
+        self.shared.wait_async(rx, timeout, started).await
     }
 
     /// Queues a record built without `tracing` (e.g. with [`Record::span_timing`]), as if a
@@ -219,28 +311,83 @@ impl Guard {
     /// As [`shutdown`](Self::shutdown).
     pub async fn shutdown_async(mut self, timeout: Duration) -> Result<FlushReport, FlushError> {
         self.thread.take();
+        let started = Instant::now();
         let rx = self.handle.shared.request(timeout, true)?;
-        rx.await.map_err(|_| FlushError::WorkerGone)?
+        self.handle
+            .shared
+            .wait_async(rx, timeout.saturating_add(SHUTDOWN_GRACE), started)
+            .await
     }
 
     fn shutdown_inner(&mut self, timeout: Duration) -> Result<FlushReport, FlushError> {
-        let result = self
-            .handle
-            .shared
-            .request(timeout, true)
-            .and_then(|rx| self.handle.shared.wait(rx, timeout));
+        let started = Instant::now();
+        let result = self.handle.shared.request(timeout, true).and_then(|rx| {
+            self.handle
+                .shared
+                .wait(rx, timeout.saturating_add(SHUTDOWN_GRACE), started)
+        });
+        self.join_after(&result);
+        result
+    }
+
+    /// Joins the worker after it answered a shutdown (never after a timeout: a sink that
+    /// ignores cancellation must not hang the caller).
+    fn join_after(&mut self, result: &Result<FlushReport, FlushError>) {
         if let Some(t) = self.thread.take()
             && !matches!(
                 result,
                 Err(FlushError::Timeout { .. }) | Err(FlushError::AlreadyShutdown)
             )
         {
-            // The worker has answered and is exiting; joining takes moments. Never join after a
-            // timeout: a sink that ignores cancellation must not hang the caller.
+            // The worker has answered and is exiting; joining takes moments.
             let _ = t.join();
         }
-        result
     }
+}
+
+/// Shuts several pipelines down in parallel, waiting at most `timeout` for all of them
+/// together (dropping guards one after another costs up to one shutdown timeout each: five
+/// layers with dead backends would hold the exit 25 s with the default 5 s).
+///
+/// Every pipeline is asked to shut down first, then each answer is awaited until the common
+/// deadline. Returns one result per guard, in the order given, each as
+/// [`Guard::shutdown`] would return it.
+///
+/// ```
+/// use std::time::Duration;
+/// use logship_core::{PipelineBuilder, testing::MemorySink};
+///
+/// let (_l1, g1) = PipelineBuilder::new().build(MemorySink::new().0)?;
+/// let (_l2, g2) = PipelineBuilder::new().build(MemorySink::new().0)?;
+/// for r in logship_core::shutdown_all([g1, g2], Duration::from_secs(5)) {
+///     r?;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn shutdown_all(
+    guards: impl IntoIterator<Item = Guard>,
+    timeout: Duration,
+) -> Vec<Result<FlushReport, FlushError>> {
+    let started = Instant::now();
+    let asked: Vec<_> = guards
+        .into_iter()
+        .map(|g| {
+            let rx = g.handle.shared.request(timeout, true);
+            (g, rx)
+        })
+        .collect();
+    asked
+        .into_iter()
+        .map(|(mut g, rx)| {
+            let result = rx.and_then(|rx| {
+                g.handle
+                    .shared
+                    .wait(rx, timeout.saturating_add(SHUTDOWN_GRACE), started)
+            });
+            g.join_after(&result);
+            result
+        })
+        .collect()
 }
 
 impl Drop for Guard {

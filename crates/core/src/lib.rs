@@ -65,6 +65,7 @@ pub mod backend;
 pub mod capture;
 pub mod codec;
 pub mod config;
+pub mod diag;
 pub mod error;
 pub mod fields;
 pub mod fqn;
@@ -83,13 +84,14 @@ pub mod spool;
 pub mod stats;
 pub mod testing;
 pub mod time;
+mod timer;
 pub mod undelivered;
 mod worker;
 
 pub use config::{PipelineBuilder, SpanTimingFilter};
 pub use error::{ConfigError, FlushError};
 pub use fqn::{FqnError, SourceFqn, SourceType};
-pub use guard::{Guard, Handle};
+pub use guard::{Guard, Handle, shutdown_all};
 pub use layer::ShipLayer;
 pub use queue::Overflow;
 pub use record::{

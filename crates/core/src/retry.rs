@@ -169,6 +169,11 @@ impl Breaker {
         self.open_until.filter(|u| *u > now)
     }
 
+    /// The current cool-down (what the next opening lasts).
+    pub(crate) fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.open_until.is_some()
     }
@@ -190,10 +195,10 @@ impl Breaker {
         }
         if self.open_until.is_some() {
             // A failed probe: open again for longer.
-            self.cooldown = (self.cooldown * 2).min(self.cfg.max_open);
-            self.open_until = Some(now + self.cooldown);
+            self.cooldown = self.cooldown.saturating_mul(2).min(self.cfg.max_open);
+            self.open_until = Some(crate::time::after(now, self.cooldown));
         } else if self.consecutive >= self.cfg.failure_threshold {
-            self.open_until = Some(now + self.cooldown);
+            self.open_until = Some(crate::time::after(now, self.cooldown));
         }
     }
 }

@@ -110,6 +110,8 @@ pub(crate) struct Loaded {
 
 /// Outcome of an append.
 pub(crate) struct Appended {
+    /// The new segment's sequence number.
+    pub(crate) seq: u64,
     /// Records evicted (oldest segments) to stay under the cap.
     pub(crate) evicted: u64,
 }
@@ -251,7 +253,7 @@ impl Spool {
                 break;
             }
         }
-        Ok(Appended { evicted })
+        Ok(Appended { seq, evicted })
     }
 
     /// Syncs written segments when the interval has passed.

@@ -39,6 +39,7 @@ pub(crate) struct Counters {
     pub(crate) undelivered_rejected: AtomicU64,
     pub(crate) undelivered_retries_exhausted: AtomicU64,
     pub(crate) undelivered_shutdown: AtomicU64,
+    pub(crate) undelivered_worker_panicked: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) batches_delivered: AtomicU64,
@@ -89,6 +90,7 @@ impl Counters {
             undelivered_rejected: g(&self.undelivered_rejected),
             undelivered_retries_exhausted: g(&self.undelivered_retries_exhausted),
             undelivered_shutdown: g(&self.undelivered_shutdown),
+            undelivered_worker_panicked: g(&self.undelivered_worker_panicked),
             retries: g(&self.retries),
             requests: g(&self.requests),
             batches_delivered: g(&self.batches_delivered),
@@ -143,6 +145,11 @@ pub struct Stats {
     pub undelivered_retries_exhausted: u64,
     /// Records still queued or in flight when shutdown's timeout expired.
     pub undelivered_shutdown: u64,
+    /// Records held by the worker (queued, batched or in flight) when it died of a panic (a
+    /// panicking third-party `Sink` outside `send`, or a bug): counted here, reported to the
+    /// undelivered path with [`Cause::WorkerPanicked`](crate::Cause::WorkerPanicked); records
+    /// emitted afterwards count in `dropped_closed`.
+    pub undelivered_worker_panicked: u64,
     /// Retry attempts (sends after the first for a batch).
     pub retries: u64,
     /// Send attempts: calls of the backend's `Sink::send`, each carrying one batch (or the
@@ -204,7 +211,10 @@ impl Stats {
     }
     /// All undelivered records.
     pub fn undelivered(&self) -> u64 {
-        self.undelivered_rejected + self.undelivered_retries_exhausted + self.undelivered_shutdown
+        self.undelivered_rejected
+            + self.undelivered_retries_exhausted
+            + self.undelivered_shutdown
+            + self.undelivered_worker_panicked
     }
     /// Records the layer tried to queue: `enqueued + dropped_at_enqueue()`.
     pub fn emitted(&self) -> u64 {

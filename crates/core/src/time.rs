@@ -30,6 +30,18 @@ pub(crate) fn mono_nanos() -> u64 {
     }
 }
 
+/// The farthest the pipeline ever looks ahead: about 100 years. Deadlines and wake-ups further
+/// out are clamped to it, so no duration a user passes (`Duration::MAX` included) can overflow
+/// `Instant` arithmetic.
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + d`, clamped to [`FAR_FUTURE`]: never panics.
+#[inline]
+pub(crate) fn after(now: std::time::Instant, d: Duration) -> std::time::Instant {
+    let d = d.min(FAR_FUTURE);
+    now.checked_add(d).unwrap_or(now)
+}
+
 /// A UTC instant: nanoseconds since the Unix epoch (1970-01-01T00:00:00Z), leap seconds not
 /// counted (the same scale as [`SystemTime`]). Instants before the epoch clamp to it.
 ///

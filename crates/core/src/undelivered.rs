@@ -37,6 +37,8 @@ pub enum Cause {
     RetriesExhausted,
     /// Still queued or in flight when shutdown's timeout expired.
     ShutdownTimeout,
+    /// Held by the worker when it died of a panic.
+    WorkerPanicked,
 }
 
 impl Cause {
@@ -49,6 +51,7 @@ impl Cause {
             Self::Rejected => "rejected",
             Self::RetriesExhausted => "retries_exhausted",
             Self::ShutdownTimeout => "shutdown_timeout",
+            Self::WorkerPanicked => "worker_panicked",
         }
     }
 }

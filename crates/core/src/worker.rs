@@ -78,6 +78,9 @@ pub(crate) struct WorkerSettings {
     pub(crate) linger: Duration,
     pub(crate) flush_level: Option<Level>,
     pub(crate) send_timeout: Duration,
+    pub(crate) stall_threshold: Duration,
+    pub(crate) loss_summary: bool,
+    pub(crate) name: &'static str,
     pub(crate) retry: RetryPolicy,
     pub(crate) breaker: BreakerConfig,
     pub(crate) default_fqn: Option<SourceFqn>,
@@ -119,6 +122,146 @@ struct Waiter {
     shutdown: bool,
 }
 
+/// How often, once a send has stalled, the worker moves newly queued records to the spool.
+const STALL_TICK: Duration = Duration::from_millis(50);
+
+/// What to take from the queue at once.
+struct Take<'a> {
+    fqn: Option<&'a SourceFqn>,
+    flush_level: Option<Level>,
+    max_records: usize,
+    max_bytes: u64,
+}
+
+/// Moves up to one batch's worth of records from the queue into `out` (prepared, and accounted
+/// as taken: one release of the queue's bounds for the lot). Returns the number taken and
+/// whether one of them is at or above the flush level.
+fn take_records(
+    queue: &Queue,
+    counters: &Counters,
+    take: &Take<'_>,
+    out: &mut Vec<Box<Record>>,
+    out_bytes: &mut u64,
+) -> (u64, bool) {
+    let (mut n, mut bytes, mut urgent) = (0u64, 0u64, false);
+    while out.len() < take.max_records && *out_bytes < take.max_bytes {
+        let Some(mut r) = queue.pop() else { break };
+        n += 1;
+        bytes += u64::from(r.est_size);
+        let mut invalid = 0;
+        r.prepare(take.fqn, &mut invalid);
+        if invalid > 0 {
+            Counters::add(&counters.invalid_fields, invalid);
+        }
+        if take.flush_level.is_some_and(|fl| r.level <= fl) {
+            urgent = true;
+        }
+        *out_bytes += u64::from(r.est_size);
+        out.push(r);
+    }
+    if n > 0 {
+        // One release per batch, not per record: the caller's hot word is touched rarely.
+        Counters::add(&counters.taken, n);
+        queue.release(n, bytes);
+    }
+    (n, urgent)
+}
+
+/// What happened while a send stalled (see [`PipelineBuilder::with_stall_threshold`]).
+///
+/// [`PipelineBuilder::with_stall_threshold`]: crate::PipelineBuilder::with_stall_threshold
+#[derive(Default)]
+struct Stall {
+    /// The spool, lent to the send loop (the worker's own borrow is the sink's).
+    spool: Option<Spool>,
+    stalled: bool,
+    /// A spool write failed during this send: stop trying until the send ends.
+    failed: bool,
+    /// The segment the batch in flight was written to.
+    segment: Option<u64>,
+    taken0: u64,
+    /// Records taken from the queue during the send, and how many of them were spooled.
+    taken: u64,
+    resolved: u64,
+    /// Records taken but not spooled (a write failed): they go back to `pending`.
+    held: Vec<Box<Record>>,
+    /// Flush and shutdown requests that arrived during the send, with their marks.
+    deferred: Vec<(Control, u64)>,
+}
+
+impl Stall {
+    /// With a spool: writes the batch in flight (once) and what the queue holds to disk.
+    fn spool_meanwhile(
+        &mut self,
+        batch: &Batch,
+        unspooled: bool,
+        queue: &Queue,
+        counters: &Counters,
+        take: &Take<'_>,
+    ) {
+        let Some(sp) = self.spool.as_mut() else {
+            return;
+        };
+        if self.failed {
+            return;
+        }
+        if unspooled && self.segment.is_none() {
+            match sp.append(&batch.records, true) {
+                Ok(a) => {
+                    let n = batch.records.len() as u64;
+                    self.segment = Some(a.seq);
+                    self.resolved += n;
+                    Counters::add(&counters.spooled, n);
+                    Counters::add(&counters.spool_evicted, a.evicted);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    Counters::add(&counters.spool_write_errors, 1);
+                    counters.set_error(format!("spool write failed: {e}"));
+                    return;
+                }
+            }
+        }
+        for _ in 0..8 {
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            let (n, _) = take_records(queue, counters, take, &mut records, &mut bytes);
+            if n == 0 {
+                break;
+            }
+            self.taken += n;
+            match sp.append(&records, false) {
+                Ok(a) => {
+                    self.resolved += n;
+                    Counters::add(&counters.spooled, n);
+                    Counters::add(&counters.spool_evicted, a.evicted);
+                    queue.recycle(records);
+                }
+                Err(e) => {
+                    self.failed = true;
+                    Counters::add(&counters.spool_write_errors, 1);
+                    counters.set_error(format!("spool write failed: {e}"));
+                    self.held.append(&mut records);
+                    break;
+                }
+            }
+        }
+        counters.spool_bytes.store(sp.bytes(), Ordering::Relaxed);
+        counters
+            .spool_records
+            .store(sp.records(), Ordering::Relaxed);
+    }
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 pub(crate) struct Worker<S: Sink> {
     sink: S,
     set: WorkerSettings,
@@ -146,6 +289,7 @@ pub(crate) struct Worker<S: Sink> {
     shutdown_deadline: Option<Instant>,
     /// Alternate spool replays with fresh batches while both wait.
     replay_next: bool,
+    diag: crate::diag::Diag,
     rt: tokio::runtime::Runtime,
 }
 
@@ -168,7 +312,7 @@ impl<S: Sink> Worker<S> {
         rt: tokio::runtime::Runtime,
     ) -> Self {
         let breaker = Breaker::new(set.breaker);
-        let next_tick = Instant::now() + set.linger;
+        let next_tick = crate::time::after(Instant::now(), set.linger);
         Self {
             sink,
             ctl: ch.ctl,
@@ -192,6 +336,7 @@ impl<S: Sink> Worker<S> {
             waiters: Vec::new(),
             shutdown_deadline: None,
             replay_next: true,
+            diag: crate::diag::Diag::new(set.name),
             rt,
             set,
         }
@@ -217,15 +362,27 @@ impl<S: Sink> Worker<S> {
             Err(_) => self.counters.set_error("sink start panicked".into()),
         }
         self.sync_spool_gauges();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_loop())) {
+            Ok(()) => self.finish(),
+            Err(panic) => self.died(&panic_message(panic.as_ref())),
+        }
+    }
+
+    /// The worker's loop: returns when shutdown completes or its deadline passes.
+    fn run_loop(&mut self) {
         loop {
+            // Reset the nudge before looking at the queue: a producer that nudges after this
+            // point sends a fresh wake-up, so no urgent record or full batch waits a linger.
+            self.nudge.flag.store(false, Ordering::Release);
             self.drain_lane();
+            self.diag.check(&self.counters, Instant::now());
             let now = Instant::now();
             if self.expire_waiters(now) {
                 break;
             }
             if now >= self.next_tick {
                 self.drain = true;
-                self.next_tick = now + self.set.linger;
+                self.next_tick = crate::time::after(now, self.set.linger);
                 if let Some(sp) = self.set.spool.as_mut() {
                     sp.maybe_sync();
                 }
@@ -243,13 +400,16 @@ impl<S: Sink> Worker<S> {
             if self.inflight.is_none() && self.pending.is_empty() && (self.queue.len() == 0) {
                 self.drain = false;
             }
-            self.nudge.flag.store(false, Ordering::Release);
-            if self.inflight.is_none() && self.queue.len() >= self.set.max_batch_records {
+            // A full batch waiting goes at once, unless the breaker holds it back: then the
+            // worker sleeps until the cool-down ends (no loop iteration without a wait).
+            if self.inflight.is_none()
+                && self.queue.len() >= self.set.max_batch_records
+                && self.breaker.blocked_until(now).is_none()
+            {
                 continue;
             }
             self.wait(now);
         }
-        self.finish();
     }
 
     fn idle(&self) -> bool {
@@ -433,30 +593,21 @@ impl<S: Sink> Worker<S> {
     }
 
     fn fill_pending(&mut self, _now: Instant) {
-        let (mut n, mut bytes) = (0u64, 0u64);
-        while self.pending.len() < self.set.max_batch_records
-            && self.pending_bytes < self.set.max_batch_bytes
-        {
-            let Some(mut r) = self.queue.pop() else { break };
-            n += 1;
-            bytes += u64::from(r.est_size);
-            let mut invalid = 0;
-            r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
-            if invalid > 0 {
-                Counters::add(&self.counters.invalid_fields, invalid);
-            }
-            if self.set.flush_level.is_some_and(|fl| r.level <= fl) {
-                self.urgent = true;
-            }
-            self.pending_bytes += u64::from(r.est_size);
-            self.pending.push(r);
-        }
-        if n > 0 {
-            // One release per batch, not per record: the caller's hot word is touched rarely.
-            self.taken += n;
-            Counters::add(&self.counters.taken, n);
-            self.queue.release(n, bytes);
-        }
+        let take = Take {
+            fqn: self.set.default_fqn.as_ref(),
+            flush_level: self.set.flush_level,
+            max_records: self.set.max_batch_records,
+            max_bytes: self.set.max_batch_bytes,
+        };
+        let (n, urgent) = take_records(
+            &self.queue,
+            &self.counters,
+            &take,
+            &mut self.pending,
+            &mut self.pending_bytes,
+        );
+        self.taken += n;
+        self.urgent |= urgent;
     }
 
     fn attempt(&mut self) {
@@ -464,9 +615,12 @@ impl<S: Sink> Worker<S> {
             return;
         };
         let now = Instant::now();
-        let mut deadline = now + self.set.send_timeout;
-        for w in &self.waiters {
-            deadline = deadline.min(w.deadline.max(now + Duration::from_millis(1)));
+        // The send timeout bounds a send; only a shutdown brings the deadline forward. A flush
+        // never shortens or cancels a send: it waits for it (its own timeout is enforced on the
+        // caller's side), as OpenTelemetry's ForceFlush waits for the export in progress.
+        let mut deadline = crate::time::after(now, self.set.send_timeout);
+        if let Some(d) = self.shutdown_deadline {
+            deadline = deadline.min(d.max(now + Duration::from_millis(1)));
         }
         let wants_payload = !self.set.callbacks.is_empty();
         let mut cx = SendContext::new(
@@ -475,39 +629,93 @@ impl<S: Sink> Worker<S> {
             self.shutdown_deadline.is_some(),
             wants_payload,
         );
-        let timeout = deadline.saturating_duration_since(now);
+        let stall_at = crate::time::after(now, self.set.stall_threshold);
+        let mut stall = Stall {
+            spool: self.set.spool.take(),
+            taken0: self.taken,
+            ..Stall::default()
+        };
         let sink = &mut self.sink;
         let batch = &inf.batch;
+        let unspooled = inf.segment.is_none();
         let ctl = self.ctl.clone();
         let wake = self.interrupt.clone();
-        let mut deferred: Vec<Control> = Vec::new();
-        // The send races its deadline, and a flush or shutdown requested meanwhile can bring the
-        // deadline forward (the guard nudges `interrupt` after queueing its request), so a hung
-        // send never holds a shutdown past its timeout.
+        let queue = &self.queue;
+        let counters = &self.counters;
+        let take = Take {
+            fqn: self.set.default_fqn.as_ref(),
+            flush_level: None,
+            max_records: self.set.max_batch_records,
+            max_bytes: self.set.max_batch_bytes,
+        };
+        let diag = &mut self.diag;
+        // The send races its deadline; a shutdown requested meanwhile can bring the deadline
+        // forward (the guard nudges `interrupt` after queueing its request), so a hung send
+        // never holds a shutdown past its timeout. Past the stall threshold the send goes on,
+        // but the backend counts as failing: with a spool, the batch in flight and the records
+        // arriving meanwhile are written to disk while it runs.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.rt.block_on(async {
                 let send = sink.send(batch, &mut cx);
                 tokio::pin!(send);
                 let mut until = tokio::time::Instant::from_std(deadline);
+                let mut check = tokio::time::Instant::from_std(stall_at.min(deadline));
                 loop {
                     tokio::select! {
                         o = &mut send => break Ok(o),
                         () = tokio::time::sleep_until(until) => break Err(()),
+                        () = tokio::time::sleep_until(check) => {
+                            if !stall.stalled {
+                                stall.stalled = true;
+                                let waited = now.elapsed();
+                                counters.set_error(format!(
+                                    "send has not answered for {} ms (stalled); still waiting up to the send timeout",
+                                    waited.as_millis()
+                                ));
+                                diag.stalled(waited);
+                            }
+                            stall.spool_meanwhile(batch, unspooled, queue, counters, &take);
+                            check = tokio::time::Instant::now() + STALL_TICK;
+                        }
                         () = wake.notified() => {
                             while let Ok(c) = ctl.try_recv() {
-                                let Control::Flush { deadline: d, .. } = &c;
-                                let d = (*d).max(Instant::now() + Duration::from_millis(1));
-                                until = until.min(tokio::time::Instant::from_std(d));
-                                deferred.push(c);
+                                let Control::Flush { deadline: d, shutdown, .. } = &c;
+                                if *shutdown {
+                                    let d = (*d).max(Instant::now() + Duration::from_millis(1));
+                                    until = until.min(tokio::time::Instant::from_std(d));
+                                }
+                                // The flush waits for what was enqueued before it: mark it now.
+                                let mark = stall.taken0 + stall.taken
+                                    + counters.dropped_oldest.load(Ordering::Acquire)
+                                    + queue.len() as u64;
+                                stall.deferred.push((c, mark));
                             }
                         }
                     }
                 }
             })
         }));
-        for c in deferred {
-            self.control(c);
+        self.set.spool = stall.spool.take();
+        self.taken += stall.taken;
+        self.resolved += stall.resolved;
+        if stall.resolved > 0 || stall.segment.is_some() {
+            self.sync_spool_gauges();
         }
+        if let Some(seq) = stall.segment {
+            inf.segment = Some(seq);
+        }
+        if !stall.held.is_empty() {
+            self.pending_bytes += stall
+                .held
+                .iter()
+                .map(|r| u64::from(r.est_size))
+                .sum::<u64>();
+            self.pending.append(&mut stall.held);
+        }
+        for (c, mark) in std::mem::take(&mut stall.deferred) {
+            self.control(c, Some(mark));
+        }
+        let timeout = deadline.saturating_duration_since(now);
         inf.attempts += 1;
         Counters::add(&self.counters.requests, 1);
         if inf.attempts > 1 {
@@ -524,14 +732,11 @@ impl<S: Sink> Worker<S> {
                 "send timed out after {} ms",
                 now.elapsed().as_millis().min(timeout.as_millis())
             )),
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Outcome::rejected(format!("sink `{}` panicked: {msg}", self.sink.name()))
-            }
+            Err(panic) => Outcome::rejected(format!(
+                "sink `{}` panicked: {}",
+                self.sink.name(),
+                panic_message(panic.as_ref())
+            )),
         };
         let now = Instant::now();
         match outcome {
@@ -562,6 +767,9 @@ impl<S: Sink> Worker<S> {
                 self.sync_breaker();
                 self.counters.set_error(reason.clone());
                 inf.reason = reason;
+                // The backend is failing: with a spool, the batch waits for its retry on disk,
+                // so a crash during the outage does not lose it.
+                self.spool_inflight(&mut inf);
                 self.reschedule(inf, after, now);
             }
             Outcome::Partial {
@@ -625,6 +833,31 @@ impl<S: Sink> Worker<S> {
         }
     }
 
+    /// Writes the batch in flight to the spool (in front of the backlog) unless it is already
+    /// there; it stays in flight, and its segment is deleted once it is resolved.
+    fn spool_inflight(&mut self, inf: &mut InFlight) {
+        if inf.segment.is_some() || inf.batch.records.is_empty() {
+            return;
+        }
+        let Some(sp) = self.set.spool.as_mut() else {
+            return;
+        };
+        match sp.append(&inf.batch.records, true) {
+            Ok(a) => {
+                let n = inf.batch.records.len() as u64;
+                inf.segment = Some(a.seq);
+                self.resolved += n;
+                Counters::add(&self.counters.spooled, n);
+                Counters::add(&self.counters.spool_evicted, a.evicted);
+                self.sync_spool_gauges();
+            }
+            Err(e) => {
+                Counters::add(&self.counters.spool_write_errors, 1);
+                self.counters.set_error(format!("spool write failed: {e}"));
+            }
+        }
+    }
+
     fn succeeded(&mut self) {
         self.breaker.success();
         self.sync_breaker();
@@ -633,13 +866,19 @@ impl<S: Sink> Worker<S> {
         }
     }
 
-    fn sync_breaker(&self) {
+    fn sync_breaker(&mut self) {
         self.counters
             .consecutive_failures
             .store(u64::from(self.breaker.consecutive()), Ordering::Relaxed);
         self.counters
             .breaker_open
             .store(self.breaker.is_open(), Ordering::Relaxed);
+        self.diag.breaker(
+            self.breaker.is_open(),
+            self.breaker.consecutive(),
+            self.breaker.cooldown(),
+            &self.counters,
+        );
     }
 
     fn reschedule(&mut self, mut inf: InFlight, after: Option<Duration>, now: Instant) {
@@ -648,7 +887,7 @@ impl<S: Sink> Worker<S> {
             return;
         }
         let delay = self.set.retry.delay(inf.attempts, after, &mut self.rng);
-        inf.next_at = now + delay;
+        inf.next_at = crate::time::after(now, delay);
         self.inflight = Some(inf);
     }
 
@@ -720,6 +959,7 @@ impl<S: Sink> Worker<S> {
         let c = match cause {
             Cause::Rejected => &self.counters.undelivered_rejected,
             Cause::RetriesExhausted => &self.counters.undelivered_retries_exhausted,
+            Cause::WorkerPanicked => &self.counters.undelivered_worker_panicked,
             _ => &self.counters.undelivered_shutdown,
         };
         Counters::add(c, n);
@@ -773,7 +1013,9 @@ impl<S: Sink> Worker<S> {
         self.resolved + self.counters.dropped_oldest.load(Ordering::Acquire)
     }
 
-    fn control(&mut self, c: Control) {
+    /// Takes a flush or shutdown request; `mark` is what had been enqueued when it arrived
+    /// (given when it arrived during a send), else counted now.
+    fn control(&mut self, c: Control, mark: Option<u64>) {
         match c {
             Control::Flush {
                 deadline,
@@ -782,8 +1024,10 @@ impl<S: Sink> Worker<S> {
             } => {
                 // Read evictions before the channel length: a racing eviction then makes the
                 // mark low by one (flush returns a hair early), never high (flush would hang).
-                let evicted = self.counters.dropped_oldest.load(Ordering::Acquire);
-                let mark = self.taken + evicted + self.queue.len() as u64;
+                let mark = mark.unwrap_or_else(|| {
+                    let evicted = self.counters.dropped_oldest.load(Ordering::Acquire);
+                    self.taken + evicted + self.queue.len() as u64
+                });
                 if shutdown {
                     self.queue.close();
                     self.shutdown_deadline =
@@ -844,10 +1088,12 @@ impl<S: Sink> Worker<S> {
 
     fn wait(&mut self, now: Instant) {
         let mut wake = self.next_tick;
+        let blocked = self.breaker.blocked_until(now);
         if let Some(inf) = &self.inflight {
-            wake = wake.min(inf.next_at);
-        }
-        if let Some(until) = self.breaker.blocked_until(now) {
+            // Due at its retry time, but never before the breaker lets a send through: a batch
+            // whose retry time has passed while the breaker is open must not make this a spin.
+            wake = wake.min(blocked.map_or(inf.next_at, |b| b.max(inf.next_at)));
+        } else if let Some(until) = blocked {
             wake = wake.min(until);
         }
         for w in &self.waiters {
@@ -861,12 +1107,13 @@ impl<S: Sink> Worker<S> {
         let ctl = self.ctl.clone();
         select! {
             recv(ctl) -> msg => match msg {
-                Ok(c) => self.control(c),
+                Ok(c) => self.control(c, None),
                 Err(_) => {
                     // Every handle is gone without a shutdown: shut down with a bounded wait.
                     if self.shutdown_deadline.is_none() {
                         self.queue.close();
                         self.shutdown_deadline = Some(Instant::now() + Duration::from_secs(5));
+                        self.diag.guard_gone();
                         self.ctl = never();
                     }
                 }
@@ -896,19 +1143,7 @@ impl<S: Sink> Worker<S> {
             left.append(&mut inf.batch.records);
         }
         left.append(&mut self.pending);
-        let (mut n, mut bytes) = (0u64, 0u64);
-        while let Some(b) = self.queue.pop() {
-            n += 1;
-            bytes += u64::from(b.est_size);
-            left.push(b);
-        }
-        self.taken += n;
-        Counters::add(&self.counters.taken, n);
-        self.queue.release(n, bytes);
-        for r in &mut left {
-            let mut invalid = 0;
-            r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
-        }
+        self.drain_closed_queue(&mut left);
         if !left.is_empty() && self.set.spool.is_some() {
             left = self
                 .spool_records(left, false, true)
@@ -923,12 +1158,8 @@ impl<S: Sink> Worker<S> {
             self.undeliver(left, Cause::ShutdownTimeout, Some(reason), payload, true);
         }
         self.drain_lane();
-        let grace = Duration::from_millis(500);
-        let sink = &mut self.sink;
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.rt
-                .block_on(async { tokio::time::timeout(grace, sink.shutdown()).await })
-        }));
+        // Answer first (the counts are final), then close the sink: the caller's shutdown
+        // returns without waiting for the connection to close.
         let stats = self.counters.snapshot();
         for w in self.waiters.drain(..) {
             let result = if timed_out {
@@ -946,7 +1177,82 @@ impl<S: Sink> Worker<S> {
                 let _ = tx.send(result);
             }
         }
+        let grace = Duration::from_millis(500);
+        let sink = &mut self.sink;
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.rt
+                .block_on(async { tokio::time::timeout(grace, sink.shutdown()).await })
+        }));
+        self.print_loss_summary();
         // Dropping the runtime here is fine: this is our own thread, never an async context.
+        self.rt.shutdown_timeout(Duration::from_millis(100));
+    }
+
+    /// Takes everything left in the (closed) queue, prepared and accounted as taken.
+    fn drain_closed_queue(&mut self, out: &mut Vec<Box<Record>>) {
+        self.queue.close();
+        let take = Take {
+            fqn: self.set.default_fqn.as_ref(),
+            flush_level: None,
+            max_records: usize::MAX,
+            max_bytes: u64::MAX,
+        };
+        let mut bytes = 0;
+        let (n, _) = take_records(&self.queue, &self.counters, &take, out, &mut bytes);
+        self.taken += n;
+    }
+
+    fn print_loss_summary(&self) {
+        if self.set.loss_summary
+            && let Some(line) = crate::diag::loss_summary(self.set.name, &self.counters.snapshot())
+        {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The worker's loop panicked. Counts everything it held and everything queued as
+    /// undelivered ([`Cause::WorkerPanicked`]), closes the queue (later records count as
+    /// `dropped_closed`), and answers every waiting flush or shutdown, so nothing is lost
+    /// silently and nobody waits for a thread that is gone.
+    fn died(mut self, msg: &str) {
+        let reason = format!("the worker panicked: {msg}");
+        self.counters.set_error(reason.clone());
+        let mut left: Vec<Box<Record>> = Vec::new();
+        if let Some(mut inf) = self.inflight.take()
+            && inf.segment.is_none()
+        {
+            left.append(&mut inf.batch.records);
+        }
+        left.append(&mut self.pending);
+        self.drain_closed_queue(&mut left);
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.undeliver(
+                left,
+                Cause::WorkerPanicked,
+                Some(reason.clone()),
+                None,
+                true,
+            );
+            self.drain_lane();
+        }));
+        for w in self.waiters.drain(..) {
+            if let Some(tx) = w.reply {
+                let _ = tx.send(Err(FlushError::WorkerPanicked {
+                    reason: msg.to_string(),
+                }));
+            }
+        }
+        // Requests already queued get the same answer; later ones find the channel closed.
+        while let Ok(Control::Flush {
+            reply: Some(tx), ..
+        }) = self.ctl.try_recv()
+        {
+            let _ = tx.send(Err(FlushError::WorkerPanicked {
+                reason: msg.to_string(),
+            }));
+        }
+        tracing::error!(target: crate::diag::TARGET, backend = self.set.name, reason = msg, "worker panicked: the pipeline stopped");
+        self.print_loss_summary();
         self.rt.shutdown_timeout(Duration::from_millis(100));
     }
 }

@@ -1225,6 +1225,13 @@ impl<S: Sink> Worker<S> {
         }
         left.append(&mut self.pending);
         self.drain_closed_queue(&mut left);
+        // Records the panic took with it (a batch being handled when it struck) cannot be
+        // reported, but they are counted: everything taken and neither resolved nor in hand.
+        let unseen = self.taken.saturating_sub(self.resolved + left.len() as u64);
+        if unseen > 0 {
+            self.resolved += unseen;
+            Counters::add(&self.counters.undelivered_worker_panicked, unseen);
+        }
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.undeliver(
                 left,

@@ -13,21 +13,42 @@
 //! replay a segment again.
 //!
 //! **On disk.** One file per spooled batch, `seg-<20-digit sequence>.lsp`, written to a
-//! temporary name and renamed into place: the header `LSPOOL1\n`, then one frame per record —
-//! `u32` length, `u32` CRC-32 of the payload (both little-endian), and the record in the
-//! [`codec`] form. A torn or corrupt frame ends its segment: the records before
-//! it are replayed, the rest is counted in `Stats::spool_corrupt` and skipped, and the worker
-//! carries on.
+//! temporary name `seg-<20-digit sequence>.tmp` and renamed into place: the header
+//! `LSPOOL1\n`, then one frame per record — `u32` length, `u32` CRC-32 of the payload (both
+//! little-endian), and the record in the [`codec`] form. A failed write removes its temporary
+//! file; a temporary file left by a crash is removed by the next start. Nothing else in the
+//! folder is touched: only `seg-<digits>.tmp` names are ever deleted at start, and files that
+//! are not regular `seg-<digits>.lsp` files (other names, symlinks, folders) are ignored.
+//!
+//! **Permissions and symlinks (unix).** Segment files are created with mode `0600` and the
+//! folder, when the spool creates it (and any missing parent), with `0700` (both still subject
+//! to the umask); an existing folder keeps its mode. No symlink is followed: files are created
+//! with `O_CREAT | O_EXCL | O_NOFOLLOW` (an existing file or symlink at the name is never
+//! truncated or written through: the next sequence number is used instead), and segments are
+//! opened for reading or syncing with `O_NOFOLLOW`.
+//!
+//! **Corruption.** A torn or corrupt frame (bad length, CRC, or record encoding) ends its
+//! segment: the records before it are replayed, and the segment is counted in
+//! `Stats::spool_corrupt`. The records behind the bad frame are lost; their number is an
+//! **estimate**, counted in `Stats::spool_corrupt_records`: the segment's record count as known
+//! when it was written (exact) or found at startup (the frame headers that can still be walked,
+//! a torn last frame included), minus the records recovered, and at least 1. Once counted, the
+//! segment is cut back to its intact frames, so the same damage is not counted again (not even
+//! after a restart), and the worker carries on.
 //!
 //! **Bounds.** The spool holds at most `max_bytes`; writing past it evicts the oldest segments
-//! first (counted in `Stats::spool_evicted`).
+//! first (counted in `Stats::spool_evicted`). The spool keeps no file open between calls: each
+//! append opens, writes and closes its segment, so at most one spool file is open at a time,
+//! whatever the rate (a segment waiting for an `Interval` sync is remembered by its sequence
+//! number, not by an open file).
 //!
 //! **Durability** ([`FsyncPolicy`]): `EveryBatch` survives power loss for every spooled batch
 //! and costs one `fsync` per batch; `Interval` (default, 1 s) bounds the loss on power failure
-//! to the last interval and is what Vector's disk buffer does; `Never` leaves it to the OS (a
+//! to the last interval and is what Vector's disk buffer does (each segment written since the
+//! last sync is reopened and `fsync`ed, then the folder); `Never` leaves it to the OS (a
 //! process crash still loses nothing already written; a power loss may).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +61,9 @@ const HEADER: &[u8; 8] = b"LSPOOL1\n";
 /// First sequence number; segments written in front of the oldest (a batch that was in flight
 /// before the spooled backlog) count down from here.
 const FIRST_SEQ: u64 = 1 << 40;
+/// Names tried when the one for the next sequence number is taken (by a file the spool did not
+/// write there).
+const NAME_TRIES: u32 = 16;
 
 /// When spooled data is forced to disk. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +95,7 @@ pub struct SpoolConfig {
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 impl SpoolConfig {
-    /// A spool in `dir` (created if missing), 256 MiB, fsync every second.
+    /// A spool in `dir` (created if missing, mode `0700` on unix), 256 MiB, fsync every second.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -92,10 +116,76 @@ impl SpoolConfig {
     }
 }
 
+// ---- private files: shared with the dead-letter folder ----------------------------------------
+
+/// Creates `dir` and its missing parents; on unix the folders created here get mode `0700`
+/// (an existing folder is left as it is).
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Adds "never follow a symlink" (unix `O_NOFOLLOW`) to `o`.
+fn no_follow(o: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed());
+    }
+    o
+}
+
+/// Creates a new file at `path`, mode `0600` on unix, for writing (`append`: in append mode).
+/// Fails with `AlreadyExists` when anything (a file, a symlink, a folder) is at `path`: nothing
+/// existing is ever truncated or written through.
+pub(crate) fn create_private_file(path: &Path, append: bool) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    if append {
+        o.append(true);
+    } else {
+        o.write(true);
+    }
+    o.create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    no_follow(&mut o).open(path)
+}
+
+/// Opens an existing file without following a symlink.
+fn open_existing(path: &Path, write: bool) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    if write {
+        o.write(true);
+    } else {
+        o.read(true);
+    }
+    no_follow(&mut o).open(path)
+}
+
+/// Whether `name` is `seg-<digits>.<ext>`; returns the sequence number.
+fn seg_seq(name: &str, ext: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(ext)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 #[derive(Debug)]
 struct Segment {
     path: PathBuf,
     bytes: u64,
+    /// Records in the segment: exact when written by this run; at startup, the frames that can
+    /// be walked (an estimate when the segment is damaged).
     records: u64,
 }
 
@@ -103,9 +193,16 @@ struct Segment {
 pub(crate) struct Loaded {
     pub(crate) seq: u64,
     pub(crate) records: Vec<Record>,
-    /// Frames skipped because they were torn or corrupt (0 or 1 per segment: a bad frame ends
-    /// the segment) — and the records after it are lost.
+    /// The segment was torn or corrupt: a bad frame ended it, and the records after it are
+    /// lost. (Once reported, the segment is cut back to its intact frames, so a later load of
+    /// the same segment normally finds it clean.)
     pub(crate) corrupt: bool,
+    /// An **estimate** of the records lost behind the bad frame (0 when not `corrupt`; at least
+    /// 1 the first time a damaged segment is loaded): see the [module docs](self). Reported once
+    /// per damaged segment, so the caller can add it to `spool_corrupt_records` on every load.
+    // Read by the worker once it counts `spool_corrupt_records` (remove this `allow` then).
+    #[allow(dead_code)]
+    pub(crate) lost_records: u64,
 }
 
 /// Outcome of an append.
@@ -120,34 +217,42 @@ pub(crate) struct Spool {
     cfg: SpoolConfig,
     segments: BTreeMap<u64, Segment>,
     bytes: u64,
-    unsynced: Vec<File>,
+    /// Segments written (or cut back) since the last sync under `FsyncPolicy::Interval`: by
+    /// sequence number, never as open files (see the module docs' bound on open files).
+    unsynced: BTreeSet<u64>,
+    /// Segments whose damage was already reported (when cutting one back failed).
+    reported: BTreeSet<u64>,
     last_sync: Instant,
+    /// Test hook: a write of the segment stops after this many bytes with a "disk full" error.
+    #[cfg(test)]
+    fail_write_after: Option<usize>,
 }
 
 impl Spool {
     /// Opens (and creates) the spool folder and indexes the segments already there.
     pub(crate) fn open(cfg: SpoolConfig) -> io::Result<Self> {
-        fs::create_dir_all(&cfg.dir)?;
+        create_private_dir(&cfg.dir)?;
         let mut segments = BTreeMap::new();
         let mut bytes = 0;
         for e in fs::read_dir(&cfg.dir)? {
-            let path = e?.path();
+            let e = e?;
+            let path = e.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if name.ends_with(".tmp") {
+            // Only regular files are ours (the file type of a symlink is "symlink").
+            if !e.file_type()?.is_file() {
+                continue;
+            }
+            if seg_seq(name, ".tmp").is_some() {
                 let _ = fs::remove_file(&path); // an append that never completed
                 continue;
             }
-            let Some(seq) = name
-                .strip_prefix("seg-")
-                .and_then(|n| n.strip_suffix(".lsp"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(seq) = seg_seq(name, ".lsp") else {
                 continue;
             };
-            let len = fs::metadata(&path)?.len();
-            let records = count_frames(&path).unwrap_or(0);
+            let len = e.metadata()?.len();
+            let records = read_all(&path).map_or(0, |b| scan(&b).walked);
             bytes += len;
             segments.insert(
                 seq,
@@ -162,8 +267,11 @@ impl Spool {
             cfg,
             segments,
             bytes,
-            unsynced: Vec::new(),
+            unsynced: BTreeSet::new(),
+            reported: BTreeSet::new(),
             last_sync: Instant::now(),
+            #[cfg(test)]
+            fail_write_after: None,
         })
     }
 
@@ -178,6 +286,69 @@ impl Spool {
         self.cfg.dir.join(format!("seg-{seq:020}.lsp"))
     }
 
+    /// Picks the sequence number of a new segment and creates its temporary file.
+    fn create_tmp(&self, front: bool) -> io::Result<(u64, PathBuf, PathBuf, File)> {
+        let mut seq = if front {
+            self.segments
+                .keys()
+                .next()
+                .map_or(Some(FIRST_SEQ), |s| s.checked_sub(1))
+        } else {
+            self.segments
+                .keys()
+                .next_back()
+                .map_or(Some(FIRST_SEQ), |s| s.checked_add(1))
+        };
+        for _ in 0..NAME_TRIES {
+            let Some(s) = seq else { break };
+            let path = self.path(s);
+            let tmp = path.with_extension("tmp");
+            // A name taken by something the spool did not write (it was not there at open):
+            // leave it alone and use the next number.
+            let free = !self.segments.contains_key(&s)
+                && matches!(fs::symlink_metadata(&path), Err(e) if e.kind() == io::ErrorKind::NotFound);
+            if free {
+                match create_private_file(&tmp, false) {
+                    Ok(f) => return Ok((s, tmp, path, f)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            seq = if front {
+                s.checked_sub(1)
+            } else {
+                s.checked_add(1)
+            };
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free spool segment name (the next names are taken by other files)",
+        ))
+    }
+
+    fn write_data(&self, f: &mut File, buf: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(n) = self.fail_write_after {
+            f.write_all(&buf[..n.min(buf.len())])?;
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "test: no space left on device",
+            ));
+        }
+        f.write_all(buf)
+    }
+
+    /// Writes the temporary file, syncs it as the policy says, closes it and renames it into
+    /// place.
+    fn write_segment(&self, mut f: File, buf: &[u8], tmp: &Path, path: &Path) -> io::Result<()> {
+        self.write_data(&mut f, buf)?;
+        if self.cfg.fsync == FsyncPolicy::EveryBatch {
+            f.sync_all()?;
+        }
+        drop(f);
+        fs::rename(tmp, path)
+    }
+
     /// Writes `records` as one segment, after the newest (`front == false`) or before the
     /// oldest (`front == true`).
     pub(crate) fn append<R: std::borrow::Borrow<Record>>(
@@ -185,17 +356,6 @@ impl Spool {
         records: &[R],
         front: bool,
     ) -> io::Result<Appended> {
-        let seq = if front {
-            self.segments
-                .keys()
-                .next()
-                .map_or(FIRST_SEQ, |s| s.saturating_sub(1))
-        } else {
-            self.segments
-                .keys()
-                .next_back()
-                .map_or(FIRST_SEQ, |s| s + 1)
-        };
         let mut buf = Vec::with_capacity(HEADER.len() + records.len() * 256);
         buf.extend_from_slice(HEADER);
         let mut payload = Vec::with_capacity(512);
@@ -208,22 +368,18 @@ impl Spool {
             buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             buf.extend_from_slice(&payload);
         }
-        let path = self.path(seq);
-        let tmp = path.with_extension("tmp");
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(&buf)?;
-        match self.cfg.fsync {
-            FsyncPolicy::EveryBatch => f.sync_all()?,
-            FsyncPolicy::Interval(_) => self.unsynced.push(f),
-            FsyncPolicy::Never => {}
+        let (seq, tmp, path, f) = self.create_tmp(front)?;
+        if let Err(e) = self.write_segment(f, &buf, &tmp, &path) {
+            // The temporary file is ours (created new): never leave it behind.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, &path)?;
-        if self.cfg.fsync == FsyncPolicy::EveryBatch {
-            sync_dir(&self.cfg.dir);
+        match self.cfg.fsync {
+            FsyncPolicy::EveryBatch => sync_dir(&self.cfg.dir),
+            FsyncPolicy::Interval(_) => {
+                self.unsynced.insert(seq);
+            }
+            FsyncPolicy::Never => {}
         }
         self.maybe_sync();
         let len = buf.len() as u64;
@@ -244,8 +400,7 @@ impl Spool {
                 Some(s) => *s,
                 None => seq,
             };
-            if let Some(s) = self.segments.remove(&victim) {
-                self.bytes -= s.bytes;
+            if let Some(s) = self.forget(victim) {
                 evicted += s.records;
                 let _ = fs::remove_file(&s.path);
             }
@@ -256,48 +411,109 @@ impl Spool {
         Ok(Appended { seq, evicted })
     }
 
+    /// Drops a segment from the index (not from the disk).
+    fn forget(&mut self, seq: u64) -> Option<Segment> {
+        let s = self.segments.remove(&seq)?;
+        self.bytes -= s.bytes;
+        self.unsynced.remove(&seq);
+        self.reported.remove(&seq);
+        Some(s)
+    }
+
     /// Syncs written segments when the interval has passed.
     pub(crate) fn maybe_sync(&mut self) {
         if let FsyncPolicy::Interval(every) = self.cfg.fsync
             && self.last_sync.elapsed() >= every
             && !self.unsynced.is_empty()
         {
-            for f in self.unsynced.drain(..) {
-                let _ = f.sync_all();
-            }
-            sync_dir(&self.cfg.dir);
-            self.last_sync = Instant::now();
+            self.sync_now();
         }
     }
 
     /// Reads the oldest segment (it stays on disk until [`remove`](Self::remove)).
     pub(crate) fn oldest(&mut self) -> Option<Loaded> {
         let (&seq, seg) = self.segments.iter().next()?;
-        let (records, corrupt) = match read_segment(&seg.path) {
-            Ok(x) => x,
-            Err(_) => (Vec::new(), true),
+        let known = seg.records;
+        let path = seg.path.clone();
+        let (records, corrupt, walked, intact_len) = match read_all(&path) {
+            Ok(buf) => {
+                let sc = scan(&buf);
+                let (records, decode_failed_at) = decode_frames(&buf, &sc.frames);
+                let intact_len = match decode_failed_at {
+                    Some(i) => sc.frames[i].0 - 8,
+                    None => sc.intact_len,
+                };
+                (
+                    records,
+                    sc.corrupt || decode_failed_at.is_some(),
+                    sc.walked,
+                    intact_len,
+                )
+            }
+            Err(_) => (Vec::new(), true, 0, 0),
         };
+        let mut lost_records = 0;
+        if corrupt && !self.reported.contains(&seq) {
+            let recovered = records.len() as u64;
+            lost_records = known.max(walked).saturating_sub(recovered).max(1);
+            self.cut_back(seq, &path, intact_len as u64, recovered);
+        }
         Some(Loaded {
             seq,
             records,
             corrupt,
+            lost_records,
         })
+    }
+
+    /// After reporting a damaged segment: cuts it back to its intact frames (so the damage is
+    /// not reported again, even after a restart), or, when that fails, remembers it was
+    /// reported.
+    fn cut_back(&mut self, seq: u64, path: &Path, intact_len: u64, recovered: u64) {
+        let cut = recovered > 0
+            && open_existing(path, true)
+                .and_then(|f| {
+                    f.set_len(intact_len)?;
+                    if self.cfg.fsync == FsyncPolicy::EveryBatch {
+                        f.sync_all()?;
+                    }
+                    Ok(())
+                })
+                .is_ok();
+        if !cut {
+            self.reported.insert(seq);
+        } else if let FsyncPolicy::Interval(_) = self.cfg.fsync {
+            self.unsynced.insert(seq);
+        }
+        if let Some(s) = self.segments.get_mut(&seq) {
+            s.records = recovered;
+            if cut {
+                self.bytes = self.bytes - s.bytes + intact_len;
+                s.bytes = intact_len;
+            }
+        }
     }
 
     /// Deletes a segment whose records are resolved.
     pub(crate) fn remove(&mut self, seq: u64) {
-        if let Some(s) = self.segments.remove(&seq) {
-            self.bytes -= s.bytes;
+        if let Some(s) = self.forget(seq) {
             let _ = fs::remove_file(&s.path);
         }
     }
 
-    /// Flushes pending syncs (at shutdown).
+    /// Syncs the segments written since the last sync, then the folder (also at shutdown).
+    /// Each is reopened for the sync, so no file stays open in between; a segment already
+    /// deleted is skipped.
     pub(crate) fn sync_now(&mut self) {
-        for f in self.unsynced.drain(..) {
-            let _ = f.sync_all();
+        for seq in std::mem::take(&mut self.unsynced) {
+            if let Some(s) = self.segments.get(&seq)
+                && let Ok(f) = open_existing(&s.path, true)
+            {
+                let _ = f.sync_all();
+            }
         }
         sync_dir(&self.cfg.dir);
+        self.last_sync = Instant::now();
     }
 }
 
@@ -307,51 +523,73 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-fn frames(buf: &[u8]) -> (Vec<&[u8]>, bool) {
-    let mut out = Vec::new();
+fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    open_existing(path, false)?.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// What walking a segment's frames found.
+struct Scan {
+    /// `(start, end)` of each intact payload, up to the first bad frame.
+    frames: Vec<(usize, usize)>,
+    /// A bad header, or a torn or corrupt frame.
+    corrupt: bool,
+    /// Bytes of the header and the intact frames.
+    intact_len: usize,
+    /// Frame headers that can be walked, past a CRC mismatch too (a torn last frame counts):
+    /// the segment's record count, an estimate when it is damaged.
+    walked: u64,
+}
+
+fn scan(buf: &[u8]) -> Scan {
+    let mut sc = Scan {
+        frames: Vec::new(),
+        corrupt: false,
+        intact_len: 0,
+        walked: 0,
+    };
     if buf.len() < HEADER.len() || &buf[..HEADER.len()] != HEADER {
-        return (out, true);
+        sc.corrupt = true;
+        return sc;
     }
+    sc.intact_len = HEADER.len();
     let mut at = HEADER.len();
     while at < buf.len() {
+        sc.walked += 1;
         let Some(head) = buf.get(at..at + 8) else {
-            return (out, true);
+            sc.corrupt = true;
+            break;
         };
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         let Some(payload) = buf.get(at + 8..at + 8 + len) else {
-            return (out, true);
+            sc.corrupt = true;
+            break;
         };
-        if crc32fast::hash(payload) != crc {
-            return (out, true);
-        }
-        out.push(payload);
-        at += 8 + len;
-    }
-    (out, false)
-}
-
-fn read_segment(path: &Path) -> io::Result<(Vec<Record>, bool)> {
-    let mut buf = Vec::new();
-    File::open(path)?.read_to_end(&mut buf)?;
-    let (frames, mut corrupt) = frames(&buf);
-    let mut records = Vec::with_capacity(frames.len());
-    for f in frames {
-        match codec::decode(f) {
-            Ok(r) => records.push(r),
-            Err(_) => {
-                corrupt = true;
-                break;
+        if !sc.corrupt {
+            if crc32fast::hash(payload) == crc {
+                sc.frames.push((at + 8, at + 8 + len));
+                sc.intact_len = at + 8 + len;
+            } else {
+                sc.corrupt = true;
             }
         }
+        at += 8 + len;
     }
-    Ok((records, corrupt))
+    sc
 }
 
-fn count_frames(path: &Path) -> io::Result<u64> {
-    let mut buf = Vec::new();
-    File::open(path)?.read_to_end(&mut buf)?;
-    Ok(frames(&buf).0.len() as u64)
+/// Decodes the intact frames; stops at the first that does not decode (its index is returned).
+fn decode_frames(buf: &[u8], frames: &[(usize, usize)]) -> (Vec<Record>, Option<usize>) {
+    let mut records = Vec::with_capacity(frames.len());
+    for (i, &(start, end)) in frames.iter().enumerate() {
+        match codec::decode(&buf[start..end]) {
+            Ok(r) => records.push(r),
+            Err(_) => return (records, Some(i)),
+        }
+    }
+    (records, None)
 }
 
 #[cfg(test)]
@@ -424,6 +662,7 @@ mod tests {
         let l = s.oldest().unwrap();
         assert!(l.corrupt);
         assert_eq!(messages(&l), ["x-0", "x-1"]);
+        assert_eq!(l.lost_records, 1, "the torn last frame");
     }
 
     #[test]
@@ -437,6 +676,7 @@ mod tests {
         let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
         let l = s.oldest().unwrap();
         assert!(l.corrupt && l.records.is_empty());
+        assert_eq!(l.lost_records, 1, "nothing can be walked: at least one");
         s.remove(l.seq);
         assert_eq!(s.records(), 0);
     }
@@ -454,5 +694,203 @@ mod tests {
         assert_eq!(s.records() + evicted, 12);
         let first = messages(&s.oldest().unwrap());
         assert_ne!(first[0], "s0-0", "the oldest went first");
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Open file descriptors of this process that point into `dir` (other tests run in
+    /// parallel threads, so the process-wide count is noisy; `tests/spool_files.rs` checks it).
+    #[cfg(target_os = "linux")]
+    fn fds_into(dir: &Path) -> usize {
+        let dir = dir.canonicalize().unwrap();
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.starts_with(&dir))
+            .count()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn interval_fsync_keeps_no_segment_open_whatever_the_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SpoolConfig::new(dir.path())
+            .with_fsync(FsyncPolicy::Interval(Duration::from_secs(3600)));
+        let mut s = Spool::open(cfg).unwrap();
+        let one = recs(1, "r");
+        let mut most = 0;
+        for i in 0..3000 {
+            s.append(&one, false).unwrap();
+            if i % 100 == 0 {
+                most = most.max(fds_into(dir.path()));
+            }
+        }
+        most = most.max(fds_into(dir.path()));
+        assert!(most <= 1, "{most} spool files open");
+        assert_eq!(s.unsynced.len(), 3000, "all still waiting for the interval");
+        // Segments replayed before their sync are forgotten (and keep the test fast: each
+        // remaining one costs a real fsync).
+        for seq in FIRST_SEQ..FIRST_SEQ + 2990 {
+            s.remove(seq);
+        }
+        assert_eq!(s.unsynced.len(), 10);
+        s.sync_now();
+        assert!(s.unsynced.is_empty());
+        assert_eq!(fds_into(dir.path()), 0);
+        assert_eq!(s.records(), 10);
+    }
+
+    /// Flips a byte in the payload of frame `k` (0-based) of the segment at `path`.
+    fn damage_frame(path: &Path, k: usize) {
+        let mut b = fs::read(path).unwrap();
+        let mut at = HEADER.len();
+        for _ in 0..k {
+            let len = u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+            at += 8 + len;
+        }
+        b[at + 8] ^= 0xff;
+        fs::write(path, b).unwrap();
+    }
+
+    #[test]
+    fn a_bad_frame_counts_the_records_behind_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        s.append(&recs(5, "x"), false).unwrap();
+        damage_frame(&s.path(FIRST_SEQ), 1);
+        let l = s.oldest().unwrap();
+        assert!(l.corrupt);
+        assert_eq!(messages(&l), ["x-0"]);
+        assert_eq!(l.lost_records, 4, "known count 5 - 1 recovered");
+        assert_eq!(
+            s.records(),
+            1,
+            "the gauge no longer counts the lost records"
+        );
+        // Cut back to the intact frame: a second load (a replay that failed) finds it clean.
+        let l = s.oldest().unwrap();
+        assert!(!l.corrupt);
+        assert_eq!(l.lost_records, 0);
+        assert_eq!(messages(&l), ["x-0"]);
+        assert_eq!(s.bytes(), fs::metadata(s.path(FIRST_SEQ)).unwrap().len());
+        // And after a restart too.
+        drop(s);
+        let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        assert_eq!(s.records(), 1);
+        let l = s.oldest().unwrap();
+        assert!(!l.corrupt && l.lost_records == 0);
+    }
+
+    #[test]
+    fn a_bad_frame_found_at_startup_is_estimated_from_the_frames_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        s.append(&recs(6, "x"), false).unwrap();
+        drop(s);
+        damage_frame(&dir.path().join(format!("seg-{FIRST_SEQ:020}.lsp")), 2);
+        let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        assert_eq!(s.records(), 6, "frame headers walked past the bad CRC");
+        let l = s.oldest().unwrap();
+        assert!(l.corrupt);
+        assert_eq!(messages(&l), ["x-0", "x-1"]);
+        assert_eq!(l.lost_records, 4);
+    }
+
+    #[test]
+    fn a_failed_append_leaves_no_tmp_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        s.append(&recs(1, "a"), false).unwrap();
+        s.fail_write_after = Some(20); // a full disk, part-way through the segment
+        let e = s.append(&recs(3, "b"), false).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(s.append(&recs(3, "c"), true).is_err());
+        assert_eq!(names(dir.path()), [format!("seg-{FIRST_SEQ:020}.lsp")]);
+        assert_eq!(s.records(), 1);
+        s.fail_write_after = None;
+        s.append(&recs(1, "d"), false).unwrap();
+        assert_eq!(s.records(), 2);
+        assert!(names(dir.path()).iter().all(|n| n.ends_with(".lsp")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_at_the_tmp_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("precious");
+        fs::write(&target, b"precious").unwrap();
+        let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        let tmp = dir.path().join(format!("seg-{FIRST_SEQ:020}.tmp"));
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        s.append(&recs(2, "a"), false).unwrap();
+        s.sync_now();
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+        assert!(
+            fs::symlink_metadata(&tmp).unwrap().file_type().is_symlink(),
+            "left alone"
+        );
+        let l = s.oldest().unwrap();
+        assert_eq!(l.seq, FIRST_SEQ + 1, "the next name");
+        assert_eq!(messages(&l), ["a-0", "a-1"]);
+        // A symlink at a segment name is never indexed nor read.
+        let lsp = dir.path().join(format!("seg-{:020}.lsp", FIRST_SEQ - 5));
+        std::os::unix::fs::symlink(&target, &lsp).unwrap();
+        drop(s);
+        let mut s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        assert_eq!(s.oldest().unwrap().seq, FIRST_SEQ + 1);
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn open_deletes_only_its_own_tmp_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = format!("seg-{:020}.tmp", 7);
+        let foreign = [
+            "notes.tmp",
+            "seg-.tmp",
+            "seg-12a.tmp",
+            "seg-12.tmp.bak",
+            "xseg-1.tmp",
+        ];
+        for n in foreign.iter().copied().chain([ours.as_str()]) {
+            fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        let s = Spool::open(SpoolConfig::new(dir.path())).unwrap();
+        assert_eq!(s.records(), 0);
+        let mut want: Vec<String> = foreign.iter().map(|n| n.to_string()).collect();
+        want.sort();
+        assert_eq!(names(dir.path()), want);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_0600_and_created_folders_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = root.path().join("a").join("spool");
+        let mut s =
+            Spool::open(SpoolConfig::new(&dir).with_fsync(FsyncPolicy::EveryBatch)).unwrap();
+        s.append(&recs(1, "a"), false).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&root.path().join("a")), 0o700);
+        assert_eq!(mode(&s.path(FIRST_SEQ)), 0o600);
+        assert_eq!(
+            mode(root.path()),
+            0o755,
+            "an existing folder keeps its mode"
+        );
+        drop(s);
+        Spool::open(SpoolConfig::new(root.path())).unwrap();
+        assert_eq!(mode(root.path()), 0o755);
     }
 }

@@ -47,11 +47,13 @@ pub(crate) struct Counters {
     pub(crate) invalid_fields: AtomicU64,
     pub(crate) dead_letter_written: AtomicU64,
     pub(crate) dead_letter_failed: AtomicU64,
+    pub(crate) dead_letter_write_errors: AtomicU64,
     pub(crate) callback_panics: AtomicU64,
     pub(crate) spooled: AtomicU64,
     pub(crate) spool_replayed: AtomicU64,
     pub(crate) spool_evicted: AtomicU64,
     pub(crate) spool_corrupt: AtomicU64,
+    pub(crate) spool_corrupt_records: AtomicU64,
     pub(crate) spool_write_errors: AtomicU64,
     pub(crate) spool_bytes: AtomicU64,
     pub(crate) spool_records: AtomicU64,
@@ -98,11 +100,13 @@ impl Counters {
             invalid_fields: g(&self.invalid_fields),
             dead_letter_written: g(&self.dead_letter_written),
             dead_letter_failed: g(&self.dead_letter_failed),
+            dead_letter_write_errors: g(&self.dead_letter_write_errors),
             callback_panics: g(&self.callback_panics),
             spooled: g(&self.spooled),
             spool_replayed: g(&self.spool_replayed),
             spool_evicted: g(&self.spool_evicted),
             spool_corrupt: g(&self.spool_corrupt),
+            spool_corrupt_records: g(&self.spool_corrupt_records),
             spool_write_errors: g(&self.spool_write_errors),
             spool_bytes: g(&self.spool_bytes),
             spool_records: g(&self.spool_records),
@@ -167,6 +171,10 @@ pub struct Stats {
     pub dead_letter_written: u64,
     /// Records that could not be written to the dead-letter folder (I/O error or size cap).
     pub dead_letter_failed: u64,
+    /// Failed I/O operations on the dead-letter folder (creating a file, or a write that failed,
+    /// e.g. on a full disk). An operation, not a record: the records it affected are counted in
+    /// `dead_letter_failed`.
+    pub dead_letter_write_errors: u64,
     /// Panics caught in the undelivered callback.
     pub callback_panics: u64,
     /// Records written to the disk spool (see [`spool`](crate::spool)); they count as resolved
@@ -180,6 +188,10 @@ pub struct Stats {
     pub spool_evicted: u64,
     /// Spool segments found torn or corrupt (their intact records were replayed).
     pub spool_corrupt: u64,
+    /// An **estimate** of the records lost in torn or corrupt spool segments (the records behind
+    /// a bad frame): the segment's record count, as known when it was written or found at
+    /// startup, minus the records recovered from it. At least 1 per corrupt segment.
+    pub spool_corrupt_records: u64,
     /// Failed writes to the spool (the records then stayed in the queue).
     pub spool_write_errors: u64,
     /// Bytes in the spool now.

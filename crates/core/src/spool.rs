@@ -200,8 +200,6 @@ pub(crate) struct Loaded {
     /// An **estimate** of the records lost behind the bad frame (0 when not `corrupt`; at least
     /// 1 the first time a damaged segment is loaded): see the [module docs](self). Reported once
     /// per damaged segment, so the caller can add it to `spool_corrupt_records` on every load.
-    // Read by the worker once it counts `spool_corrupt_records` (remove this `allow` then).
-    #[allow(dead_code)]
     pub(crate) lost_records: u64,
 }
 

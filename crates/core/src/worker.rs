@@ -563,6 +563,14 @@ impl<S: Sink> Worker<S> {
         if loaded.corrupt {
             Counters::add(&self.counters.spool_corrupt, 1);
         }
+        if loaded.lost_records > 0 {
+            // Reported once per damaged segment (the spool cuts it back to its good frames).
+            Counters::add(&self.counters.spool_corrupt_records, loaded.lost_records);
+            self.counters.set_error(format!(
+                "spool segment {} torn or corrupt: about {} records lost (estimated from its frames)",
+                loaded.seq, loaded.lost_records
+            ));
+        }
         if loaded.records.is_empty() {
             sp.remove(loaded.seq);
             self.sync_spool_gauges();

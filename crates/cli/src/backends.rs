@@ -52,8 +52,8 @@ pub(crate) struct Targets {
     /// rights on a real cluster).
     #[arg(long, requires = "kusto")]
     create_table: bool,
-    /// How long to wait for delivery, in seconds.
-    #[arg(long, default_value_t = 10)]
+    /// How long to wait for delivery, in seconds (at most 86 400: one day).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     timeout: u64,
 }
 

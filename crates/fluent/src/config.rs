@@ -347,11 +347,11 @@ impl FluentBuilder {
             ("with_ack_timeout", self.ack_timeout),
             ("with_connect_timeout", self.connect_timeout),
         ] {
-            if d.is_zero() {
+            if d.is_zero() || d > Duration::from_secs(600) {
                 return Err(FluentError::Setting {
                     setting,
-                    value: "0 s".into(),
-                    hint: "use a duration above zero",
+                    value: format!("{d:?}"),
+                    hint: "use a duration above zero and at most 10 min",
                 });
             }
         }
@@ -468,7 +468,8 @@ mod tests {
     fn build_reports_what_to_fix() {
         let b = || FluentLayer::builder("app").with_server("127.0.0.1:1");
         assert!(err(b().with_server("nope:x")).contains("invalid server address `nope:x`"));
-        assert!(err(b().with_ack_timeout(Duration::ZERO)).contains("`with_ack_timeout` is 0 s"));
+        assert!(err(b().with_ack_timeout(Duration::ZERO)).contains("`with_ack_timeout` is 0ns"));
+        assert!(err(b().with_connect_timeout(Duration::MAX)).contains("at most 10 min"));
         assert!(err(b().with_user("u", "p")).contains("add `with_shared_key`"));
         assert!(
             err(b().with_record_template("k", "{bogus}")).contains("unknown placeholder `{bogus}`")

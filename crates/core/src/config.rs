@@ -340,7 +340,7 @@ impl PipelineBuilder {
             return Err(ConfigError::OutOfRange {
                 setting: "with_max_queue_records",
                 value: self.max_queue_records.to_string(),
-                hint: "the queue holds at most 16 777 215 records",
+                hint: "the queue holds at most 8 388 607 records",
             });
         }
         if self.max_queue_bytes > crate::queue::MAX_QUEUE_BYTES {

@@ -12,16 +12,29 @@
 //! `enqueued == delivered + undelivered + dropped_oldest`. With a [spool](crate::spool):
 //! `enqueued + spool_replayed == delivered + undelivered + dropped_oldest + spooled`.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64, fence};
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crossbeam_utils::CachePadded;
 
 /// Records and estimated bytes in the queue, packed in one word so that the caller reserves
-/// both with one compare-and-swap: `records << QUEUE_BYTES_BITS | bytes`.
+/// both with one compare-and-swap: `CLOSED | records << QUEUE_BYTES_BITS | bytes`, where the
+/// top bit is [`QUEUE_CLOSED`] and the records take the 23 bits between it and the bytes. Read
+/// the record count with [`queue_records`], never with a bare shift.
 pub(crate) const QUEUE_BYTES_BITS: u32 = 40;
 pub(crate) const QUEUE_BYTES_MASK: u64 = (1 << QUEUE_BYTES_BITS) - 1;
+/// Set in the queue word when the queue closes: every reservation fails from then on (the
+/// caller's compare-and-swap sees it), so no record can enter the queue after the worker's
+/// final drain.
+pub(crate) const QUEUE_CLOSED: u64 = 1 << 63;
+
+/// The record count in a queue word (without the [`QUEUE_CLOSED`] bit).
+#[inline]
+pub(crate) const fn queue_records(state: u64) -> u64 {
+    (state & !QUEUE_CLOSED) >> QUEUE_BYTES_BITS
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -29,6 +42,11 @@ pub(crate) struct Counters {
     pub(crate) queue_state: CachePadded<AtomicU64>,
     /// Records the worker took from the queue (written by the worker only).
     pub(crate) taken: CachePadded<AtomicU64>,
+    /// Seqlock over (`taken`, `dropped_oldest`, the queue word's decrements): odd while a
+    /// [`Counters::consistent_update`] runs, so [`Counters::snapshot`] reads a consistent cut.
+    pub(crate) cut_seq: AtomicU64,
+    /// Serialises the writers of `cut_seq` (the worker's take, a caller's eviction).
+    pub(crate) cut_lock: Mutex<()>,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_oldest: AtomicU64,
     pub(crate) dropped_block_timeout: AtomicU64,
@@ -74,14 +92,53 @@ impl Counters {
         }
     }
 
+    /// Runs `update` as one step for [`snapshot`](Self::snapshot): a snapshot sees all of its
+    /// writes to `taken`, `dropped_oldest` and the queue word, or none. Every write that moves
+    /// records out of the queue word (taking, evicting) must go through here; reservations
+    /// (which only add to it) need not.
+    pub(crate) fn consistent_update<R>(&self, update: impl FnOnce() -> R) -> R {
+        let _writer = self.cut_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = self.cut_seq.load(Relaxed);
+        self.cut_seq.store(seq + 1, Relaxed);
+        fence(Release);
+        let r = update();
+        self.cut_seq.store(seq + 2, Release);
+        r
+    }
+
+    /// (`taken`, `dropped_oldest`, queue word), read as one consistent cut.
+    fn cut(&self) -> (u64, u64, u64) {
+        let mut spins = 0u32;
+        loop {
+            let seq = self.cut_seq.load(Acquire);
+            if seq & 1 == 0 {
+                let taken = self.taken.load(Relaxed);
+                let evicted = self.dropped_oldest.load(Relaxed);
+                let state = self.queue_state.load(Relaxed);
+                fence(Acquire);
+                if self.cut_seq.load(Relaxed) == seq {
+                    return (taken, evicted, state);
+                }
+            }
+            // A writer is inside its (short) update: spin, then let it run.
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let g = |c: &AtomicU64| c.load(Relaxed);
-        let state = self.queue_state.load(Relaxed);
-        let queue_len = state >> QUEUE_BYTES_BITS;
-        let dropped_oldest = g(&self.dropped_oldest);
+        let (taken, dropped_oldest, state) = self.cut();
+        let queue_len = queue_records(state);
         Stats {
             // Every enqueued record was taken by the worker, evicted, or is still queued.
-            enqueued: g(&self.taken) + dropped_oldest + queue_len,
+            // Read as one cut (see `consistent_update`), so this never over-counts a batch the
+            // worker is taking and never decreases.
+            enqueued: taken + dropped_oldest + queue_len,
             dropped_queue_full: g(&self.dropped_queue_full),
             dropped_oldest,
             dropped_block_timeout: g(&self.dropped_block_timeout),

@@ -317,38 +317,69 @@ fn client_credentials_token_flow_and_refusals() {
 
 #[test]
 fn issued_tokens_expire_after_their_lifetime() {
-    let r = KustoReceiver::builder()
-        .with_token_lifetime(Duration::from_millis(300))
-        .with_auto_create(true)
-        .start()
-        .expect("start");
-    let t = fetch_token(
-        &r,
-        "logship-test-app",
-        "logship-test-secret",
-        "https://kusto.kusto.windows.net/.default",
-    );
-    let token = t.json()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let issued = Instant::now();
-    assert_eq!(
-        stream(&r, &token, "T", "streamFormat=json", b"{\"a\":1}", false).status,
-        200
-    );
-    // Poll (with a deadline) until the token is refused; it must not be before its lifetime.
-    let mut last = 0;
-    let expired = logship_testkit::wait_until(WAIT, || {
-        last = stream(&r, &token, "T", "streamFormat=json", b"{\"a\":1}", false).status;
-        last == 401
-    });
-    assert!(expired, "token still accepted, last status {last}");
-    assert!(issued.elapsed() >= Duration::from_millis(300));
-    let fresh = r.mint_token();
-    assert_eq!(
-        stream(&r, &fresh, "T", "streamFormat=json", b"{\"a\":1}", false).status,
-        200
+    // Every bound is measured from `requested`, taken before the token request: the receiver
+    // starts the lifetime when it issues the token, which is later. (The clock used to start
+    // after the token came back, so a slow response made a correct expiry look early.) On a
+    // loaded machine the first use may come after the lifetime; such a try proves nothing
+    // about acceptance, so the next one uses a longer lifetime.
+    for lifetime in [300, 1_000, 3_000, 10_000].map(Duration::from_millis) {
+        let r = KustoReceiver::builder()
+            .with_token_lifetime(lifetime)
+            .with_auto_create(true)
+            .start()
+            .expect("start");
+        let requested = Instant::now();
+        let t = fetch_token(
+            &r,
+            "logship-test-app",
+            "logship-test-secret",
+            "https://kusto.kusto.windows.net/.default",
+        );
+        let token = t.json()["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let first = stream(&r, &token, "T", "streamFormat=json", b"{\"a\":1}", false);
+        if first.status != 200 {
+            // Refused at first use: only allowed once its lifetime has passed.
+            assert_eq!(first.status, 401, "{}", first.body);
+            assert!(
+                requested.elapsed() >= lifetime,
+                "token refused before its lifetime ({lifetime:?}): {}",
+                first.body
+            );
+            continue;
+        }
+        // Poll (with a deadline past the lifetime) until the token is refused as expired; it
+        // must not be before its lifetime.
+        let mut last = None;
+        let expired = logship_testkit::wait_until(lifetime + WAIT, || {
+            let resp = stream(&r, &token, "T", "streamFormat=json", b"{\"a\":1}", false);
+            let refused = resp.status == 401;
+            last = Some(resp);
+            refused
+        });
+        let refused_at = requested.elapsed();
+        let last = last.expect("polled at least once");
+        assert!(expired, "token still accepted, last status {}", last.status);
+        assert!(
+            last.body.contains("expired"),
+            "refused, but not as expired: {}",
+            last.body
+        );
+        assert!(
+            refused_at >= lifetime,
+            "token refused after {refused_at:?}, before its lifetime ({lifetime:?})"
+        );
+        let fresh = r.mint_token();
+        assert_eq!(
+            stream(&r, &fresh, "T", "streamFormat=json", b"{\"a\":1}", false).status,
+            200
+        );
+        return;
+    }
+    panic!(
+        "every try took longer than the token's lifetime (10 s at most) from issue to first use"
     );
 }
 

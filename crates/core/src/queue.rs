@@ -265,16 +265,6 @@ impl Queue {
         self.wake_waiters();
     }
 
-    /// Gives back room without counting anything as taken. Superseded by
-    /// [`take_accounted`](Self::take_accounted) for the worker (whose `taken += n` followed by
-    /// this made snapshots over-count); kept only until the worker calls that instead.
-    pub(crate) fn release(&self, records: u64, bytes: u64) {
-        self.counters
-            .queue_state
-            .fetch_sub(pack(records, bytes), Ordering::AcqRel);
-        self.wake_waiters();
-    }
-
     /// Wakes callers blocked under [`Overflow::Block`] after room was given back or the queue
     /// closed. The fence pairs with the one a waiter runs between registering and re-trying
     /// its reservation: either it sees the room, or this sees it registered and notifies under
@@ -309,13 +299,6 @@ impl Queue {
     /// that leaves its record in the ring, counted as enqueued). The records are accounted as
     /// taken (as by [`take_accounted`](Self::take_accounted)): add their number to the
     /// worker's own count, and do not account them again.
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "the worker's finish calls it once it is rewritten"
-        )
-    )]
     #[allow(
         clippy::vec_box,
         reason = "records stay in the boxes the callers filled, to be recycled into the pool"

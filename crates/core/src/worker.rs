@@ -160,9 +160,9 @@ fn take_records(
         out.push(r);
     }
     if n > 0 {
-        // One release per batch, not per record: the caller's hot word is touched rarely.
-        Counters::add(&counters.taken, n);
-        queue.release(n, bytes);
+        // One release per batch, not per record: the caller's hot word is touched rarely;
+        // `taken` and the release change together, so `Stats` stays a consistent cut.
+        queue.take_accounted(n, bytes);
     }
     (n, urgent)
 }
@@ -1196,18 +1196,20 @@ impl<S: Sink> Worker<S> {
         self.rt.shutdown_timeout(Duration::from_millis(100));
     }
 
-    /// Takes everything left in the (closed) queue, prepared and accounted as taken.
+    /// Closes the queue and takes everything left in it, including records whose push was
+    /// under way at the close (no record lands after this), prepared and accounted as taken.
     fn drain_closed_queue(&mut self, out: &mut Vec<Box<Record>>) {
         self.queue.close();
-        let take = Take {
-            fqn: self.set.default_fqn.as_ref(),
-            flush_level: None,
-            max_records: usize::MAX,
-            max_bytes: u64::MAX,
-        };
-        let mut bytes = 0;
-        let (n, _) = take_records(&self.queue, &self.counters, &take, out, &mut bytes);
-        self.taken += n;
+        let drained = self.queue.drain_after_close();
+        self.taken += drained.len() as u64;
+        for mut r in drained {
+            let mut invalid = 0;
+            r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
+            if invalid > 0 {
+                Counters::add(&self.counters.invalid_fields, invalid);
+            }
+            out.push(r);
+        }
     }
 
     fn print_loss_summary(&self) {

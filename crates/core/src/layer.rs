@@ -32,8 +32,8 @@
 //!   *current event* slot that each layer's `event_enabled` empties when a dispatch starts
 //!   (tracing-core calls it for every layer, through per-layer filters too, before any
 //!   `on_event`) and that is keyed by the event's address. Each worker then derives the tracking
-//!   id from the event's thread number and sequence number with a keyed hash (the key is random
-//!   per process), so the ids agree without the caller's thread generating one: the caller pays
+//!   id from the event's thread number and sequence number with a keyed 128-bit mix (the key
+//!   is random per process), so the ids agree without the caller's thread generating one: the caller pays
 //!   one clock read per event, not per layer, and no atomic, lock or allocation for it. A
 //!   `tracking_id` field set by the event still wins; records built with
 //!   [`Record::event`](crate::Record::event) get a random id.

@@ -16,7 +16,7 @@
 //! The identity is `(timestamp, seq)`: `seq` counts this thread's events (from 1; 0 means "no
 //! identity"), and with the record's [`ThreadInfo::id`](crate::ThreadInfo::id) (unique per
 //! thread in the process) names the event uniquely. The worker derives the tracking id from
-//! it with a keyed hash (`TrackingId::derived`), so each layer's worker computes the
+//! it with a keyed mix (`TrackingId::derived`), so each layer's worker computes the
 //! same id independently. Costs on the caller: thread-local reads and writes, one clock read
 //! per event (not per layer); no atomic read-modify-write, no lock, no allocation.
 

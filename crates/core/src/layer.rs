@@ -33,9 +33,9 @@
 //!   (tracing-core calls it for every layer, through per-layer filters too, before any
 //!   `on_event`) and that is keyed by the event's address. Each worker then derives the tracking
 //!   id from the event's thread number and sequence number with a keyed 128-bit mix (the key
-//!   is random per process), so the ids agree without the caller's thread generating one: the caller pays
-//!   one clock read per event, not per layer, and no atomic, lock or allocation for it. A
-//!   `tracking_id` field set by the event still wins; records built with
+//!   is random per process), so the ids agree without the caller's thread generating one: the
+//!   caller pays one clock read per event, not per layer, and no atomic, lock or allocation for
+//!   it. A `tracking_id` field set by the event still wins; records built with
 //!   [`Record::event`](crate::Record::event) get a random id.
 //! * **Spans**: the per-span state lives in the registry's extensions, shared by every logship
 //!   layer; the span's tracking id is generated once, and its close (end timestamp, wall and

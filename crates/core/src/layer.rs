@@ -1,7 +1,7 @@
 //! [`ShipLayer`]: the `tracing_subscriber::Layer` every backend hands out.
 //!
 //! It does the cheap part on the caller's thread — captures the event or the closed span into
-//! an owned [`Record`](crate::Record) and queues it — and nothing else: no formatting beyond `Debug` values,
+//! an owned [`Record`] and queues it — and nothing else: no formatting beyond `Debug` values,
 //! no I/O, no locks other than the registry's span extensions. It never filters globally
 //! (`enabled` is not overridden), so attach `.with_filter(…)` to choose what it ships:
 //!
@@ -20,22 +20,55 @@
 //! assert_eq!(received.records().len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # One event, one identity
+//!
+//! Several logship layers often sit on one registry (one per backend, each with its own
+//! `PipelineBuilder::build`, sink and worker). They agree on what they ship:
+//!
+//! * **Events**: every logship layer gives one `tracing` event the same timestamp and the same
+//!   tracking id. The first layer that captures the event reads the clock and takes the next
+//!   number of a per-thread event counter; the others reuse both, through a thread-local
+//!   *current event* slot that each layer's `event_enabled` empties when a dispatch starts
+//!   (tracing-core calls it for every layer, through per-layer filters too, before any
+//!   `on_event`) and that is keyed by the event's address. Each worker then derives the tracking
+//!   id from the event's thread number and sequence number with a keyed 128-bit mix (the key
+//!   is random per process), so the ids agree without the caller's thread generating one: the
+//!   caller pays one clock read per event, not per layer, and no atomic, lock or allocation for
+//!   it. A `tracking_id` field set by the event still wins; records built with
+//!   [`Record::event`](crate::Record::event) get a random id.
+//! * **Spans**: the per-span state lives in the registry's extensions, shared by every logship
+//!   layer; the span's tracking id is generated once, and its close (end timestamp, wall and
+//!   busy durations, failure) is measured by the first layer that reports it and reused by the
+//!   others, so every layer's span-timing record is the same.
+//!
+//! # Records from the `log` crate
+//!
+//! Events that `tracing-log` (its `LogTracer`) turns from `log` records arrive with the target
+//! `log` and the real target, module path, file and line as `log.target`, `log.module_path`,
+//! `log.file` and `log.line` fields. The layer normalizes them: the record carries the real
+//! target, module path, file and line (as owned metadata:
+//! [`Record::metadata`](crate::Record::metadata) is `None` for them), and the `log.*` fields
+//! are not shipped. Per-layer filters still see the event as tracing-log dispatches it (target
+//! `log`). Ordinary events pay one string-length comparison for this.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
-use tracing_core::{Event, Level, Subscriber};
+use tracing_core::{Event, Level, Metadata, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::capture::identity;
 use crate::capture::span::SpanState;
 use crate::capture::suppress::is_suppressed;
-use crate::capture::visit::{EventVisitor, SpanVisitor};
+use crate::capture::visit::{EventVisitor, LogEventVisitor, SpanVisitor};
 use crate::config::SpanTimingFilter;
 use crate::guard::{Handle, Shared};
-use crate::record::{RecordKind, SpanContext, SpanTiming};
+use crate::record::{Origin, OwnedMeta, Record, RecordKind, SpanContext, SpanTiming};
 use crate::{SpanFields, Timestamp};
 
 pub(crate) struct CaptureConfig {
@@ -86,6 +119,30 @@ impl ShipLayer {
         let ext = span.extensions();
         ext.get::<SpanState>().and_then(SpanState::ctx)
     }
+}
+
+/// Whether `event` came from the `log` crate through `tracing-log` (its callsites all have the
+/// target `log`: the string comparison keeps the callsite check off the ordinary path).
+#[inline]
+fn is_log_event(meta: &Metadata<'_>, event: &Event<'_>) -> bool {
+    meta.target() == "log" && event.is_log()
+}
+
+/// Captures an event from the `log` crate: the record gets the log record's own target,
+/// module path, file and line (as owned metadata; the callsite's is tracing-log's, shared by
+/// every log record of the level), and the `log.*` fields that carried them are not shipped.
+#[cold]
+fn capture_log_event(rec: &mut Record, event: &Event<'_>) {
+    if let Some(m) = event.normalized_metadata() {
+        rec.origin = Origin::Owned(Arc::new(OwnedMeta::new(
+            m.target().to_owned(),
+            m.name().to_owned(),
+            m.module_path().map(str::to_owned),
+            m.file().map(str::to_owned),
+            m.line(),
+        )));
+    }
+    event.record(&mut LogEventVisitor(EventVisitor { record: rec }));
 }
 
 impl<S> tracing_subscriber::Layer<S> for ShipLayer
@@ -162,6 +219,13 @@ where
         }
     }
 
+    /// Never filters (returns `true`): it marks the start of an event's dispatch on this
+    /// thread, so the event's identity is taken afresh (see the [module docs](self)).
+    fn event_enabled(&self, _event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        identity::begin_dispatch();
+        true
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if is_suppressed() {
             return;
@@ -181,11 +245,16 @@ where
         if !self.capture.events {
             return;
         }
+        let (timestamp, seq) = identity::of(event, self.id);
         let mut rec = self.shared.queue.blank();
-        rec.begin(meta, RecordKind::Event, Timestamp::now());
+        rec.begin(meta, RecordKind::Event, timestamp, seq);
         rec.span_fields = self.capture.span_fields;
         rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
-        event.record(&mut EventVisitor { record: &mut rec });
+        if is_log_event(meta, event) {
+            capture_log_event(&mut rec, event);
+        } else {
+            event.record(&mut EventVisitor { record: &mut rec });
+        }
         self.shared.push(rec);
     }
 
@@ -204,12 +273,12 @@ where
         let Some(state) = ext.get::<SpanState>() else {
             return;
         };
-        // Two clock reads per close: the wall-clock end, and the monotonic end from which the
-        // durations come; the start is the end minus the (monotonic) wall duration.
-        let end = Timestamp::now();
-        let (wall, busy, failed) = state.timing(crate::time::mono_nanos());
+        // Two clock reads per close, by the first logship layer that reports it (the others
+        // reuse them): the wall-clock end, and the monotonic end from which the durations
+        // come; the start is the end minus the (monotonic) wall duration.
+        let (end, wall, busy, failed) = state.closed();
         let mut rec = self.shared.queue.blank();
-        rec.begin(meta, RecordKind::SpanTiming, end);
+        rec.begin(meta, RecordKind::SpanTiming, end, 0);
         rec.span_fields = self.capture.span_fields;
         rec.timing = Some(SpanTiming {
             start: Timestamp::from_nanos(

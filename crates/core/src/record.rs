@@ -45,9 +45,12 @@ pub enum SpanFields {
 
 /// A tracking id: the unique id of one record (jKool `tracking-id`).
 ///
-/// Generated fresh for every record on the worker thread (a random UUID v4), unless the event
-/// set one with the [`fields::TRACKING_ID`](crate::fields::TRACKING_ID) field. Spans get one when
-/// created; events inside a span carry it as their parent tracking id.
+/// Set on the worker thread for every record (a UUID v4), unless the event set one with the
+/// [`fields::TRACKING_ID`](crate::fields::TRACKING_ID) field. For a `tracing` event it is derived
+/// from the event's identity (its thread and per-thread sequence number, taken once on the
+/// caller's thread) with a keyed 128-bit mix whose key is random per process, so every logship
+/// layer gives one event the same id; records built with [`Record::event`] get a random one.
+/// Spans get one when created; events inside a span carry it as their parent tracking id.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum TrackingId {
     /// A generated UUID.
@@ -60,6 +63,30 @@ impl TrackingId {
     /// A fresh random (v4) id.
     pub fn new() -> Self {
         Self::Uuid(uuid::Uuid::new_v4())
+    }
+
+    /// The id of the `seq`th event captured on the thread numbered `thread`: a UUID with the
+    /// v4 layout whose 122 free bits come from a keyed 128-bit mix of `(thread, seq)`, with a
+    /// key drawn at random once per process. The same in every layer and worker of the
+    /// process; distinct for distinct `(thread, seq)` (the mix is a bijection, so two ids can
+    /// only meet in the 6 bits the v4 layout fixes: as unlikely as for random v4s); and, the key
+    /// being random, unrelated between processes like random v4s. About 5 ns, against 12 for
+    /// a random v4 and 46 for two SipHash calls (worker-side cost per record).
+    pub(crate) fn derived(thread: u64, seq: u64) -> Self {
+        // Odd multipliers (PCG's 128-bit LCG multiplier and increment, forced odd): each step
+        // (xor with a key, multiply by an odd constant, add a key, xor-shift) is invertible.
+        const M1: u128 = 0x2360_ed05_1fc6_5da4_4385_df64_9fcc_f645;
+        const M2: u128 = 0x5851_f42d_4c95_7f2d_1405_7b7e_f767_814f;
+        static KEY: std::sync::OnceLock<(u128, u128)> = std::sync::OnceLock::new();
+        let (k0, k1) = *KEY.get_or_init(|| (rand::random(), rand::random()));
+        let mut x = ((u128::from(thread) << 64) | u128::from(seq)) ^ k0;
+        x = x.wrapping_mul(M1);
+        x ^= x >> 67;
+        x = x.wrapping_add(k1).wrapping_mul(M2);
+        x ^= x >> 59;
+        x = x.wrapping_mul(M1);
+        x ^= x >> 64;
+        Self::Uuid(uuid::Builder::from_random_bytes(x.to_be_bytes()).into_uuid())
     }
 }
 
@@ -502,6 +529,9 @@ pub struct Record {
     pub(crate) timestamp: Timestamp,
     pub(crate) level: Level,
     pub(crate) thread: ThreadInfo,
+    /// `tracing` events: the event's number on its thread (from 1), from which the worker
+    /// derives the tracking id; 0 for other records (which get a random one).
+    pub(crate) event_seq: u64,
     /// Events: the enclosing span. Timings: the closed span itself.
     pub(crate) span: Option<Arc<SpanContext>>,
     pub(crate) message: Option<TextRange>,
@@ -531,6 +561,7 @@ impl Record {
             level: Level::INFO,
             origin: Origin::Blank,
             thread: ThreadInfo { id: 0, name: None },
+            event_seq: 0,
             text: TextBuf::default(),
             message: None,
             fields: SmallVec::new(),
@@ -558,16 +589,19 @@ impl Record {
         self.extra = None;
     }
 
-    /// Starts a record for a callsite in a (recycled or fresh) blank record, at `timestamp`.
+    /// Starts a record for a callsite in a (recycled or fresh) blank record, at `timestamp`,
+    /// with the event sequence number `event_seq` (0: none; see [`TrackingId::derived`]).
     #[inline]
     pub(crate) fn begin(
         &mut self,
         meta: &'static Metadata<'static>,
         kind: RecordKind,
         timestamp: Timestamp,
+        event_seq: u64,
     ) {
         self.kind = kind;
         self.timestamp = timestamp;
+        self.event_seq = event_seq;
         self.level = *meta.level();
         self.origin = Origin::Callsite(meta);
         self.thread = ThreadInfo::current();
@@ -590,6 +624,7 @@ impl Record {
                     line: None,
                 })),
                 thread: ThreadInfo::current(),
+                event_seq: 0,
                 text: TextBuf::default(),
                 message: None,
                 fields: SmallVec::new(),
@@ -821,6 +856,13 @@ impl Record {
     /// An estimate of the memory this record holds, in bytes (the queue's byte bound uses it).
     pub fn estimated_size(&self) -> usize {
         let mut n = std::mem::size_of::<Self>() + self.text.heap_capacity();
+        if let Origin::Owned(m) = &self.origin {
+            n += std::mem::size_of::<OwnedMeta>()
+                + m.target.len()
+                + m.name.len()
+                + m.module_path.as_ref().map_or(0, String::len)
+                + m.file.as_ref().map_or(0, String::len);
+        }
         if self.fields.spilled() {
             n += self.fields.capacity() * std::mem::size_of::<Field>();
         }
@@ -1023,7 +1065,11 @@ impl Record {
             self.source_fqn = own_fqn.or_else(|| default_fqn.cloned());
         }
         if self.tracking_id.is_none() {
-            self.tracking_id = Some(TrackingId::new());
+            self.tracking_id = Some(if self.event_seq != 0 && self.thread.id != 0 {
+                TrackingId::derived(self.thread.id, self.event_seq)
+            } else {
+                TrackingId::new()
+            });
         }
         self.extra = (!extra.is_empty()).then(|| Box::new(extra));
     }
@@ -1133,6 +1179,45 @@ impl RecordBuilder {
     /// Finishes the record.
     pub fn build(self) -> Record {
         self.record
+    }
+}
+
+#[cfg(test)]
+mod tracking_id_tests {
+    use super::TrackingId;
+
+    #[test]
+    fn derived_ids_are_stable_distinct_and_v4_shaped() {
+        let a = TrackingId::derived(1, 1);
+        assert_eq!(a, TrackingId::derived(1, 1));
+        let others = [
+            TrackingId::derived(1, 2),
+            TrackingId::derived(2, 1),
+            TrackingId::derived(0, 1),
+        ];
+        for o in &others {
+            assert_ne!(&a, o);
+        }
+        // Consecutive events on one thread: all distinct, and not alike (about half of the
+        // 122 free bits differ between neighbours).
+        let ids: Vec<u128> = (1..=100_000)
+            .map(|seq| match TrackingId::derived(7, seq) {
+                TrackingId::Uuid(u) => u.as_u128(),
+                TrackingId::Custom(_) => unreachable!(),
+            })
+            .collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let flips: u32 = ids.windows(2).map(|w| (w[0] ^ w[1]).count_ones()).sum();
+        let mean = f64::from(flips) / (ids.len() - 1) as f64;
+        assert!((55.0..67.0).contains(&mean), "mean bit flips {mean}");
+        for id in std::iter::once(&a).chain(&others) {
+            let TrackingId::Uuid(u) = id else {
+                panic!("not a UUID")
+            };
+            assert_eq!(u.get_version_num(), 4);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        }
     }
 }
 

@@ -6,11 +6,15 @@
 //! enter/exit intervals once, whatever the number of layers; every layer reads it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::Timestamp;
 use crate::record::SpanContext;
 use crate::time::mono_nanos;
+
+/// A span's close as every logship layer reports it: `(end, wall, busy, failed)`.
+pub(crate) type Closed = (Timestamp, Duration, Duration, bool);
 
 #[derive(Debug, Default)]
 struct Busy {
@@ -30,6 +34,9 @@ pub(crate) struct SpanState {
     start: u64,
     busy: Mutex<Busy>,
     failed: AtomicBool,
+    /// Taken by the first layer that reports the close, reused by the others, so that every
+    /// layer's timing record has the same end and durations.
+    closed: OnceLock<Closed>,
 }
 
 impl SpanState {
@@ -40,6 +47,7 @@ impl SpanState {
             start: mono_nanos(),
             busy: Mutex::new(Busy::default()),
             failed: AtomicBool::new(failed),
+            closed: OnceLock::new(),
         }
     }
 
@@ -80,6 +88,16 @@ impl SpanState {
                 b.total += mono_nanos().saturating_sub(at);
             }
         }
+    }
+
+    /// The close: end (wall clock, read now by the first layer that asks) and
+    /// [`timing`](Self::timing) at that moment; the same for every later caller.
+    pub(crate) fn closed(&self) -> Closed {
+        *self.closed.get_or_init(|| {
+            let end = Timestamp::now();
+            let (wall, busy, failed) = self.timing(mono_nanos());
+            (end, wall, busy, failed)
+        })
     }
 
     /// `(wall, busy, failed)` as of `now` (monotonic nanoseconds from

@@ -65,6 +65,44 @@ impl Visit for EventVisitor<'_> {
     }
 }
 
+/// An [`EventVisitor`] for events from the `log` crate (through `tracing-log`): skips the
+/// `log.target`, `log.module_path`, `log.file` and `log.line` fields, which the record carries
+/// as its metadata instead.
+pub(crate) struct LogEventVisitor<'a>(pub(crate) EventVisitor<'a>);
+
+impl LogEventVisitor<'_> {
+    fn skip(field: &Field) -> bool {
+        matches!(
+            field.name(),
+            "log.target" | "log.module_path" | "log.file" | "log.line"
+        )
+    }
+}
+
+macro_rules! forward_unless_log {
+    ($($m:ident($t:ty)),* $(,)?) => {$(
+        fn $m(&mut self, field: &Field, value: $t) {
+            if !Self::skip(field) {
+                self.0.$m(field, value);
+            }
+        }
+    )*};
+}
+
+impl Visit for LogEventVisitor<'_> {
+    forward_unless_log!(
+        record_debug(&dyn fmt::Debug),
+        record_str(&str),
+        record_i64(i64),
+        record_u64(u64),
+        record_i128(i128),
+        record_u128(u128),
+        record_f64(f64),
+        record_bool(bool),
+        record_error(&(dyn std::error::Error + 'static)),
+    );
+}
+
 /// Writes a span's fields into its [`SpanContext`], interpreting conventional fields.
 pub(crate) struct SpanVisitor<'a> {
     pub(crate) ctx: &'a mut SpanContext,

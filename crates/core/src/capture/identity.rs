@@ -1,0 +1,180 @@
+//! One identity (timestamp and event sequence number) per `tracing` event, shared by every
+//! logship layer on the registry.
+//!
+//! tracing-core dispatches an event in two phases: `Subscriber::event_enabled` (which reaches
+//! every layer's `Layer::event_enabled`, outermost first, through `Layered` and `Filtered`),
+//! then `Subscriber::event` (every layer's `on_event`). A thread-local *current event* slot is
+//! emptied in the first phase ([`begin_dispatch`]) and, in the second, filled by the first
+//! logship layer that captures the event and reused by the others ([`of`]).
+//!
+//! The slot is keyed by the `&Event` address and its metadata, so a nested dispatch (another
+//! event captured while one is in flight) cannot hand one event's identity to another: a
+//! mismatch takes a fresh identity. It also remembers which layers took it: a layer that sees
+//! the slot it already took is looking at a new event (a layer sees each event once), so even a
+//! wrapper that does not forward `event_enabled` can never give two events one identity.
+//!
+//! The identity is `(timestamp, seq)`: `seq` counts this thread's events (from 1; 0 means "no
+//! identity"), and with the record's [`ThreadInfo::id`](crate::ThreadInfo::id) (unique per
+//! thread in the process) names the event uniquely. The worker derives the tracking id from
+//! it with a keyed mix (`TrackingId::derived`), so each layer's worker computes the
+//! same id independently. Costs on the caller: thread-local reads and writes, one clock read
+//! per event (not per layer); no atomic read-modify-write, no lock, no allocation.
+
+use std::cell::Cell;
+
+use tracing_core::{Event, Metadata};
+
+use crate::Timestamp;
+
+#[derive(Clone, Copy)]
+struct Current {
+    /// Address of the `Event` being dispatched (0: none).
+    event: usize,
+    /// Address of its metadata.
+    meta: usize,
+    /// Which layers (bit `layer id % 64`) took this identity.
+    taken: u64,
+    timestamp: Timestamp,
+    seq: u64,
+}
+
+impl Current {
+    const NONE: Self = Self {
+        event: 0,
+        meta: 0,
+        taken: 0,
+        timestamp: Timestamp::from_nanos(0),
+        seq: 0,
+    };
+}
+
+struct ThreadState {
+    current: Cell<Current>,
+    /// The next event sequence number on this thread (starts at 1).
+    next_seq: Cell<u64>,
+}
+
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState {
+            current: Cell::new(Current::NONE),
+            next_seq: Cell::new(1),
+        }
+    };
+}
+
+/// Called from `Layer::event_enabled`: a new event is being dispatched on this thread.
+#[inline]
+pub(crate) fn begin_dispatch() {
+    let _ = STATE.try_with(|s| s.current.set(Current::NONE));
+}
+
+/// The identity of `event` for the layer numbered `layer`: `(timestamp, seq)`, the same for
+/// every logship layer that captures this dispatch of `event`.
+#[inline]
+pub(crate) fn of(event: &Event<'_>, layer: u64) -> (Timestamp, u64) {
+    let key = std::ptr::from_ref(event).addr();
+    let meta = std::ptr::from_ref::<Metadata<'_>>(event.metadata()).addr();
+    let bit = 1_u64 << (layer % 64);
+    STATE
+        .try_with(|s| {
+            let mut c = s.current.get();
+            if c.event != key || c.meta != meta || c.taken & bit != 0 {
+                let seq = s.next_seq.get();
+                s.next_seq.set(seq.wrapping_add(1).max(1));
+                c = Current {
+                    event: key,
+                    meta,
+                    taken: 0,
+                    timestamp: Timestamp::now(),
+                    seq,
+                };
+            }
+            c.taken |= bit;
+            s.current.set(c);
+            (c.timestamp, c.seq)
+        })
+        .unwrap_or_else(|_| (Timestamp::now(), 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tracing_core::span::{Attributes, Id, Record};
+    use tracing_core::{Event, Metadata, Subscriber};
+
+    use super::{begin_dispatch, of};
+
+    /// Calls [`of`] as layers would, recording what each call returned; `reset` says whether
+    /// it sees the `event_enabled` phase.
+    struct Probe {
+        reset: bool,
+        calls: &'static [u64],
+        seen: Mutex<Vec<(u64, u64)>>,
+    }
+
+    impl Subscriber for Probe {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event_enabled(&self, _: &Event<'_>) -> bool {
+            if self.reset {
+                begin_dispatch();
+            }
+            true
+        }
+        fn event(&self, e: &Event<'_>) {
+            let mut seen = self.seen.lock().unwrap();
+            for &layer in self.calls {
+                seen.push((layer, of(e, layer).1));
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    fn run(reset: bool, calls: &'static [u64]) -> Vec<(u64, u64)> {
+        let probe = std::sync::Arc::new(Probe {
+            reset,
+            calls,
+            seen: Mutex::new(Vec::new()),
+        });
+        let dispatch = tracing_core::Dispatch::from(probe.clone());
+        tracing_core::dispatcher::with_default(&dispatch, || {
+            for _ in 0..3 {
+                tracing::info!("same callsite, likely the same address");
+            }
+        });
+        probe.seen.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn layers_share_one_dispatch_and_events_never_share() {
+        for reset in [true, false] {
+            // Without the reset (a wrapper that does not forward `event_enabled`), a layer
+            // that sees the slot it already took knows a new event has started.
+            let seen = run(reset, &[1, 2, 3]);
+            assert_eq!(seen.len(), 9);
+            for ev in seen.chunks(3) {
+                assert!(ev.iter().all(|&(_, s)| s == ev[0].1 && s != 0), "{seen:?}");
+            }
+            let mut seqs: Vec<u64> = seen.chunks(3).map(|ev| ev[0].1).collect();
+            seqs.dedup();
+            assert_eq!(seqs.len(), 3, "reset {reset}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn a_layer_asking_twice_gets_a_new_identity() {
+        // Layer ids 1 and 65 share a bit: a false "already taken" only ever splits, never merges.
+        let seen = run(true, &[1, 1, 65]);
+        assert_ne!(seen[0].1, seen[1].1);
+        assert_ne!(seen[1].1, seen[2].1);
+    }
+}

@@ -11,6 +11,7 @@
 //! | further losses | WARN | at most one `records lost` summary per minute per layer, with the counts by cause since the last one |
 //! | a send has not answered within the stall threshold | WARN | `send stalled` (at most once a minute) |
 //! | every handle of the pipeline was dropped without a shutdown | WARN | `guard dropped without shutdown` |
+//! | a backend's TLS client is built with certificate verification off | WARN | `TLS certificate verification is OFF` ([`insecure_tls`]) |
 //!
 //! Every event carries `backend` (the sink's name). They are emitted on the worker thread,
 //! which logship's own layers never capture (see [`capture::suppress`](crate::capture::suppress)),
@@ -207,6 +208,19 @@ fn describe(counts: &[u64; 10]) -> String {
     out
 }
 
+/// Reports that a backend accepts any TLS certificate (`danger_accept_invalid_certs` or the
+/// backend's equivalent): a WARN event under the target `logship`, each time a TLS client
+/// configuration is built with it. Backends call it; anyone who turned verification off for a
+/// test then sees it in their logs if it ever reaches production.
+pub fn insecure_tls(backend: &'static str) {
+    tracing::warn!(
+        target: TARGET,
+        backend,
+        "TLS certificate verification is OFF for this backend: any server, or anyone in the \
+         middle, can read and alter what is sent"
+    );
+}
+
 /// The shutdown summary line, when anything was lost: `None` when nothing was.
 pub(crate) fn loss_summary(backend: &str, st: &Stats) -> Option<String> {
     let counts = [
@@ -240,7 +254,56 @@ pub(crate) fn loss_summary(backend: &str, st: &Stats) -> Option<String> {
     }
     if let Some(e) = &st.last_error {
         line.push_str("; last error: ");
-        line.push_str(e);
+        // At most 300 characters of it: one line, whatever a server put in its error.
+        match e.char_indices().nth(300) {
+            Some((at, _)) => {
+                line.push_str(&e[..at]);
+                line.push('…');
+            }
+            None => line.push_str(e),
+        }
     }
     Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::prelude::*;
+
+    struct Count(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+        fn on_event(&self, e: &tracing::Event<'_>, _cx: tracing_subscriber::layer::Context<'_, S>) {
+            if e.metadata().target() == TARGET && *e.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    #[test]
+    fn insecure_tls_is_a_warning_under_the_logship_target() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let sub = tracing_subscriber::registry().with(Count(n.clone()));
+        tracing::subscriber::with_default(sub, || insecure_tls("fluent"));
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_summary_says_nothing_without_loss_and_keeps_long_errors_to_one_short_line() {
+        let mut st = Stats {
+            enqueued: 10,
+            delivered: 10,
+            ..Stats::default()
+        };
+        assert_eq!(loss_summary("x", &st), None);
+        st.undelivered_rejected = 2;
+        st.delivered = 8;
+        st.last_error = Some("e".repeat(100_000));
+        let line = loss_summary("x", &st).unwrap_or_default();
+        assert!(line.starts_with("logship: the `x` pipeline lost 2 of 10 records (rejected=2)"));
+        assert!(line.len() < 500, "{}", line.len());
+        assert!(!line.contains('\n'));
+    }
 }

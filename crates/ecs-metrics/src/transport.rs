@@ -355,6 +355,7 @@ pub(crate) fn build_client(s: &TransportSettings) -> Result<Client, reqwest::Err
         b = b.add_root_certificate(c.clone());
     }
     if s.tls.accept_invalid_certs {
+        logship_core::diag::insecure_tls("ecs");
         b = b.danger_accept_invalid_certs(true);
     }
     b.build()

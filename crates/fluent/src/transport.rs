@@ -372,6 +372,7 @@ pub(crate) fn tls_setup(
             hint: e.to_string(),
         })?;
     let builder = if insecure {
+        logship_core::diag::insecure_tls("fluent");
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))

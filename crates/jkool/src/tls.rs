@@ -114,6 +114,7 @@ impl TlsOptions {
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Rustls)?;
         let builder = if self.accept_invalid_certs {
+            logship_core::diag::insecure_tls("jkool");
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))

@@ -76,10 +76,13 @@ pub(crate) fn tls_config(verify: &TlsVerify) -> Result<rustls::ClientConfig, Kus
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        TlsVerify::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth(),
+        TlsVerify::Insecure => {
+            logship_core::diag::insecure_tls("kusto");
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth()
+        }
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)

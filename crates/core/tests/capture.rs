@@ -231,7 +231,11 @@ fn error_inside_span_marks_timing_failed_and_idle_time_is_not_busy() {
     let t = recs[0].timing().unwrap();
     assert!(t.failed);
     assert!(t.duration >= Duration::from_millis(30));
-    assert!(t.busy <= inside, "busy {:?} > time inside {inside:?}", t.busy);
+    assert!(
+        t.busy <= inside,
+        "busy {:?} > time inside {inside:?}",
+        t.busy
+    );
     assert!(t.duration >= t.busy + Duration::from_millis(30), "{t:?}");
 }
 

@@ -83,7 +83,10 @@ fn drop_with_a_dead_sink_does_not_hang() {
     info!("x");
     let t0 = Instant::now();
     drop(guard);
-    assert!(t0.elapsed() < Duration::from_secs(20), "a hang would be the 30 s send timeout");
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "a hang would be the 30 s send timeout"
+    );
     let s = handle.stats();
     assert_eq!(s.undelivered_shutdown, 1, "{s:?}");
     info!("after shutdown");

@@ -673,7 +673,10 @@ fn hang_and_dropped_responses_never_answer() {
     // Dropping the receiver must not wait for the hung handlers.
     let started = Instant::now();
     drop(es);
-    assert!(started.elapsed() < Duration::from_secs(15), "dropping waited for hung handlers");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "dropping waited for hung handlers"
+    );
 }
 
 #[test]

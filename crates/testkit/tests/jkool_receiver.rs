@@ -484,5 +484,8 @@ fn delay_and_hang_faults() {
     assert_eq!(jk.counters().unanswered, 1);
     let started = Instant::now();
     drop(jk);
-    assert!(started.elapsed() < Duration::from_secs(15), "dropping waited for hung handlers");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "dropping waited for hung handlers"
+    );
 }

@@ -1,7 +1,7 @@
 //! Diagnostics: what a pipeline says about itself, as `tracing` events under the target
 //! `logship`.
 //!
-//! Loss should be visible without polling [`Stats`](crate::Stats), the way OpenTelemetry's SDK
+//! Loss should be visible without polling [`Stats`], the way OpenTelemetry's SDK
 //! reports its own export errors through its internal logs. Each layer's worker emits:
 //!
 //! | when | level | message |

@@ -162,7 +162,12 @@ fn send(
         vec![message.to_string()]
     };
     let set = backends::build(to)?;
-    for m in &messages {
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 && (i as u64).is_multiple_of(REPLAY_CHUNK) {
+            // As `replay`: keep the queue from overflowing on a long standard input (50 000
+            // lines submitted at once dropped a third of them).
+            set.flush();
+        }
         let mut b = Record::event(level, target).with_message(m);
         for (k, v) in &parsed {
             b = b.with_field(k.clone(), v.clone());
@@ -178,7 +183,8 @@ fn send(
     set.finish(messages.len() as u64)
 }
 
-/// Records submitted between flushes while replaying (well under the default queue size).
+/// Records submitted between flushes while sending standard input or replaying (well under the
+/// default queue size).
 const REPLAY_CHUNK: u64 = 4096;
 
 fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String> {

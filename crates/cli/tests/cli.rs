@@ -98,6 +98,55 @@ fn stdin_lines_become_one_event_each() {
 }
 
 #[test]
+fn a_long_standard_input_is_sent_without_drops() {
+    use std::io::Write;
+    // 50 000 lines: more than the default queue holds at once (it dropped 16 413 before the
+    // CLI flushed every 4 096 lines, as `replay` does).
+    let fluent = FluentReceiver::builder().start().unwrap();
+    let mut child = logship()
+        .args([
+            "send",
+            "-",
+            "--fluent",
+            &fluent.addr().unwrap().to_string(),
+            "--timeout",
+            "60",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for i in 0..50_000 {
+        input.push_str(&format!("line {i}\n"));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert!(fluent.wait_for_events(50_000, Duration::from_secs(60)));
+    assert_eq!(fluent.event_count(), 50_000);
+}
+
+#[test]
+fn a_timeout_too_large_is_a_usage_error_not_a_panic() {
+    let out = logship()
+        .args([
+            "send",
+            "x",
+            "--fluent",
+            "127.0.0.1:1",
+            "--timeout",
+            "18446744073709551615",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap's usage error, not 101");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--timeout"), "{err}");
+}
+
+#[test]
 fn delivery_failure_exits_non_zero_with_a_clear_message() {
     let out = logship()
         .args(["send", "x", "--fluent", "127.0.0.1:1", "--timeout", "1"])

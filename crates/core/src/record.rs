@@ -529,9 +529,6 @@ pub struct Record {
     pub(crate) timestamp: Timestamp,
     pub(crate) level: Level,
     pub(crate) thread: ThreadInfo,
-    /// `tracing` events: the event's number on its thread (from 1), from which the worker
-    /// derives the tracking id; 0 for other records (which get a random one).
-    pub(crate) event_seq: u64,
     /// Events: the enclosing span. Timings: the closed span itself.
     pub(crate) span: Option<Arc<SpanContext>>,
     pub(crate) message: Option<TextRange>,
@@ -539,6 +536,10 @@ pub struct Record {
     pub(crate) est_size: u32,
     pub(crate) kind: RecordKind,
     pub(crate) span_fields: SpanFields,
+    /// `tracing` events: the event's number on its thread (from 1), from which the worker
+    /// derives the tracking id; 0 for other records (which get a random one). After the
+    /// header so the fields every record writes keep their offsets.
+    pub(crate) event_seq: u64,
     pub(crate) fields: SmallVec<[Field; 6]>,
     pub(crate) text: TextBuf,
     /// Span timings only (inline: a span close allocates nothing for it).

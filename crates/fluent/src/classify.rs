@@ -17,8 +17,27 @@ pub(crate) enum AckCheck {
     NotAnAck(String),
 }
 
+/// Whether `reply` is a handshake greeting (`["HELO", {…}]`, Forward protocol v1 "Handshake
+/// Messages"), which a server that requires a shared key sends first on every connection.
+fn is_helo(reply: &Value) -> bool {
+    reply.as_array().is_some_and(|a| {
+        a.first().is_some_and(|v| match v {
+            Value::String(s) => s.as_bytes() == b"HELO",
+            Value::Binary(b) => b == b"HELO",
+            _ => false,
+        })
+    })
+}
+
 /// Checks `reply` against the chunk we sent.
 pub(crate) fn check_ack(reply: &Value, chunk: &str) -> AckCheck {
+    if is_helo(reply) {
+        return AckCheck::NotAnAck(
+            "this server requires shared-key authentication (it greeted with a HELO): configure \
+             the same key with `with_shared_key` (and `with_user` if it checks users)"
+                .into(),
+        );
+    }
     let Some(map) = reply.as_map() else {
         return AckCheck::NotAnAck(format!("expected an ack map, got {reply}"));
     };
@@ -87,6 +106,23 @@ pub(crate) fn outcome(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_helo_instead_of_an_ack_says_the_server_wants_a_shared_key() {
+        let helo = Value::Array(vec![
+            Value::String("HELO".into()),
+            Value::Map(vec![(
+                Value::String("nonce".into()),
+                Value::Binary(b"n".to_vec()),
+            )]),
+        ]);
+        match check_ack(&helo, "c") {
+            AckCheck::NotAnAck(why) => {
+                assert!(why.contains("requires shared-key authentication"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     use super::*;
 
     fn ack(v: Value) -> Value {

@@ -55,7 +55,10 @@ pub enum TagLabel {
     /// The callsite name: the span's name for span timings, `event <file>:<line>` for events.
     Name,
     /// The value of this field (as text); the field is then not repeated in the record. A
-    /// record without it falls back to [`TagLabel::Target`].
+    /// record without it falls back to [`TagLabel::Target`]. Since the value is event data,
+    /// only Fluentd's tag characters pass (letters, digits, `_`, `-`, `.` between non-empty
+    /// parts; anything else becomes `_`; at most 128 bytes), so an event cannot steer routing
+    /// with `*`, `{…}` or empty parts.
     Field(String),
     /// No label: the tag is the prefix alone.
     None,
@@ -168,9 +171,19 @@ impl Encoder {
             TagLabel::Target => push_target(out),
             TagLabel::Name => out.push_str(r.name()),
             TagLabel::Field(f) => match r.field(f) {
-                Some(Value::Str(s)) => out.push_str(s),
                 Some(v) => {
-                    let _ = write!(out, "{v}");
+                    // Event data steers routing here: only Fluentd's tag characters pass.
+                    let mut text = String::new();
+                    match v {
+                        Value::Str(s) => text.push_str(s),
+                        v => {
+                            let _ = write!(text, "{v}");
+                        }
+                    }
+                    push_tag_part(&text, out);
+                    if out.len() == label_start {
+                        push_target(out);
+                    }
                 }
                 None => push_target(out),
             },
@@ -598,6 +611,43 @@ fn chunk_id_refs(c: &ChunkIds, tag: &str, records: &[&Record]) -> String {
     base64::engine::general_purpose::STANDARD.encode(&digest[..16])
 }
 
+/// Longest tag label taken from a field value, in bytes.
+const MAX_FIELD_LABEL: usize = 128;
+
+/// Appends `value` as tag parts: letters, digits, `_` and `-` kept, `.` kept as the part
+/// separator (no empty parts, none leading or trailing), anything else turned into `_`, at
+/// most [`MAX_FIELD_LABEL`] bytes. Fluentd's own tags use these characters
+/// (<https://docs.fluentd.org/configuration/config-file#how-do-the-match-patterns-work>); a
+/// value with `*`, `{`, spaces or control characters could otherwise act on `<match>` patterns
+/// or the tag's display.
+fn push_tag_part(value: &str, out: &mut String) {
+    let start = out.len();
+    let mut last_dot = true;
+    for c in value.chars() {
+        if out.len() - start >= MAX_FIELD_LABEL {
+            break;
+        }
+        match c {
+            '.' if last_dot => {}
+            '.' => {
+                out.push('.');
+                last_dot = true;
+            }
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '-' => {
+                out.push(c);
+                last_dot = false;
+            }
+            _ => {
+                out.push('_');
+                last_dot = false;
+            }
+        }
+    }
+    if out.len() > start && out.ends_with('.') {
+        out.pop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -754,6 +804,24 @@ mod tests {
         assert_eq!(tag("app", TagLabel::None), "app");
         assert_eq!(tag("app", TagLabel::Field("route".into())), "app.x.y");
         assert_eq!(tag("app", TagLabel::Field("absent".into())), "app.follow");
+        let steer = |v: &str| {
+            let r = Record::event(Level::INFO, "follow")
+                .with_field("route", v)
+                .build();
+            let e = Encoder::new(EncodeSettings {
+                tag_prefix: "app".into(),
+                label: TagLabel::Field("route".into()),
+                ..EncodeSettings::default()
+            });
+            let mut s = String::new();
+            e.tag(&r, &mut s);
+            s
+        };
+        assert_eq!(steer("a.**"), "app.a.__", "no glob characters");
+        assert_eq!(steer("..x..y.."), "app.x.y", "no empty parts");
+        assert_eq!(steer("x y\n{z}"), "app.x_y__z_");
+        assert_eq!(steer("..."), "app.follow", "nothing left: the target");
+        assert_eq!(steer(&"a".repeat(1000)).len(), "app.".len() + 128);
         assert_eq!(tag("app", TagLabel::Name), "app.event follow");
         assert_eq!(tag("", TagLabel::None), "logship");
     }

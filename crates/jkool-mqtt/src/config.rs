@@ -216,6 +216,12 @@ impl JkoolMqttBuilder {
             url: redact_url(&self.url),
             reason: reason.into(),
         };
+        if !self.url.contains("://") {
+            // `127.0.0.1:1883`, as the original's configuration wrote it.
+            return Err(bad(
+                "the url has no scheme: write it as mqtt://host:port (or mqtts://host:port for TLS)",
+            ));
+        }
         let url = url::Url::parse(&self.url).map_err(|e| bad(&e.to_string()))?;
         let tls = match url.scheme() {
             "mqtt" | "tcp" => false,
@@ -391,6 +397,10 @@ mod tests {
     fn build_says_what_to_fix() {
         let e = err(JkoolMqttLayer::builder("http://h:1883"));
         assert!(e.contains("use mqtt://host:port"), "{e}");
+        for bare in ["127.0.0.1:1883", "localhost:1883", "broker"] {
+            let e = err(JkoolMqttLayer::builder(bare));
+            assert!(e.contains("write it as mqtt://host:port"), "{bare}: {e}");
+        }
         let e = err(JkoolMqttLayer::builder("mqtt://u:p@h"));
         assert!(e.contains("with_credentials"), "{e}");
         let e = err(JkoolMqttLayer::builder("mqtt://h/topic"));

@@ -42,6 +42,17 @@ impl Verdict {
     pub(crate) fn is_retryable(&self) -> bool {
         matches!(self, Self::Throttled { .. } | Self::Transient { .. })
     }
+    /// Adds `more` to the reason (nothing for `Delivered`).
+    pub(crate) fn append_to_reason(&mut self, more: &str) {
+        match self {
+            Self::Delivered => {}
+            Self::Throttled { reason, .. }
+            | Self::Transient { reason }
+            | Self::Unauthorized { reason }
+            | Self::StreamingDisabled { reason }
+            | Self::Permanent { reason } => reason.push_str(more),
+        }
+    }
     /// The reason text (empty for `Delivered`).
     pub(crate) fn reason(&self) -> &str {
         match self {

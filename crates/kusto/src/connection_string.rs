@@ -5,13 +5,17 @@
 //! |---|---|
 //! | `Data Source` (`Addr`, `Address`, `Network Address`, `Server`) | cluster URL, e.g. `https://help.westeurope.kusto.windows.net`; a path names the database |
 //! | `Initial Catalog` (`Database`) | database |
-//! | `AAD Federated Security` (`Federated Security`, `Fed`) | `True`: AAD authentication (required with the keys below) |
+//! | `AAD Federated Security` (`Federated Security`, `Federated`, `Fed`) | `True`: AAD authentication (required with the keys below) |
 //! | `Application Client Id` (`AppClientId`) | application (client) id for client credentials |
 //! | `Application Key` (`AppKey`) | its secret |
 //! | `Authority Id` (`Authority`, `TenantId`, `Tenant`, `Tid`) | AAD tenant (id or domain) |
 //! | `Application Token` (`AppToken`, `User Token`, `UsrToken`) | a fixed bearer token |
 //! | `Application Name for Tracing` (`TraceAppName`) | `x-ms-app` header |
 //! | `User Name for Tracing` (`TraceUserName`) | `x-ms-user` header |
+//! | `Domain Hint` | accepted and ignored (the SDKs use it for interactive sign-in only) |
+//!
+//! The string may also start with the cluster URL itself, as the SDKs accept:
+//! `https://help.kusto.windows.net/Samples; Fed=true` (the path names the database).
 //!
 //! User/password, certificate and interactive authentication keywords are recognised and
 //! refused with a hint; any other keyword is an error naming it.
@@ -44,13 +48,20 @@ enum Key {
     AppToken,
     AppName,
     UserName,
+    /// Accepted and ignored (a hint for interactive sign-in, which a background logger never does).
+    Ignored,
 }
 
 fn keyword(normalized: &str) -> Result<Key, Option<&'static str>> {
     Ok(match normalized {
         "datasource" | "addr" | "address" | "networkaddress" | "server" => Key::DataSource,
         "initialcatalog" | "database" => Key::Database,
-        "aadfederatedsecurity" | "federatedsecurity" | "fed" | "aadfed" => Key::Federated,
+        "aadfederatedsecurity" | "federatedsecurity" | "federated" | "fed" | "aadfed" => {
+            Key::Federated
+        }
+        // The SDKs accept `Domain Hint` for every authentication method and use it only for
+        // interactive sign-in, so a connection string written for them must not fail here.
+        "domainhint" => Key::Ignored,
         "applicationclientid" | "appclientid" => Key::ClientId,
         "applicationkey" | "appkey" => Key::AppKey,
         "authorityid" | "authority" | "tenantid" | "tenant" | "tid" => Key::Authority,
@@ -74,7 +85,7 @@ fn keyword(normalized: &str) -> Result<Key, Option<&'static str>> {
                 "certificate authentication is not supported; use an application key, a managed identity or a token provider",
             ));
         }
-        "interactivelogin" | "loginhint" | "domainhint" | "dstsfederatedsecurity" | "dstsfed" => {
+        "interactivelogin" | "loginhint" | "dstsfederatedsecurity" | "dstsfed" => {
             return Err(Some(
                 "interactive and dSTS authentication are not supported by a background logger; use an application key, a managed identity or a token provider",
             ));
@@ -98,6 +109,14 @@ fn pairs(s: &str) -> Result<Vec<(String, String)>, ConnectionStringError> {
         };
         if !has_eq {
             let part = rest[..part_end].trim();
+            let lower = part.to_ascii_lowercase();
+            if index == 1 && (lower.starts_with("https://") || lower.starts_with("http://")) {
+                // The leading-URI form the SDKs accept:
+                // `https://help.kusto.windows.net/Samples; Fed=true`.
+                out.push(("Data Source".to_string(), part.to_string()));
+                rest = rest.get(part_end + 1..).unwrap_or("");
+                continue;
+            }
             if !part.is_empty() {
                 return Err(ConnectionStringError::NotAPair {
                     index,
@@ -218,6 +237,7 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
             Key::AppToken => cs.app_token = Some(Secret::new(value)),
             Key::AppName => cs.app_name = Some(value),
             Key::UserName => cs.user_name = Some(value),
+            Key::Ignored => {}
         }
     }
     if cs.data_source.is_none() {
@@ -361,6 +381,25 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(parse(s).unwrap_err(), want, "{s}");
         }
+    }
+
+    #[test]
+    fn documented_forms_the_sdks_accept() {
+        // The leading-URI form, with the database in the path.
+        let cs = parse("https://help.kusto.windows.net/Samples; Fed=true").unwrap();
+        assert_eq!(
+            cs.data_source.as_deref(),
+            Some("https://help.kusto.windows.net")
+        );
+        assert_eq!(cs.database.as_deref(), Some("Samples"));
+        assert_eq!(cs.federated, Some(true));
+        // `Federated` is an alias; `Domain Hint` is accepted and ignored.
+        let cs =
+            parse("Data Source=https://x.kusto.windows.net;Federated=True;Domain Hint=contoso.com")
+                .unwrap();
+        assert_eq!(cs.federated, Some(true));
+        // A bare word that is not a URL is still an error.
+        assert!(parse("justtext;Data Source=https://x").is_err());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum ConnectionStringError {
     #[error(
         "unknown keyword `{keyword}`; known: Data Source, Initial Catalog, AAD Federated Security, \
          Application Client Id, Application Key, Authority Id, Application Token, \
-         Managed Service Identity"
+         Application Name for Tracing, User Name for Tracing, Domain Hint"
     )]
     UnknownKeyword {
         /// The keyword as written.

@@ -124,13 +124,23 @@ impl KustoSink {
             match v {
                 Verdict::Unauthorized { .. } if attempt == 0 => self.auth.invalidate(),
                 Verdict::Unauthorized { reason } => {
-                    let v = Verdict::Unauthorized {
-                        reason: format!(
-                            "{reason} (refused again with a freshly acquired token: check that the identity has the \
-                             Ingestor role on database `{}` and that the tenant and scope {} are right)",
-                            self.s.database,
-                            self.auth.scope().unwrap_or_default()
+                    let hint = match self.auth.scope() {
+                        Some(scope) => format!(
+                            "refused again with a freshly acquired token: check that the identity has the \
+                             Ingestor role on database `{}` and that the tenant and scope `{scope}` are right",
+                            self.s.database
                         ),
+                        // A fixed token (`with_token`/`UserToken`/`ApplicationToken`): nothing
+                        // to acquire again, so say what to check about the token itself.
+                        None => format!(
+                            "refused again with the configured token: check that it has not expired, that \
+                             its audience is this cluster, and that its identity has the Ingestor role on \
+                             database `{}`",
+                            self.s.database
+                        ),
+                    };
+                    let v = Verdict::Unauthorized {
+                        reason: format!("{reason} ({hint})"),
                     };
                     return (v, reply.body);
                 }
@@ -168,7 +178,11 @@ impl KustoSink {
             .await;
         match v {
             Verdict::Delivered => Ok(reply),
-            other => Err(other),
+            mut other => {
+                // Name the endpoint: a failed `.create-merge table` is otherwise anonymous.
+                other.append_to_reason(&format!(" ({})", logship_core::redact_url(&url)));
+                Err(other)
+            }
         }
     }
 

@@ -39,3 +39,23 @@ fn table_and_mapping_are_created_at_start() {
     assert_eq!(r.rows_in(DB, TABLE)[0]["Fields"]["n"], serde_json::json!(1));
     assert_eq!(guard.stats().delivered, 1);
 }
+
+#[test]
+fn a_failed_control_command_names_its_endpoint() {
+    let r = KustoReceiver::builder()
+        .with_database(DB)
+        .start()
+        .expect("receiver");
+    r.unauthorized_next(2);
+    let (_layer, guard) = builder(&r)
+        .with_ingestion_mode(IngestionMode::Streaming)
+        .with_create_table(true)
+        .build()
+        .expect("valid config");
+    assert!(
+        logship_testkit::wait_until(WAIT, || guard.stats().last_error.is_some()),
+        "the start error is kept"
+    );
+    let e = guard.stats().last_error.unwrap_or_default();
+    assert!(e.contains("/v1/rest/mgmt"), "{e}");
+}

@@ -35,6 +35,35 @@ fn a_refused_token_is_refreshed_once_and_the_batch_delivered() {
 }
 
 #[test]
+fn a_refused_fixed_token_says_what_to_check_about_the_token() {
+    let r = receiver_builder()
+        .with_static_token("fixed-token")
+        .start()
+        .expect("receiver starts");
+    let lost = Lost::default();
+    let (layer, guard) = lost
+        .install(
+            builder(&r)
+                .with_token("fixed-token")
+                .with_ingestion_mode(IngestionMode::Streaming),
+        )
+        .build()
+        .expect("valid config");
+    r.unauthorized_next(2);
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        tracing::info!("refused");
+    }
+    guard.flush(Duration::from_secs(10)).expect("flushed");
+    let reason = lost.get()[0].1.clone().unwrap_or_default();
+    assert!(
+        reason.contains("configured token") && reason.contains("expired"),
+        "{reason}"
+    );
+    assert!(!reason.contains("scope  "), "no empty fields: {reason}");
+}
+
+#[test]
 fn a_second_refusal_fails_clearly() {
     let r = receiver();
     let lost = Lost::default();

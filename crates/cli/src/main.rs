@@ -41,7 +41,8 @@ enum Command {
         /// The event's target.
         #[arg(long, default_value = "logship")]
         target: String,
-        /// A field `key=value` (repeatable); integers, floats and true/false keep their type.
+        /// A field `key=value` (repeatable); integers (any size), finite decimal numbers and
+        /// true/false keep their type; `007`, `nan` and other text stay text.
         #[arg(long = "field", value_name = "KEY=VALUE")]
         fields: Vec<String>,
         /// The source FQN, e.g. `APPL=shop#SERVER=web1`.
@@ -118,16 +119,48 @@ fn parse_level(s: &str) -> Result<Level, String> {
     }
 }
 
+/// The typed value of `--field KEY=VALUE`: an integer written in canonical decimal keeps its
+/// type (`i64`, else `u64`, else 128-bit), a finite decimal number is a float, `true`/`false`
+/// a boolean; everything else stays text — so `007` (a leading zero: a code, not a number),
+/// `nan`, `inf` and `1e400` arrive exactly as written.
 fn field_value(v: &str) -> logship_core::FieldValue {
     use logship_core::FieldValue as F;
-    if let Ok(i) = v.parse::<i64>() {
-        F::I64(i)
-    } else if let Ok(f) = v.parse::<f64>() {
-        F::F64(f)
-    } else if let Ok(b) = v.parse::<bool>() {
-        F::Bool(b)
-    } else {
-        F::Str(v.to_string())
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let canonical_int = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && v != "-0";
+    if canonical_int {
+        if let Ok(i) = v.parse::<i64>() {
+            return F::I64(i);
+        }
+        if let Ok(u) = v.parse::<u64>() {
+            return F::U64(u);
+        }
+        if let Ok(i) = v.parse::<i128>() {
+            return F::I128(i);
+        }
+        if let Ok(u) = v.parse::<u128>() {
+            return F::U128(u);
+        }
+        return F::Str(v.to_string());
+    }
+    let numeric_text = !digits.starts_with('0') || digits.starts_with("0.") || digits == "0";
+    let looks_decimal = v.bytes().any(|b| b.is_ascii_digit())
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    if looks_decimal
+        && numeric_text
+        && v != "-0"
+        && let Ok(f) = v.parse::<f64>()
+        && f.is_finite()
+    {
+        return F::F64(f);
+    }
+    match v {
+        "true" => F::Bool(true),
+        "false" => F::Bool(false),
+        _ => F::Str(v.to_string()),
     }
 }
 
@@ -214,4 +247,32 @@ fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String
         folder.display()
     );
     set.finish(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_value;
+    use logship_core::FieldValue as F;
+
+    #[test]
+    fn field_values_keep_their_type_and_text_stays_text() {
+        assert_eq!(field_value("42"), F::I64(42));
+        assert_eq!(field_value("-7"), F::I64(-7));
+        assert_eq!(
+            field_value("12345678901234567890"),
+            F::U64(12_345_678_901_234_567_890)
+        );
+        assert_eq!(
+            field_value("123456789012345678901234567890"),
+            F::I128(123_456_789_012_345_678_901_234_567_890)
+        );
+        assert_eq!(field_value("9.5"), F::F64(9.5));
+        assert_eq!(field_value("0.25"), F::F64(0.25));
+        assert_eq!(field_value("true"), F::Bool(true));
+        for text in [
+            "007", "nan", "NaN", "inf", "-inf", "1e400", "-0", "abc", "", "1.2.3", "0x10",
+        ] {
+            assert_eq!(field_value(text), F::Str(text.to_string()), "{text}");
+        }
+    }
 }

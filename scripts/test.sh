@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The umbrella crate with every feature (backends and `aws-sigv4` pass-through) builds.
+cargo check -p logship --all-features --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace --no-fail-fast "$@"
 

@@ -37,17 +37,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
+// Feature badges on docs.rs (`--cfg docsrs`, set in Cargo.toml's docs.rs metadata).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use logship_core as core;
 #[cfg(feature = "ecs-metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ecs-metrics")))]
 pub use logship_ecs_metrics as ecs_metrics;
 #[cfg(feature = "fluent")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fluent")))]
 pub use logship_fluent as fluent;
 #[cfg(feature = "jkool-http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jkool-http")))]
 pub use logship_jkool_http as jkool_http;
 #[cfg(feature = "jkool-mqtt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jkool-mqtt")))]
 pub use logship_jkool_mqtt as jkool_mqtt;
 #[cfg(feature = "kusto")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kusto")))]
 pub use logship_kusto as kusto;
 
 /// The names most applications need: the core's builder, guard and model types, and the

@@ -19,7 +19,7 @@
 //! | `ecs-metrics` | `ecs_metrics` | Elasticsearch / OpenSearch | `_bulk` NDJSON of ECS documents |
 //! | `kusto` | `kusto` | Azure Data Explorer | streaming ingestion (+ queued), AAD |
 //! | `jkool-http` | `jkool_http` | jKool / meshIQ | HTTPS JSON events, activities, snapshots |
-//! | `jkool-mqtt` | `jkool_mqtt` | jKool via MQTT | MQTT 3.1.1 publish, PUBACK tracked |
+//! | `jkool-mqtt` | `jkool_mqtt` | jKool via MQTT | MQTT 3.1.1 or 5 publish, PUBACK tracked |
 //! | `full` | all of the above | | |
 //!
 //! ```

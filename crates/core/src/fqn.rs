@@ -3,7 +3,7 @@
 //! A source FQN is a `#`-separated list of `TYPE=name` pairs, innermost first, each one
 //! contained in the next: `APPL=shop#SERVER=web1#DATACENTER=dc1` reads "the application
 //! `shop` on the server `web1` in the data centre `dc1`". This is the jKool / TNT4J convention
-//! (see `shared/reference/originals.md` §2.1); logship carries it for every backend.
+//! (see the Python jKool streaming libraries (jKool PythonStreaming, TNT4PY)); logship carries it for every backend.
 //!
 //! ```
 //! use logship_core::SourceFqn;

@@ -196,8 +196,12 @@ pub trait Sink: Send + 'static {
     /// A short name for thread names and errors, e.g. `"fluent"`.
     fn name(&self) -> &'static str;
 
-    /// Encodes and sends `batch`, and classifies the result. Must not retry or sleep itself;
-    /// the worker enforces a timeout by dropping the future.
+    /// Encodes and sends `batch`, and classifies the result. The core owns backoff, the
+    /// circuit breaker and retries *across* sends, so a sink never sleeps and never loops
+    /// waiting for a backend; within one send it may make several requests (split by the
+    /// backend's size limits, refresh a refused token once, fail over to another server) as
+    /// long as it answers by [`SendContext::deadline`] with one outcome per record. The worker
+    /// enforces the send timeout by dropping the future (a flush never does).
     fn send(&mut self, batch: &Batch, cx: &mut SendContext) -> impl Future<Output = Outcome>;
 
     /// Called once on the worker thread before the first send (connect, install a template …).

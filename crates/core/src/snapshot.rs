@@ -2,7 +2,7 @@
 //!
 //! A snapshot records the state of something at the time of an event: an order's total and
 //! item count, a pool's free connections. It has a name, an optional category, and typed
-//! [`Property`] values (jKool's `SNAPSHOT` object, `shared/reference/originals.md` §2).
+//! [`Property`] values (jKool's `SNAPSHOT` object, the Python jKool streaming libraries (jKool PythonStreaming, TNT4PY)).
 //!
 //! Two ways to attach one from plain `tracing` macros:
 //!

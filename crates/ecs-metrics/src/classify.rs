@@ -1,5 +1,5 @@
 //! What a `_bulk` response means: pure functions from (status, headers, body) to a verdict,
-//! following protocols.md §3 "Bulk response and retry rules".
+//! following the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html> "Bulk response and retry rules".
 //!
 //! | response | verdict |
 //! |---|---|

@@ -1,7 +1,7 @@
 //! The ECS document encoder: [`Record`] → one `_bulk` action line and one source line.
 //!
 //! Pure and synchronous: no I/O, no clock (the `event.created` time is a parameter), so the
-//! tests below pin exact bytes. The crate docs list the mapping; protocols.md §3 ("Bulk
+//! tests below pin exact bytes. The crate docs list the mapping; the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html> ("Bulk
 //! request", "ECS fields") is the specification followed.
 //!
 //! The JSON is written straight into the request buffer (no intermediate `serde_json::Value`):

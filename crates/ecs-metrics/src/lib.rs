@@ -98,7 +98,7 @@
 //! `_id`: with the default `create` action a copy that already landed is answered 409 and
 //! counted as a duplicate (`Stats::duplicates`), with `index` it is overwritten.
 //!
-//! Every `_bulk` item is read (protocols.md §3): 2xx delivered, 409 on `create` delivered
+//! Every `_bulk` item is read (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html>): 2xx delivered, 409 on `create` delivered
 //! (duplicate), 429 and 5xx retried alone, other statuses undelivered with the server's reason.
 //! Whole requests answered 408/429/5xx (with `Retry-After`) or lost to connection errors are
 //! retried by the core pipeline with backoff and a circuit breaker; 413 splits the request;

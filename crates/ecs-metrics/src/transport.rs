@@ -14,7 +14,7 @@ use reqwest::{Certificate, Client, Url};
 
 use crate::error::{EcsError, Secret};
 
-/// How requests authenticate (protocols.md §3 "Auth headers"). Kerberos is out of scope.
+/// How requests authenticate (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html> "Auth headers"). Kerberos is out of scope.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EcsAuth {

@@ -1,4 +1,4 @@
-//! What a server's replies mean for a batch, as pure functions (`protocols.md` §1 "Ack
+//! What a server's replies mean for a batch, as pure functions (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Ack
 //! response"): an ack must be the one-entry map `{"ack": <chunk>}` holding the chunk byte for
 //! byte; anything else (a missing, late, different or malformed ack, a broken connection)
 //! means "not delivered, retry", as Fluent Bit's out_forward decides.

@@ -1,4 +1,4 @@
-//! Pure encoding of records into Forward protocol requests (`protocols.md` §1 "Event modes").
+//! Pure encoding of records into Forward protocol requests (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Event modes").
 //!
 //! A batch becomes one request per tag (records keep their order within a tag), or one
 //! request per record in [`Mode::Message`]. Each request carries its own `chunk` id when acks
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::msgpack as mp;
 use crate::template::{Rendered, Template};
 
-/// The Forward protocol mode (`protocols.md` §1 "Event modes").
+/// The Forward protocol mode (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Event modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Mode {
@@ -31,7 +31,7 @@ pub enum Mode {
     CompressedPackedForward,
 }
 
-/// How event times go on the wire (`protocols.md` §1 "EventTime").
+/// How event times go on the wire (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "EventTime").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum TimeFormat {

@@ -1,4 +1,4 @@
-//! The shared-key handshake (`protocols.md` §1 "Handshake"), as pure functions: read a HELO,
+//! The shared-key handshake (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Handshake"), as pure functions: read a HELO,
 //! write a PING, check a PONG. The sink drives them over a connection.
 //!
 //! ```text

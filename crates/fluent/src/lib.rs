@@ -73,7 +73,7 @@
 //!
 //! ## Security
 //! TLS uses rustls with certificate verification on by default ([`FluentTls`]). The shared-key
-//! handshake (HELO/PING/PONG, `protocols.md` §1) verifies the server's PONG digest too, so a
+//! handshake (HELO/PING/PONG, the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>) verifies the server's PONG digest too, so a
 //! server that does not know the key gets no data; a failed handshake is a retryable error in
 //! `Stats::last_error`, and nothing is sent on that connection.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]

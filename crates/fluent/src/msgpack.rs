@@ -164,7 +164,7 @@ pub(crate) fn bool(out: &mut Vec<u8>, v: bool) {
 }
 
 /// A Fluent EventTime: ext type 0 as `fixext8` (`D7 00`, then big-endian u32 seconds and
-/// u32 nanoseconds), `protocols.md` §1 "EventTime".
+/// u32 nanoseconds), the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "EventTime".
 #[inline]
 pub(crate) fn event_time(out: &mut Vec<u8>, secs: u32, nanos: u32) {
     out.extend_from_slice(&[0xd7, 0x00]);

@@ -1,5 +1,5 @@
 //! Record-formatter templates: the `FluentRecordFormatter` of the Python original
-//! (`originals.md` §3.6), checked when the layer is built instead of failing per record.
+//! (the Python aiofluent sender this crate succeeds), checked when the layer is built instead of failing per record.
 //!
 //! A template is text with placeholders in braces; `{{` and `}}` are literal braces.
 //!

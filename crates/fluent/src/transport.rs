@@ -452,7 +452,7 @@ pub(crate) fn tls_setup(
     })
 }
 
-/// Accepts any certificate (`with_tls_insecure_skip_verify`); signatures are still checked so
+/// Accepts any certificate (`FluentTls::with_insecure_skip_verify`); signatures are still checked so
 /// the handshake itself is sound.
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);

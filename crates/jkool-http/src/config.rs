@@ -14,12 +14,12 @@ use crate::error::{AccessToken, JkoolHttpError};
 use crate::sink::JkoolHttpSink;
 use crate::transport::{ClientTransport, HandshakePool, Transport};
 
-/// The jKool stream endpoint base (`protocols.md` §4).
+/// The jKool stream endpoint base (the jKool client model, <https://github.com/Nastel/jkool-client-java-api>).
 pub const DEFAULT_BASE_URL: &str = "https://data.jkoolcloud.com/JESL";
 
 pub(crate) const USER_AGENT: &str = concat!("logship-jkool-http/", env!("CARGO_PKG_VERSION"));
 
-/// How the access token reaches jKool (`protocols.md` §4 "Auth").
+/// How the access token reaches jKool (the jKool client model, <https://github.com/Nastel/jkool-client-java-api> "Auth").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum JkoolAuth {

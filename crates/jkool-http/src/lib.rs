@@ -2,7 +2,7 @@
 //!
 //! A `tracing` layer that streams events (as jKool EVENTs), closed spans (as ACTIVITYs) and
 //! their snapshots to jKool's JESL endpoints over HTTPS: `POST {base}/event`,
-//! `{base}/activity`, `{base}/snapshot` (`shared/reference/protocols.md` §4). The documents
+//! `{base}/activity`, `{base}/snapshot` (the jKool client model, <https://github.com/Nastel/jkool-client-java-api>). The documents
 //! come from [`logship_jkool`], shared with the MQTT layer; see its crate docs for the
 //! field-by-field mapping.
 //!

@@ -4,7 +4,7 @@
 //! [`logship-jkool-http`](https://docs.rs/logship-jkool-http) and
 //! [`logship-jkool-mqtt`](https://docs.rs/logship-jkool-mqtt): it turns a
 //! [`logship_core::Record`] into jKool's EVENT, ACTIVITY and SNAPSHOT JSON documents
-//! (`shared/reference/protocols.md` §4, `originals.md` §2.3). It does no I/O.
+//! (the jKool client model, <https://github.com/Nastel/jkool-client-java-api>, the Python jKool streaming libraries (jKool PythonStreaming, TNT4PY)). It does no I/O.
 //!
 //! ## Quick start
 //! ```

@@ -1,5 +1,5 @@
 //! The jKool vocabulary: document kinds, severities, completion codes and activity statuses
-//! (`shared/reference/protocols.md` §4, the jkool-client-java-api model).
+//! (the jKool client model, <https://github.com/Nastel/jkool-client-java-api>, the jkool-client-java-api model).
 
 use logship_core::Level;
 

@@ -3,7 +3,7 @@
 //! user-supplied [`TokenProvider`]. Tokens are cached and refreshed before they expire
 //! (5 minutes before, or half-way through lifetimes under 10 minutes), and after a 401/403.
 //!
-//! **Where the token comes from** (`protocols.md` §2 "AAD token"): the sink first reads
+//! **Where the token comes from** (the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/> "AAD token"): the sink first reads
 //! `GET {cluster}/v1/rest/auth/metadata` (no auth). Its `AzureAD.KustoServiceResourceId` gives
 //! the scope `{resource}/.default` (`.kusto.` becomes `.kustomfa.` when `LoginMfaRequired`);
 //! a 404 means public-cloud defaults (`https://kusto.kusto.windows.net`). The login endpoint is,

@@ -2,7 +2,7 @@
 //! verdict, table-tested below. The sink turns verdicts into core `Outcome`s; it never
 //! retries on its own except to refresh a token once after a 401/403.
 //!
-//! Streaming ingestion (`protocols.md` §2 "Errors and their classification"):
+//! Streaming ingestion (the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/> "Errors and their classification"):
 //!
 //! | answer | verdict | what happens |
 //! |---|---|---|

@@ -34,7 +34,7 @@ use crate::transport::{self, Telemetry, TlsVerify};
 
 /// The ingestion mapping name used unless [`KustoBuilder::with_mapping_name`] says otherwise.
 pub const DEFAULT_MAPPING_NAME: &str = "logship_v1";
-/// The streaming ingestion limit: 4 MiB per request (`protocols.md` §2).
+/// The streaming ingestion limit: 4 MiB per request (the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/>).
 pub const STREAMING_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 
 /// How batches reach the table (the original's `useStreaming`).

@@ -1,7 +1,7 @@
 //! Rows: one JSON object per record, one per line (`multijson`), with named, stable columns.
 //!
 //! The original handler sent positional CSV whose columns shifted whenever a record carried
-//! an extra attribute (`originals.md` §1.2). Here every row has the same keys in the same
+//! an extra attribute (the Python `KustoHandler` this crate succeeds). Here every row has the same keys in the same
 //! order, named after the table's columns, so a JSON ingestion mapping (or Kusto's identity
 //! mapping, by column name) places every value in its column whatever the record holds.
 //!

@@ -2,7 +2,7 @@
 //!
 //! A `tracing` layer that ships events and span timings to an Azure Data Explorer (Kusto)
 //! table, by streaming ingestion with queued ingestion as fallback, authenticated with AAD.
-//! The Rust successor of the Python `KustoHandler` (`originals.md` §1), without its flaws:
+//! The Rust successor of the Python `KustoHandler` (Azure Kusto logging handler), without its flaws:
 //! rows are JSON with named columns instead of positional CSV, the caller never waits for
 //! the network, and a failed batch is retried with backoff, then reported, never silently
 //! dropped.

@@ -1,4 +1,4 @@
-//! Queued ingestion (`protocols.md` §2 "Queued ingestion"), all against the data-management
+//! Queued ingestion (the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/> "Queued ingestion"), all against the data-management
 //! (`ingest-`) endpoint:
 //!
 //! 1. `.get ingestion resources` → `TempStorage` container and `SecuredReadyForAggregationQueue`

@@ -3,7 +3,7 @@
 //! Each receiver binds `127.0.0.1:0` (or a port you choose) on its own named thread with its
 //! own tokio runtime, so it works from plain `#[test]` functions, `#[tokio::test]` functions and
 //! benchmarks alike. It decodes what arrives with an independent implementation of the protocol
-//! (written from the specs in `shared/reference/protocols.md`, never importing logship's own
+//! (written from the specs in the public protocol specifications, never importing logship's own
 //! encoders), keeps what it decoded for assertions, can be scripted to misbehave (faults), and
 //! stops when its handle is dropped.
 //!

@@ -1,4 +1,4 @@
-//! The Elasticsearch `_bulk` receiver over real sockets (protocols.md §3).
+//! The Elasticsearch `_bulk` receiver over real sockets (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html>).
 #![cfg(feature = "es")]
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,4 @@
-//! The jKool JESL receiver over real sockets (protocols.md §4).
+//! The jKool JESL receiver over real sockets (the jKool client model, <https://github.com/Nastel/jkool-client-java-api>).
 #![cfg(feature = "jkool")]
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,4 @@
-//! The `_bulk` body: NDJSON parsing (protocols.md §3 "Bulk request") and its application to the
+//! The `_bulk` body: NDJSON parsing (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html> "Bulk request") and its application to the
 //! in-memory store, producing items in the exact shape Elasticsearch answers with (§3 "Bulk
 //! response").
 //!

@@ -1,4 +1,4 @@
-//! An Elasticsearch `_bulk` receiver (protocols.md §3 "Elasticsearch `_bulk`, data streams,
+//! An Elasticsearch `_bulk` receiver (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html> "Elasticsearch `_bulk`, data streams,
 //! ECS").
 //!
 //! [`EsReceiver`] is an in-memory stand-in for an Elasticsearch 8 node that speaks just enough
@@ -100,7 +100,7 @@ pub const ES_VERSION: &str = "8.15.0";
 /// How many recent requests [`EsReceiver::requests`] keeps.
 pub const REQUEST_LOG_LIMIT: usize = 1000;
 
-/// The credentials the receiver demands (protocols.md §3 "Auth headers").
+/// The credentials the receiver demands (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html> "Auth headers").
 ///
 /// Wrong or missing credentials are answered 401 with an ES `security_exception` body and
 /// `WWW-Authenticate` headers, and counted in [`EsCounters::auth_failures`].

@@ -1,4 +1,4 @@
-//! The shared-key handshake: HELO, PING check, PONG (`protocols.md` §1 "Handshake").
+//! The shared-key handshake: HELO, PING check, PONG (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Handshake").
 
 use rmpv::Value;
 use sha2::{Digest, Sha512};

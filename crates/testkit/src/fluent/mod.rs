@@ -1,4 +1,4 @@
-//! A Fluentd Forward protocol v1 receiver, written from the spec (`protocols.md` §1), for
+//! A Fluentd Forward protocol v1 receiver, written from the spec (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>), for
 //! asserting what a sender put on the wire.
 //!
 //! It accepts what real Fluentd 1.15 and Fluent Bit 4.2 accept, and where the two differ it
@@ -66,7 +66,7 @@ use crate::server::{ServerHandle, wait_until};
 
 pub use tls::TlsIdentity;
 
-/// The Forward protocol mode a request used (`protocols.md` §1 "Event modes").
+/// The Forward protocol mode a request used (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Event modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// `[tag, time, record, option?]`.
@@ -172,7 +172,7 @@ fn msgpack_to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// The HELO wire style (`protocols.md` §1 "Handshake", wire-type quirks).
+/// The HELO wire style (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Handshake", wire-type quirks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HeloStyle {
     /// Fluentd: `nonce` and `auth` as bin8 (16 bytes each), `keepalive: true`; a bad shared
@@ -185,7 +185,7 @@ pub enum HeloStyle {
     FluentBit,
 }
 
-/// What to do with a bare `nil` keep-alive (`protocols.md` §1 "Transport and framing").
+/// What to do with a bare `nil` keep-alive (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Transport and framing").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NilPolicy {
     /// Count it and keep the connection, like Fluentd.
@@ -502,7 +502,7 @@ impl FluentReceiverBuilder {
         }
     }
 
-    /// Turns on the handshake with this shared key (`protocols.md` §1 "Handshake").
+    /// Turns on the handshake with this shared key (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Handshake").
     pub fn with_shared_key(self, key: impl Into<String>) -> Self {
         FluentReceiverBuilder {
             shared_key: Some(key.into()),

@@ -1,5 +1,5 @@
 //! Pure Forward-protocol decoding and encoding: framing, the four event modes, EventTime,
-//! the option map and the ack reply (`protocols.md` §1, "Transport and framing",
+//! the option map and the ack reply (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>, "Transport and framing",
 //! "Event modes", "EventTime", "Option map", "Ack response").
 //!
 //! Nothing here touches a socket, so the unit tests at the bottom pin exact bytes.
@@ -312,7 +312,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// A record must be a map with string keys (`protocols.md` §1 "Event modes").
+/// A record must be a map with string keys (the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1> "Event modes").
 fn record(v: Value) -> Result<Value> {
     match &v {
         Value::Map(entries) => {

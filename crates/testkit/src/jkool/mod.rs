@@ -1,4 +1,4 @@
-//! A jKool JESL HTTP receiver (protocols.md §4 "jKool (Nastel / meshIQ)", originals.md §2).
+//! A jKool JESL HTTP receiver (the jKool client model, <https://github.com/Nastel/jkool-client-java-api> "jKool (Nastel / meshIQ)", the Python jKool streaming libraries (jKool PythonStreaming, TNT4PY)).
 //!
 //! [`JkoolReceiver`] stands in for the jKool stream endpoint `https://…/JESL`: it takes
 //! `POST {base}/event`, `{base}/activity` and `{base}/snapshot` with a JSON object or a JSON
@@ -85,7 +85,7 @@ use crate::server::ServerHandle;
 /// How many recent requests [`JkoolReceiver::requests`] keeps.
 pub const REQUEST_LOG_LIMIT: usize = 1000;
 
-/// A way of presenting the access token (protocols.md §4 "Auth").
+/// A way of presenting the access token (the jKool client model, <https://github.com/Nastel/jkool-client-java-api> "Auth").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum JkoolAuthMethod {

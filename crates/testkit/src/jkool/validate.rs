@@ -1,4 +1,4 @@
-//! Validation of jKool JSON documents against protocols.md §4 ("Event", "Activity",
+//! Validation of jKool JSON documents against the jKool client model, <https://github.com/Nastel/jkool-client-java-api> ("Event", "Activity",
 //! "Snapshot" fields). Pure functions; the unit tests at the bottom pin the verdicts.
 
 use serde_json::Value;

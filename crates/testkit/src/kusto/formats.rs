@@ -1,6 +1,6 @@
 //! Ingestion data formats, ingestion mappings and the conversion of records into table rows.
 //!
-//! Follows the Kusto ingestion semantics (protocols.md §2, Kusto docs "data formats" and
+//! Follows the Kusto ingestion semantics (the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/>, Kusto docs "data formats" and
 //! "ingestion mappings"): `json` is one record per line, `multijson` any sequence of records
 //! (whitespace separated, or arrays of records), the delimited formats are RFC 4180 style.
 //! Without a mapping the *identity mapping* applies: JSON properties by column name, CSV

@@ -1388,7 +1388,7 @@ async fn queue_put(
     resp
 }
 
-/// Applies one queued-ingestion message (protocols.md §2 "Queued ingestion" step 4).
+/// Applies one queued-ingestion message (the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/> "Queued ingestion" step 4).
 fn ingest_queued(config: &Config, inner: &mut Inner, m: &Value) -> Result<usize, String> {
     let s = |k: &str| m.get(k).and_then(Value::as_str);
     let db = s("DatabaseName").ok_or("message has no DatabaseName")?;

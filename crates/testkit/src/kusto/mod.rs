@@ -1,7 +1,7 @@
 //! An Azure Data Explorer (Kusto) receiver: streaming ingestion, queued ingestion through
 //! emulated Azure Storage, control commands, and an AAD token endpoint.
 //!
-//! Written from `shared/reference/protocols.md` §2 (Azure Data Explorer) and what the official
+//! Written from the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/> (Azure Data Explorer) and what the official
 //! `azure-kusto-data`/`azure-kusto-ingest` 6.x clients send (checked against them in
 //! `tests/kusto_receiver.rs`). It never imports logship's own Kusto code.
 //!
@@ -73,7 +73,7 @@ use serde_json::Value;
 use crate::server::{ServerHandle, wait_until};
 use state::{Config, Inner, Shared, Table, TokenInfo};
 
-/// Streaming ingestion size limit: 4 MiB (4 × 1024 × 1024 bytes), protocols.md §2.
+/// Streaming ingestion size limit: 4 MiB (4 × 1024 × 1024 bytes), the Azure Data Explorer REST API documentation, <https://learn.microsoft.com/azure/data-explorer/kusto/api/rest/>.
 pub const DEFAULT_MAX_STREAMING_BYTES: usize = 4 * 1024 * 1024;
 /// The client id the token endpoint accepts unless [`KustoReceiverBuilder::with_client_credentials`] says otherwise.
 pub const DEFAULT_CLIENT_ID: &str = "logship-test-app";

@@ -832,9 +832,13 @@ impl<S: Sink> Worker<S> {
                 if to_retry.is_empty() {
                     self.segment_done(inf.segment);
                 } else {
+                    inf.reason = format!(
+                        "partial failure: {} of {n} records were refused with a retryable status",
+                        to_retry.len()
+                    );
+                    // Every partial outcome is visible in `last_error`, not only rejections.
+                    self.counters.set_error(inf.reason.clone());
                     inf.batch.records = to_retry;
-                    inf.reason =
-                        "partial failure: some records were refused with a retryable status".into();
                     self.reschedule(inf, after, now);
                 }
             }

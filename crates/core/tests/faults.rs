@@ -527,3 +527,25 @@ fn sigkill_during_a_hung_send_loses_nothing_with_the_spool() {
 fn sigkill_while_a_batch_waits_for_its_retry_loses_nothing_with_the_spool() {
     sigkill_then_replay("failing");
 }
+
+#[test]
+fn a_partial_retry_sets_last_error() {
+    // Two of three records come back retryable once, then everything is delivered.
+    let (sink, rx) = MemorySink::scripted([Step::Answer(Outcome::Partial {
+        retry: vec![0, 2],
+        rejected: Vec::new(),
+        after: None,
+    })]);
+    let (_layer, guard) = PipelineBuilder::new()
+        .with_retry(RetryPolicy::default().with_initial_delay(Duration::from_millis(1)))
+        .build(sink)
+        .unwrap();
+    let h = guard.handle();
+    for i in 0..3 {
+        h.submit(rec(i));
+    }
+    guard.flush(T).unwrap();
+    assert_eq!(rx.len(), 3);
+    let e = guard.stats().last_error.unwrap_or_default();
+    assert!(e.contains("partial failure: 2 of 3"), "{e}");
+}

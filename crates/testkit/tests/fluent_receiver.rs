@@ -183,6 +183,22 @@ fn message_mode_with_integer_time() {
 }
 
 #[test]
+fn events_since_returns_only_what_arrived_after_an_index() {
+    let r = FluentReceiver::builder().start().unwrap();
+    let mut c = connect(&r);
+    for i in 0..3 {
+        c.write_all(&message("app.a", &enc(&Value::from(1u32)), &rec(i), None))
+            .unwrap();
+    }
+    assert!(r.wait_for_events(3, WAIT));
+    let later = r.events_since(1);
+    assert_eq!(later.len(), 2);
+    assert_eq!(later[0].record, rec(1));
+    assert!(r.events_since(3).is_empty());
+    assert!(r.events_since(99).is_empty());
+}
+
+#[test]
 fn event_time_fixext8_and_ext8() {
     let r = FluentReceiver::builder().start().unwrap();
     let mut c = connect(&r);

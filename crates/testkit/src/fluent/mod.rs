@@ -731,6 +731,16 @@ impl FluentReceiver {
         self.shared.lock_events().clone()
     }
 
+    /// The stored events from index `from` on (what arrived since a reader last looked),
+    /// without copying the ones before it.
+    pub fn events_since(&self, from: usize) -> Vec<FluentEvent> {
+        self.shared
+            .lock_events()
+            .get(from..)
+            .map(<[FluentEvent]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// How many events were decoded so far (stored or not, see
     /// [`FluentReceiverBuilder::with_keep_events`]).
     pub fn event_count(&self) -> usize {

@@ -536,7 +536,9 @@ fn a_partial_retry_sets_last_error() {
         rejected: Vec::new(),
         after: None,
     })]);
+    // An hour of linger: the three records form one batch, sent by the flush.
     let (_layer, guard) = PipelineBuilder::new()
+        .with_linger(Duration::from_secs(3600))
         .with_retry(RetryPolicy::default().with_initial_delay(Duration::from_millis(1)))
         .build(sink)
         .unwrap();
@@ -546,6 +548,11 @@ fn a_partial_retry_sets_last_error() {
     }
     guard.flush(T).unwrap();
     assert_eq!(rx.len(), 3);
-    let e = guard.stats().last_error.unwrap_or_default();
-    assert!(e.contains("partial failure: 2 of 3"), "{e}");
+    let e = guard.stats().last_error;
+    assert!(
+        e.as_deref()
+            .unwrap_or("")
+            .contains("partial failure: 2 of 3"),
+        "last_error: {e:?}"
+    );
 }

@@ -112,7 +112,7 @@ impl Shared {
                 reply: Some(tx),
                 shutdown,
             })
-            .map_err(|_| FlushError::WorkerGone)?;
+            .map_err(|_| self.gone())?;
         self.interrupt.notify_one();
         Ok(rx)
     }
@@ -143,11 +143,14 @@ impl Shared {
     }
 
     fn gone(&self) -> FlushError {
-        let e = self.counters.snapshot().last_error.unwrap_or_default();
-        match e.strip_prefix("the worker panicked: ") {
-            Some(reason) => FlushError::WorkerPanicked {
-                reason: reason.to_string(),
-            },
+        let panic = self
+            .counters
+            .worker_panic
+            .lock()
+            .ok()
+            .and_then(|g| g.clone());
+        match panic {
+            Some(reason) => FlushError::WorkerPanicked { reason },
             None => FlushError::WorkerGone,
         }
     }

@@ -79,6 +79,8 @@ pub(crate) struct Counters {
     pub(crate) breaker_open: AtomicBool,
     pub(crate) last_success: Mutex<Option<SystemTime>>,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// The panic that ended the worker, if one did (for `FlushError::WorkerPanicked`).
+    pub(crate) worker_panic: Mutex<Option<String>>,
 }
 
 impl Counters {

@@ -1231,6 +1231,9 @@ impl<S: Sink> Worker<S> {
     fn died(mut self, msg: &str) {
         let reason = format!("the worker panicked: {msg}");
         self.counters.set_error(reason.clone());
+        if let Ok(mut g) = self.counters.worker_panic.lock() {
+            *g = Some(msg.to_string());
+        }
         let mut left: Vec<Box<Record>> = Vec::new();
         if let Some(mut inf) = self.inflight.take()
             && inf.segment.is_none()

@@ -94,11 +94,18 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
             );
             let mut seen: std::collections::BTreeMap<(String, String), usize> = Default::default();
             loop {
-                let tables: std::collections::BTreeSet<(String, String)> = r
+                // Tables that received rows by streaming ingestion or by queued ingestion.
+                let mut tables: std::collections::BTreeSet<(String, String)> = r
                     .streaming_requests()
                     .into_iter()
                     .map(|q| (q.database, q.table))
                     .collect();
+                for q in r.queued_ingestions() {
+                    let name = |k: &str| q.message.get(k).and_then(Json::as_str).map(String::from);
+                    if let (Some(db), Some(table)) = (name("DatabaseName"), name("TableName")) {
+                        tables.insert((db, table));
+                    }
+                }
                 for (db, table) in tables {
                     let n = seen.entry((db.clone(), table.clone())).or_default();
                     print_new(

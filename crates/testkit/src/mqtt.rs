@@ -59,7 +59,20 @@ impl EmbeddedBroker {
 
     fn start_protocol(port: u16, v5: bool) -> io::Result<EmbeddedBroker> {
         use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-        let port = if port == 0 { free_port()? } else { port };
+        let port = if port == 0 {
+            free_port()?
+        } else {
+            // rumqttd reports a failed bind only on its own thread, and the readiness check
+            // below would then connect to whatever already listens there (another broker):
+            // find out first, and say so.
+            drop(TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on 127.0.0.1:{port} (is another broker running?): {e}"),
+                )
+            })?);
+            port
+        };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let server = ServerSettings {
             name: if v5 { "v5" } else { "v4" }.into(),
@@ -244,5 +257,23 @@ impl MqttSubscriber {
 impl Drop for MqttSubscriber {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_port_is_an_error_not_someone_elses_broker() {
+        let taken = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = taken.local_addr().expect("bound").port();
+        let err = EmbeddedBroker::start(port)
+            .err()
+            .expect("the port is taken");
+        assert!(
+            err.to_string().contains("is another broker running?"),
+            "{err}"
+        );
     }
 }

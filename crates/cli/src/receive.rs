@@ -68,13 +68,24 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
                 .start()
                 .map_err(io)?;
             eprintln!("elasticsearch _bulk receiver on {}", r.url());
-            let mut seen = 0;
+            // Documents come back grouped by index, so a count says nothing about which are
+            // new: remember what was printed (index, id, version), and look only when a bulk
+            // request arrived since the last look.
+            let mut printed: std::collections::HashSet<(String, String, u64)> = Default::default();
+            let mut last = (0, 0);
+            let mut polls = 0u32;
             loop {
-                print_new(
-                    &mut seen,
-                    r.documents(),
-                    |d| json!({"_index": d.index, "_id": d.id, "_source": d.source}),
-                );
+                let now = (r.counters().bulk_requests, r.doc_count());
+                polls += 1;
+                // Also every 5 s, in case a look fell between a request and its documents.
+                if now != last || polls.is_multiple_of(25) {
+                    last = now;
+                    for d in r.documents() {
+                        if printed.insert((d.index.clone(), d.id.clone(), d.version)) {
+                            print(&json!({"_index": d.index, "_id": d.id, "_source": d.source}));
+                        }
+                    }
+                }
                 std::thread::sleep(POLL);
             }
         }

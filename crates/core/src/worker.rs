@@ -825,6 +825,15 @@ impl<S: Sink> Worker<S> {
                 if delivered_n > 0 {
                     self.delivered(delivered_n, counts);
                 }
+                // Every partial outcome is visible in `last_error`; a rejection's own reason,
+                // more specific, is written after it and wins.
+                let retry_reason = format!(
+                    "partial failure: {} of {n} records were refused with a retryable status",
+                    to_retry.len()
+                );
+                if !to_retry.is_empty() {
+                    self.counters.set_error(retry_reason.clone());
+                }
                 for (reason, records) in by_reason {
                     self.counters.set_error(reason.clone());
                     self.undeliver(records, Cause::Rejected, Some(reason), None, counts);
@@ -832,12 +841,7 @@ impl<S: Sink> Worker<S> {
                 if to_retry.is_empty() {
                     self.segment_done(inf.segment);
                 } else {
-                    inf.reason = format!(
-                        "partial failure: {} of {n} records were refused with a retryable status",
-                        to_retry.len()
-                    );
-                    // Every partial outcome is visible in `last_error`, not only rejections.
-                    self.counters.set_error(inf.reason.clone());
+                    inf.reason = retry_reason;
                     inf.batch.records = to_retry;
                     self.reschedule(inf, after, now);
                 }

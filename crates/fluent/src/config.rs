@@ -98,6 +98,7 @@ impl FluentTls {
 /// | [`with_record_template`](FluentBuilder::with_record_template) | none | see [`template`](crate::template) |
 /// | [`with_exclude`](FluentBuilder::with_exclude) | none | keys left out of every record |
 /// | [`with_max_record_bytes`](FluentBuilder::with_max_record_bytes) | 4 MiB | larger records are refused alone |
+/// | [`with_max_compressed_request_bytes`](FluentBuilder::with_max_compressed_request_bytes) | 1 000 000 | uncompressed bytes per CompressedPackedForward request (Fluent Bit drops past its `Buffer_Chunk_Size`) |
 ///
 /// Core pipeline defaults chosen for Fluent (change them with
 /// [`with_pipeline`](FluentBuilder::with_pipeline)): batches of up to 4 096 records or 4 MiB
@@ -127,6 +128,7 @@ pub struct FluentBuilder {
     exclude: Vec<String>,
     hostname: Option<String>,
     max_record_bytes: usize,
+    max_compressed_request_bytes: usize,
     pipeline: PipelineBuilder,
 }
 
@@ -148,6 +150,10 @@ impl std::fmt::Debug for FluentBuilder {
 
 /// Default per-record limit: 4 MiB encoded.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
+/// Default most uncompressed bytes per CompressedPackedForward request: 1 000 000, under
+/// Fluent Bit's default `Buffer_Chunk_Size` of 1 024 000 (see
+/// [`FluentBuilder::with_max_compressed_request_bytes`]).
+pub const DEFAULT_MAX_COMPRESSED_REQUEST_BYTES: usize = 1_000_000;
 
 impl FluentBuilder {
     pub(crate) fn new(tag_prefix: &str) -> Self {
@@ -170,6 +176,7 @@ impl FluentBuilder {
             exclude: Vec::new(),
             hostname: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_compressed_request_bytes: DEFAULT_MAX_COMPRESSED_REQUEST_BYTES,
             pipeline: PipelineBuilder::new()
                 .with_max_batch_records(4096)
                 .with_max_batch_bytes(4 * 1024 * 1024)
@@ -308,6 +315,18 @@ impl FluentBuilder {
             ..self
         }
     }
+    /// Most uncompressed entry bytes in one CompressedPackedForward request (default
+    /// [`DEFAULT_MAX_COMPRESSED_REQUEST_BYTES`], 1 000 000): a tag's entries beyond it go in
+    /// further requests. Fluent Bit's `in_forward` decompresses in `Buffer_Chunk_Size` pieces
+    /// (default 1 024 000 bytes) and **silently drops the entries past the first piece while
+    /// acknowledging the request**; keep this at or below that setting. Other modes are not
+    /// split (Fluentd takes any size).
+    pub fn with_max_compressed_request_bytes(self, n: usize) -> Self {
+        Self {
+            max_compressed_request_bytes: n,
+            ..self
+        }
+    }
     /// Changes core pipeline settings (queue, batching, retry, breaker, undelivered callback,
     /// source FQN, …) on top of the Fluent defaults in the [builder docs](FluentBuilder).
     pub fn with_pipeline(self, f: impl FnOnce(PipelineBuilder) -> PipelineBuilder) -> Self {
@@ -354,6 +373,13 @@ impl FluentBuilder {
                     hint: "use a duration above zero and at most 10 min",
                 });
             }
+        }
+        if self.max_compressed_request_bytes < 1024 {
+            return Err(FluentError::Setting {
+                setting: "with_max_compressed_request_bytes",
+                value: self.max_compressed_request_bytes.to_string(),
+                hint: "allow at least 1 024 bytes per compressed request",
+            });
         }
         if self.max_record_bytes == 0 {
             return Err(FluentError::Setting {
@@ -434,6 +460,7 @@ impl FluentBuilder {
             exclude: self.exclude,
             hostname: self.hostname.unwrap_or(this_host),
             max_record_bytes: self.max_record_bytes,
+            max_compressed_request_bytes: self.max_compressed_request_bytes,
             mode: self.mode,
         });
         let sink = FluentSink::new(

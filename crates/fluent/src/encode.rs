@@ -86,6 +86,8 @@ pub(crate) struct EncodeSettings {
     pub(crate) exclude: Vec<String>,
     pub(crate) hostname: String,
     pub(crate) max_record_bytes: usize,
+    /// CompressedPackedForward: most uncompressed entry bytes per request.
+    pub(crate) max_compressed_request_bytes: usize,
     pub(crate) mode: Mode,
 }
 
@@ -100,6 +102,7 @@ impl Default for EncodeSettings {
             exclude: Vec::new(),
             hostname: String::new(),
             max_record_bytes: usize::MAX,
+            max_compressed_request_bytes: usize::MAX,
             mode: Mode::PackedForward,
         }
     }
@@ -414,7 +417,14 @@ impl Encoder {
             }
             return enc;
         }
-        // Group by tag, in order of first appearance.
+        // Group by tag, in order of first appearance. A compressed group that would pass the
+        // request limit (uncompressed) is closed and a new one opened for the same tag.
+        let split_at = if self.s.mode == Mode::CompressedPackedForward {
+            self.s.max_compressed_request_bytes
+        } else {
+            usize::MAX
+        };
+        let mut closed: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
         let mut groups: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
         for (i, r) in records.iter().map(Borrow::borrow).enumerate() {
             self.tag(r, &mut tag);
@@ -429,7 +439,7 @@ impl Encoder {
                     groups.len() - 1
                 }
             };
-            let (_, buf, idx) = &mut groups[g];
+            let (group_tag, buf, idx) = &mut groups[g];
             let before = buf.len();
             self.write_entry(r, buf);
             let len = buf.len() - before;
@@ -438,9 +448,15 @@ impl Encoder {
                 enc.rejected.push((i, self.too_large(len)));
                 continue;
             }
+            if buf.len() > split_at && !idx.is_empty() {
+                let entry = buf.split_off(before);
+                let full = std::mem::replace(buf, entry);
+                closed.push((group_tag.clone(), full, std::mem::take(idx)));
+            }
             idx.push(i);
         }
-        for (tag, entries, idx) in groups {
+        // Closed parts of a tag come before its open part: records keep their order.
+        for (tag, entries, idx) in closed.into_iter().chain(groups) {
             if idx.is_empty() {
                 continue;
             }

@@ -88,7 +88,9 @@ mod sink;
 pub mod template;
 mod transport;
 
-pub use config::{DEFAULT_MAX_RECORD_BYTES, FluentBuilder, FluentTls};
+pub use config::{
+    DEFAULT_MAX_COMPRESSED_REQUEST_BYTES, DEFAULT_MAX_RECORD_BYTES, FluentBuilder, FluentTls,
+};
 pub use encode::{Mode, SpanStyle, TagLabel, TimeFormat};
 pub use error::{FluentError, Secret};
 pub use transport::DEFAULT_PORT;

@@ -115,3 +115,59 @@ fn event_time_keeps_nanoseconds() {
     let e = &r.events()[0];
     assert_eq!((e.time.secs, e.time.nanos), (1_700_000_000, 123_456_789));
 }
+
+/// CompressedPackedForward to a receiver that behaves as Fluent Bit (entries past the first
+/// 1 024 000 decompressed bytes dropped, yet acknowledged): with the default request limit
+/// every event arrives; with the limit lifted (the old behaviour) events are lost while the
+/// layer counts them delivered.
+fn compressed_against_fluent_bit(limit: Option<usize>) -> (u64, usize, u64) {
+    let r = receiver()
+        .with_compressed_chunk_limit(1_024_000)
+        .start()
+        .unwrap();
+    let mut b = FluentLayer::builder("app")
+        .with_server(addr(&r))
+        .with_mode(Mode::CompressedPackedForward)
+        .with_pipeline(|p| {
+            fast(p)
+                .with_max_batch_records(4096)
+                .with_max_queue_records(20_000)
+                .with_linger(Duration::from_secs(3600))
+        });
+    if let Some(n) = limit {
+        b = b.with_max_compressed_request_bytes(n);
+    }
+    let (layer, guard) = b.build().unwrap();
+    let text = "x".repeat(400);
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        for i in 0..4000_u64 {
+            tracing::info!(target: "bulk", i, text = %text, "bulk event");
+        }
+    }
+    guard.flush(WAIT).unwrap();
+    let s = guard.stats();
+    (
+        s.delivered,
+        r.event_count(),
+        r.stats().entries_past_chunk_limit,
+    )
+}
+
+#[test]
+fn compressed_requests_stay_under_fluent_bits_chunk_size() {
+    let (delivered, received, lost) = compressed_against_fluent_bit(None);
+    assert_eq!((delivered, received, lost), (4000, 4000, 0));
+}
+
+#[test]
+fn without_the_split_fluent_bit_would_lose_acknowledged_records() {
+    // The receiver's model is what makes the test above meaningful: one 1.8 MB request.
+    let (delivered, received, lost) = compressed_against_fluent_bit(Some(usize::MAX));
+    assert_eq!(delivered, 4000, "acknowledged, so counted delivered");
+    assert!(
+        lost > 0 && received < 4000,
+        "received {received}, lost {lost}"
+    );
+    assert_eq!(received as u64 + lost, 4000);
+}

@@ -196,6 +196,23 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let c = &shared.counters;
+    let mut req = req;
+    if req.mode == Mode::CompressedPackedForward
+        && let Some(limit) = shared.config.compressed_chunk_limit
+    {
+        // Fluent Bit: only the entries inside the first decompressed piece survive.
+        let keep = req
+            .entry_ends
+            .iter()
+            .take_while(|end| **end <= limit)
+            .count();
+        let lost = req.entries.len() - keep;
+        if lost > 0 {
+            req.entries.truncate(keep);
+            c.entries_past_chunk_limit
+                .fetch_add(lost as u64, Ordering::Relaxed);
+        }
+    }
     match req.mode {
         Mode::Message => &c.requests_message,
         Mode::Forward => &c.requests_forward,

@@ -329,6 +329,8 @@ pub struct FluentStats {
     pub tls_failures: u64,
     /// Bytes received in the transport and handshake phases (after TLS), all connections.
     pub bytes_received: u64,
+    /// Entries dropped (yet acknowledged) by [`FluentReceiverBuilder::with_compressed_chunk_limit`].
+    pub entries_past_chunk_limit: u64,
 }
 
 impl FluentStats {
@@ -371,6 +373,7 @@ struct Counters {
     bytes_received: AtomicU64,
     /// Events decoded but not stored ([`FluentReceiverBuilder::with_keep_events`] off).
     events_not_kept: AtomicU64,
+    entries_past_chunk_limit: AtomicU64,
 }
 
 struct HandshakeConfig {
@@ -384,6 +387,7 @@ struct Config {
     handshake: Option<HandshakeConfig>,
     nil_policy: NilPolicy,
     keep_events: bool,
+    compressed_chunk_limit: Option<usize>,
 }
 
 /// State shared by the handle and the connection tasks.
@@ -460,6 +464,7 @@ pub struct FluentReceiverBuilder {
     nil_policy: NilPolicy,
     faults: Faults,
     keep_events: bool,
+    compressed_chunk_limit: Option<usize>,
 }
 
 impl Default for FluentReceiverBuilder {
@@ -475,6 +480,7 @@ impl Default for FluentReceiverBuilder {
             nil_policy: NilPolicy::KeepAlive,
             faults: Faults::default(),
             keep_events: true,
+            compressed_chunk_limit: None,
         }
     }
 }
@@ -557,6 +563,19 @@ impl FluentReceiverBuilder {
         }
     }
 
+    /// Behaves as Fluent Bit's `in_forward` with CompressedPackedForward: it decompresses a
+    /// request in pieces of `Buffer_Chunk_Size` (default 1 024 000 bytes) and keeps only the
+    /// entries that end within the first piece, **and acknowledges the request anyway** (seen
+    /// with Fluent Bit 4.2.8: 6 266 of 10 000 events kept, every request acked). Entries past
+    /// the limit are counted in [`FluentStats::entries_past_chunk_limit`]. Off by default
+    /// (Fluentd keeps everything).
+    pub fn with_compressed_chunk_limit(self, bytes: usize) -> Self {
+        FluentReceiverBuilder {
+            compressed_chunk_limit: Some(bytes),
+            ..self
+        }
+    }
+
     /// Binds and starts the receiver on its own thread and tokio runtime.
     ///
     /// # Errors
@@ -575,6 +594,7 @@ impl FluentReceiverBuilder {
                 handshake,
                 nil_policy: self.nil_policy,
                 keep_events: self.keep_events,
+                compressed_chunk_limit: self.compressed_chunk_limit,
             },
             tls,
             next_connection: AtomicU64::new(0),
@@ -785,6 +805,7 @@ impl FluentReceiver {
             fault_closes: g(&c.fault_closes),
             tls_failures: g(&c.tls_failures),
             bytes_received: g(&c.bytes_received),
+            entries_past_chunk_limit: g(&c.entries_past_chunk_limit),
         }
     }
 
@@ -820,6 +841,7 @@ impl FluentReceiver {
             &c.tls_failures,
             &c.bytes_received,
             &c.events_not_kept,
+            &c.entries_past_chunk_limit,
         ] {
             a.store(0, Ordering::Relaxed);
         }

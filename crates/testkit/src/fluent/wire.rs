@@ -149,6 +149,9 @@ pub(crate) struct Request {
     pub(crate) entries: Vec<(EventTimeValue, Value)>,
     /// The `chunk` option as raw str bytes (echoed byte for byte in the ack).
     pub(crate) chunk: Option<Vec<u8>>,
+    /// (Compressed)PackedForward: where each entry ends in the (decompressed) blob, in bytes;
+    /// empty for the other modes.
+    pub(crate) entry_ends: Vec<usize>,
 }
 
 /// A read cursor over one complete msgpack object.
@@ -384,6 +387,7 @@ pub(crate) fn decode_frame(bytes: &[u8]) -> Result<Frame> {
         return Ok(Frame::Nil);
     }
     let n = c.array_len("request")?;
+    let mut entry_ends = Vec::new();
     let tag = match c.raw()? {
         Some((true, t)) => {
             String::from_utf8(t.to_vec()).map_err(|_| DecodeError::new("tag is not valid UTF-8"))?
@@ -458,6 +462,7 @@ pub(crate) fn decode_frame(bytes: &[u8]) -> Result<Frame> {
             let mut entries = Vec::new();
             while !inner.at_end() {
                 entries.push(inner.entry()?);
+                entry_ends.push(inner.pos);
             }
             (mode, entries, opts)
         }
@@ -475,6 +480,7 @@ pub(crate) fn decode_frame(bytes: &[u8]) -> Result<Frame> {
         mode,
         entries,
         chunk: opts.chunk,
+        entry_ends,
     }))
 }
 

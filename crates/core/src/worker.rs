@@ -167,6 +167,30 @@ fn take_records(
     (n, urgent)
 }
 
+/// Writes `records` as one spool segment (in front of the backlog when `front`) and counts it:
+/// `spooled` and `spool_evicted` on success (returning the segment's number), a write error and
+/// `last_error` on failure. The caller accounts the records as resolved.
+#[allow(clippy::vec_box)]
+fn spool_counted(
+    sp: &mut Spool,
+    counters: &Counters,
+    records: &[Box<Record>],
+    front: bool,
+) -> Option<u64> {
+    match sp.append(records, front) {
+        Ok(a) => {
+            Counters::add(&counters.spooled, records.len() as u64);
+            Counters::add(&counters.spool_evicted, a.evicted);
+            Some(a.seq)
+        }
+        Err(e) => {
+            Counters::add(&counters.spool_write_errors, 1);
+            counters.set_error(format!("spool write failed: {e}"));
+            None
+        }
+    }
+}
+
 /// What happened while a send stalled (see [`PipelineBuilder::with_stall_threshold`]).
 ///
 /// [`PipelineBuilder::with_stall_threshold`]: crate::PipelineBuilder::with_stall_threshold
@@ -206,18 +230,13 @@ impl Stall {
             return;
         }
         if unspooled && self.segment.is_none() {
-            match sp.append(&batch.records, true) {
-                Ok(a) => {
-                    let n = batch.records.len() as u64;
-                    self.segment = Some(a.seq);
-                    self.resolved += n;
-                    Counters::add(&counters.spooled, n);
-                    Counters::add(&counters.spool_evicted, a.evicted);
+            match spool_counted(sp, counters, &batch.records, true) {
+                Some(seq) => {
+                    self.segment = Some(seq);
+                    self.resolved += batch.records.len() as u64;
                 }
-                Err(e) => {
+                None => {
                     self.failed = true;
-                    Counters::add(&counters.spool_write_errors, 1);
-                    counters.set_error(format!("spool write failed: {e}"));
                     return;
                 }
             }
@@ -230,20 +249,13 @@ impl Stall {
                 break;
             }
             self.taken += n;
-            match sp.append(&records, false) {
-                Ok(a) => {
-                    self.resolved += n;
-                    Counters::add(&counters.spooled, n);
-                    Counters::add(&counters.spool_evicted, a.evicted);
-                    queue.recycle(records);
-                }
-                Err(e) => {
-                    self.failed = true;
-                    Counters::add(&counters.spool_write_errors, 1);
-                    counters.set_error(format!("spool write failed: {e}"));
-                    self.held.append(&mut records);
-                    break;
-                }
+            if spool_counted(sp, counters, &records, false).is_some() {
+                self.resolved += n;
+                queue.recycle(records);
+            } else {
+                self.failed = true;
+                self.held.append(&mut records);
+                break;
             }
         }
         counters.spool_bytes.store(sp.bytes(), Ordering::Relaxed);
@@ -858,19 +870,10 @@ impl<S: Sink> Worker<S> {
         let Some(sp) = self.set.spool.as_mut() else {
             return;
         };
-        match sp.append(&inf.batch.records, true) {
-            Ok(a) => {
-                let n = inf.batch.records.len() as u64;
-                inf.segment = Some(a.seq);
-                self.resolved += n;
-                Counters::add(&self.counters.spooled, n);
-                Counters::add(&self.counters.spool_evicted, a.evicted);
-                self.sync_spool_gauges();
-            }
-            Err(e) => {
-                Counters::add(&self.counters.spool_write_errors, 1);
-                self.counters.set_error(format!("spool write failed: {e}"));
-            }
+        if let Some(seq) = spool_counted(sp, &self.counters, &inf.batch.records, true) {
+            inf.segment = Some(seq);
+            self.resolved += inf.batch.records.len() as u64;
+            self.sync_spool_gauges();
         }
     }
 

@@ -64,9 +64,12 @@
 pub mod backend;
 pub mod capture;
 pub mod codec;
+pub mod compress;
 pub mod config;
 pub mod diag;
 pub mod error;
+pub mod excerpt;
+pub mod fates;
 pub mod fields;
 pub mod fqn;
 pub mod guard;
@@ -80,6 +83,7 @@ mod secret;
 pub mod sink;
 pub mod sinks;
 pub mod snapshot;
+pub mod split;
 pub mod spool;
 pub mod stats;
 pub mod testing;
@@ -90,6 +94,7 @@ mod worker;
 
 pub use config::{PipelineBuilder, SpanTimingFilter};
 pub use error::{ConfigError, FlushError};
+pub use fates::{Fates, Verdict};
 pub use fqn::{FqnError, SourceFqn, SourceType};
 pub use guard::{Guard, Handle, shutdown_all};
 pub use layer::ShipLayer;

@@ -130,6 +130,7 @@ pub struct SendContext {
     wants_payload: bool,
     pub(crate) bytes_sent: u64,
     pub(crate) duplicates: u64,
+    pub(crate) certificate_failures: u64,
     pub(crate) payload: Option<Vec<u8>>,
 }
 
@@ -147,6 +148,7 @@ impl SendContext {
             wants_payload,
             bytes_sent: 0,
             duplicates: 0,
+            certificate_failures: 0,
             payload: None,
         }
     }
@@ -176,6 +178,12 @@ impl SendContext {
     /// on `create`, a resent Fluent chunk): they count as delivered and as duplicates.
     pub fn record_duplicates(&mut self, n: u64) {
         self.duplicates += n;
+    }
+    /// Records that this send failed (at least partly) because a TLS certificate check failed,
+    /// counted in [`Stats::certificate_failures`](crate::Stats::certificate_failures). The
+    /// outcome is still whatever the sink returns (normally a retry).
+    pub fn record_certificate_failure(&mut self) {
+        self.certificate_failures += 1;
     }
     /// Whether an undelivered callback wants encoded payloads (see
     /// [`set_payload`](Self::set_payload)); when false, don't bother copying.

@@ -59,6 +59,7 @@ pub(crate) struct Counters {
     pub(crate) undelivered_shutdown: AtomicU64,
     pub(crate) undelivered_worker_panicked: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) certificate_failures: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) batches_delivered: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
@@ -153,6 +154,7 @@ impl Counters {
             undelivered_shutdown: g(&self.undelivered_shutdown),
             undelivered_worker_panicked: g(&self.undelivered_worker_panicked),
             retries: g(&self.retries),
+            certificate_failures: g(&self.certificate_failures),
             requests: g(&self.requests),
             batches_delivered: g(&self.batches_delivered),
             bytes_sent: g(&self.bytes_sent),
@@ -215,6 +217,12 @@ pub struct Stats {
     pub undelivered_worker_panicked: u64,
     /// Retry attempts (sends after the first for a batch).
     pub retries: u64,
+    /// Send attempts that failed because a TLS certificate check failed (the server's
+    /// certificate untrusted, expired or for another name, or the server refusing ours). They
+    /// are retried like other connection failures — a certificate or a trust store can be
+    /// fixed without restarting the application — but counted here so that a
+    /// misconfiguration is told apart from an outage; `last_error` names the check.
+    pub certificate_failures: u64,
     /// Send attempts: calls of the backend's `Sink::send`, each carrying one batch (or the
     /// retried part of one), including retries. One attempt may be several wire requests (the
     /// backend splits by its size limits or by tag).

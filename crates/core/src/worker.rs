@@ -167,6 +167,39 @@ fn take_records(
     (n, urgent)
 }
 
+/// Longest reason kept from a sink's outcome (for `last_error`, callbacks and dead letters),
+/// in bytes: a server's error text is the server's to choose, and may be megabytes.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// `outcome` with every reason at most [`MAX_REASON_BYTES`] (one line, see
+/// [`crate::excerpt::bounded`]).
+fn bound_reasons(outcome: Outcome) -> Outcome {
+    let b = |r: String| {
+        if r.len() <= MAX_REASON_BYTES && !r.contains(['\n', '\r']) {
+            r
+        } else {
+            crate::excerpt::bounded(&r, MAX_REASON_BYTES)
+        }
+    };
+    match outcome {
+        Outcome::Retry { after, reason } => Outcome::Retry {
+            after,
+            reason: b(reason),
+        },
+        Outcome::Rejected { reason } => Outcome::Rejected { reason: b(reason) },
+        Outcome::Partial {
+            retry,
+            rejected,
+            after,
+        } => Outcome::Partial {
+            retry,
+            rejected: rejected.into_iter().map(|(i, r)| (i, b(r))).collect(),
+            after,
+        },
+        o => o,
+    }
+}
+
 /// Writes `records` as one spool segment (in front of the backlog when `front`) and counts it:
 /// `spooled` and `spool_evicted` on success (returning the segment's number), a write error and
 /// `last_error` on failure. The caller accounts the records as resolved.
@@ -743,6 +776,7 @@ impl<S: Sink> Worker<S> {
         }
         Counters::add(&self.counters.bytes_sent, cx.bytes_sent);
         Counters::add(&self.counters.duplicates, cx.duplicates);
+        Counters::add(&self.counters.certificate_failures, cx.certificate_failures);
         if cx.payload.is_some() {
             inf.payload = cx.payload.take();
         }
@@ -758,6 +792,7 @@ impl<S: Sink> Worker<S> {
                 panic_message(panic.as_ref())
             )),
         };
+        let outcome = bound_reasons(outcome);
         let now = Instant::now();
         match outcome {
             Outcome::Delivered => {

@@ -41,18 +41,19 @@ pub fn certificate_failure(err: &(dyn Error + 'static)) -> Option<CertificateFai
         if let Some(f) = from_rustls(e) {
             return Some(f);
         }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| from_rustls(inner))
-        {
-            return Some(inner);
-        }
         depth += 1;
         if depth > 32 {
             break;
         }
-        cur = e.source();
+        // An io::Error's `source()` skips the error it wraps (it returns that error's source),
+        // and TLS stacks nest io::Errors: descend into the wrapped error itself.
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -124,8 +125,9 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let io = std::io::Error::other(rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer,
+        let io = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
         ));
         let f = certificate_failure(&Outer(io));
         assert!(

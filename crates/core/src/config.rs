@@ -489,7 +489,9 @@ impl PipelineBuilder {
     }
 
     /// Validates the settings, starts the worker thread for `sink`, and returns the layer to
-    /// add to a `tracing_subscriber::registry()` and the guard that flushes it.
+    /// add to a `tracing_subscriber::registry()` — as the backend's named layer type `L` (one
+    /// declared with [`define_layer!`](crate::define_layer)) — and the guard that flushes it.
+    /// Every backend's `build()` ends here.
     ///
     /// Safe to call with or without a tokio runtime, and from inside async code: the worker
     /// owns its own runtime on its own thread.
@@ -497,6 +499,19 @@ impl PipelineBuilder {
     /// # Errors
     /// [`ConfigError`] for invalid settings (naming the setting), an unusable dead-letter
     /// folder, or a failure to start the worker thread.
+    pub fn build_layer<L, S>(self, sink: S) -> Result<(L, Guard), ConfigError>
+    where
+        L: From<ShipLayer>,
+        S: Sink,
+    {
+        self.build(sink)
+            .map(|(layer, guard)| (L::from(layer), guard))
+    }
+
+    /// As [`build_layer`](Self::build_layer), returning the core [`ShipLayer`] itself.
+    ///
+    /// # Errors
+    /// As [`build_layer`](Self::build_layer).
     pub fn build<S: Sink>(self, sink: S) -> Result<(ShipLayer, Guard), ConfigError> {
         self.validate()?;
         let stall_threshold = self.stall_threshold();

@@ -56,6 +56,9 @@ pub use logship_jkool_mqtt as jkool_mqtt;
 #[cfg(feature = "kusto")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kusto")))]
 pub use logship_kusto as kusto;
+/// The TLS policy shared by every backend ([`tls::TlsOptions`], passed to each builder's
+/// `with_tls`).
+pub use logship_tls as tls;
 
 /// The names most applications need: the core's builder, guard and model types, and the
 /// layer of each enabled backend.
@@ -73,4 +76,5 @@ pub mod prelude {
     pub use logship_jkool_mqtt::JkoolMqttLayer;
     #[cfg(feature = "kusto")]
     pub use logship_kusto::KustoLayer;
+    pub use logship_tls::TlsOptions;
 }

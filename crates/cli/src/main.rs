@@ -8,14 +8,19 @@
 //!   testkit's protocol-faithful ones, or an embedded MQTT broker) and prints every record as
 //!   it arrives: a development sink that needs no backend.
 //! * `logship replay FOLDER --fluent ADDR …` re-sends a dead-letter folder.
+//!
+//! Every secret (tokens, keys, passwords, the Kusto connection string) can also come from a
+//! `LOGSHIP_…` environment variable or a `--…-file PATH`, so it need not appear in the process
+//! arguments (see `secret`). Usage errors exit with status 2, delivery failures with 1.
 
 mod backends;
 mod receive;
+mod secret;
 
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use logship_core::{Level, Record};
 
 #[derive(Parser, Debug)]
@@ -32,6 +37,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Send MESSAGE (or, with `-`, each line of standard input) as an event to the backends given.
+    #[command(after_help = backends::SECRETS_HELP)]
     Send {
         /// The message; `-` reads one event per line from standard input.
         message: String,
@@ -66,6 +72,7 @@ enum Command {
     /// Re-send the records of a dead-letter folder (the NDJSON files `with_dead_letter_dir`
     /// writes; the ECS failure folder holds `_bulk` bodies instead: replay it with
     /// `EcsBuilder::replay_failure_folder`). The files are left in place.
+    #[command(after_help = backends::SECRETS_HELP)]
     Replay {
         /// The folder.
         folder: std::path::PathBuf,
@@ -74,8 +81,18 @@ enum Command {
     },
 }
 
+/// Exit status of a usage error (clap's own and ours).
+const USAGE: u8 = 2;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed in two steps to keep the matches: they tell a secret typed on the command line
+    // from one taken from the environment (see `secret`).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let Some((_, sub)) = matches.subcommand() else {
+        // clap requires a subcommand before we get here.
+        return ExitCode::from(USAGE);
+    };
     let result = match cli.command {
         Command::Send {
             message,
@@ -92,16 +109,44 @@ fn main() -> ExitCode {
             &fields,
             source_fqn.as_deref(),
             &correlators,
-            &to,
+            backends::To {
+                targets: &to,
+                matches: sub,
+            },
         ),
-        Command::Receive { kind, port } => receive::run(kind, port),
-        Command::Replay { folder, to } => replay(&folder, &to),
+        Command::Receive { kind, port } => receive::run(kind, port).map_err(Failure::Run),
+        Command::Replay { folder, to } => replay(
+            &folder,
+            backends::To {
+                targets: &to,
+                matches: sub,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Usage(e)) => {
+            eprintln!("logship: {e}");
+            ExitCode::from(USAGE)
+        }
+        Err(Failure::Run(e)) => {
             eprintln!("logship: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed: a usage error (exit status 2) or a failure to run or deliver (1).
+enum Failure {
+    Usage(String),
+    Run(String),
+}
+
+impl From<backends::BuildError> for Failure {
+    fn from(e: backends::BuildError) -> Self {
+        match e {
+            backends::BuildError::Usage(m) => Failure::Usage(m),
+            backends::BuildError::Backend(m) => Failure::Run(m),
         }
     }
 }
@@ -171,18 +216,18 @@ fn send(
     fields: &[String],
     source_fqn: Option<&str>,
     correlators: &[String],
-    to: &backends::Targets,
-) -> Result<(), String> {
-    let level = parse_level(level)?;
+    to: backends::To<'_>,
+) -> Result<(), Failure> {
+    let level = parse_level(level).map_err(Failure::Usage)?;
     let fqn = source_fqn
         .map(logship_core::SourceFqn::parse)
         .transpose()
-        .map_err(|e| format!("--source-fqn: {e}"))?;
+        .map_err(|e| Failure::Usage(format!("--source-fqn: {e}")))?;
     let mut parsed = Vec::new();
     for f in fields {
         let (k, v) = f
             .split_once('=')
-            .ok_or_else(|| format!("--field `{f}`: expected KEY=VALUE"))?;
+            .ok_or_else(|| Failure::Usage(format!("--field `{f}`: expected KEY=VALUE")))?;
         parsed.push((k.to_string(), field_value(v)));
     }
     let messages: Vec<String> = if message == "-" {
@@ -190,7 +235,7 @@ fn send(
             .lock()
             .lines()
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("reading standard input: {e}"))?
+            .map_err(|e| Failure::Run(format!("reading standard input: {e}")))?
     } else {
         vec![message.to_string()]
     };
@@ -213,16 +258,16 @@ fn send(
         }
         set.submit(&b.build());
     }
-    set.finish(messages.len() as u64)
+    set.finish(messages.len() as u64).map_err(Failure::Run)
 }
 
 /// Records submitted between flushes while sending standard input or replaying (well under the
 /// default queue size).
 const REPLAY_CHUNK: u64 = 4096;
 
-fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String> {
+fn replay(folder: &std::path::Path, to: backends::To<'_>) -> Result<(), Failure> {
     let read = logship_core::json::read_dead_letters(folder)
-        .map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
+        .map_err(|e| Failure::Run(format!("cannot read {}: {e}", folder.display())))?;
     let set = backends::build(to)?;
     let mut n = 0u64;
     let mut bad = 0u64;
@@ -246,7 +291,7 @@ fn replay(folder: &std::path::Path, to: &backends::Targets) -> Result<(), String
         "replaying {n} records from {} ({bad} lines skipped)",
         folder.display()
     );
-    set.finish(n)
+    set.finish(n).map_err(Failure::Run)
 }
 
 #[cfg(test)]

@@ -3,11 +3,49 @@
 use std::process::Command;
 use std::time::Duration;
 
+use logship_testkit::es::{EsAuth, EsReceiver};
 use logship_testkit::fluent::FluentReceiver;
 use logship_testkit::jkool::JkoolReceiver;
 
+/// Every variable a secret option reads: cleared for each run, so a developer's own
+/// (`LOGSHIP_KUSTO` for the tour, say) cannot add a backend to a test.
+const SECRET_VARS: [&str; 10] = [
+    "LOGSHIP_FLUENT_SHARED_KEY",
+    "LOGSHIP_FLUENT_PASSWORD",
+    "LOGSHIP_JKOOL_TOKEN",
+    "LOGSHIP_MQTT_PASSWORD",
+    "LOGSHIP_ES_PASSWORD",
+    "LOGSHIP_ES_API_KEY",
+    "LOGSHIP_ES_ENCODED_API_KEY",
+    "LOGSHIP_ES_BEARER_TOKEN",
+    "LOGSHIP_KUSTO",
+    "LOGSHIP_KUSTO_APP_KEY",
+];
+
 fn logship() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_logship"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_logship"));
+    for v in SECRET_VARS {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A file holding `content`, in a directory removed with the returned guard.
+fn secret_file(content: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, content).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "status {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -163,7 +201,7 @@ fn delivery_failure_exits_non_zero_with_a_clear_message() {
 #[test]
 fn usage_errors_say_what_to_fix() {
     let out = logship().args(["send", "x"]).output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no backend given"));
     let out = logship()
         .args(["send", "x", "--fluent", "127.0.0.1:1", "--field", "novalue"])
@@ -205,4 +243,313 @@ fn replay_resends_a_dead_letter_folder() {
         fluent.events()[0].time.as_nanos(),
         1_767_225_600_000_000_001
     );
+}
+
+#[test]
+fn an_es_bearer_token_from_a_file_reaches_the_receiver() {
+    let es = EsReceiver::builder()
+        .with_auth(EsAuth::bearer("file-t0ken"))
+        .start()
+        .unwrap();
+    let (_dir, path) = secret_file("file-t0ken\n");
+    let out = logship()
+        .args(["send", "hello", "--es", &es.url()])
+        .args(["--es-bearer-token-file", &path])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(es.wait_for_docs(1, Duration::from_secs(10)));
+    let bulk = es
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/_bulk"))
+        .expect("a _bulk request");
+    assert_eq!(bulk.header("authorization"), Some("Bearer file-t0ken"));
+    assert_eq!(es.counters().auth_failures, 0);
+}
+
+#[test]
+fn es_basic_and_api_key_credentials_from_the_environment_reach_the_receiver() {
+    let es = EsReceiver::builder()
+        .with_auth(EsAuth::basic("shipper", "env-pa55"))
+        .start()
+        .unwrap();
+    let out = logship()
+        .args(["send", "basic", "--es", &es.url(), "--es-user", "shipper"])
+        .env("LOGSHIP_ES_PASSWORD", "env-pa55")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(es.wait_for_docs(1, Duration::from_secs(10)));
+
+    es.set_auth(EsAuth::api_key("key-id", "env-k3y"));
+    let out = logship()
+        .args([
+            "send",
+            "apikey",
+            "--es",
+            &es.url(),
+            "--es-api-key-id",
+            "key-id",
+        ])
+        .env("LOGSHIP_ES_API_KEY", "env-k3y")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(es.wait_for_docs(2, Duration::from_secs(10)));
+    assert_eq!(es.counters().auth_failures, 0);
+}
+
+#[test]
+fn a_fluent_shared_key_from_the_environment_and_a_password_file_pass_the_handshake() {
+    let fluent = FluentReceiver::builder()
+        .with_shared_key("sh4red")
+        .with_user("bob", "f1le-pass")
+        .start()
+        .unwrap();
+    let (_dir, path) = secret_file("f1le-pass\r\n");
+    let out = logship()
+        .args([
+            "send",
+            "hello",
+            "--fluent",
+            &fluent.addr().unwrap().to_string(),
+        ])
+        .args(["--fluent-username", "bob", "--fluent-password-file", &path])
+        .args(["--fluent-self-hostname", "cli-test"])
+        .env("LOGSHIP_FLUENT_SHARED_KEY", "sh4red")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(fluent.wait_for_events(1, Duration::from_secs(10)));
+    let stats = fluent.stats();
+    assert!(stats.handshakes_ok >= 1, "{stats:?}");
+    assert_eq!(stats.handshake_failures, 0, "{stats:?}");
+}
+
+#[test]
+fn a_wrong_shared_key_fails_delivery_without_printing_the_key() {
+    let fluent = FluentReceiver::builder()
+        .with_shared_key("the-right-key")
+        .start()
+        .unwrap();
+    let out = logship()
+        .args(["send", "x", "--fluent", &fluent.addr().unwrap().to_string()])
+        .args(["--timeout", "2"])
+        .env("LOGSHIP_FLUENT_SHARED_KEY", "wr0ng-k3y-value")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fluent:"), "{err}");
+    assert!(!err.contains("wr0ng-k3y-value"), "{err}");
+    assert!(fluent.stats().handshake_failures >= 1);
+    assert_eq!(fluent.event_count(), 0);
+}
+
+#[test]
+fn a_jkool_token_from_the_environment_selects_the_backend_and_a_file_beats_it() {
+    let jkool = JkoolReceiver::builder()
+        .with_token("env-tok")
+        .start()
+        .unwrap();
+    let out = logship()
+        .args(["send", "from env", "--jkool-url", &jkool.url()])
+        .env("LOGSHIP_JKOOL_TOKEN", "env-tok")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(jkool.wait_for_events(1, Duration::from_secs(10)));
+
+    // The file wins over the variable: a wrong token in the environment does not matter.
+    let jkool = JkoolReceiver::builder()
+        .with_token("file-tok")
+        .start()
+        .unwrap();
+    let (_dir, path) = secret_file("file-tok\n");
+    let out = logship()
+        .args(["send", "from file", "--jkool-url", &jkool.url()])
+        .args(["--jkool-token-file", &path])
+        .env("LOGSHIP_JKOOL_TOKEN", "stale-tok")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(jkool.wait_for_events(1, Duration::from_secs(10)));
+    assert_eq!(jkool.events()[0]["msg-text"], "from file");
+}
+
+/// The point of the environment and file forms: the secret is not in the running process's
+/// argument list (what `ps` and `/proc/PID/cmdline` show to every local user).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_secret_from_a_file_or_the_environment_is_not_in_the_process_arguments() {
+    use std::io::Write;
+    let es = EsReceiver::builder()
+        .with_auth(EsAuth::bearer("argv-s3cret"))
+        .start()
+        .unwrap();
+    let (_dir, path) = secret_file("argv-s3cret");
+    for from_file in [true, false] {
+        let mut cmd = logship();
+        cmd.args(["send", "-", "--es", &es.url()]);
+        if from_file {
+            cmd.args(["--es-bearer-token-file", &path]);
+        } else {
+            cmd.env("LOGSHIP_ES_BEARER_TOKEN", "argv-s3cret");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The child blocks reading standard input: its arguments can be read meanwhile. Right
+        // after a vfork-style spawn returns, the kernel may still be setting the new image up
+        // and show an empty argument list: look again until it is there.
+        let mut cmdline = Vec::new();
+        for _ in 0..1000 {
+            cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+            if !cmdline.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(cmdline.contains("send - --es"), "{cmdline}");
+        assert!(!cmdline.contains("argv-s3cret"), "{cmdline}");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"one line\n").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_success(&out);
+    }
+    assert!(es.wait_for_docs(2, Duration::from_secs(10)));
+    assert_eq!(es.counters().auth_failures, 0);
+}
+
+#[test]
+fn an_unreadable_secret_file_is_a_usage_error_naming_the_file() {
+    let out = logship()
+        .args(["send", "x", "--es", "http://127.0.0.1:1"])
+        .args(["--es-bearer-token-file", "/nonexistent/logship-token"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--es-bearer-token-file"), "{err}");
+    assert!(
+        err.contains("cannot read /nonexistent/logship-token"),
+        "{err}"
+    );
+}
+
+#[test]
+fn secret_options_that_do_not_fit_together_are_usage_errors_without_the_secret() {
+    let (_dir, path) = secret_file("f1le-s3cret");
+    /// Arguments, environment, the expected message ("" for "`--x` and `--x-file` both
+    /// typed", the file option added by the loop).
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 5] = [
+        (
+            &[
+                "--es",
+                "http://127.0.0.1:1",
+                "--es-bearer-token",
+                "typed-s3cret",
+            ],
+            &[],
+            "",
+        ),
+        (
+            &["--es", "http://127.0.0.1:1", "--es-user", "bob"],
+            &[],
+            "--es-user needs a password",
+        ),
+        (
+            &[
+                "--es",
+                "http://127.0.0.1:1",
+                "--es-encoded-api-key",
+                "typed-s3cret",
+            ],
+            &[("LOGSHIP_ES_BEARER_TOKEN", "env-s3cret")],
+            "give one Elasticsearch credential",
+        ),
+        (
+            &[
+                "--fluent",
+                "127.0.0.1:1",
+                "--fluent-shared-key",
+                "typed-s3cret",
+            ],
+            &[],
+            "",
+        ),
+        (
+            &["--es-password", "typed-s3cret", "--fluent", "127.0.0.1:1"],
+            &[],
+            "--es-password needs --es",
+        ),
+    ];
+    for (i, (args, envs, want)) in cases.into_iter().enumerate() {
+        let mut cmd = logship();
+        cmd.args(["send", "x", "--timeout", "1"]).args(args);
+        if want.is_empty() {
+            // The `--x` and `--x-file` pair, both typed.
+            let file_flag = if args.contains(&"--es") {
+                "--es-bearer-token-file"
+            } else {
+                "--fluent-shared-key-file"
+            };
+            cmd.args([file_flag, &path]);
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        let want = if want.is_empty() { "both given" } else { want };
+        assert!(err.contains(want), "case {i}: {err}");
+        for secret in ["typed-s3cret", "env-s3cret", "f1le-s3cret"] {
+            assert!(!err.contains(secret), "case {i}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_secret_variable_for_a_backend_not_given_is_ignored() {
+    let fluent = FluentReceiver::builder().start().unwrap();
+    let out = logship()
+        .args(["send", "x", "--fluent", &fluent.addr().unwrap().to_string()])
+        .env("LOGSHIP_ES_PASSWORD", "unused")
+        .env("LOGSHIP_MQTT_PASSWORD", "unused")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fluent: delivered 1") && !err.contains("es:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_names_the_variables_but_never_their_values() {
+    let out = logship()
+        .args(["send", "--help"])
+        .env("LOGSHIP_ES_BEARER_TOKEN", "h3lp-s3cret")
+        .env("LOGSHIP_JKOOL_TOKEN", "h3lp-s3cret")
+        .env(
+            "LOGSHIP_KUSTO",
+            "Data Source=https://x;AppToken=h3lp-s3cret",
+        )
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in SECRET_VARS {
+        assert!(help.contains(var), "{var} missing from --help:\n{help}");
+    }
+    assert!(help.contains("--es-bearer-token-file <PATH>"), "{help}");
+    assert!(!help.contains("h3lp-s3cret"), "{help}");
 }

@@ -24,9 +24,11 @@
 //! the setting that allows it (it reaches `Stats::last_error` and the undelivered path).
 //!
 //! **Which audience the token has.** The metadata's `KustoServiceResourceId` is used only when
-//! it is tied to the cluster (see [`audience`]); otherwise the token is asked for the cluster
-//! URL itself, which Azure Data Explorer accepts as audience. A hostile metadata document thus
-//! cannot obtain a token valid for other services or other clusters.
+//! it is `https` and tied to the cluster: its host is the cluster's own, or `kusto.` followed by
+//! a parent domain of the cluster host with at least three labels (`https://kusto.kusto.windows.net`
+//! for `help.westeurope.kusto.windows.net`). Otherwise the token is asked for the cluster URL
+//! itself, which Azure Data Explorer accepts as audience. A hostile metadata document thus
+//! cannot obtain a token for another service or for clusters outside its own domain.
 //!
 //! **No redirects.** Metadata and token requests (and every other request of this crate) do
 //! not follow redirects: a 3xx answer fails with an error naming its (redacted) `Location`,

@@ -203,6 +203,8 @@ fn rig(
                 .with_database("logs")
                 .with_table("Events")
                 .with_application_key(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, "contoso")
+                // The receiver is the login endpoint too (not a Microsoft Entra host).
+                .with_login_endpoint(r.url())
                 .with_ingestion_mode(logship_kusto::IngestionMode::Streaming)
                 .with_pipeline(p)
                 .build()

@@ -241,6 +241,8 @@ fn kusto_application_key_token_and_connection_string_stay_secret() {
         .with_database("db")
         .with_table("T")
         .with_application_key(DEFAULT_CLIENT_ID, secret("app-key"), "contoso")
+        // The receiver is the login endpoint too (not a Microsoft Entra host).
+        .with_login_endpoint(r.url())
         .with_ingestion_mode(logship_kusto::IngestionMode::Streaming)
         .with_pipeline(seen.pipeline());
     seen.push("builder", format!("{b:?}"));

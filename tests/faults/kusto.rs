@@ -44,6 +44,9 @@ impl Rig for Kusto {
     fn try_start(port: u16) -> std::io::Result<Self> {
         let r = KustoReceiver::builder()
             .with_port(port)
+            // The layer reaches the receiver through a proxy on another port; a resource id
+            // on the cluster's host keeps the token audience tied to it (`https://127.0.0.1`).
+            .with_service_resource_id("https://127.0.0.1")
             .with_table(DB, TABLE, &SCHEMA)
             .with_command(
                 DB,
@@ -88,6 +91,8 @@ fn build_with(
         .with_database(DB)
         .with_table(TABLE)
         .with_application_key(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, "contoso")
+        // The receiver is the login endpoint too (not a Microsoft Entra host).
+        .with_login_endpoint(format!("http://127.0.0.1:{port}"))
         .with_ingestion_mode(IngestionMode::Streaming)
         .with_host_name("faults-host")
         .with_app_name("logship-faults")

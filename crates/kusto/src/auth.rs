@@ -13,6 +13,27 @@
 //! The token request is `POST {login}/{tenant}/oauth2/v2.0/token` with
 //! `grant_type=client_credentials`, `client_id`, `client_secret`, `scope`.
 //!
+//! **Which hosts receive the client secret.** The metadata document is unauthenticated, so
+//! whoever answers for the cluster URL could name any login endpoint and collect the secret.
+//! A login endpoint taken from the metadata is therefore used only when it is `https` on one
+//! of the [`KNOWN_AUTHORITY_HOSTS`] (the documented Microsoft Entra authority hosts), or
+//! when it is exactly the authority the user named in `AadAuthorityUri`. An endpoint the user
+//! names (`with_login_endpoint`, `AadAuthorityUri`) may be any `https` URL, or plain `http`
+//! on a loopback address (local emulators and tests). Anything else is refused before a
+//! byte is sent: the send fails with a message naming the endpoint, what was expected and
+//! the setting that allows it (it reaches `Stats::last_error` and the undelivered path).
+//!
+//! **Which audience the token has.** The metadata's `KustoServiceResourceId` is used only when
+//! it is `https` and tied to the cluster: its host is the cluster's own, or `kusto.` followed by
+//! a parent domain of the cluster host with at least three labels (`https://kusto.kusto.windows.net`
+//! for `help.westeurope.kusto.windows.net`). Otherwise the token is asked for the cluster URL
+//! itself, which Azure Data Explorer accepts as audience. A hostile metadata document thus
+//! cannot obtain a token for another service or for clusters outside its own domain.
+//!
+//! **No redirects.** Metadata and token requests (and every other request of this crate) do
+//! not follow redirects: a 3xx answer fails with an error naming its (redacted) `Location`,
+//! so a client secret is never re-posted to a host nobody vetted.
+//!
 //! Hand-written rather than `azure_identity`: one form POST and a JSON answer do not justify
 //! the Azure SDK core's dependency tree on a 2-core build, and it lets tests point the login
 //! endpoint at a local receiver over plain HTTP.
@@ -32,6 +53,30 @@ pub const DEFAULT_LOGIN_ENDPOINT: &str = "https://login.microsoftonline.com";
 /// The public-cloud Kusto resource id (scope `{id}/.default`).
 pub const DEFAULT_RESOURCE_ID: &str = "https://kusto.kusto.windows.net";
 const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+
+/// The Microsoft Entra authority hosts a login endpoint named by a cluster's auth metadata may
+/// use (over `https`, default port, no path). The union of:
+///
+/// * the login endpoints of Azure/azure-kusto-python
+///   `azure-kusto-data/azure/kusto/data/wellKnownKustoEndpoints.json` (`AllowedEndpointsByLogin`:
+///   public, US Government, China (21Vianet), the two air-gapped US clouds, Bleu (France));
+/// * MSAL's `WELL_KNOWN_AUTHORITY_HOSTS` (AzureAD/microsoft-authentication-library-for-python
+///   `msal/authority.py`: adds `login-us.microsoftonline.com` and `login.chinacloudapi.cn`),
+///   which azure-identity's `AzureAuthorityHosts` (Azure/azure-sdk-for-python
+///   `sdk/identity/azure-identity/azure/identity/_constants.py`) also names.
+///
+/// Azure Germany's `login.microsoftonline.de` (retired in 2021, dropped from current MSAL) is
+/// not included. Any other authority must be named by the user.
+pub const KNOWN_AUTHORITY_HOSTS: &[&str] = &[
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login-us.microsoftonline.com",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+    "login.microsoftonline.eaglex.ic.gov",
+    "login.microsoftonline.microsoft.scloud",
+    "login.sovcloud-identity.fr",
+];
 
 /// An access token and when it expires.
 #[derive(Debug, Clone)]
@@ -128,20 +173,42 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Where the login endpoint in use came from; it decides how the endpoint is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginSource {
+    /// [`with_login_endpoint`](crate::KustoBuilder::with_login_endpoint): named by the user.
+    Builder,
+    /// The cluster's `AzureAD.LoginEndpoint`: not trusted by itself.
+    Metadata,
+    /// The `AadAuthorityUri` environment variable: named by the user.
+    Environment,
+    /// [`DEFAULT_LOGIN_ENDPOINT`].
+    Default,
+}
+
 /// Cloud settings read from `/v1/rest/auth/metadata`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CloudInfo {
+    /// The login endpoint, without a trailing `/` (checked by [`check_login_endpoint`] before
+    /// a secret is sent to it).
     pub(crate) login_endpoint: String,
+    pub(crate) login_source: LoginSource,
+    /// Why the client secret must not go to `login_endpoint` ([`check_login_endpoint`]),
+    /// filled in by `Auth::cloud`.
+    pub(crate) login_refused: Option<String>,
+    /// The token audience, already tied to the cluster by [`audience`].
     pub(crate) resource: String,
 }
 
-/// Parses the metadata document (`None` body = 404: defaults).
-pub(crate) fn cloud_info(body: Option<&[u8]>, env_login: Option<&str>) -> CloudInfo {
-    let fallback_login = env_login
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or(DEFAULT_LOGIN_ENDPOINT)
-        .trim_end_matches('/')
-        .to_string();
+/// Parses the metadata document (`None` body = 404: defaults) of `cluster` (the engine URL).
+pub(crate) fn cloud_info(body: Option<&[u8]>, env_login: Option<&str>, cluster: &str) -> CloudInfo {
+    let (fallback_login, fallback_source) = match env_login.filter(|s| !s.trim().is_empty()) {
+        Some(e) => (
+            e.trim().trim_end_matches('/').to_string(),
+            LoginSource::Environment,
+        ),
+        None => (DEFAULT_LOGIN_ENDPOINT.to_string(), LoginSource::Default),
+    };
     let v: Option<serde_json::Value> = body.and_then(|b| serde_json::from_slice(b).ok());
     let aad = v.as_ref().and_then(|v| v.get("AzureAD"));
     let s = |k: &str| {
@@ -149,10 +216,8 @@ pub(crate) fn cloud_info(body: Option<&[u8]>, env_login: Option<&str>) -> CloudI
             .and_then(|x| x.as_str())
             .filter(|s| !s.is_empty())
     };
-    let mut resource = s("KustoServiceResourceId")
-        .unwrap_or(DEFAULT_RESOURCE_ID)
-        .trim_end_matches('/')
-        .to_string();
+    let advertised = s("KustoServiceResourceId").unwrap_or(DEFAULT_RESOURCE_ID);
+    let mut resource = audience(cluster, advertised);
     if aad
         .and_then(|a| a.get("LoginMfaRequired"))
         .and_then(serde_json::Value::as_bool)
@@ -160,10 +225,189 @@ pub(crate) fn cloud_info(body: Option<&[u8]>, env_login: Option<&str>) -> CloudI
     {
         resource = resource.replace(".kusto.", ".kustomfa.");
     }
+    let (login_endpoint, login_source) = match s("LoginEndpoint") {
+        Some(l) => (
+            l.trim().trim_end_matches('/').to_string(),
+            LoginSource::Metadata,
+        ),
+        None => (fallback_login, fallback_source),
+    };
     CloudInfo {
-        login_endpoint: s("LoginEndpoint")
-            .map_or(fallback_login, |l| l.trim_end_matches('/').to_string()),
+        login_endpoint,
+        login_source,
+        login_refused: None,
         resource,
+    }
+}
+
+/// The token audience for `cluster` (the engine URL) when its metadata names `advertised`
+/// as `KustoServiceResourceId`.
+///
+/// The official clients (Azure/azure-kusto-python
+/// `azure-kusto-data/azure/kusto/data/_token_providers.py` `CloudInfoTokenProvider._init_resources`,
+/// and the Java, Node and Go clients alike) ask for `{KustoServiceResourceId}/.default` as
+/// given, and rely on their trusted-endpoints list
+/// (`azure-kusto-data/azure/kusto/data/kusto_trusted_endpoints.py`) to refuse clusters outside
+/// Microsoft's Kusto domains. This crate talks to any cluster URL (emulators, private
+/// front doors), so instead it ties the audience to the cluster: `advertised` is used only when
+/// it is an `https` URL without user info, port, path, query or fragment, and its host is
+/// either
+///
+/// * the cluster's own host (`https://help.westeurope.kusto.windows.net`), or
+/// * `kusto.` followed by a parent domain of the cluster host with at least three labels
+///   (every Kusto DNS suffix has three or more, while `windows.net` or `example.com` are
+///   shared by unrelated services): the per-cloud Kusto resource (`https://kusto.kusto.windows.net` for
+///   `help.westeurope.kusto.windows.net`, `https://kusto.kusto.usgovcloudapi.net` for
+///   `x.kusto.usgovcloudapi.net`).
+///
+/// Otherwise the audience is the cluster URL itself (scheme, host and port, as
+/// [`with_cluster`](crate::KustoBuilder::with_cluster) gave them), which Azure Data Explorer
+/// accepts as a token audience. Either way a hostile metadata document cannot choose an
+/// audience outside the cluster's own domain.
+pub(crate) fn audience(cluster: &str, advertised: &str) -> String {
+    let cluster = cluster.trim_end_matches('/');
+    let cluster_host = reqwest::Url::parse(cluster)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let tied = reqwest::Url::parse(advertised.trim()).ok().and_then(|u| {
+        let bare = u.scheme() == "https"
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.port().is_none()
+            && matches!(u.path(), "" | "/")
+            && u.query().is_none()
+            && u.fragment().is_none();
+        let host = u.host_str()?.to_ascii_lowercase();
+        let ch = cluster_host.as_deref()?;
+        let parent_ok = host.strip_prefix("kusto.").is_some_and(|parent| {
+            parent.matches('.').count() >= 2
+                && ch.len() > parent.len()
+                && ch.ends_with(parent)
+                && ch.as_bytes()[ch.len() - parent.len() - 1] == b'.'
+        });
+        (bare && (host == ch || parent_ok)).then(|| format!("https://{host}"))
+    });
+    tied.unwrap_or_else(|| cluster.to_string())
+}
+
+/// Whether `url` is a login endpoint the user may name: an `https` URL, or plain `http` on a
+/// loopback address (`127.0.0.0/8`, `::1`, `localhost`), without user info.
+pub(crate) fn explicit_login_ok(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return false;
+    };
+    if !u.username().is_empty() || u.password().is_some() {
+        return false;
+    }
+    let loopback = |h: &str| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    match (u.scheme(), u.host_str()) {
+        ("https", Some(_)) => true,
+        ("http", Some(h)) => loopback(h),
+        _ => false,
+    }
+}
+
+/// Whether `url` is `https://<one of KNOWN_AUTHORITY_HOSTS>` (default port, no path).
+pub(crate) fn known_authority(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return false;
+    };
+    u.scheme() == "https"
+        && u.username().is_empty()
+        && u.password().is_none()
+        && u.port().is_none()
+        && matches!(u.path(), "" | "/")
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.host_str().is_some_and(|h| {
+            KNOWN_AUTHORITY_HOSTS
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(h))
+        })
+}
+
+fn same_endpoint(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a.trim()), reqwest::Url::parse(b.trim())) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host() == b.host()
+                && a.port_or_known_default() == b.port_or_known_default()
+                && a.path().trim_end_matches('/') == b.path().trim_end_matches('/')
+                && a.username() == b.username()
+                && a.password() == b.password()
+                && a.query() == b.query()
+        }
+        _ => false,
+    }
+}
+
+/// Checks that the client secret may be sent to `endpoint`, which came from `source`;
+/// `env` is the value of `AadAuthorityUri`, which also vouches for a metadata endpoint equal
+/// to it.
+///
+/// # Errors
+/// Why not: the (redacted) endpoint, who named it, what was expected and which setting
+/// allows another authority.
+pub(crate) fn check_login_endpoint(
+    endpoint: &str,
+    source: LoginSource,
+    env: Option<&str>,
+) -> Result<(), String> {
+    let shown = logship_core::redact_url(endpoint);
+    let explicit = "an https URL (plain http only on a loopback address, for local emulators)";
+    let (ok, named_by, expected, fix) = match source {
+        LoginSource::Default => (true, "", "", ""),
+        LoginSource::Builder => (
+            explicit_login_ok(endpoint),
+            "`with_login_endpoint`",
+            explicit,
+            "correct `with_login_endpoint`",
+        ),
+        LoginSource::Environment => (
+            explicit_login_ok(endpoint),
+            "the `AadAuthorityUri` environment variable",
+            explicit,
+            "correct `AadAuthorityUri`, or name the authority with `with_login_endpoint`",
+        ),
+        LoginSource::Metadata => (
+            known_authority(endpoint)
+                || env.is_some_and(|e| explicit_login_ok(e) && same_endpoint(e, endpoint)),
+            "the cluster's auth metadata (`AzureAD.LoginEndpoint`)",
+            "https on a Microsoft Entra authority host (login.microsoftonline.com, \
+             login.microsoftonline.us, login-us.microsoftonline.com, login.chinacloudapi.cn, \
+             login.partner.microsoftonline.cn, login.microsoftonline.eaglex.ic.gov, \
+             login.microsoftonline.microsoft.scloud, login.sovcloud-identity.fr)",
+            "if you trust this authority, name it with `with_login_endpoint` or the \
+             `AadAuthorityUri` environment variable",
+        ),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "refused to send the client secret to login endpoint `{shown}` named by {named_by}: \
+         expected {expected}; {fix}"
+    ))
+}
+
+/// A 3xx answer to a metadata or token request: never followed (the client has no redirect
+/// policy), reported with its redacted `Location`.
+fn redirect_refused(what: &str, status: u16, location: Option<&str>, fix: &str) -> Verdict {
+    let to = location.map_or_else(
+        || "no Location".to_string(),
+        |l| format!("`{}`", logship_core::redact_url(l)),
+    );
+    Verdict::Unauthorized {
+        reason: format!(
+            "{what} answered {status} redirecting to {to}; redirects are not followed for \
+             credential and metadata requests, so nothing was sent there: {fix}"
+        ),
     }
 }
 
@@ -253,8 +497,16 @@ impl Auth {
             })?;
         let env = std::env::var(AAD_AUTHORITY_ENV).ok();
         let mut info = match reply.status {
-            200..=299 => cloud_info(Some(&reply.body), env.as_deref()),
-            404 => cloud_info(None, env.as_deref()),
+            200..=299 => cloud_info(Some(&reply.body), env.as_deref(), &self.cluster),
+            404 => cloud_info(None, env.as_deref(), &self.cluster),
+            s @ 300..=399 => {
+                return Err(redirect_refused(
+                    "the cluster's auth metadata endpoint",
+                    s,
+                    reply.location.as_deref(),
+                    "give the cluster's final URL to `with_cluster` (or `Data Source`)",
+                ));
+            }
             s => {
                 return Err(classify::other(
                     "the auth metadata endpoint",
@@ -265,8 +517,11 @@ impl Auth {
             }
         };
         if let Some(l) = &self.login_override {
-            info.login_endpoint = l.trim_end_matches('/').to_string();
+            info.login_endpoint = l.trim().trim_end_matches('/').to_string();
+            info.login_source = LoginSource::Builder;
         }
+        info.login_refused =
+            check_login_endpoint(&info.login_endpoint, info.login_source, env.as_deref()).err();
         self.cloud = Some(info.clone());
         Ok(info)
     }
@@ -300,6 +555,10 @@ impl Auth {
                 key,
                 tenant,
             } => {
+                if let Some(reason) = cloud.login_refused {
+                    // Final: every batch would meet the same refusal until the settings change.
+                    return Err(Verdict::Unauthorized { reason });
+                }
                 let url = format!("{}/{}/oauth2/v2.0/token", cloud.login_endpoint, tenant);
                 let form = [
                     ("grant_type", "client_credentials"),
@@ -313,7 +572,14 @@ impl Auth {
                     .header("content-type", "application/x-www-form-urlencoded")
                     .header("accept", "application/json")
                     .body(body);
-                fetch(req, "the AAD token endpoint", now).await?
+                fetch(
+                    req,
+                    "the AAD token endpoint",
+                    "the client secret was not re-sent; if the new location is a trusted \
+                     authority, name it with `with_login_endpoint`",
+                    now,
+                )
+                .await?
             }
             Credentials::ManagedIdentity {
                 client_id,
@@ -343,7 +609,13 @@ impl Auth {
                     Some(h) => rb.header("x-identity-header", h),
                     None => rb.header("metadata", "true"),
                 };
-                fetch(rb, "the managed identity endpoint", now).await?
+                fetch(
+                    rb,
+                    "the managed identity endpoint",
+                    "check `IDENTITY_ENDPOINT`",
+                    now,
+                )
+                .await?
             }
             Credentials::Provider(p) => p.token(&scope).map_err(|e| Verdict::Transient {
                 reason: format!("the token provider failed: {e}"),
@@ -366,6 +638,7 @@ impl Auth {
 async fn fetch(
     req: reqwest::RequestBuilder,
     what: &str,
+    redirect_fix: &str,
     now: SystemTime,
 ) -> Result<AccessToken, Verdict> {
     let reply = transport::execute(req)
@@ -373,6 +646,14 @@ async fn fetch(
         .map_err(|reason| Verdict::Transient {
             reason: format!("{what}: {reason}"),
         })?;
+    if (300..400).contains(&reply.status) {
+        return Err(redirect_refused(
+            what,
+            reply.status,
+            reply.location.as_deref(),
+            redirect_fix,
+        ));
+    }
     if !(200..300).contains(&reply.status) {
         return Err(token_error(
             what,
@@ -448,25 +729,182 @@ mod tests {
 
     #[test]
     fn metadata_parsing_and_fallbacks() {
+        let cluster = "https://help.westeurope.kusto.windows.net";
         let body = br#"{"AzureAD":{"LoginEndpoint":"https://login.example/","KustoServiceResourceId":"https://kusto.kusto.windows.net","LoginMfaRequired":true}}"#;
         assert_eq!(
-            cloud_info(Some(body), None),
+            cloud_info(Some(body), None, cluster),
             CloudInfo {
                 login_endpoint: "https://login.example".into(),
+                login_source: LoginSource::Metadata,
+                login_refused: None,
                 resource: "https://kusto.kustomfa.windows.net".into()
             }
         );
         assert_eq!(
-            cloud_info(None, Some("https://login.sovereign.example/")),
+            cloud_info(None, Some("https://login.sovereign.example/"), cluster),
             CloudInfo {
                 login_endpoint: "https://login.sovereign.example".into(),
+                login_source: LoginSource::Environment,
+                login_refused: None,
                 resource: DEFAULT_RESOURCE_ID.into()
             }
         );
+        let info = cloud_info(Some(b"not json"), None, cluster);
+        assert_eq!(info.login_endpoint, DEFAULT_LOGIN_ENDPOINT);
+        assert_eq!(info.login_source, LoginSource::Default);
+        // A local cluster: the public resource id is not tied to it, so the audience is the
+        // cluster URL.
         assert_eq!(
-            cloud_info(Some(b"not json"), None).login_endpoint,
-            DEFAULT_LOGIN_ENDPOINT
+            cloud_info(None, None, "http://127.0.0.1:8080").resource,
+            "http://127.0.0.1:8080"
         );
+    }
+
+    #[test]
+    fn the_audience_stays_with_the_cluster() {
+        let c = "https://help.westeurope.kusto.windows.net";
+        let cases: &[(&str, &str, &str)] = &[
+            // The per-cloud resource and the cluster itself are accepted.
+            (
+                c,
+                "https://kusto.kusto.windows.net",
+                "https://kusto.kusto.windows.net",
+            ),
+            (
+                c,
+                "https://kusto.kusto.windows.net/",
+                "https://kusto.kusto.windows.net",
+            ),
+            (c, "https://help.westeurope.kusto.windows.net", c),
+            (c, "HTTPS://Help.WestEurope.Kusto.Windows.Net", c),
+            (
+                "https://x.kusto.usgovcloudapi.net",
+                "https://kusto.kusto.usgovcloudapi.net",
+                "https://kusto.kusto.usgovcloudapi.net",
+            ),
+            // Anything else falls back to the cluster URL.
+            (c, "https://management.azure.com", c),
+            (c, "https://graph.microsoft.com", c),
+            (c, "https://kusto.windows.net", c),
+            (c, "http://kusto.kusto.windows.net", c),
+            (c, "https://kusto.kusto.windows.net:8443", c),
+            (c, "https://kusto.kusto.windows.net/path", c),
+            (c, "https://u:p@kusto.kusto.windows.net", c),
+            (c, "https://kusto.evil.example", c),
+            (c, "https://kusto.net", c),
+            (c, "not a url", c),
+            (
+                "https://evilkusto.windows.net",
+                "https://kusto.kusto.windows.net",
+                "https://evilkusto.windows.net",
+            ),
+            (
+                "http://127.0.0.1:9000",
+                "https://kusto.kusto.windows.net",
+                "http://127.0.0.1:9000",
+            ),
+        ];
+        for (cluster, advertised, want) in cases {
+            assert_eq!(
+                audience(cluster, advertised),
+                *want,
+                "{cluster} {advertised}"
+            );
+        }
+    }
+
+    #[test]
+    fn login_endpoints_from_metadata_must_be_known_authorities() {
+        let m = LoginSource::Metadata;
+        for ok in [
+            "https://login.microsoftonline.com",
+            "https://login.microsoftonline.com/",
+            "https://LOGIN.microsoftonline.us",
+            "https://login.chinacloudapi.cn",
+            "https://login.partner.microsoftonline.cn",
+            "https://login.sovcloud-identity.fr",
+        ] {
+            assert_eq!(check_login_endpoint(ok, m, None), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://login.microsoftonline.com",
+            "http://127.0.0.1:9999",
+            "https://login.microsoftonline.com.evil.example",
+            "https://login.microsoftonline.com:8443",
+            "https://login.microsoftonline.com/x",
+            "https://user:pw@login.microsoftonline.com",
+            "https://login.evil.example",
+            "login.microsoftonline.com",
+        ] {
+            let e = check_login_endpoint(bad, m, None).unwrap_err();
+            assert!(e.starts_with("refused to send the client secret"), "{e}");
+            assert!(e.contains("AzureAD.LoginEndpoint"), "{e}");
+            assert!(
+                e.contains("with_login_endpoint") && e.contains("AadAuthorityUri"),
+                "{e}"
+            );
+            assert!(!e.contains("pw@"), "{e}");
+        }
+        // The user's `AadAuthorityUri` vouches for the same endpoint, and only that one.
+        let env = Some("https://login.sovereign.example/");
+        assert_eq!(
+            check_login_endpoint("https://login.sovereign.example", m, env),
+            Ok(())
+        );
+        assert!(check_login_endpoint("https://login.other.example", m, env).is_err());
+        assert!(
+            check_login_endpoint(
+                "http://login.sovereign.example",
+                m,
+                Some("http://login.sovereign.example")
+            )
+            .is_err(),
+            "plain http off loopback stays refused"
+        );
+    }
+
+    #[test]
+    fn login_endpoints_the_user_names() {
+        for src in [LoginSource::Builder, LoginSource::Environment] {
+            for ok in [
+                "https://login.sovereign.example",
+                "http://127.0.0.1:8080",
+                "http://localhost:1",
+                "http://[::1]:2",
+            ] {
+                assert_eq!(check_login_endpoint(ok, src, None), Ok(()), "{ok}");
+            }
+            for bad in [
+                "http://login.example",
+                "http://10.0.0.1",
+                "ftp://x",
+                "",
+                "x",
+            ] {
+                assert!(check_login_endpoint(bad, src, None).is_err(), "{bad}");
+            }
+        }
+        let e = check_login_endpoint("http://login.example", LoginSource::Environment, None)
+            .unwrap_err();
+        assert!(e.contains("`AadAuthorityUri` environment variable"), "{e}");
+    }
+
+    #[test]
+    fn redirects_name_the_redacted_location() {
+        let v = redirect_refused(
+            "the AAD token endpoint",
+            307,
+            Some("http://u:hunter2@127.0.0.1:9/t/oauth2/v2.0/token?sig=secret"),
+            "fix",
+        );
+        let r = v.reason();
+        assert!(matches!(v, Verdict::Unauthorized { .. }));
+        assert!(r.contains("307"), "{r}");
+        assert!(
+            r.contains("`http://***@127.0.0.1:9/t/oauth2/v2.0/token?***`"),
+            "{r}"
+        );
+        assert!(!r.contains("hunter2") && !r.contains("sig=secret"), "{r}");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
 //! | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
 //! | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
-//! | login endpoint | the cluster's auth metadata, else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
+//! | login endpoint | the cluster's auth metadata (only a known Microsoft Entra authority host), else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
 //! | TLS | the platform's trust store |
 //! | `x-ms-app` / `x-ms-user` | executable name / `$USER` (`[none]`) |
 //! | core: max records per batch | 8 192 (the original's `capacity`) |
@@ -69,7 +69,7 @@ pub enum IngestionMode {
 /// | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
 /// | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
 /// | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
-/// | login endpoint | the cluster's auth metadata, else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
+/// | login endpoint | the cluster's auth metadata (only a known Microsoft Entra authority host), else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
 /// | TLS | the platform's trust store |
 /// | `x-ms-app` / `x-ms-user` | executable name / `$USER` (`[none]`) |
 /// | core: max records per batch | 8 192 (the original's `capacity`) |
@@ -300,6 +300,14 @@ impl KustoBuilder {
     /// The AAD login endpoint (authority host), e.g. `https://login.microsoftonline.us`;
     /// overrides the cluster's metadata. The environment variable `AadAuthorityUri` is the
     /// fallback when the cluster publishes no metadata.
+    ///
+    /// The client secret goes to this endpoint. Without this setting, a login endpoint named by
+    /// the cluster's (unauthenticated) metadata is used only when it is one of the
+    /// [`KNOWN_AUTHORITY_HOSTS`](crate::auth::KNOWN_AUTHORITY_HOSTS) over `https` (or equals
+    /// `AadAuthorityUri`); name any other authority you trust here.
+    ///
+    /// `build()` refuses a URL that is not `https`, except plain `http` on a loopback address
+    /// (`127.0.0.1`, `[::1]`, `localhost`) for local emulators.
     pub fn with_login_endpoint(self, url: impl Into<String>) -> Self {
         Self {
             login_endpoint: Some(url.into()),
@@ -512,6 +520,18 @@ impl KustoBuilder {
             }
             _ => {}
         }
+        if let Some(l) = &self.login_endpoint
+            && !crate::auth::explicit_login_ok(l)
+        {
+            return Err(KustoError::invalid(
+                "with_login_endpoint",
+                format!(
+                    "`{}` is not an https URL (plain http is allowed only on a loopback address, \
+                     for local emulators): the client secret is sent there",
+                    redact_url(l)
+                ),
+            ));
+        }
         let tls = transport::tls_config(&self.tls)?;
         let host = self.host.unwrap_or_else(|| {
             hostname::get()
@@ -640,6 +660,12 @@ mod tests {
                 .with_no_authentication()
                 .with_max_request_bytes(5 * 1024 * 1024))
             .starts_with("`with_max_request_bytes` is 5242880 bytes")
+        );
+        assert!(
+            err(full()
+                .with_no_authentication()
+                .with_login_endpoint("http://login.example.com"))
+            .starts_with("`with_login_endpoint` `http://login.example.com` is not an https URL")
         );
         assert!(matches!(
             full()

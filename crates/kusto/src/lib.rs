@@ -82,6 +82,9 @@
 //! read from the cluster's `/v1/rest/auth/metadata`; the login endpoint from
 //! [`with_login_endpoint`](KustoBuilder::with_login_endpoint), else the metadata, else the
 //! `AadAuthorityUri` environment variable ([`AAD_AUTHORITY_ENV`]), else the public cloud.
+//! A login endpoint named by the metadata must be `https` on one of the
+//! [`KNOWN_AUTHORITY_HOSTS`] (or be the one `AadAuthorityUri` names), the token audience
+//! stays tied to the cluster, and no request follows a redirect: see [`auth`].
 //! Keys and tokens never appear in `Debug`, errors or logs ([`Secret`]).
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -95,7 +98,7 @@ mod queued;
 mod sink;
 mod transport;
 
-pub use auth::{AAD_AUTHORITY_ENV, AccessToken, TokenProvider};
+pub use auth::{AAD_AUTHORITY_ENV, AccessToken, KNOWN_AUTHORITY_HOSTS, TokenProvider};
 pub use config::{DEFAULT_MAPPING_NAME, IngestionMode, KustoBuilder, STREAMING_LIMIT_BYTES};
 pub use encode::{COLUMNS, create_mapping_command, create_table_command};
 pub use error::{ConnectionStringError, KustoError, Secret};
@@ -153,7 +156,8 @@ pub mod fuzzing {
     /// worker does; returns the token's lifetime from `now`, if it has an expiry.
     pub fn auth_answers(body: &[u8], now_secs: u64) -> Option<Duration> {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now_secs % (1 << 33));
-        let _ = crate::auth::cloud_info(Some(body), None);
+        let info = crate::auth::cloud_info(Some(body), None, "https://help.kusto.windows.net");
+        let _ = crate::auth::check_login_endpoint(&info.login_endpoint, info.login_source, None);
         let t = crate::auth::parse_token(body, now).ok()?;
         t.expires_at
             .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))

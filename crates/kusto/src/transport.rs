@@ -142,6 +142,10 @@ pub(crate) fn client(
         .tls_backend_preconfigured(tls)
         .http1_only()
         .no_proxy()
+        // Never follow a redirect: a 307 from a token endpoint would re-post the client
+        // secret, and a 3xx elsewhere would carry a bearer token or data to a host nobody
+        // chose. A 3xx is answered to the caller (`Reply::location`).
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
@@ -209,6 +213,8 @@ pub(crate) fn ascii(s: &str) -> String {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) retry_after: Option<String>,
+    /// The `Location` header (3xx answers; redirects are never followed).
+    pub(crate) location: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -221,10 +227,16 @@ pub(crate) async fn execute(req: reqwest::RequestBuilder) -> Result<Reply, Strin
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = resp.bytes().await.map_err(describe)?.to_vec();
     Ok(Reply {
         status,
         retry_after,
+        location,
         body,
     })
 }

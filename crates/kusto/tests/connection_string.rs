@@ -20,6 +20,9 @@ fn a_connection_string_is_enough_to_ship() {
     let (layer, guard) = KustoLayer::from_connection_string(&cs)
         .expect("valid connection string")
         .with_table(TABLE)
+        // The receiver's metadata names itself (plain http) as login endpoint: not a
+        // Microsoft Entra authority host, so it must be named explicitly.
+        .with_login_endpoint(r.url())
         .with_ingestion_mode(IngestionMode::Streaming)
         .build()
         .expect("valid config");

@@ -2,6 +2,8 @@
 //! pointed at it with fast retries, and an undelivered-records recorder.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,13 +51,16 @@ pub fn receiver() -> KustoReceiver {
     receiver_builder().start().expect("receiver starts")
 }
 
-/// A builder for `r` with client credentials, fast retries and a short linger.
+/// A builder for `r` with client credentials, fast retries and a short linger. The receiver
+/// is also the login endpoint, named explicitly: its metadata's plain-http `LoginEndpoint`
+/// would be refused (it is not a Microsoft Entra authority host).
 pub fn builder(r: &KustoReceiver) -> KustoBuilder {
     KustoLayer::builder()
         .with_cluster(r.url())
         .with_database(DB)
         .with_table(TABLE)
         .with_application_key(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, "contoso")
+        .with_login_endpoint(r.url())
         .with_host_name("test-host")
         .with_app_name("logship-kusto-tests")
         .with_user_name("tester")

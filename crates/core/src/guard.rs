@@ -60,20 +60,39 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The caller's path: queue the record, nudge the worker if a batch is ready.
+    ///
+    /// A batch is ready when the records queued **plus those the worker already took for its
+    /// next batch** reach the batch's record or byte bound. The worker's records left the
+    /// queue word when it took them, so the word alone would miss a batch the worker started
+    /// (it would wait for the linger timer); the worker publishes what it holds in
+    /// [`Queue::staged`], and this adds it.
+    ///
+    /// Why a second word rather than leaving taken records in the queue word until their batch
+    /// is sent (which would cost the caller nothing at all; this costs one `Relaxed` load of a
+    /// line the worker writes a few times per batch): held records counted in the queue word
+    /// would take room from the queue while the worker holds a partial batch, so a burst would
+    /// be dropped where it is queued now (a queue may be as small as one batch), and
+    /// `Stats::queue_len`/`queue_bytes`, the drop-oldest eviction and the final drain would all
+    /// have to count records that are no longer in the queue.
     #[inline]
     pub(crate) fn push(&self, rec: Box<Record>) {
         let urgent = self.flush_level.is_some_and(|fl| rec.level <= fl);
         match self.queue.push(rec) {
             Some(state) => {
-                if urgent
-                    || state >> QUEUE_BYTES_BITS >= self.batch_records
-                    || state & QUEUE_BYTES_MASK >= self.batch_bytes
-                {
+                if urgent || self.batch_ready(state, self.queue.staged()) {
                     self.nudge.wake();
                 }
             }
             None => self.dropped(),
         }
+    }
+
+    /// Whether `queued` (the queue word after a push, without the closed bit) and `staged`
+    /// (what the worker holds, [`Queue::staged`]) make a full batch, by records or by bytes.
+    #[inline]
+    fn batch_ready(&self, queued: u64, staged: u64) -> bool {
+        (queued >> QUEUE_BYTES_BITS) + (staged >> QUEUE_BYTES_BITS) >= self.batch_records
+            || (queued & QUEUE_BYTES_MASK) + (staged & QUEUE_BYTES_MASK) >= self.batch_bytes
     }
 
     /// A record was dropped (the cold path): the first record emitted after shutdown says so

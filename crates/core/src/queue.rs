@@ -9,14 +9,21 @@
 //! or block the caller for at most a timeout. Every drop is counted by cause, and (when an
 //! undelivered callback or dead-letter folder is configured) handed to the worker through a
 //! small side lane so the callback runs on the worker thread, never the caller's.
+//!
+//! The bounds count what waits in the queue: records the worker has taken for its next batch
+//! leave the queue word (and `Stats::queue_len`/`queue_bytes`) as it takes them. So that a
+//! full batch still wakes the worker, the worker publishes what it holds in a second word,
+//! [`Queue::staged`], which the caller adds to the queue word when it decides whether to
+//! nudge (see `Shared::push`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use tracing_core::Level;
 
 use crate::Record;
@@ -131,6 +138,13 @@ pub(crate) struct Queue {
     space: Mutex<()>,
     space_cv: Condvar,
     waiters: AtomicUsize,
+    /// What the worker has taken out of the queue and not yet sent (its partial batch, and
+    /// records it is moving to the spool), packed as the queue word is:
+    /// `records << QUEUE_BYTES_BITS | estimated bytes`. Written by the worker only, a few
+    /// times per batch; read by the caller on every push (one `Relaxed` load of a line that
+    /// stays in its cache between batches). It has no closed bit: the count is every bit above
+    /// the bytes. See [`stage_and_take`](Self::stage_and_take).
+    staged: CachePadded<AtomicU64>,
     #[cfg(test)]
     hooks: tests::Hooks,
 }
@@ -171,6 +185,7 @@ impl Queue {
             space: Mutex::new(()),
             space_cv: Condvar::new(),
             waiters: AtomicUsize::new(0),
+            staged: CachePadded::new(AtomicU64::new(0)),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
         })
@@ -263,6 +278,48 @@ impl Queue {
                 .fetch_sub(pack(records, bytes), Ordering::AcqRel);
         });
         self.wake_waiters();
+    }
+
+    /// Worker side: as [`take_accounted`](Self::take_accounted), for records the worker keeps
+    /// for a while (its next batch; records on their way to the spool): adds them to
+    /// [`staged`](Self::staged) **before** they leave the queue word. Give them back with
+    /// [`unstage`](Self::unstage) once they are sent, spooled or otherwise resolved.
+    ///
+    /// Why this order: a caller decides whether a batch is ready from the queue word its
+    /// reservation returned plus `staged`. If its compare-and-swap comes before this release
+    /// in the word's order, the word it got still counts these records; if after, it acquired
+    /// this release and so reads the `staged` written before it. Either way they are counted
+    /// (at worst twice, which costs one early wake-up), so a full batch always nudges.
+    pub(crate) fn stage_and_take(&self, records: u64, bytes: u64) {
+        if records == 0 && bytes == 0 {
+            return;
+        }
+        // The worker is the only writer: no read-modify-write needed.
+        let cur = self.staged.load(Ordering::Relaxed);
+        self.staged
+            .store(cur + pack(records, bytes), Ordering::Relaxed);
+        // Ordered before the word's release by that release (AcqRel).
+        self.take_accounted(records, bytes);
+    }
+
+    /// Worker side: records given to [`stage_and_take`](Self::stage_and_take) left the worker's
+    /// hands (sent as a batch, spooled, resolved). Lowering `staged` late only costs callers an
+    /// early nudge, never a missed one.
+    pub(crate) fn unstage(&self, records: u64, bytes: u64) {
+        // No closed bit here: the count takes every bit above the bytes.
+        let cur = self.staged.load(Ordering::Relaxed);
+        let (n, b) = (cur >> QUEUE_BYTES_BITS, cur & QUEUE_BYTES_MASK);
+        debug_assert!(n >= records && b >= bytes, "unstaging more than was staged");
+        let next = pack(n.saturating_sub(records), b.saturating_sub(bytes));
+        self.staged.store(next, Ordering::Relaxed);
+    }
+
+    /// Caller side: what the worker holds out of the queue (see
+    /// [`stage_and_take`](Self::stage_and_take)), packed as the queue word is. Read it after
+    /// [`push`](Self::push), whose reservation acquires the worker's releases.
+    #[inline]
+    pub(crate) fn staged(&self) -> u64 {
+        self.staged.load(Ordering::Relaxed)
     }
 
     /// Wakes callers blocked under [`Overflow::Block`] after room was given back or the queue
@@ -656,6 +713,30 @@ mod tests {
         let bytes = v.iter().map(|r| u64::from(r.est_size)).sum();
         q.take_accounted(v.len() as u64, bytes);
         v
+    }
+
+    /// Records the worker stages leave the queue word (and `Stats`) but stay visible in
+    /// `staged` until unstaged, so queue word + staged counts everything not yet sent.
+    #[test]
+    fn staged_records_leave_the_word_but_stay_counted() {
+        let (q, _rx, c) = queue(10, u64::MAX >> 30, Overflow::DropNewest);
+        let mut state = 0;
+        for _ in 0..3 {
+            state = q.push(rec(Level::INFO, 1)).unwrap();
+        }
+        let size = (state & QUEUE_BYTES_MASK) / 3;
+        let taken: Vec<_> = std::iter::from_fn(|| q.pop()).take(2).collect();
+        q.stage_and_take(2, 2 * size);
+        assert_eq!(q.staged(), pack(2, 2 * size));
+        let st = c.snapshot();
+        assert_eq!((st.queue_len, st.queue_bytes, st.enqueued), (1, size, 3));
+        assert_eq!(c.taken.load(Ordering::Relaxed), 2);
+        let word = q.push(rec(Level::INFO, 1)).unwrap();
+        let total = (word >> QUEUE_BYTES_BITS) + (q.staged() >> QUEUE_BYTES_BITS);
+        assert_eq!(total, 4, "queued + staged");
+        q.unstage(2, 2 * size);
+        assert_eq!(q.staged(), 0);
+        drop(taken);
     }
 
     #[test]

@@ -6,13 +6,20 @@
 //! typical event; it wakes when
 //!
 //! * the batch timer ticks (every `linger`): everything queued is sent;
-//! * a producer nudges it: the queue holds a full batch (by records or bytes), or a record at or
-//!   above the flush level arrived;
+//! * a producer nudges it: the records queued plus those the worker already took for its next
+//!   batch make a full batch (by records or bytes), or a record at or above the flush level
+//!   arrived;
 //! * a flush or shutdown is requested, a retry is due, or the circuit breaker's cool-down ends.
 //!
 //! One batch is in flight at a time, and retries of a batch go before newer records, so records
 //! are delivered in order. While a batch waits for its retry, newer records stay in the bounded
 //! queue, so memory stays bounded by the queue limits plus one batch.
+//!
+//! Records the worker takes leave the queue's bounds at once (one release per batch), so the
+//! producer cannot see them in the queue word. Until they are sent (or spooled) the worker
+//! keeps them *staged* ([`Queue::stage_and_take`], [`Queue::unstage`]): the producer adds the
+//! staged count to the queue word when it decides whether to nudge, so a batch the worker has
+//! started and the queue completes goes at once, not at the next linger tick.
 
 // Records travel in the boxes the callers filled (`Vec<Box<Record>>`): the boxes are what the
 // queue recycles, so a record is never copied between capture and the pool.
@@ -134,8 +141,9 @@ struct Take<'a> {
 }
 
 /// Moves up to one batch's worth of records from the queue into `out` (prepared, and accounted
-/// as taken: one release of the queue's bounds for the lot). Returns the number taken and
-/// whether one of them is at or above the flush level.
+/// as taken: one release of the queue's bounds for the lot, staged first, see
+/// [`Queue::stage_and_take`]; [`Queue::unstage`] them when they leave the worker's hands).
+/// Returns the number taken and whether one of them is at or above the flush level.
 fn take_records(
     queue: &Queue,
     counters: &Counters,
@@ -162,7 +170,7 @@ fn take_records(
     if n > 0 {
         // One release per batch, not per record: the caller's hot word is touched rarely;
         // `taken` and the release change together, so `Stats` stays a consistent cut.
-        queue.take_accounted(n, bytes);
+        queue.stage_and_take(n, bytes);
     }
     (n, urgent)
 }
@@ -284,6 +292,7 @@ impl Stall {
             self.taken += n;
             if spool_counted(sp, counters, &records, false).is_some() {
                 self.resolved += n;
+                queue.unstage(n, bytes);
                 queue.recycle(records);
             } else {
                 self.failed = true;
@@ -445,10 +454,11 @@ impl<S: Sink> Worker<S> {
             if self.inflight.is_none() && self.pending.is_empty() && (self.queue.len() == 0) {
                 self.drain = false;
             }
-            // A full batch waiting goes at once, unless the breaker holds it back: then the
-            // worker sleeps until the cool-down ends (no loop iteration without a wait).
+            // A full batch waiting (counting the records already taken) goes at once, unless
+            // the breaker holds it back: then the worker sleeps until the cool-down ends (no
+            // loop iteration without a wait).
             if self.inflight.is_none()
-                && self.queue.len() >= self.set.max_batch_records
+                && self.pending.len() + self.queue.len() >= self.set.max_batch_records
                 && self.breaker.blocked_until(now).is_none()
             {
                 continue;
@@ -484,8 +494,7 @@ impl<S: Sink> Worker<S> {
             || self.pending_bytes >= self.set.max_batch_bytes;
         let flushing = !self.waiters.is_empty() || self.shutdown_deadline.is_some();
         if full || self.urgent || self.drain || flushing {
-            let records = std::mem::take(&mut self.pending);
-            self.pending_bytes = 0;
+            let records = self.take_pending();
             self.urgent = false;
             let id = self.next_batch_id;
             self.next_batch_id += 1;
@@ -576,10 +585,15 @@ impl<S: Sink> Worker<S> {
                 break;
             }
             let records = std::mem::take(&mut self.pending);
+            let (n, bytes) = (records.len() as u64, self.pending_bytes);
             self.pending_bytes = 0;
             self.urgent = false;
             match self.spool_records(records, false, true) {
-                Ok(()) => moved = true,
+                Ok(()) => {
+                    // Unstaged only once on disk: when the write fails they stay staged.
+                    self.queue.unstage(n, bytes);
+                    moved = true;
+                }
                 Err(records) => {
                     self.pending_bytes = records.iter().map(|r| u64::from(r.est_size)).sum();
                     self.pending = records;
@@ -643,6 +657,14 @@ impl<S: Sink> Worker<S> {
             sp.remove(seq);
             self.sync_spool_gauges();
         }
+    }
+
+    /// Takes the partial batch out of `pending` (and out of what the queue counts as staged).
+    fn take_pending(&mut self) -> Vec<Box<Record>> {
+        self.queue
+            .unstage(self.pending.len() as u64, self.pending_bytes);
+        self.pending_bytes = 0;
+        std::mem::take(&mut self.pending)
     }
 
     fn fill_pending(&mut self, _now: Instant) {
@@ -1076,6 +1098,8 @@ impl<S: Sink> Worker<S> {
                 reply,
                 shutdown,
             } => {
+                // `taken` counts every record the worker took, so the mark covers its partial
+                // batch (`pending`) and the batch in flight as well as the queue.
                 // Read evictions before the channel length: a racing eviction then makes the
                 // mark low by one (flush returns a hair early), never high (flush would hang).
                 let mark = mark.unwrap_or_else(|| {
@@ -1196,7 +1220,7 @@ impl<S: Sink> Worker<S> {
             }
             left.append(&mut inf.batch.records);
         }
-        left.append(&mut self.pending);
+        left.append(&mut self.pending); // not unstaged: the queue is closed to pushes
         self.drain_closed_queue(&mut left);
         if !left.is_empty() && self.set.spool.is_some() {
             left = self
@@ -1282,7 +1306,7 @@ impl<S: Sink> Worker<S> {
         {
             left.append(&mut inf.batch.records);
         }
-        left.append(&mut self.pending);
+        left.append(&mut self.pending); // not unstaged: the queue is closed to pushes
         self.drain_closed_queue(&mut left);
         // Records the panic took with it (a batch being handled when it struck) cannot be
         // reported, but they are counted: everything taken and neither resolved nor in hand.

@@ -1,19 +1,24 @@
-//! What a `_bulk` response means: pure functions from (status, headers, body) to a verdict,
-//! following the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html> "Bulk response and retry rules".
+//! What a `_bulk` response means: pure functions from a [`Reply`] to a verdict, following the
+//! Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html>
+//! "Bulk response and retry rules". Only the Elasticsearch-specific cases are decided here;
+//! every other status falls back to the shared table, [`logship_http::classify`].
 //!
 //! | response | verdict |
 //! |---|---|
-//! | 2xx | parse `items` (in request order): 2xx delivered; 409 on `create` delivered as a duplicate; 429 and 5xx retried alone; other statuses rejected with the item's `error.type: reason` |
-//! | 2xx whose body is not a bulk response | retry the whole request (the `_id`s make that safe) |
-//! | 408, 429, 5xx | retry the whole request; `Retry-After` (seconds or HTTP date) is the delay |
+//! | 2xx | parse `items` (in request order): 2xx delivered; 409 on `create` delivered as a duplicate; 429 and 5xx retried alone; other statuses rejected with the item's `error.type: reason` (at most 512 bytes) |
+//! | 2xx whose body is not a bulk response, or was cut at the reply cap | retry the whole request (the `_id`s make that safe) |
 //! | 413 | split the request (the sink halves it until it fits) |
-//! | other 4xx, 3xx, 1xx | reject the whole request with the status and the server's reason |
+//! | anything else | [`logship_http::classify`]: 3xx rejected naming the `Location` (never followed); 408, 429, 5xx but 501/505 retried after `Retry-After`; other 4xx rejected; reasons carry the server's `error.type: reason` |
 
-use std::time::{Duration, SystemTime};
-
+use logship_core::Verdict;
+use logship_core::excerpt::{MAX_EXCERPT_BYTES, bounded, excerpt};
+use logship_http::Reply;
 use serde::Deserialize;
 
 use crate::encode::BulkAction;
+
+/// What the requests are called in reasons.
+const WHAT: &str = "bulk request";
 
 /// The fate of one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,18 +32,25 @@ pub(crate) enum ItemFate {
 
 /// The verdict on one `_bulk` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum BulkVerdict {
     /// One fate per document sent, in order.
     Items(Vec<ItemFate>),
-    /// Nothing was indexed; try again (after the server's delay, if given).
-    RetryAll {
-        after: Option<Duration>,
-        reason: String,
-    },
-    /// Refused for good.
-    RejectAll { reason: String },
+    /// The same verdict for every document of the request (a whole-request retry or
+    /// refusal).
+    Whole(Verdict),
     /// 413: the body is larger than the server accepts.
     TooLarge,
+}
+
+impl ItemFate {
+    /// The shared verdict (a duplicate is delivered).
+    pub(crate) fn verdict(&self) -> Verdict {
+        match self {
+            ItemFate::Delivered | ItemFate::Duplicate => Verdict::Delivered,
+            ItemFate::Retry(why) => Verdict::retry(why.clone()),
+            ItemFate::Rejected(why) => Verdict::rejected(why.clone()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -55,26 +67,42 @@ struct ItemResult {
     error: Option<serde_json::Value>,
 }
 
-/// Classifies a response to a `_bulk` request that carried `docs` documents with `action`.
-pub(crate) fn classify(
-    status: u16,
-    retry_after: Option<&str>,
-    body: &[u8],
-    docs: usize,
-    action: BulkAction,
-    now: SystemTime,
-) -> Verdict {
-    match status {
-        200..=299 => classify_items(body, docs, action),
-        408 | 429 | 500..=599 => Verdict::RetryAll {
-            after: retry_after.and_then(|v| parse_retry_after(v, now)),
-            reason: format!("http {status}: {}", error_reason(body)),
-        },
-        413 => Verdict::TooLarge,
-        _ => Verdict::RejectAll {
-            reason: format!("http {status}: {}", error_reason(body)),
-        },
+/// Classifies the reply to a `_bulk` request that carried `docs` documents with `action`.
+pub(crate) fn classify(reply: &Reply, docs: usize, action: BulkAction) -> BulkVerdict {
+    match reply.status {
+        200..=299 if !reply.complete => BulkVerdict::Whole(Verdict::retry(format!(
+            "{WHAT}: http {}: {}",
+            reply.status,
+            reply.cut_note().unwrap_or_default()
+        ))),
+        200..=299 => classify_items(&reply.body, docs, action),
+        413 => BulkVerdict::TooLarge,
+        300..=399 => BulkVerdict::Whole(logship_http::classify(reply, WHAT)),
+        _ => BulkVerdict::Whole(match logship_http::classify(reply, WHAT) {
+            Verdict::Retry { after, .. } => Verdict::Retry {
+                after,
+                reason: reply_reason(reply),
+            },
+            Verdict::Rejected { .. } => Verdict::rejected(reply_reason(reply)),
+            // Not reached (2xx is handled above); the shared verdict stands.
+            other => other,
+        }),
     }
+}
+
+/// `bulk request: http {status}: {error.type: reason}` (with the cap note when cut).
+fn reply_reason(reply: &Reply) -> String {
+    let mut s = format!(
+        "{WHAT}: http {}: {}",
+        reply.status,
+        error_reason(&reply.body)
+    );
+    if let Some(note) = reply.cut_note() {
+        s.push_str(" (");
+        s.push_str(&note);
+        s.push(')');
+    }
+    s
 }
 
 /// A `_bulk` response read without building its items: whether any failed, and how many
@@ -112,7 +140,7 @@ impl<'de> Deserialize<'de> for AnyObject {
     }
 }
 
-fn classify_items(body: &[u8], docs: usize, action: BulkAction) -> Verdict {
+fn classify_items(body: &[u8], docs: usize, action: BulkAction) -> BulkVerdict {
     // The usual answer, `"errors":false`: every item delivered; its contents (some 150 bytes
     // each from Elasticsearch) need not be built. Anything else is read in full below.
     if let Ok(summary) = serde_json::from_slice::<BulkSummary>(body)
@@ -125,20 +153,20 @@ fn classify_items(body: &[u8], docs: usize, action: BulkAction) -> Verdict {
             docs,
             ItemFate::Retry("no item for this document in the bulk response".into()),
         );
-        return Verdict::Items(fates);
+        return BulkVerdict::Items(fates);
     }
     classify_items_full(body, docs, action)
 }
 
 /// Reads every item (a response with errors, or one the summary could not read).
-fn classify_items_full(body: &[u8], docs: usize, action: BulkAction) -> Verdict {
+fn classify_items_full(body: &[u8], docs: usize, action: BulkAction) -> BulkVerdict {
     let parsed: BulkResponse = match serde_json::from_slice(body) {
         Ok(p) => p,
         Err(e) => {
-            return Verdict::RetryAll {
-                after: None,
-                reason: format!("unreadable bulk response: {e}"),
-            };
+            return BulkVerdict::Whole(Verdict::retry(format!(
+                "{WHAT}: unreadable bulk response: {}",
+                bounded(&e.to_string(), MAX_EXCERPT_BYTES)
+            )));
         }
     };
     let mut fates = Vec::with_capacity(docs);
@@ -162,7 +190,7 @@ fn classify_items_full(body: &[u8], docs: usize, action: BulkAction) -> Verdict 
             "no item for this document in the bulk response".into(),
         ));
     }
-    Verdict::Items(fates)
+    BulkVerdict::Items(fates)
 }
 
 fn item_fate(r: ItemResult, action: BulkAction) -> ItemFate {
@@ -181,9 +209,10 @@ fn item_reason(status: u16, error: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// `type: reason` of an Elasticsearch error object (or the string itself).
+/// `type: reason` of an Elasticsearch error object (or the string itself), as one line of at
+/// most [`MAX_EXCERPT_BYTES`] (a server may put anything, of any size, in `reason`).
 fn describe_error(e: &serde_json::Value) -> String {
-    match e {
+    let text = match e {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Object(o) => {
             let ty = o.get("type").and_then(|v| v.as_str()).unwrap_or("error");
@@ -193,57 +222,43 @@ fn describe_error(e: &serde_json::Value) -> String {
             }
         }
         other => other.to_string(),
-    }
+    };
+    bounded(&text, MAX_EXCERPT_BYTES)
 }
 
-/// The reason in an error response body, or the start of the body.
+/// The reason in an error response body (`error.type: reason`), or an excerpt of the body;
+/// at most [`MAX_EXCERPT_BYTES`] either way.
 pub(crate) fn error_reason(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
         && let Some(e) = v.get("error")
     {
         return describe_error(e);
     }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
+    let text = excerpt(body);
     if text.is_empty() {
-        return "(empty body)".into();
+        "(empty body)".into()
+    } else {
+        text
     }
-    let mut end = text.len().min(300);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
-/// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the past is
-/// no delay; anything unreadable is ignored.
-pub(crate) fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let when = SystemTime::from(when.with_timezone(&chrono::Utc));
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn now() -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480) // Wed, 21 Oct 2015 07:28:00 GMT
+    use logship_http::reqwest::header::{HeaderMap, HeaderValue};
+    use std::time::Duration;
+
+    fn reply(status: u16, headers: &[(&'static str, &'static str)], body: &str) -> Reply {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        Reply::from_parts(status, &h, body.to_string().into(), true, 1 << 20)
     }
 
-    fn c(status: u16, body: &str, docs: usize) -> Verdict {
-        classify(
-            status,
-            None,
-            body.as_bytes(),
-            docs,
-            BulkAction::Create,
-            now(),
-        )
+    fn c(status: u16, body: &str, docs: usize) -> BulkVerdict {
+        classify(&reply(status, &[], body), docs, BulkAction::Create)
     }
 
     #[test]
@@ -251,7 +266,7 @@ mod tests {
         let body = r#"{"took":3,"errors":false,"items":[{"create":{"_index":"a","_id":"1","status":201,"result":"created"}},{"create":{"_index":"a","_id":"2","status":201}}]}"#;
         assert_eq!(
             c(200, body, 2),
-            Verdict::Items(vec![ItemFate::Delivered, ItemFate::Delivered])
+            BulkVerdict::Items(vec![ItemFate::Delivered, ItemFate::Delivered])
         );
     }
 
@@ -274,7 +289,7 @@ mod tests {
             r#"{{"took":1,"errors":true,"items":[{}]}}"#,
             items.join(",")
         );
-        let Verdict::Items(f) = c(200, &body, 7) else {
+        let BulkVerdict::Items(f) = c(200, &body, 7) else {
             panic!("not items")
         };
         assert_eq!(
@@ -294,9 +309,9 @@ mod tests {
     #[test]
     fn conflict_on_index_is_rejected() {
         let body = r#"{"errors":true,"items":[{"index":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"r"}}}]}"#;
-        let v = classify(200, None, body.as_bytes(), 1, BulkAction::Index, now());
+        let v = classify(&reply(200, &[], body), 1, BulkAction::Index);
         assert!(
-            matches!(&v, Verdict::Items(f) if matches!(f[0], ItemFate::Rejected(_))),
+            matches!(&v, BulkVerdict::Items(f) if matches!(f[0], ItemFate::Rejected(_))),
             "{v:?}"
         );
     }
@@ -304,14 +319,14 @@ mod tests {
     #[test]
     fn missing_items_are_retried_and_garbage_retries_all() {
         let body = r#"{"errors":false,"items":[{"create":{"status":201}}]}"#;
-        let Verdict::Items(f) = c(200, body, 3) else {
+        let BulkVerdict::Items(f) = c(200, body, 3) else {
             panic!("not items")
         };
         assert_eq!(f[0], ItemFate::Delivered);
         assert!(matches!(f[1], ItemFate::Retry(_)) && matches!(f[2], ItemFate::Retry(_)));
         assert!(matches!(
             c(200, "<html>proxy</html>", 1),
-            Verdict::RetryAll { after: None, .. }
+            BulkVerdict::Whole(Verdict::Retry { after: None, .. })
         ));
     }
 
@@ -344,7 +359,7 @@ mod tests {
             let full = classify_items_full(body.as_bytes(), docs, BulkAction::Create);
             // Only numbers beyond f64 are read differently (skipped, not rejected).
             if body.contains("1e400") {
-                assert!(matches!(fast, Verdict::Items(_)), "{body}");
+                assert!(matches!(fast, BulkVerdict::Items(_)), "{body}");
                 continue;
             }
             assert_eq!(fast, full, "{body}");
@@ -370,46 +385,94 @@ mod tests {
             (403, "", "reject"),
             (404, "", "reject"),
             (406, "", "reject"),
+            (501, "", "reject"),
             (301, "", "reject"),
+            (307, "", "reject"),
         ] {
             let got = match c(status, body, 1) {
-                Verdict::RetryAll { .. } => "retry",
-                Verdict::TooLarge => "split",
-                Verdict::RejectAll { .. } => "reject",
-                Verdict::Items(_) => "items",
+                BulkVerdict::Whole(Verdict::Retry { .. }) => "retry",
+                BulkVerdict::TooLarge => "split",
+                BulkVerdict::Whole(Verdict::Rejected { .. }) => "reject",
+                other => panic!("status {status}: {other:?}"),
             };
             assert_eq!(got, want, "status {status}");
         }
         assert_eq!(
             c(401, es_err, 1),
-            Verdict::RejectAll {
-                reason: "http 401: security_exception: missing authentication credentials".into()
-            }
+            BulkVerdict::Whole(Verdict::rejected(
+                "bulk request: http 401: security_exception: missing authentication credentials"
+            ))
         );
         assert_eq!(
             c(502, "bad gateway", 1),
-            Verdict::RetryAll {
-                after: None,
-                reason: "http 502: bad gateway".into()
-            }
+            BulkVerdict::Whole(Verdict::retry("bulk request: http 502: bad gateway"))
         );
     }
 
     #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("7", now()), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now()),
-            Some(Duration::from_secs(30))
+    fn redirects_name_the_location_without_credentials() {
+        let v = classify(
+            &reply(
+                307,
+                &[("location", "http://elastic:pw@evil:8080/_bulk")],
+                "",
+            ),
+            1,
+            BulkAction::Create,
         );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now()),
-            Some(Duration::ZERO)
+        let BulkVerdict::Whole(Verdict::Rejected { reason }) = v else {
+            panic!("{v:?}")
+        };
+        assert!(reason.contains("evil:8080"), "{reason}");
+        assert!(!reason.contains("pw"), "{reason}");
+    }
+
+    #[test]
+    fn retry_after_is_kept() {
+        let v = classify(
+            &reply(429, &[("retry-after", "2")], ""),
+            1,
+            BulkAction::Create,
         );
-        assert_eq!(parse_retry_after("soon", now()), None);
-        let v = classify(429, Some("2"), b"", 1, BulkAction::Create, now());
         assert!(
-            matches!(v, Verdict::RetryAll { after: Some(d), .. } if d == Duration::from_secs(2))
+            matches!(v, BulkVerdict::Whole(Verdict::Retry { after: Some(d), .. }) if d == Duration::from_secs(2)),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn server_text_is_bounded() {
+        let huge = "r".repeat(100_000);
+        let body = format!(
+            r#"{{"errors":true,"items":[{{"create":{{"status":400,"error":{{"type":"t","reason":"{huge}"}}}}}}]}}"#
+        );
+        let BulkVerdict::Items(f) = c(200, &body, 1) else {
+            panic!("not items")
+        };
+        let ItemFate::Rejected(why) = &f[0] else {
+            panic!("{f:?}")
+        };
+        assert!(why.len() <= MAX_EXCERPT_BYTES + 16, "{}", why.len());
+        let whole = c(
+            400,
+            &format!(r#"{{"error":{{"type":"t","reason":"{huge}"}}}}"#),
+            1,
+        );
+        let BulkVerdict::Whole(v) = whole else {
+            panic!("{whole:?}")
+        };
+        assert!(
+            v.reason().len() <= MAX_EXCERPT_BYTES + 64,
+            "{}",
+            v.reason().len()
+        );
+        // A 2xx cut at the cap is retried, saying why.
+        let mut r = reply(200, &[], "{\"errors\":false,\"items\":[");
+        r.complete = false;
+        let v = classify(&r, 1, BulkAction::Create);
+        assert!(
+            matches!(&v, BulkVerdict::Whole(Verdict::Retry { reason, .. }) if reason.contains("with_max_reply_bytes")),
+            "{v:?}"
         );
     }
 }

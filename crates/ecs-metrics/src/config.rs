@@ -3,10 +3,11 @@
 //! The builder; its doc lists every setting with its default.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use logship_core::{Guard, Handle, PipelineBuilder, Record};
+use logship_http::{DEFAULT_MAX_REPLY_BYTES, HttpOptions};
+use logship_tls::TlsOptions;
 use serde_json::{Map, Value as Json};
 
 use crate::EcsLayer;
@@ -14,9 +15,8 @@ use crate::encode::{
     BulkAction, EncoderConfig, IndexFrequency, IndexNaming, ServiceInfo, sanitize_label_key,
 };
 use crate::error::{EcsError, Secret};
-use crate::failure::FailureFolder;
 use crate::sink::{EcsSink, SinkSettings};
-use crate::transport::{EcsAuth, TlsSettings, TransportSettings, parse_host};
+use crate::transport::{EcsAuth, TransportSettings, parse_host};
 
 /// Default index prefix.
 pub const DEFAULT_INDEX_PREFIX: &str = "logship-metrics";
@@ -65,15 +65,13 @@ impl<S: AsRef<str>, const N: usize> IntoHosts for [S; N] {
     }
 }
 
-type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
-
 /// Builds an [`EcsLayer`]. Setters never fail: a bad value is kept and reported by
 /// [`build`](Self::build), which says what to fix.
 ///
 /// | setting | default | original parameter |
 /// |---|---|---|
 /// | hosts ([`EcsLayer::builder`]) | required | `hosts` (failover in order) |
-/// | [`with_basic_auth`](EcsBuilder::with_basic_auth), [`with_api_key`](EcsBuilder::with_api_key), [`with_encoded_api_key`](EcsBuilder::with_encoded_api_key), [`with_bearer_token`](EcsBuilder::with_bearer_token), `with_aws_sigv4` (feature `aws-sigv4`) | no auth | `auth_type`, `auth_details` |
+/// | [`with_credentials`](EcsBuilder::with_credentials), [`with_api_key`](EcsBuilder::with_api_key), [`with_encoded_api_key`](EcsBuilder::with_encoded_api_key), [`with_bearer_token`](EcsBuilder::with_bearer_token), `with_aws_sigv4` (feature `aws-sigv4`) | no auth | `auth_type`, `auth_details` |
 /// | [`with_index_prefix`](EcsBuilder::with_index_prefix) | `logship-metrics` | `es_index_name` |
 /// | [`with_index_frequency`](EcsBuilder::with_index_frequency) | daily, from each document's `@timestamp` (UTC) | `index_name_frequency` |
 /// | [`with_data_stream`](EcsBuilder::with_data_stream) | off (dated indices) | — |
@@ -85,14 +83,14 @@ type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
 /// | [`with_additional_fields_from_env`](EcsBuilder::with_additional_fields_from_env) | none | `es_additional_fields_in_env` |
 /// | [`with_host_fields`](EcsBuilder::with_host_fields) | on (`host.name`, `host.hostname`, `host.ip`) | — |
 /// | [`with_gzip`](EcsBuilder::with_gzip) | off | — |
-/// | [`with_ca_certificate_pem`](EcsBuilder::with_ca_certificate_pem), [`with_ca_certificate_file`](EcsBuilder::with_ca_certificate_file) | the bundled Mozilla roots only | — |
-/// | [`with_danger_accept_invalid_certs`](EcsBuilder::with_danger_accept_invalid_certs) | off: certificates are verified | `verify_ssl` |
+/// | [`with_tls`](EcsBuilder::with_tls) ([`TlsOptions`]: `with_ca_pem`/`with_ca_file` add a CA, `with_only_custom_roots`, `with_client_cert_pem`/`_file`, `danger_accept_invalid_certs`) | the OS trust store (bundled Mozilla roots as fallback), certificates verified | `verify_ssl` |
 /// | [`with_max_request_bytes`](EcsBuilder::with_max_request_bytes) | 10 MiB, before compression | — |
+/// | [`with_max_reply_bytes`](EcsBuilder::with_max_reply_bytes) | 1 MiB | — |
 /// | [`with_connect_timeout`](EcsBuilder::with_connect_timeout) | 10 s | — |
 /// | [`with_install_template`](EcsBuilder::with_install_template) | off | (README: install it yourself) |
 /// | [`with_log_events`](EcsBuilder::with_log_events) | off: only span timers are shipped | — |
-/// | [`with_failure_folder`](EcsBuilder::with_failure_folder) | off | `flush_failure_folder` |
-/// | [`with_pipeline`](EcsBuilder::with_pipeline) | core defaults, except 1 000 records per batch (`buffer_size`) and 1 s linger (`flush_frequency_in_sec`) | — |
+/// | [`with_failure_folder`](EcsBuilder::with_failure_folder) (= the core dead-letter folder) | off | `flush_failure_folder` |
+/// | [`with_pipeline`](EcsBuilder::with_pipeline) | core defaults, except 1 000 records per batch (`buffer_size`), 1 s linger (`flush_frequency_in_sec`), span timers on, events off | — |
 #[must_use]
 pub struct EcsBuilder {
     hosts: Vec<String>,
@@ -108,14 +106,12 @@ pub struct EcsBuilder {
     env_fields: Map<String, Json>,
     host_fields: bool,
     gzip: bool,
-    ca: Vec<reqwest::Certificate>,
-    accept_invalid_certs: bool,
+    tls: TlsOptions,
     max_request_bytes: usize,
+    max_reply_bytes: usize,
     connect_timeout: Duration,
     install_template: bool,
-    log_events: bool,
-    failure_folder: Option<PathBuf>,
-    pipeline: Vec<PipelineHook>,
+    pipeline: PipelineBuilder,
     error: Option<EcsError>,
 }
 
@@ -135,7 +131,7 @@ impl std::fmt::Debug for EcsBuilder {
             .field("frequency", &self.frequency)
             .field("data_stream", &self.data_stream)
             .field("gzip", &self.gzip)
-            .field("accept_invalid_certs", &self.accept_invalid_certs)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -158,14 +154,16 @@ impl EcsLayer {
             env_fields: Map::new(),
             host_fields: true,
             gzip: false,
-            ca: Vec::new(),
-            accept_invalid_certs: false,
+            tls: TlsOptions::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             install_template: false,
-            log_events: false,
-            failure_folder: None,
-            pipeline: Vec::new(),
+            pipeline: PipelineBuilder::new()
+                .with_events(false)
+                .with_span_timings(true)
+                .with_max_batch_records(DEFAULT_MAX_BATCH_RECORDS)
+                .with_linger(Duration::from_secs(1)),
             error: None,
         }
     }
@@ -193,8 +191,14 @@ impl EcsBuilder {
         self
     }
 
-    /// `Authorization: Basic …`.
-    pub fn with_basic_auth(self, username: impl Into<String>, password: impl Into<Secret>) -> Self {
+    /// HTTP basic authentication: `Authorization: Basic base64(username:password)` (RFC 7617)
+    /// on every request. `build()` fails if either contains characters not allowed in a
+    /// header. Replaces any other authentication set before.
+    pub fn with_credentials(
+        self,
+        username: impl Into<String>,
+        password: impl Into<Secret>,
+    ) -> Self {
         Self {
             auth: EcsAuth::Basic {
                 username: username.into(),
@@ -384,49 +388,15 @@ impl EcsBuilder {
         Self { gzip: on, ..self }
     }
 
-    /// Trusts the CA certificate(s) in `pem` in addition to the bundled roots.
-    pub fn with_ca_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
-        match reqwest::Certificate::from_pem_bundle(pem.as_ref()) {
-            Ok(c) if !c.is_empty() => {
-                self.ca.extend(c);
-                self
-            }
-            Ok(_) => self.fail(EcsError::Certificate {
-                origin: "given as pem".into(),
-                source: "no certificate found in the pem data".into(),
-            }),
-            Err(e) => self.fail(EcsError::Certificate {
-                origin: "given as pem".into(),
-                source: Box::new(e),
-            }),
-        }
-    }
-
-    /// Trusts the CA certificate(s) in the PEM file at `path` (read now).
-    pub fn with_ca_certificate_file(self, path: impl AsRef<Path>) -> Self {
-        let path = path.as_ref();
-        match std::fs::read(path) {
-            Ok(pem) => {
-                let mut b = self.with_ca_certificate_pem(pem);
-                if let Some(EcsError::Certificate { origin, .. }) = &mut b.error {
-                    *origin = path.display().to_string();
-                }
-                b
-            }
-            Err(e) => self.fail(EcsError::Certificate {
-                origin: path.display().to_string(),
-                source: Box::new(e),
-            }),
-        }
-    }
-
-    /// Switches certificate verification off (default: verified). Only for test clusters:
-    /// anyone on the path can then read and change what is sent, credentials included.
-    pub fn with_danger_accept_invalid_certs(self, on: bool) -> Self {
-        Self {
-            accept_invalid_certs: on,
-            ..self
-        }
+    /// TLS for `https` hosts (default: certificates verified against the OS trust store, with
+    /// the bundled Mozilla roots as fallback). For a private CA:
+    /// `with_tls(TlsOptions::new().with_ca_file("/etc/es/ca.pem"))` (added to the trusted
+    /// roots); `with_only_custom_roots(true)` trusts only yours; client certificates (mTLS)
+    /// with `with_client_cert_file`; `danger_accept_invalid_certs(true)` switches verification
+    /// off (test clusters only; a warning diagnostic is emitted at `build()`). PEM files are
+    /// read by `build()`, whose error names the setting and the file.
+    pub fn with_tls(self, tls: TlsOptions) -> Self {
+        Self { tls, ..self }
     }
 
     /// Largest request body in bytes, before compression (default 10 MiB); a batch is cut into
@@ -438,7 +408,19 @@ impl EcsBuilder {
         }
     }
 
-    /// How long connecting to one host may take before trying the next (default 10 s).
+    /// Cap on each reply body, in bytes (default 1 MiB; 1 KiB to 1 GiB). A reply announcing
+    /// more is not read, an endless one is cut at the cap; a `_bulk` answer cut that way is
+    /// retried, with a `last_error` saying so. Requests carry at most `max_reply_bytes / 512`
+    /// documents, so that their bulk answer fits.
+    pub fn with_max_reply_bytes(self, bytes: usize) -> Self {
+        Self {
+            max_reply_bytes: bytes,
+            ..self
+        }
+    }
+
+    /// How long connecting to one host (TCP and TLS handshake) may take before trying the
+    /// next (default 10 s; 1 ms to 10 min).
     pub fn with_connect_timeout(self, d: Duration) -> Self {
         Self {
             connect_timeout: d,
@@ -457,35 +439,36 @@ impl EcsBuilder {
     }
 
     /// Also ships log events as ECS log documents (`event.kind: event`; default off: only span
-    /// timers). Same as `with_pipeline(|p| p.with_events(on))`.
+    /// timers). Same as `with_pipeline(|p| p.with_events(on))`: the later call wins.
     pub fn with_log_events(self, on: bool) -> Self {
-        Self {
-            log_events: on,
-            ..self
-        }
+        self.with_pipeline(|p| p.with_events(on))
     }
 
-    /// Writes undelivered documents to `dir` as `_bulk` NDJSON files (the original's
-    /// `flush_failure_folder`), named `<prefix>-<YYYYMMDDTHHMMSSZ>-<pid>-<n>.ndjson` (no `:`,
-    /// portable), for [`replay_failure_folder`](Self::replay_failure_folder). This uses the
-    /// pipeline's undelivered callback: one set with [`with_pipeline`](Self::with_pipeline) is
-    /// replaced. `build()` creates the folder.
+    /// Writes undelivered records to the dead-letter folder `dir` (the original's
+    /// `flush_failure_folder`): an alias of `with_pipeline(|p| p.with_dead_letter_dir(dir))`,
+    /// the one dead-letter format of every backend (one record per line in the core's record
+    /// JSON, files `logship-ecs-<YYYYMMDDTHHMMSSZ>-<pid>-<n>.ndjson`, mode 0600, the folder
+    /// capped at 256 MiB; see `logship_core::undelivered`). Replay it with
+    /// [`replay_failure_folder`](Self::replay_failure_folder) or `logship replay`. `build()`
+    /// creates the folder.
+    ///
+    /// Earlier versions wrote `_bulk` bodies here instead;
+    /// [`replay_failure_folder`](Self::replay_failure_folder) still reads those.
     pub fn with_failure_folder(self, dir: impl Into<PathBuf>) -> Self {
-        Self {
-            failure_folder: Some(dir.into()),
-            ..self
-        }
+        let dir = dir.into();
+        self.with_pipeline(|p| p.with_dead_letter_dir(dir))
     }
 
-    /// Adjusts the core pipeline (queue, batching, retry, breaker, shutdown timeout…), e.g.
-    /// `.with_pipeline(|p| p.with_linger(Duration::from_millis(200)))`. Applied after this
-    /// crate's defaults; may be called several times.
-    pub fn with_pipeline(
-        mut self,
-        f: impl FnOnce(PipelineBuilder) -> PipelineBuilder + Send + 'static,
-    ) -> Self {
-        self.pipeline.push(Box::new(f));
-        self
+    /// Adjusts the core pipeline (queue, batching, retry, breaker, dead letters, shutdown
+    /// timeout…), e.g. `.with_pipeline(|p| p.with_linger(Duration::from_millis(200)))`.
+    /// `f` is applied at once to the stored [`PipelineBuilder`], which starts from this
+    /// crate's defaults (see the table above); may be called several times. Invalid pipeline
+    /// settings are reported by [`build`](Self::build).
+    pub fn with_pipeline(self, f: impl FnOnce(PipelineBuilder) -> PipelineBuilder) -> Self {
+        Self {
+            pipeline: f(self.pipeline),
+            ..self
+        }
     }
 
     /// The index template (name, body) for the current settings, to install yourself.
@@ -561,21 +544,16 @@ impl EcsBuilder {
             .iter()
             .map(|h| parse_host(h))
             .collect::<Result<Vec<_>, _>>()?;
-        if self.connect_timeout.is_zero() {
-            return Err(EcsError::InvalidSetting {
-                setting: "with_connect_timeout",
-                reason: "use a duration above zero".into(),
-            });
-        }
+        let http = HttpOptions::new("ecs")
+            .with_tls(self.tls.clone())
+            .with_connect_timeout(self.connect_timeout)
+            .with_max_reply_bytes(self.max_reply_bytes)
+            .build()?;
         Ok(TransportSettings {
             hosts,
             auth: self.auth.header()?,
             gzip: self.gzip,
-            tls: TlsSettings {
-                ca: self.ca.clone(),
-                accept_invalid_certs: self.accept_invalid_certs,
-            },
-            connect_timeout: self.connect_timeout,
+            http,
             #[cfg(feature = "aws-sigv4")]
             sigv4: match &self.auth {
                 EcsAuth::AwsSigV4(s) => Some(s.clone()),
@@ -584,63 +562,59 @@ impl EcsBuilder {
         })
     }
 
-    /// Validates everything, starts the worker thread, and returns the layer to add to a
-    /// `tracing_subscriber::registry()` and the guard that flushes it on drop.
-    ///
-    /// # Errors
-    /// [`EcsError`] naming the setting and what to fix: no or invalid host URLs, an invalid
-    /// index prefix, dataset or namespace, `index` with data streams, unreadable CA
-    /// certificates, credentials that cannot be sent in a header, a zero request size or
-    /// timeout, a failure folder that cannot be created, or invalid pipeline settings.
-    pub fn build(mut self) -> Result<(EcsLayer, Guard), EcsError> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
+    fn check_sizes(&self) -> Result<(), EcsError> {
         if self.max_request_bytes == 0 {
             return Err(EcsError::InvalidSetting {
                 setting: "with_max_request_bytes",
                 reason: "use a size above zero, e.g. 10 MiB".into(),
             });
         }
+        Ok(())
+    }
+
+    /// Validates everything, starts the worker thread, and returns the layer to add to a
+    /// `tracing_subscriber::registry()` and the guard that flushes it on drop.
+    ///
+    /// # Errors
+    /// [`EcsError`] naming the setting and what to fix: no or invalid host URLs, an invalid
+    /// index prefix, dataset or namespace, `index` with data streams, unusable TLS settings
+    /// (an unreadable or malformed PEM, named with its file), credentials that cannot be sent in
+    /// a header, a request size, reply cap or timeout out of range, a failure folder that
+    /// cannot be created, or invalid pipeline settings.
+    pub fn build(mut self) -> Result<(EcsLayer, Guard), EcsError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.check_sizes()?;
         let transport = self.transport_settings()?;
-        let mut cfg = self.encoder_config()?;
-        let host_ips = Arc::new(OnceLock::new());
+        let cfg = self.encoder_config()?;
         let settings = SinkSettings {
             max_request_bytes: self.max_request_bytes,
             template: self
                 .install_template
                 .then(|| crate::template::index_template(&cfg)),
             resolve_host_ip: self.host_fields,
-            host_ips: host_ips.clone(),
         };
-        let mut pipeline = PipelineBuilder::new()
-            .with_events(self.log_events)
-            .with_span_timings(true)
-            .with_max_batch_records(DEFAULT_MAX_BATCH_RECORDS)
-            .with_linger(Duration::from_secs(1));
-        for f in self.pipeline.drain(..) {
-            pipeline = f(pipeline);
-        }
-        if let Some(dir) = &self.failure_folder {
-            let folder = FailureFolder::open(dir, cfg.clone(), host_ips)?;
-            pipeline = pipeline.with_undelivered_callback(move |u| folder.write(u));
-        }
-        cfg.host_ips = Vec::new();
         let sink = EcsSink::new(cfg, transport, settings);
-        let (layer, guard) = pipeline.build(sink)?;
-        Ok((EcsLayer::from(layer), guard))
+        Ok(self.pipeline.build_layer::<EcsLayer, _>(sink)?)
     }
 
-    /// Sends the documents in the failure folder `dir` (written by
-    /// [`with_failure_folder`](Self::with_failure_folder)) to this builder's hosts, with its
-    /// authentication, TLS and compression settings. A file whose documents were all delivered
-    /// (or were already there) is deleted; otherwise it is rewritten with the documents still
-    /// undelivered, for a later try. Blocks the calling thread (the work runs on a thread of
-    /// its own, so it is safe to call from async code too, though it blocks that task).
+    /// Sends the undelivered documents in `dir` to this builder's hosts, with its
+    /// authentication, TLS, compression, request size and naming settings: the core
+    /// dead-letter files [`with_failure_folder`](Self::with_failure_folder) writes, and the
+    /// `_bulk` files earlier versions wrote (see the table in the `failure` module:
+    /// <https://docs.rs/logship-ecs-metrics> "failure folder"). A file is deleted only when
+    /// every one of its lines was delivered (or was already there); otherwise it is rewritten
+    /// with the lines still undelivered, for a later try. A line that cannot be sent (an
+    /// action line without its document line) is kept in its file and counted in
+    /// [`ReplayReport::unsent_lines`](crate::ReplayReport::unsent_lines), never dropped.
+    /// Replay a folder no running layer is writing into (a file that grows meanwhile is left
+    /// whole). Blocks the calling thread (the work runs on a thread of its own, so it is safe
+    /// to call from async code too, though it blocks that task).
     ///
     /// # Errors
-    /// [`EcsError`] for invalid connection settings or an unreadable folder; files that fail
-    /// are counted in the report instead.
+    /// [`EcsError`] for invalid connection settings or an unreadable folder; documents that
+    /// fail are counted in the report instead.
     pub fn replay_failure_folder(
         self,
         dir: impl AsRef<Path>,
@@ -648,12 +622,28 @@ impl EcsBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let transport = self.transport_settings()?;
+        self.check_sizes()?;
+        let mut encoder = self.encoder_config()?;
+        let settings = crate::failure::ReplaySettings {
+            transport: self.transport_settings()?,
+            action: self.action,
+            max_request_bytes: self.max_request_bytes,
+            encoder: {
+                encoder.host_ips = Vec::new();
+                encoder
+            },
+        };
+        let host_fields = self.host_fields;
         let dir = dir.as_ref().to_path_buf();
-        let action = self.action;
         std::thread::Builder::new()
             .name("logship-ecs-replay".into())
-            .spawn(move || crate::failure::replay(&dir, transport, action))
+            .spawn(move || {
+                let mut settings = settings;
+                if host_fields && let Some(h) = settings.encoder.host_name.clone() {
+                    settings.encoder.host_ips = crate::sink::resolve_host_ips(&h);
+                }
+                crate::failure::replay(&dir, settings)
+            })
             .map_err(|source| EcsError::Io {
                 path: PathBuf::from("<replay thread>"),
                 source,
@@ -776,13 +766,22 @@ mod tests {
                 .contains("with_max_request_bytes")
         );
         assert!(
-            err(EcsLayer::builder(url).with_ca_certificate_pem("not pem"))
-                .contains("ca certificate")
+            err(EcsLayer::builder(url).with_tls(TlsOptions::new().with_ca_pem("not pem")))
+                .contains("with_ca_pem")
         );
         assert!(
-            err(EcsLayer::builder(url).with_ca_certificate_file("/nonexistent/ca.pem"))
-                .contains("/nonexistent/ca.pem")
+            err(EcsLayer::builder(url)
+                .with_tls(TlsOptions::new().with_ca_file("/nonexistent/ca.pem")))
+            .contains("/nonexistent/ca.pem")
         );
+        assert!(
+            err(EcsLayer::builder(url).with_max_reply_bytes(10)).contains("with_max_reply_bytes")
+        );
+        assert!(
+            err(EcsLayer::builder(url).with_connect_timeout(Duration::ZERO))
+                .contains("with_connect_timeout")
+        );
+        assert!(err(EcsLayer::builder("http://u:pw@es:9200")).contains("with_credentials"));
         assert!(
             err(EcsLayer::builder(url).with_pipeline(|p| p.with_max_batch_records(0)))
                 .contains("pipeline")

@@ -41,15 +41,11 @@ pub enum EcsError {
         /// What to fix.
         reason: String,
     },
-    /// A CA certificate could not be read or parsed.
-    #[error("cannot use ca certificate {origin}")]
-    Certificate {
-        /// Where it came from (a path or "given as pem").
-        origin: String,
-        /// The underlying error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// The TLS or HTTP settings are unusable: an unreadable or malformed PEM in
+    /// [`with_tls`](crate::EcsBuilder::with_tls), a reply cap or timeout out of range. The
+    /// message names the setting to fix.
+    #[error(transparent)]
+    Http(#[from] logship_http::HttpError),
     /// A credential contains characters that cannot go into an HTTP header.
     #[error("the {what} contains characters not allowed in an http header")]
     InvalidCredential {
@@ -59,10 +55,7 @@ pub enum EcsError {
     /// The core pipeline refused its settings.
     #[error("invalid pipeline settings")]
     Pipeline(#[from] logship_core::ConfigError),
-    /// The HTTP client could not be created.
-    #[error("cannot create the http client")]
-    Client(#[source] reqwest::Error),
-    /// Reading or writing a failure-folder file failed.
+    /// Reading or rewriting a file of the folder being replayed failed.
     #[error("cannot use failure folder file {path}")]
     Io {
         /// The file or folder.

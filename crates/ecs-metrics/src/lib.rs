@@ -14,7 +14,7 @@
 //! use logship_ecs_metrics::{EcsLayer, IndexFrequency};
 //!
 //! let (layer, guard) = EcsLayer::builder("http://127.0.0.1:9200")
-//!     .with_basic_auth("elastic", "changeme")
+//!     .with_credentials("elastic", "changeme")
 //!     .with_index_prefix("shop-metrics")           // shop-metrics-2026.11.21
 //!     .with_index_frequency(IndexFrequency::Daily)
 //!     .with_service_name("shop")
@@ -102,9 +102,10 @@
 //! (duplicate), 429 and 5xx retried alone, other statuses undelivered with the server's reason.
 //! Whole requests answered 408/429/5xx (with `Retry-After`) or lost to connection errors are
 //! retried by the core pipeline with backoff and a circuit breaker; 413 splits the request;
-//! other 4xx are undelivered. Undelivered documents are counted in the stats and can go to a
-//! [failure folder](EcsBuilder::with_failure_folder) and be
-//! [replayed](EcsBuilder::replay_failure_folder). Nothing here ever blocks the thread that
+//! other 4xx and every 3xx (redirects are never followed) are undelivered. Undelivered documents
+//! are counted in the stats and can go to a [failure folder](EcsBuilder::with_failure_folder)
+//! (the core dead-letter folder) and be [replayed](EcsBuilder::replay_failure_folder) or sent
+//! with `logship replay`. Nothing here ever blocks the thread that
 //! emits: the I/O happens on the layer's own worker thread.
 //!
 //! ## Connections
@@ -112,8 +113,11 @@
 //! attempt to the next host. Authentication: none, basic, API key, bearer token ([`EcsAuth`]).
 //! With the cargo feature `aws-sigv4`, requests can be signed with AWS Signature Version 4 for
 //! Amazon OpenSearch Service (`EcsBuilder::with_aws_sigv4`; credentials are given
-//! explicitly, no AWS credential chain is read). TLS is rustls with certificate verification on
-//! by default, extra CA certificates, and an explicit opt-out. **Kerberos is out of scope.**
+//! explicitly, no AWS credential chain is read). HTTP goes through the shared `logship-http`
+//! transport: TLS is [`TlsOptions`] ([`with_tls`](EcsBuilder::with_tls): the OS trust store by
+//! default, added CAs, mTLS, a warned opt-out), redirects are never followed, and every reply
+//! body is read through a byte cap ([`with_max_reply_bytes`](EcsBuilder::with_max_reply_bytes),
+//! default 1 MiB); server text in errors is at most 512 bytes. **Kerberos is out of scope.**
 //!
 //! ## Cargo features
 //! | feature | default | adds |
@@ -122,8 +126,9 @@
 //!
 //! ## Modules
 //! [`config`](EcsBuilder) (builder and defaults), `encode` (pure ECS/NDJSON encoder),
-//! `classify` (pure response → verdict), `transport` (HTTP), `sink` (the core `Sink`),
-//! `template` (index template), `failure` (failure folder and replay).
+//! `classify` (pure reply → verdict, falling back to `logship_http::classify`), `transport`
+//! (hosts, auth, gzip over `logship-http`), `sink` (the core `Sink`), `template` (index
+//! template), `failure` (replay of the failure folder, both formats).
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod classify;
@@ -144,6 +149,8 @@ pub use config::{
 pub use encode::{AGENT_TYPE, BulkAction, ECS_VERSION, IndexFrequency};
 pub use error::{EcsError, Secret};
 pub use failure::ReplayReport;
+pub use logship_http::DEFAULT_MAX_REPLY_BYTES;
+pub use logship_tls::TlsOptions;
 #[cfg(feature = "aws-sigv4")]
 pub use sigv4::AwsSigV4;
 pub use template::TEMPLATE_PRIORITY;
@@ -202,7 +209,7 @@ pub mod __bench {
 #[doc(hidden)]
 pub mod fuzzing {
     //! Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`); not API.
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use crate::encode::BulkAction;
 
@@ -224,13 +231,24 @@ pub mod fuzzing {
         docs: usize,
         action: BulkAction,
     ) -> (Option<usize>, Option<Duration>) {
-        use crate::classify::{Verdict, classify, error_reason};
+        use crate::classify::{BulkVerdict, classify, error_reason};
+        use logship_http::reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
         let _ = error_reason(body);
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        match classify(status, retry_after, body, docs, action, now) {
-            Verdict::Items(v) => (Some(v.len()), None),
-            Verdict::RetryAll { after, .. } => (None, after),
-            Verdict::RejectAll { .. } | Verdict::TooLarge => (None, None),
+        let mut headers = HeaderMap::new();
+        if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(RETRY_AFTER, v);
+        }
+        let reply = logship_http::Reply::from_parts(
+            status,
+            &headers,
+            bytes::Bytes::copy_from_slice(body),
+            true,
+            body.len(),
+        );
+        match classify(&reply, docs, action) {
+            BulkVerdict::Items(v) => (Some(v.len()), None),
+            BulkVerdict::Whole(logship_core::Verdict::Retry { after, .. }) => (None, after),
+            BulkVerdict::Whole(_) | BulkVerdict::TooLarge => (None, None),
         }
     }
 }

@@ -7,7 +7,8 @@
 
 use std::time::SystemTime;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use logship_http::reqwest;
+use logship_http::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::Secret;
 

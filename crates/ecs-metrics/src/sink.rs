@@ -2,21 +2,34 @@
 //! the answers into one [`Outcome`].
 //!
 //! One `send` may make several requests, never retrying one: the batch is cut into requests
-//! of at most `max_request_bytes` (before compression), and a request answered 413 is halved
-//! and the halves sent, down to single documents (a single document still too large is
-//! rejected). After a whole-request 429/5xx or a connection failure, the rest of the batch is
-//! not tried in this send: the pipeline retries it with backoff.
+//! of at most `max_request_bytes` (before compression) and at most
+//! [`max_items_per_request`] documents (so that the bulk response fits under the reply cap),
+//! with the shared [`split_ranges`]; a request answered 413 is halved and the halves sent,
+//! down to single documents (a single document still too large is rejected). After a
+//! whole-request retry (408/429/5xx, a connection or certificate failure), the rest of the
+//! batch is not tried in this send: the pipeline retries it with backoff. The per-document
+//! verdicts are folded by the shared [`Fates`].
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use logship_core::{Batch, Outcome, SendContext, Sink, Timestamp};
+use logship_core::split::split_ranges;
+use logship_core::{Batch, Fates, Outcome, SendContext, Sink, Timestamp, Verdict};
 
-use crate::classify::{ItemFate, Verdict, classify, error_reason};
+use crate::classify::{BulkVerdict, ItemFate, classify, error_reason};
 use crate::encode::{Encoder, EncoderConfig};
 use crate::transport::{Transport, TransportSettings};
+
+/// Bytes of bulk response allowed per document when sizing requests: an Elasticsearch item
+/// answer is some 150–250 bytes (more with an error), so `max_reply_bytes / 512` documents per
+/// request keep a whole answer under the reply cap.
+const REPLY_BYTES_PER_ITEM: usize = 512;
+
+/// Most documents in one `_bulk` request for a reply cap of `max_reply_bytes` (at least 1).
+pub(crate) fn max_items_per_request(max_reply_bytes: usize) -> usize {
+    (max_reply_bytes / REPLY_BYTES_PER_ITEM).max(1)
+}
 
 /// Longest the index template installation in `start` may take.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,8 +40,6 @@ pub(crate) struct SinkSettings {
     pub(crate) max_request_bytes: usize,
     pub(crate) template: Option<(String, serde_json::Value)>,
     pub(crate) resolve_host_ip: bool,
-    /// Shared with the failure folder's encoder: the addresses resolved in `start`.
-    pub(crate) host_ips: Arc<OnceLock<Vec<String>>>,
 }
 
 /// The Elasticsearch / OpenSearch sink. Built by [`EcsBuilder`](crate::EcsBuilder).
@@ -68,30 +79,23 @@ impl EcsSink {
         }
     }
 
-    /// Cuts `0..n` into runs of at most `max_request_bytes` (at least one document each).
+    /// Cuts `0..n` into requests of at most `max_request_bytes` and
+    /// [`max_items_per_request`] documents (at least one document each).
     fn chunks(&self) -> VecDeque<Range<usize>> {
-        let mut out = VecDeque::new();
-        let mut start = 0;
-        let mut bytes = 0;
-        for (i, b) in self.bounds.iter().enumerate() {
-            let len = b.len();
-            if i > start && bytes + len > self.settings.max_request_bytes {
-                out.push_back(start..i);
-                start = i;
-                bytes = 0;
-            }
-            bytes += len;
-        }
-        if start < self.bounds.len() {
-            out.push_back(start..self.bounds.len());
-        }
-        out
+        let sizes: Vec<usize> = self.bounds.iter().map(|b| b.len()).collect();
+        split_ranges(
+            &sizes,
+            max_items_per_request(self.transport.max_reply_bytes()),
+            self.settings.max_request_bytes,
+            0,
+        )
+        .into()
     }
 }
 
 /// Address strings of this host (what the original's `gethostbyname(gethostname())` gave),
 /// non-loopback ones when there are any.
-fn resolve_host_ips(host: &str) -> Vec<String> {
+pub(crate) fn resolve_host_ips(host: &str) -> Vec<String> {
     use std::net::ToSocketAddrs;
     let Ok(addrs) = (host, 0).to_socket_addrs() else {
         return Vec::new();
@@ -119,14 +123,9 @@ impl Sink for EcsSink {
         if self.settings.resolve_host_ip
             && let Some(h) = self.encoder.config().host_name.clone()
         {
-            let ips = self
-                .settings
-                .host_ips
-                .get_or_init(|| resolve_host_ips(&h))
-                .clone();
-            self.encoder.set_host_ips(ips);
+            self.encoder.set_host_ips(resolve_host_ips(&h));
         }
-        self.transport.ensure_client().map_err(|e| e.0)?;
+        self.transport.ensure_client().map_err(|e| e.to_string())?;
         if let Some((name, body)) = self.settings.template.clone() {
             let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
             // `start` has no deadline of its own: bound the template request here.
@@ -138,13 +137,17 @@ impl Sink for EcsSink {
                         START_TIMEOUT.as_secs()
                     )
                 })?
-                .map_err(|e| e.0)?;
-            if !(200..300).contains(&r.status) {
-                return Err(format!(
+                .map_err(|e| e.to_string())?;
+            if !r.is_success() {
+                let mut why = format!(
                     "installing index template `{name}` failed: http {}: {}",
                     r.status,
                     error_reason(&r.body)
-                ));
+                );
+                if let Some(to) = &r.location {
+                    why.push_str(&format!(" (redirect to {to}, not followed)"));
+                }
+                return Err(why);
             }
         }
         Ok(())
@@ -155,10 +158,9 @@ impl Sink for EcsSink {
         if cx.wants_payload() {
             cx.set_payload(self.body.clone());
         }
-        let n = batch.len();
         let action = self.encoder.config().action;
-        let mut fates: Vec<Option<ItemFate>> = vec![None; n];
-        let mut after: Option<Duration> = None;
+        let mut fates = Fates::new(batch.len());
+        let mut duplicates = 0u64;
         let mut work = self.chunks();
         // The requests share the encoded batch (`slice` is a reference count, not a copy); the
         // buffer is taken back for the next batch when the requests have let go of it.
@@ -167,57 +169,51 @@ impl Sink for EcsSink {
             let bytes = self.bounds[chunk.start].start..self.bounds[chunk.end - 1].end;
             let res = self.transport.bulk(body.slice(bytes)).await;
             cx.record_bytes_sent(self.transport.last_wire_bytes);
-            let resp = match res {
+            let reply = match res {
                 Ok(r) => r,
                 Err(e) => {
-                    // Nothing more can go out in this send: mark the rest for retry.
-                    for i in chunk.chain(work.drain(..).flatten()) {
-                        fates[i] = Some(ItemFate::Retry(e.0.clone()));
+                    if e.certificate().is_some() {
+                        cx.record_certificate_failure();
                     }
+                    // Nothing more can go out in this send: the rest is retried.
+                    fates.apply(chunk.chain(work.drain(..).flatten()), &e.verdict());
                     break;
                 }
             };
-            match classify(
-                resp.status,
-                resp.retry_after.as_deref(),
-                &resp.body,
-                chunk.len(),
-                action,
-                SystemTime::now(),
-            ) {
-                Verdict::Items(items) => {
+            match classify(&reply, chunk.len(), action) {
+                BulkVerdict::Items(items) => {
                     for (i, f) in chunk.zip(items) {
-                        fates[i] = Some(f);
+                        if f == ItemFate::Duplicate {
+                            duplicates += 1;
+                        }
+                        fates.apply([i], &f.verdict());
                     }
                 }
-                Verdict::RetryAll { after: a, reason } => {
-                    after = after.max(a);
+                BulkVerdict::Whole(v @ Verdict::Retry { .. }) => {
                     self.transport.rotate();
-                    for i in chunk.chain(work.drain(..).flatten()) {
-                        fates[i] = Some(ItemFate::Retry(reason.clone()));
-                    }
+                    fates.apply(chunk.chain(work.drain(..).flatten()), &v);
                     break;
                 }
-                Verdict::RejectAll { reason } => {
-                    for i in chunk {
-                        fates[i] = Some(ItemFate::Rejected(reason.clone()));
-                    }
-                }
-                Verdict::TooLarge if chunk.len() > 1 => {
+                BulkVerdict::Whole(v) => fates.apply(chunk, &v),
+                BulkVerdict::TooLarge if chunk.len() > 1 => {
                     let mid = chunk.start + chunk.len() / 2;
                     work.push_front(mid..chunk.end);
                     work.push_front(chunk.start..mid);
                 }
-                Verdict::TooLarge => {
-                    fates[chunk.start] = Some(ItemFate::Rejected(format!(
-                        "http 413: the document ({} bytes encoded) is larger than the server accepts (http.max_content_length)",
+                BulkVerdict::TooLarge => fates.reject(
+                    chunk.start,
+                    format!(
+                        "bulk request: http 413: the document ({} bytes encoded) is larger than the server accepts (http.max_content_length)",
                         self.bounds[chunk.start].len()
-                    )));
-                }
+                    ),
+                ),
             }
         }
         self.body = reclaim(body);
-        outcome(fates, after, cx)
+        if duplicates > 0 {
+            cx.record_duplicates(duplicates);
+        }
+        fates.outcome()
     }
 }
 
@@ -230,48 +226,6 @@ fn reclaim(body: bytes::Bytes) -> Vec<u8> {
             v
         }
         Err(_) => Vec::new(),
-    }
-}
-
-/// Folds per-document fates into one [`Outcome`].
-fn outcome(fates: Vec<Option<ItemFate>>, after: Option<Duration>, cx: &mut SendContext) -> Outcome {
-    let n = fates.len();
-    let mut retry = Vec::new();
-    let mut rejected = Vec::new();
-    let mut first_retry_reason = None;
-    let mut duplicates = 0u64;
-    for (i, f) in fates.into_iter().enumerate() {
-        match f.unwrap_or_else(|| ItemFate::Retry("not sent".into())) {
-            ItemFate::Delivered => {}
-            ItemFate::Duplicate => duplicates += 1,
-            ItemFate::Retry(why) => {
-                first_retry_reason.get_or_insert(why);
-                retry.push(i);
-            }
-            ItemFate::Rejected(why) => rejected.push((i, why)),
-        }
-    }
-    if duplicates > 0 {
-        cx.record_duplicates(duplicates);
-    }
-    if retry.is_empty() && rejected.is_empty() {
-        return Outcome::Delivered;
-    }
-    if retry.len() == n {
-        return Outcome::Retry {
-            after,
-            reason: first_retry_reason.unwrap_or_default(),
-        };
-    }
-    if rejected.len() == n && rejected.iter().all(|(_, r)| *r == rejected[0].1) {
-        return Outcome::Rejected {
-            reason: rejected.swap_remove(0).1,
-        };
-    }
-    Outcome::Partial {
-        retry,
-        rejected,
-        after,
     }
 }
 
@@ -301,47 +255,9 @@ mod tests {
     }
 
     #[test]
-    fn outcome_folding() {
-        let mut cx = SendContext::for_test();
-        use ItemFate::*;
-        assert_eq!(
-            outcome(vec![Some(Delivered), Some(Duplicate)], None, &mut cx),
-            Outcome::Delivered
-        );
-        assert_eq!(
-            outcome(
-                vec![Some(Retry("a".into())), Some(Retry("b".into()))],
-                None,
-                &mut cx
-            ),
-            Outcome::Retry {
-                after: None,
-                reason: "a".into()
-            }
-        );
-        assert_eq!(
-            outcome(
-                vec![Some(Rejected("x".into())), Some(Rejected("x".into()))],
-                None,
-                &mut cx
-            ),
-            Outcome::rejected("x")
-        );
-        assert_eq!(
-            outcome(
-                vec![
-                    Some(Delivered),
-                    Some(Retry("r".into())),
-                    Some(Rejected("x".into()))
-                ],
-                Some(Duration::from_secs(1)),
-                &mut cx
-            ),
-            Outcome::Partial {
-                retry: vec![1],
-                rejected: vec![(2, "x".into())],
-                after: Some(Duration::from_secs(1))
-            }
-        );
+    fn requests_fit_the_reply_cap() {
+        assert_eq!(max_items_per_request(1 << 20), 2048);
+        assert_eq!(max_items_per_request(1024), 2);
+        assert_eq!(max_items_per_request(10), 1);
     }
 }

@@ -1,16 +1,15 @@
-//! HTTP only: the kept-alive reqwest client (rustls), hosts with failover, authentication
-//! headers and gzip. No knowledge of documents or of what a response means.
+//! HTTP only: hosts with failover, authentication headers and gzip, over the shared
+//! [`logship_http`] transport (TLS policy, no redirects, reply bodies read through a byte cap).
+//! No knowledge of documents or of what a response means.
 //!
 //! The client is created on the layer's worker thread (in `Sink::start`, or at the first send
 //! if that failed), never on the caller's thread.
 
-use std::io::Write as _;
-use std::time::Duration;
-
 use base64::Engine as _;
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Certificate, Client, Url};
+use logship_http::reqwest::Method;
+use logship_http::reqwest::header::{self, HeaderMap, HeaderValue};
+use logship_http::{HttpClient, HttpConfig, Reply, SendError, Url};
 
 use crate::error::{EcsError, Secret};
 
@@ -75,7 +74,7 @@ impl EcsAuth {
 }
 
 /// Parses and checks one host URL: `http` or `https`, no credentials in it, an optional path
-/// prefix (for a proxy) kept.
+/// prefix (for a proxy) kept. Error texts show the URL redacted, its port kept.
 pub(crate) fn parse_host(url: &str) -> Result<Url, EcsError> {
     let bad = |reason: &str| EcsError::InvalidHost {
         url: redact_url(url),
@@ -89,10 +88,9 @@ pub(crate) fn parse_host(url: &str) -> Result<Url, EcsError> {
         return Err(bad("the scheme must be http or https"));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(EcsError::InvalidHost {
-            url: format!("{}://***@{}", u.scheme(), u.host_str().unwrap_or("")),
-            reason: "credentials in the url are not accepted: use with_basic_auth".into(),
-        });
+        return Err(bad(
+            "credentials in the url are not accepted: use with_credentials (or with_api_key, with_bearer_token)",
+        ));
     }
     if u.host_str().is_none() {
         return Err(bad("the url has no host"));
@@ -107,43 +105,24 @@ pub(crate) fn parse_host(url: &str) -> Result<Url, EcsError> {
     Ok(u)
 }
 
-/// TLS settings (rustls; certificate verification on unless explicitly switched off).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TlsSettings {
-    pub(crate) ca: Vec<Certificate>,
-    pub(crate) accept_invalid_certs: bool,
-}
-
 /// Everything needed to create the client; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct TransportSettings {
     pub(crate) hosts: Vec<Url>,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) gzip: bool,
-    pub(crate) tls: TlsSettings,
-    pub(crate) connect_timeout: Duration,
+    /// Checked HTTP settings (TLS, timeouts, reply cap), built at `build()`.
+    pub(crate) http: HttpConfig,
     /// Per-request signing.
     #[cfg(feature = "aws-sigv4")]
     pub(crate) sigv4: Option<crate::sigv4::AwsSigV4>,
 }
 
-/// A response, read in full.
-#[derive(Debug)]
-pub(crate) struct HttpResponse {
-    pub(crate) status: u16,
-    pub(crate) retry_after: Option<String>,
-    pub(crate) body: Bytes,
-}
-
-/// A request that got no response (connection refused on every host, reset, timeout…).
-#[derive(Debug)]
-pub(crate) struct TransportError(pub(crate) String);
-
 /// The HTTP side of the sink.
 #[derive(Debug)]
 pub(crate) struct Transport {
     settings: TransportSettings,
-    client: Option<Client>,
+    client: Option<HttpClient>,
     current: usize,
     /// Wire bytes of the requests made by the last call (after compression).
     pub(crate) last_wire_bytes: u64,
@@ -159,16 +138,19 @@ impl Transport {
         }
     }
 
+    /// The reply cap in bytes (`with_max_reply_bytes`).
+    pub(crate) fn max_reply_bytes(&self) -> usize {
+        self.settings.http.max_reply_bytes()
+    }
+
     /// Creates the client unless it exists.
-    pub(crate) fn ensure_client(&mut self) -> Result<&Client, TransportError> {
+    pub(crate) fn ensure_client(&mut self) -> Result<&HttpClient, SendError> {
         if self.client.is_none() {
-            let c = build_client(&self.settings)
-                .map_err(|e| TransportError(format!("cannot create the http client: {e}")))?;
-            self.client = Some(c);
+            self.client = Some(self.settings.http.client()?);
         }
         self.client
             .as_ref()
-            .ok_or_else(|| TransportError("no http client".into()))
+            .ok_or_else(|| SendError::Client("no http client".into()))
     }
 
     /// Moves to the next host (after a 429/5xx from the current one).
@@ -178,37 +160,24 @@ impl Transport {
         }
     }
 
-    /// `POST {host}/_bulk` with an NDJSON body (gzipped if configured). Tries each host at
-    /// most once, in order from the current one, moving on only when a connection cannot be
-    /// made; the host that answered becomes the current one. The body is sent as it is, not
-    /// copied (a clone of `ndjson` is a reference count).
-    pub(crate) async fn bulk(&mut self, ndjson: Bytes) -> Result<HttpResponse, TransportError> {
+    /// `POST {host}/_bulk` with an NDJSON body (gzipped at level 1 if configured). Tries each
+    /// host at most once, in order from the current one, moving on only when a connection
+    /// cannot be made; the host that answered becomes the current one. The body is sent as it
+    /// is, not copied (a clone of `ndjson` is a reference count).
+    pub(crate) async fn bulk(&mut self, ndjson: Bytes) -> Result<Reply, SendError> {
         self.last_wire_bytes = 0;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
         let body = if self.settings.gzip {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(ndjson.len() / 4),
-                flate2::Compression::fast(),
-            );
-            enc.write_all(&ndjson)
-                .and_then(|_| enc.finish())
-                .map(Bytes::from)
-                .map_err(|e| TransportError(format!("gzip failed: {e}")))?
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            Bytes::from(logship_core::compress::gzip(&ndjson, 1))
         } else {
             ndjson
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-ndjson"),
-        );
-        if self.settings.gzip {
-            headers.insert(
-                reqwest::header::CONTENT_ENCODING,
-                HeaderValue::from_static("gzip"),
-            );
-        }
-        self.request(reqwest::Method::POST, "_bulk", headers, body)
-            .await
+        self.request(Method::POST, "_bulk", headers, body).await
     }
 
     /// `PUT {host}/_index_template/{name}` with a JSON body.
@@ -216,14 +185,14 @@ impl Transport {
         &mut self,
         name: &str,
         body: Vec<u8>,
-    ) -> Result<HttpResponse, TransportError> {
+    ) -> Result<Reply, SendError> {
         let mut headers = HeaderMap::new();
         headers.insert(
-            reqwest::header::CONTENT_TYPE,
+            header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         self.request(
-            reqwest::Method::PUT,
+            Method::PUT,
             &format!("_index_template/{name}"),
             headers,
             Bytes::from(body),
@@ -233,26 +202,26 @@ impl Transport {
 
     async fn request(
         &mut self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         mut headers: HeaderMap,
         body: Bytes,
-    ) -> Result<HttpResponse, TransportError> {
-        headers.insert(
-            reqwest::header::ACCEPT,
-            HeaderValue::from_static("application/json"),
-        );
+    ) -> Result<Reply, SendError> {
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(a) = &self.settings.auth {
-            headers.insert(reqwest::header::AUTHORIZATION, a.clone());
+            headers.insert(header::AUTHORIZATION, a.clone());
         }
         let client = self.ensure_client()?.clone();
         let n = self.settings.hosts.len();
-        let mut last = TransportError("no host configured".into());
+        let mut last = SendError::Client("no host configured".into());
         for step in 0..n {
             let i = (self.current + step) % n;
             let url = self.settings.hosts[i]
                 .join(path)
-                .map_err(|e| TransportError(format!("cannot build the request url: {e}")))?;
+                .map_err(|e| SendError::Request {
+                    host: host_of(&self.settings.hosts[i]),
+                    detail: format!("cannot build the request url: {e}"),
+                })?;
             #[cfg(feature = "aws-sigv4")]
             let headers = {
                 let mut h = headers.clone();
@@ -264,52 +233,31 @@ impl Transport {
                         &body,
                         std::time::SystemTime::now(),
                     )
-                    .map_err(TransportError)?;
+                    .map_err(|detail| SendError::Request {
+                        host: host_of(&self.settings.hosts[i]),
+                        detail,
+                    })?;
                 }
                 h
             };
-            let res = client
+            let req = client
                 .request(method.clone(), url)
                 .headers(headers.clone())
-                .body(body.clone())
-                .send()
-                .await;
-            match res {
-                Ok(resp) => {
+                .body(body.clone());
+            match client.send(req).await {
+                Ok(reply) => {
                     self.last_wire_bytes += body.len() as u64;
                     self.current = i;
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    let body = resp.bytes().await.map_err(|e| {
-                        TransportError(format!("reading the response failed: {}", describe(&e)))
-                    })?;
-                    return Ok(HttpResponse {
-                        status,
-                        retry_after,
-                        body,
-                    });
+                    return Ok(reply);
                 }
-                Err(e) if e.is_connect() => {
-                    last = TransportError(format!(
-                        "cannot connect to {}: {}",
-                        host_of(&self.settings.hosts[i]),
-                        describe(&e)
-                    ));
-                }
+                // Not sent: the next host may take it.
+                Err(e) if e.is_connect() => last = e,
                 Err(e) => {
                     self.last_wire_bytes += body.len() as u64;
                     // The request may have reached the server: don't send it to another host
                     // now; the pipeline retries it (the `_id`s keep that idempotent).
                     self.current = i;
-                    return Err(TransportError(format!(
-                        "request to {} failed: {}",
-                        host_of(&self.settings.hosts[i]),
-                        describe(&e)
-                    )));
+                    return Err(e);
                 }
             }
         }
@@ -317,48 +265,12 @@ impl Transport {
     }
 }
 
+/// `host:port` (the port only when written in the URL), for error texts.
 fn host_of(u: &Url) -> String {
     match u.port() {
         Some(p) => format!("{}:{p}", u.host_str().unwrap_or("")),
         None => u.host_str().unwrap_or("").to_string(),
     }
-}
-
-/// The error with its sources, without the URL (reqwest puts it first).
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "connection failed".to_string()
-    } else {
-        "request error".to_string()
-    };
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// Creates the kept-alive client (rustls, HTTP/1.1, no proxy from the environment).
-pub(crate) fn build_client(s: &TransportSettings) -> Result<Client, reqwest::Error> {
-    let mut b = Client::builder()
-        .use_rustls_tls()
-        .connect_timeout(s.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(50))
-        .tcp_nodelay(true)
-        .no_proxy()
-        .user_agent(concat!("logship-ecs-metrics/", env!("CARGO_PKG_VERSION")));
-    for c in &s.tls.ca {
-        b = b.add_root_certificate(c.clone());
-    }
-    if s.tls.accept_invalid_certs {
-        logship_core::diag::insecure_tls("ecs");
-        b = b.danger_accept_invalid_certs(true);
-    }
-    b.build()
 }
 
 pub(crate) use logship_core::redact_url;
@@ -389,7 +301,8 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(!e.contains("changeme"), "{e}");
-        assert!(e.contains("with_basic_auth"), "{e}");
+        assert!(e.contains("with_credentials"), "{e}");
+        assert!(e.contains("es:9200"), "the port stays: {e}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ fn each_scheme_is_accepted() {
         .start()
         .unwrap();
     assert_eq!(
-        ship(&es, |b| b.with_basic_auth("elastic", "s3cret")).delivered,
+        ship(&es, |b| b.with_credentials("elastic", "s3cret")).delivered,
         1
     );
 
@@ -49,7 +49,7 @@ fn wrong_credentials_are_rejected_not_retried() {
         .with_auth(EsAuth::basic("elastic", "right"))
         .start()
         .unwrap();
-    let b = builder(&es).with_basic_auth("elastic", "wrong-password");
+    let b = builder(&es).with_credentials("elastic", "wrong-password");
     assert!(!format!("{b:?}").contains("wrong-password"));
     let stats = ship(&es, |_| b);
     assert_eq!(stats.delivered, 0, "{stats:?}");

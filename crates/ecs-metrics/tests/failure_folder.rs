@@ -1,5 +1,7 @@
-//! Undelivered documents go to the failure folder as `_bulk` NDJSON files with portable
-//! names, and replaying the folder delivers them without duplicates.
+//! Undelivered documents go to the failure folder (the core dead-letter folder: record NDJSON
+//! with portable names), and replaying the folder delivers them without duplicates. Failure
+//! folders of earlier versions (`_bulk` bodies) replay without loss: a line that cannot be sent
+//! is kept and reported, and a file is deleted only when all of it was delivered.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -54,18 +56,15 @@ fn undelivered_documents_are_written_and_replayed() {
         .unwrap()
         .to_string();
     assert!(
-        name.starts_with("failed-metrics-") && name.ends_with(".ndjson"),
+        name.starts_with("logship-ecs-") && name.ends_with(".ndjson"),
         "{name}"
     );
     assert!(!name.contains(':'), "{name}");
     let body = std::fs::read_to_string(&written[0]).unwrap();
     let lines: Vec<&str> = body.lines().collect();
-    assert_eq!(lines.len(), 6);
-    assert!(body.ends_with('\n'));
-    let action: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
-    assert_eq!(action["create"]["_id"], doc["event"]["id"]);
-    assert_eq!(doc["metrics"]["name"], "f0");
+    assert_eq!(lines.len(), 3, "one record per line: {body}");
+    let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(first["undelivered"]["cause"], "rejected", "{first}");
 
     // A replay with the wrong credentials keeps the file.
     let bad = EcsLayer::builder(es.url().as_str())
@@ -78,9 +77,11 @@ fn undelivered_documents_are_written_and_replayed() {
     );
     assert_eq!(files(dir.path()).len(), 1);
 
-    // With the right ones it delivers and deletes it.
+    // With the right ones it delivers and deletes it (records are encoded with the replaying
+    // builder's naming settings).
     let good = EcsLayer::builder(es.url().as_str())
-        .with_basic_auth("elastic", "pw")
+        .with_index_prefix("failed-metrics")
+        .with_credentials("elastic", "pw")
         .replay_failure_folder(dir.path())
         .unwrap();
     assert_eq!(
@@ -89,12 +90,116 @@ fn undelivered_documents_are_written_and_replayed() {
         "{good:?}"
     );
     assert!(files(dir.path()).is_empty());
-    assert_eq!(es.documents_in(doc_index(&doc).as_str()).len(), 3);
+    let docs = common::sources(&es);
+    assert_eq!(docs.len(), 3, "{docs:?}");
+    assert!(
+        docs.iter()
+            .all(|(index, _)| index.starts_with("failed-metrics-")),
+        "{docs:?}"
+    );
 }
 
-fn doc_index(doc: &serde_json::Value) -> String {
-    let ts = chrono::DateTime::parse_from_rfc3339(doc["@timestamp"].as_str().unwrap()).unwrap();
-    format!("failed-metrics-{}", ts.format("%Y.%m.%d"))
+const ACTION_1: &str = r#"{"create":{"_index":"legacy-metrics-2026.01.01","_id":"legacy-1"}}"#;
+const DOC_1: &str =
+    r#"{"@timestamp":"2026-01-01T00:00:00Z","message":"one","metrics":{"name":"one"}}"#;
+const ACTION_2: &str = r#"{"create":{"_index":"legacy-metrics-2026.01.01","_id":"legacy-2"}}"#;
+const DOC_2: &str =
+    r#"{"@timestamp":"2026-01-01T00:00:01Z","message":"two","metrics":{"name":"two"}}"#;
+const ACTION_3: &str = r#"{"create":{"_index":"legacy-metrics-2026.01.01","_id":"legacy-3"}}"#;
+
+fn replay(es: &EsReceiver, dir: &std::path::Path) -> logship_ecs_metrics::ReplayReport {
+    EcsLayer::builder(es.url().as_str())
+        .with_host_fields(false)
+        .replay_failure_folder(dir)
+        .unwrap()
+}
+
+/// Regression: a one-line `_bulk` file (an action line whose document line was never
+/// written) was deleted without being sent.
+#[test]
+fn legacy_one_line_file_is_kept_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let es = EsReceiver::start().unwrap();
+    let path = dir
+        .path()
+        .join("legacy-metrics-20260101T000000Z-1-1.ndjson");
+    std::fs::write(&path, format!("{ACTION_1}\n")).unwrap();
+    let report = replay(&es, dir.path());
+    assert_eq!(
+        (
+            report.files,
+            report.files_deleted,
+            report.delivered,
+            report.unsent_lines
+        ),
+        (1, 0, 0, 1),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("line 1"),
+        "{report:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{ACTION_1}\n")
+    );
+    assert_eq!(es.doc_count(), 0);
+}
+
+/// Regression: an unpaired trailing line was dropped (the file deleted once the pairs before
+/// it were delivered).
+#[test]
+fn legacy_unpaired_trailing_line_is_kept_and_the_pairs_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let es = EsReceiver::start().unwrap();
+    let path = dir
+        .path()
+        .join("legacy-metrics-20260101T000000Z-1-2.ndjson");
+    std::fs::write(
+        &path,
+        format!("{ACTION_1}\n{DOC_1}\n{ACTION_2}\n{DOC_2}\n{ACTION_3}\n"),
+    )
+    .unwrap();
+    let report = replay(&es, dir.path());
+    assert_eq!(
+        (
+            report.delivered,
+            report.failed,
+            report.unsent_lines,
+            report.files_deleted
+        ),
+        (2, 0, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(es.doc_count(), 2);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{ACTION_3}\n"),
+        "only the unsent line is left"
+    );
+    // A complete legacy file is delivered and deleted; a second replay sends nothing twice.
+    let whole = dir
+        .path()
+        .join("legacy-metrics-20260101T000000Z-1-3.ndjson");
+    std::fs::write(&whole, format!("{ACTION_1}\n{DOC_1}\n")).unwrap();
+    let report = replay(&es, dir.path());
+    assert_eq!(
+        (
+            report.delivered,
+            report.duplicates,
+            report.unsent_lines,
+            report.files_deleted
+        ),
+        (1, 1, 1, 1),
+        "{report:?}"
+    );
+    assert!(!whole.exists());
+    assert!(path.exists());
+    assert_eq!(es.doc_count(), 2);
 }
 
 #[test]

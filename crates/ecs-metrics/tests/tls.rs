@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use logship_core::RetryPolicy;
-use logship_ecs_metrics::{EcsBuilder, EcsLayer};
+use logship_ecs_metrics::{EcsBuilder, EcsLayer, TlsOptions};
 use logship_testkit::es::EsReceiver;
 use logship_testkit::fluent::TlsIdentity;
 
@@ -16,12 +16,12 @@ use common::{WAIT, fast};
 
 /// A TLS-terminating proxy on 127.0.0.1 in front of `es`, serving `id`; returns its https URL.
 fn tls_front(es: &EsReceiver, id: &TlsIdentity) -> String {
-    let certs = rustls_pemfile::certs(&mut id.cert_pem.as_bytes())
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let key = rustls_pemfile::private_key(&mut id.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -91,14 +91,19 @@ fn verification_custom_ca_and_opt_out() {
             .contains("certificate"),
         "{refused:?}"
     );
+    assert!(refused.certificate_failures > 0, "{refused:?}");
     assert_eq!(es.doc_count(), 0);
 
     // Trusted through the custom CA.
-    let trusted = ship(&url, |b| b.with_ca_certificate_pem(id.ca_pem()));
+    let trusted = ship(&url, |b| {
+        b.with_tls(TlsOptions::new().with_ca_pem(id.ca_pem()))
+    });
     assert_eq!(trusted.delivered, 1, "{trusted:?}");
 
     // Explicit opt-out.
-    let unverified = ship(&url, |b| b.with_danger_accept_invalid_certs(true));
+    let unverified = ship(&url, |b| {
+        b.with_tls(TlsOptions::new().danger_accept_invalid_certs(true))
+    });
     assert_eq!(unverified.delivered, 1, "{unverified:?}");
     assert_eq!(es.doc_count(), 2);
 }

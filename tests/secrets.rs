@@ -309,7 +309,7 @@ fn ecs_passwords_and_api_keys_stay_secret() {
     let url = es.url();
     let builders = [
         logship_ecs_metrics::EcsLayer::builder(url.as_str())
-            .with_basic_auth("elastic", secret("password")),
+            .with_credentials("elastic", secret("password")),
         logship_ecs_metrics::EcsLayer::builder(url.as_str()).with_api_key("id", secret("api-key")),
         logship_ecs_metrics::EcsLayer::builder(url.as_str())
             .with_encoded_api_key(secret("encoded-api-key")),
@@ -450,7 +450,7 @@ fn tls_layer(
                 format!("https://127.0.0.1:{port}").as_str(),
             )
             .with_log_events(true)
-            .with_danger_accept_invalid_certs(insecure)
+            .with_tls(logship_ecs_metrics::TlsOptions::new().danger_accept_invalid_certs(insecure))
             .with_pipeline(quick)
             .build()
             .unwrap();

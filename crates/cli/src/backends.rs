@@ -487,7 +487,7 @@ pub(crate) fn build(to: To<'_>) -> Result<Set, BuildError> {
             &s.es_password,
             &t.ways("es_password"),
         )? {
-            b = b.with_basic_auth(u, p.expose());
+            b = b.with_credentials(u, p.expose());
             chosen.push("basic (--es-user)");
         }
         if let Some((id, k)) = user_and_password(

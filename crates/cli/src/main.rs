@@ -69,9 +69,9 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
-    /// Re-send the records of a dead-letter folder (the NDJSON files `with_dead_letter_dir`
-    /// writes; the ECS failure folder holds `_bulk` bodies instead: replay it with
-    /// `EcsBuilder::replay_failure_folder`). The files are left in place.
+    /// Re-send the records of a dead-letter folder (the NDJSON files `with_dead_letter_dir` and
+    /// the ECS `with_failure_folder` write; `_bulk` files of earlier ECS versions are replayed
+    /// by `EcsBuilder::replay_failure_folder`). The files are left in place.
     #[command(after_help = backends::SECRETS_HELP)]
     Replay {
         /// The folder.

@@ -90,7 +90,7 @@ pub(crate) fn parse_host(url: &str) -> Result<Url, EcsError> {
     }
     if !u.username().is_empty() || u.password().is_some() {
         return Err(EcsError::InvalidHost {
-            url: format!("{}://***@{}", u.scheme(), u.host_str().unwrap_or("")),
+            url: redact_url(url),
             reason: "credentials in the url are not accepted: use with_basic_auth".into(),
         });
     }
@@ -390,6 +390,7 @@ mod tests {
             .unwrap_or_default();
         assert!(!e.contains("changeme"), "{e}");
         assert!(e.contains("with_basic_auth"), "{e}");
+        assert!(e.contains("`http://***@es:9200`"), "the port stays: {e}");
     }
 
     #[test]

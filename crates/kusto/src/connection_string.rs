@@ -294,18 +294,26 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
         }
         match key {
             Key::DataSource => {
-                let bad_url = || {
+                let bad_url = |shown: String| {
                     part.error("is not an http(s) URL", || {
                         ConnectionStringError::InvalidValue {
                             keyword: kw.clone(),
-                            value: crate::config::redact_url(&value),
+                            value: shown,
                             expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",
                         }
                     })
                 };
-                let url = reqwest::Url::parse(&value).map_err(|_| bad_url())?;
+                // A value that is no URL at all is not shown: it may be the start of a URL
+                // whose password holds an unquoted `;` (`https://u:pa;ss@host` ends at `pa`),
+                // with nothing left to tell a password from a host.
+                let url = reqwest::Url::parse(&value).map_err(|_| {
+                    bad_url(format!(
+                        "({} characters, not shown: it does not parse as a URL)",
+                        value.chars().count()
+                    ))
+                })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(bad_url());
+                    return Err(bad_url(crate::config::redact_url(&value)));
                 }
                 let path = url.path().trim_matches('/');
                 if !path.is_empty() && !path.contains('/') {
@@ -549,6 +557,9 @@ mod tests {
         );
         // A quoted key holding `;` parses whole.
         let cs = parse(&format!("{base};AppKey=\"abc;X=1\"")).unwrap();
+        // A Data Source cut short by an unquoted `;` in its password is not shown.
+        let e = parse("Data Source=https://u:Zq7;ss@x.kusto.windows.net").unwrap_err();
+        assert!(!e.to_string().contains("Zq7"), "{e}");
         assert_eq!(cs.app_key.as_ref().map(Secret::expose), Some("abc;X=1"));
     }
 }

@@ -137,7 +137,14 @@ impl std::fmt::Debug for FluentBuilder {
         f.debug_struct("FluentBuilder")
             .field("tag_prefix", &self.tag_prefix)
             .field("label", &self.label)
-            .field("servers", &self.servers)
+            .field(
+                "servers",
+                &self
+                    .servers
+                    .iter()
+                    .map(|s| crate::transport::redact_address(s))
+                    .collect::<Vec<_>>(),
+            )
             .field("mode", &self.mode)
             .field("require_ack", &self.require_ack)
             .field("shared_key", &self.shared_key)

@@ -13,7 +13,7 @@ pub enum FluentError {
     /// A server address does not parse.
     #[error("invalid server address `{address}`: {hint}")]
     Address {
-        /// The address as given.
+        /// The address as given, with a `user:password@` (or a query) masked as `***`.
         address: String,
         /// What is wrong and what is expected.
         hint: &'static str,

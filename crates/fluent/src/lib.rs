@@ -147,6 +147,65 @@ pub mod fuzzing {
             .map_err(|e| e.to_string())
     }
 
+    /// Decodes one server reply from the start of `buf` as the sink does (msgpack, depth
+    /// limited): `Ok(Some((text, bytes used)))`, `Ok(None)` when `buf` holds only the start of
+    /// one (the sink reads more, up to its 64 KiB reply cap), `Err` when it is invalid.
+    pub fn reply(buf: &[u8]) -> Result<Option<(String, usize)>, String> {
+        Ok(crate::transport::decode_reply(buf)?.map(|(v, used)| (v.to_string(), used)))
+    }
+
+    /// The 64 KiB cap on a reply the sink waits for, in bytes.
+    pub const MAX_REPLY_BYTES: usize = crate::transport::MAX_REPLY_BYTES;
+
+    /// Decodes one reply from `buf` and checks it as the ack for `chunk`: `None` while `buf`
+    /// holds only the start of a reply, `Some(Ok(()))` for the ack of `chunk`, else
+    /// `Some(Err(what the sink would report))`.
+    pub fn ack(buf: &[u8], chunk: &str) -> Option<Result<(), String>> {
+        use crate::classify::{AckCheck, check_ack};
+        let v = match crate::transport::decode_reply(buf) {
+            Ok(None) => return None,
+            Ok(Some((v, _))) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match check_ack(&v, chunk) {
+            AckCheck::Match => Ok(()),
+            AckCheck::Mismatch(got) => Err(format!("ack mismatch: got chunk `{got}`")),
+            AckCheck::NotAnAck(why) => Err(why),
+        })
+    }
+
+    /// The client side of the shared-key handshake on two server messages: decodes and reads
+    /// `helo`, writes the PING (shared key `key`, user `u` / `p`, the given `salt`), then
+    /// decodes and checks `pong`. `Ok` holds the server hostname the PONG named; `Err` says
+    /// which step refused what.
+    pub fn handshake(helo: &[u8], pong: &[u8], salt: &str) -> Result<String, String> {
+        use crate::handshake::{Credentials, check_pong, encode_ping, parse_helo};
+        let decode = |buf: &[u8]| match crate::transport::decode_reply(buf) {
+            Ok(Some((v, _))) => Ok(v),
+            Ok(None) => Err("incomplete".to_string()),
+            Err(e) => Err(e),
+        };
+        let creds = Credentials {
+            self_hostname: "fuzz".into(),
+            shared_key: crate::Secret::new("key"),
+            user: Some(("u".into(), crate::Secret::new("p"))),
+        };
+        let helo = parse_helo(&decode(helo)?)?;
+        let ping = encode_ping(&helo, &creds, salt);
+        match crate::transport::decode_reply(&ping) {
+            Ok(Some((v, used))) if used == ping.len() && v.as_array().map(Vec::len) == Some(6) => {}
+            other => return Err(format!("the PING does not decode as six items: {other:?}")),
+        }
+        check_pong(&decode(pong)?, &helo, &creds, salt)
+    }
+
+    /// The PONG digest a server knowing the shared key `key` sends for `helo_nonce`, `salt`
+    /// and `server_hostname` (lowercase hex SHA-512), so a fuzz target can build a PONG that
+    /// [`handshake`] accepts.
+    pub fn pong_digest(salt: &str, server_hostname: &[u8], helo_nonce: &[u8]) -> String {
+        crate::handshake::sha512_hex(&[salt.as_bytes(), server_hostname, helo_nonce, b"key"])
+    }
+
     /// Parses a record template as the builder does and renders it for `r`; `None` when the
     /// template is refused, `Some(None)` when the key is left out, else the value as text.
     pub fn template(src: &str, r: &Record, hostname: &str) -> Option<Option<String>> {

@@ -62,7 +62,7 @@ impl Endpoint {
     /// [`FluentError::Address`] saying what is wrong.
     pub(crate) fn parse(s: &str) -> Result<Self, FluentError> {
         let bad = |hint| FluentError::Address {
-            address: s.to_string(),
+            address: redact_address(s),
             hint,
         };
         if let Some(path) = s.strip_prefix("unix://") {
@@ -87,6 +87,14 @@ impl Endpoint {
         } else {
             (s, false)
         };
+        if rest.contains('@') {
+            // No host holds an `@`: this is a `user:password@` userinfo, which the Forward
+            // protocol has no place for (its credentials travel in the handshake).
+            return Err(bad(
+                "the address holds credentials (`user:password@`), which a Forward address \
+                 cannot carry: remove them and use `with_shared_key` (and `with_user`)",
+            ));
+        }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
             let Some((host, after)) = v6.split_once(']') else {
                 return Err(bad("an IPv6 address needs a closing `]`"));
@@ -127,6 +135,17 @@ impl Endpoint {
             },
             tls,
         })
+    }
+}
+
+/// `address` as it may be shown in errors and `Debug` output: a TCP or TLS address through
+/// [`logship_core::redact_url`] (a `user:password@` or a query is masked, host and port stay),
+/// a `unix://` path as it is (a path holds no credentials, and may hold an `@`).
+pub(crate) fn redact_address(address: &str) -> String {
+    if address.starts_with("unix://") {
+        address.to_string()
+    } else {
+        logship_core::redact_url(address)
     }
 }
 
@@ -214,7 +233,34 @@ impl fmt::Display for ReadError {
 }
 
 /// Replies (acks, HELO, PONG) are small; anything bigger is not a Forward server.
-const MAX_REPLY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+/// The deepest reply decoded, in rmpv's count (`rmpv::decode::read_value_with_max_depth`: two
+/// per array or map level, three for a str or bin, two for an ext): room for about six levels
+/// of nesting, where an ack (`{"ack": chunk}`), a HELO (`["HELO", {"nonce": …}]`) and a PONG
+/// are at most two (the Forward protocol v1 specification,
+/// <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>). rmpv's default
+/// (1024) recurses deep enough to overflow the worker thread's stack in a debug build.
+pub(crate) const MAX_REPLY_DEPTH: usize = 16;
+
+/// Decodes one reply from the start of `buf`: `Ok(Some((value, bytes used)))`, `Ok(None)`
+/// when `buf` holds only the beginning of one (read more, within [`MAX_REPLY_BYTES`]).
+///
+/// # Errors
+/// The text of a [`ReadError::Invalid`]: not msgpack, or nested deeper than
+/// [`MAX_REPLY_DEPTH`].
+pub(crate) fn decode_reply(buf: &[u8]) -> Result<Option<(rmpv::Value, usize)>, String> {
+    let mut rd = buf;
+    match rmpv::decode::read_value_with_max_depth(&mut rd, MAX_REPLY_DEPTH) {
+        Ok(v) => Ok(Some((v, buf.len() - rd.len()))),
+        Err(e) if is_eof(&e) => Ok(None),
+        Err(rmpv::decode::Error::DepthLimitExceeded) => Err(format!(
+            "too deeply nested (msgpack depth limit {MAX_REPLY_DEPTH}; an ack, HELO or PONG \
+             nests two arrays or maps at most): is this a Forward server?"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 impl Conn {
     fn new(io: Box<dyn Io>, probe: Probe) -> Self {
@@ -297,15 +343,13 @@ impl Conn {
     pub(crate) async fn read_value(&mut self, deadline: Instant) -> Result<rmpv::Value, ReadError> {
         loop {
             if !self.rbuf.is_empty() {
-                let mut rd = &self.rbuf[..];
-                match rmpv::decode::read_value(&mut rd) {
-                    Ok(v) => {
-                        let used = self.rbuf.len() - rd.len();
+                match decode_reply(&self.rbuf) {
+                    Ok(Some((v, used))) => {
                         self.rbuf.drain(..used);
                         return Ok(v);
                     }
-                    Err(e) if is_eof(&e) => {}
-                    Err(e) => return Err(ReadError::Invalid(e.to_string())),
+                    Ok(None) => {}
+                    Err(e) => return Err(ReadError::Invalid(e)),
                 }
                 if self.rbuf.len() > MAX_REPLY_BYTES {
                     return Err(ReadError::Invalid(format!(
@@ -566,9 +610,54 @@ mod tests {
             ("[::1", "closing"),
             ("[[::1]", "contains `[` or `]`"),
             ("a]b:5", "contains `[` or `]`"),
+            ("user@host:5", "holds credentials"),
+            ("tls://u:p@host", "holds credentials"),
         ] {
             let e = Endpoint::parse(s).unwrap_err().to_string();
             assert!(e.contains(hint), "{s}: {e}");
         }
+    }
+
+    #[test]
+    fn addresses_with_credentials_are_shown_redacted() {
+        for (address, shown) in [
+            ("tls://user:pw@host:24224", "tls://***@host:24224"),
+            ("u:p#w@host:1", "***@host:1"),
+            ("unix:///run/a@b.sock", "unix:///run/a@b.sock"),
+            ("fluentd:24224", "fluentd:24224"),
+        ] {
+            assert_eq!(redact_address(address), shown, "{address}");
+        }
+        let e = Endpoint::parse("tls://user:pre#post@host:24224").unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("pre") && !text.contains("post"), "{text}");
+        assert!(text.contains("tls://***@host:24224"), "{text}");
+    }
+
+    #[test]
+    fn replies_nested_deeper_than_the_limit_are_invalid() {
+        // An ack, a HELO: within the limit.
+        let ack = [0x81, 0xa3, b'a', b'c', b'k', 0xa1, b'c'];
+        assert!(matches!(decode_reply(&ack), Ok(Some((_, 7)))));
+        let mut helo = vec![0x92, 0xa4, b'H', b'E', b'L', b'O', 0x81, 0xa5];
+        helo.extend_from_slice(b"nonce");
+        helo.extend_from_slice(&[0xc4, 1, 7]);
+        assert!(matches!(decode_reply(&helo), Ok(Some((_, n))) if n == helo.len()));
+        // Six arrays around a str still decode; seven do not, nor any deeper.
+        let nested = |levels: usize| {
+            let mut b = vec![0x91; levels];
+            b.extend_from_slice(&[0xa1, b'x']);
+            b
+        };
+        assert!(matches!(decode_reply(&nested(6)), Ok(Some(_))));
+        for levels in [7, 500, 100_000] {
+            let e = decode_reply(&nested(levels)).unwrap_err();
+            assert!(e.starts_with("too deeply nested"), "{levels}: {e}");
+        }
+        // Incomplete is not invalid: a 4 GiB str header with a few bytes waits for more.
+        assert!(matches!(
+            decode_reply(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'x']),
+            Ok(None)
+        ));
     }
 }

@@ -82,9 +82,94 @@ fn short(body: &str) -> String {
     format!("{}…", &t[..cut])
 }
 
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`); not API.
+    use std::time::Duration;
+
+    /// The longest server text quoted in a reason, in bytes (before the `…` that marks a cut).
+    pub const MAX_REASON_BYTES: usize = super::MAX_REASON;
+
+    /// Classifies an answer to a post (`handshake == false`) or to the access request
+    /// (`true`) as the sink does; the body is read as the transport reads it (UTF-8, invalid
+    /// sequences replaced). Returns `"delivered"`, `"retry"` or `"rejected"`, the server's
+    /// delay for a retry, and the reason.
+    pub fn response(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        handshake: bool,
+    ) -> (&'static str, Option<Duration>, String) {
+        use super::Verdict;
+        let body = String::from_utf8_lossy(body);
+        let verdict = if handshake {
+            super::classify_handshake(status, &body)
+        } else {
+            super::classify(status, retry_after, &body)
+        };
+        match verdict {
+            Verdict::Delivered => ("delivered", None, String::new()),
+            Verdict::Retry { after, reason } => ("retry", after, reason),
+            Verdict::Rejected { reason } => ("rejected", None, reason),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz target's entry point on random statuses, `Retry-After` values and bodies
+    /// (deterministic xorshift, so a failure replays): no panic, 2xx and only 2xx delivered,
+    /// reasons quote at most `MAX_REASON` bytes of the body.
+    #[test]
+    fn fuzz_entry_point_takes_random_answers() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces: [&[u8]; 8] = [
+            b"slow down",
+            "é".as_bytes(),
+            b"\xff\xfe",
+            b" ",
+            b"{\"error\":\"x\"}",
+            b"\0",
+            b"\xe2\x82",
+            b"invalid event: missing required field [tracking-id]",
+        ];
+        let afters = [
+            None,
+            Some("3"),
+            Some(" 1 "),
+            Some("-1"),
+            Some("99999999999999999999"),
+            Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(""),
+        ];
+        for _ in 0..20_000 {
+            let status = 100 + (next() % 500) as u16;
+            let mut body = Vec::new();
+            for _ in 0..(next() % 80) {
+                body.extend_from_slice(pieces[(next() % 8) as usize]);
+            }
+            let retry_after = afters[(next() % afters.len() as u64) as usize];
+            let handshake = next() % 4 == 0;
+            let (kind, after, reason) = fuzzing::response(status, retry_after, &body, handshake);
+            let success = (200..300).contains(&status);
+            assert_eq!(kind == "delivered", success, "{status} {handshake}");
+            assert!(after.is_none() || kind == "retry");
+            // The fixed text of the longest reason is under 200 bytes; the rest is quoted.
+            assert!(
+                reason.len() <= fuzzing::MAX_REASON_BYTES + 200,
+                "{status}: {} bytes",
+                reason.len()
+            );
+        }
+    }
 
     #[test]
     fn table() {

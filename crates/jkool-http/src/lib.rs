@@ -79,6 +79,9 @@ pub use logship_jkool::SnapshotPlacement;
 pub use logship_jkool::tls::TlsOptions;
 pub use sink::JkoolHttpSink;
 
+#[doc(hidden)]
+pub use classify::fuzzing;
+
 logship_core::define_layer!(
     /// The jKool HTTPS layer: add it to a `tracing_subscriber::registry()`. Built with
     /// [`JkoolHttpLayer::builder`].

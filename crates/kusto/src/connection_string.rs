@@ -19,6 +19,12 @@
 //!
 //! User/password, certificate and interactive authentication keywords are recognised and
 //! refused with a hint; any other keyword is an error naming it.
+//!
+//! Errors never quote a secret: not the value of `Application Key`, `Application Token` or
+//! `Password`, and not the text of any part after such a value either
+//! ([`ConnectionStringError::AfterSecret`] gives its position instead), because a secret
+//! holding an unquoted `;` runs on into the parts after it (`AppKey=abc;X=…` may be the key
+//! `abc;X=…`).
 
 use crate::error::{ConnectionStringError, Secret};
 
@@ -94,9 +100,62 @@ fn keyword(normalized: &str) -> Result<Key, Option<&'static str>> {
     })
 }
 
-/// Splits at `;` outside quotes; returns `(keyword, value)` pairs, values unquoted.
-fn pairs(s: &str) -> Result<Vec<(String, String)>, ConnectionStringError> {
-    let mut out = Vec::new();
+/// Keywords (normalized: lowercase, no spaces) whose value is a secret.
+const SECRET_KEYWORDS: [&str; 10] = [
+    "applicationkey",
+    "appkey",
+    "applicationtoken",
+    "apptoken",
+    "usertoken",
+    "usrtoken",
+    "password",
+    "pwd",
+    "applicationcertificateprivatekey",
+    "applicationcertificateblob",
+];
+
+fn normalize(keyword: &str) -> String {
+    keyword
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// One `keyword=value` part.
+struct Part {
+    /// 1-based position (empty parts not counted).
+    index: usize,
+    keyword: String,
+    value: String,
+    /// The first secret keyword before this part, as written. Once a secret has been read,
+    /// what follows may be its end (a `;` the user did not quote), so errors about later parts
+    /// quote none of their text.
+    after_secret: Option<String>,
+}
+
+impl Part {
+    /// `plain` for a part before any secret, else the same problem without the part's text.
+    fn error(
+        &self,
+        problem: &'static str,
+        plain: impl FnOnce() -> ConnectionStringError,
+    ) -> ConnectionStringError {
+        match &self.after_secret {
+            Some(secret_keyword) => ConnectionStringError::AfterSecret {
+                index: self.index,
+                secret_keyword: secret_keyword.clone(),
+                problem,
+            },
+            None => plain(),
+        }
+    }
+}
+
+/// Splits at `;` outside quotes; returns the `keyword=value` parts, values unquoted.
+fn pairs(s: &str) -> Result<Vec<Part>, ConnectionStringError> {
+    let mut out: Vec<Part> = Vec::new();
+    let mut after_secret: Option<String> = None;
     let mut rest = s;
     let mut index = 0;
     while !rest.trim().is_empty() {
@@ -113,7 +172,12 @@ fn pairs(s: &str) -> Result<Vec<(String, String)>, ConnectionStringError> {
             if index == 1 && (lower.starts_with("https://") || lower.starts_with("http://")) {
                 // The leading-URI form the SDKs accept:
                 // `https://help.kusto.windows.net/Samples; Fed=true`.
-                out.push(("Data Source".to_string(), part.to_string()));
+                out.push(Part {
+                    index,
+                    keyword: "Data Source".to_string(),
+                    value: part.to_string(),
+                    after_secret: None,
+                });
                 rest = rest.get(part_end + 1..).unwrap_or("");
                 continue;
             }
@@ -147,7 +211,14 @@ fn pairs(s: &str) -> Result<Vec<(String, String)>, ConnectionStringError> {
                     value.push(c);
                 }
                 let Some(end) = end else {
-                    return Err(ConnectionStringError::UnclosedQuote { keyword: key });
+                    return Err(match &after_secret {
+                        Some(secret_keyword) => ConnectionStringError::AfterSecret {
+                            index,
+                            secret_keyword: secret_keyword.clone(),
+                            problem: "opens a quote that is never closed",
+                        },
+                        None => ConnectionStringError::UnclosedQuote { keyword: key },
+                    });
                 };
                 let tail = after[end..].trim_start();
                 let tail = tail.strip_prefix(';').unwrap_or(tail);
@@ -158,7 +229,16 @@ fn pairs(s: &str) -> Result<Vec<(String, String)>, ConnectionStringError> {
                 None => (after.trim().to_string(), ""),
             },
         };
-        out.push((key, value));
+        let is_secret = SECRET_KEYWORDS.contains(&normalize(&key).as_str());
+        out.push(Part {
+            index,
+            keyword: key.clone(),
+            value,
+            after_secret: after_secret.clone(),
+        });
+        if is_secret && after_secret.is_none() {
+            after_secret = Some(key);
+        }
         rest = remaining;
     }
     Ok(out)
@@ -180,45 +260,60 @@ fn parse_bool(keyword: &str, v: &str) -> Result<bool, ConnectionStringError> {
 pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> {
     let mut cs = ConnectionString::default();
     let mut seen: Vec<Key> = Vec::new();
-    for (kw, value) in pairs(s)? {
-        let normalized: String = kw
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let key = keyword(&normalized).map_err(|hint| match hint {
-            Some(hint) => ConnectionStringError::Unsupported {
-                keyword: kw.clone(),
-                hint,
-            },
-            None => ConnectionStringError::UnknownKeyword {
-                keyword: kw.clone(),
-            },
+    for part in pairs(s)? {
+        let kw = part.keyword.clone();
+        let key = keyword(&normalize(&kw)).map_err(|hint| match hint {
+            Some(hint) => part.error(
+                "names an authentication method this crate does not support",
+                || ConnectionStringError::Unsupported {
+                    keyword: kw.clone(),
+                    hint,
+                },
+            ),
+            None => part.error("is not a known keyword", || {
+                ConnectionStringError::UnknownKeyword {
+                    keyword: kw.clone(),
+                }
+            }),
         })?;
         if seen.contains(&key) {
-            return Err(ConnectionStringError::Duplicate { keyword: kw });
+            return Err(part.error("repeats a keyword given before", || {
+                ConnectionStringError::Duplicate { keyword: kw }
+            }));
         }
         seen.push(key);
+        let value = part.value.clone();
         if value.is_empty() {
-            return Err(ConnectionStringError::InvalidValue {
-                keyword: kw,
-                value: String::new(),
-                expected: "expected a value",
-            });
+            return Err(part.error("has an empty value", || {
+                ConnectionStringError::InvalidValue {
+                    keyword: kw,
+                    value: String::new(),
+                    expected: "expected a value",
+                }
+            }));
         }
         match key {
             Key::DataSource => {
-                let url = reqwest::Url::parse(&value).map_err(|_| ConnectionStringError::InvalidValue {
-                    keyword: kw.clone(),
-                    value: crate::config::redact_url(&value),
-                    expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",
+                let bad_url = |shown: String| {
+                    part.error("is not an http(s) URL", || {
+                        ConnectionStringError::InvalidValue {
+                            keyword: kw.clone(),
+                            value: shown,
+                            expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",
+                        }
+                    })
+                };
+                // A value that is no URL at all is not shown: it may be the start of a URL
+                // whose password holds an unquoted `;` (`https://u:pa;ss@host` ends at `pa`),
+                // with nothing left to tell a password from a host.
+                let url = reqwest::Url::parse(&value).map_err(|_| {
+                    bad_url(format!(
+                        "({} characters, not shown: it does not parse as a URL)",
+                        value.chars().count()
+                    ))
                 })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(ConnectionStringError::InvalidValue {
-                        keyword: kw,
-                        value: crate::config::redact_url(&value),
-                        expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",
-                    });
+                    return Err(bad_url(crate::config::redact_url(&value)));
                 }
                 let path = url.path().trim_matches('/');
                 if !path.is_empty() && !path.contains('/') {
@@ -230,7 +325,12 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
                 cs.data_source = Some(base.as_str().trim_end_matches('/').to_string());
             }
             Key::Database => cs.database = Some(value),
-            Key::Federated => cs.federated = Some(parse_bool(&kw, &value)?),
+            Key::Federated => {
+                cs.federated = Some(
+                    parse_bool(&kw, &value)
+                        .map_err(|plain| part.error("is not true or false", || plain))?,
+                )
+            }
             Key::ClientId => cs.client_id = Some(value),
             Key::AppKey => cs.app_key = Some(Secret::new(value)),
             Key::Authority => cs.authority = Some(value),
@@ -416,5 +516,50 @@ mod tests {
         let e = parse("Data Source=https://x;AppClientId=a;AppKey=hunter2;Tenant=t;AppKey=x")
             .unwrap_err();
         assert!(!format!("{e} {e:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn nothing_after_a_secret_is_echoed() {
+        // Issue 14: `AppKey=abc;X=…` echoed `X`, which is the end of a key holding `;`.
+        let base = "Data Source=https://x;AppClientId=a;Tenant=t";
+        for (tail, problem) in [
+            ("AppKey=abc;XZQX=tail", "is not a known keyword"),
+            ("AppKey=abc;PwdZQX", "not `keyword=value`"),
+            ("Application Key=abc;Fed=ZQX", "is not true or false"),
+            ("AppKey=abc;Data Source=ZQX://x", "repeats a keyword"),
+            ("AppToken=abc;Password=ZQX", "does not support"),
+            ("AppToken=abc;Fed='ZQX", "never closed"),
+            ("AppKey=abc;Fed=", "has an empty value"),
+            ("Pwd=abc;ZQX=1", "is not supported"),
+        ] {
+            let e = parse(&format!("{base};{tail}")).unwrap_err();
+            let text = format!("{e} / {e:?}");
+            assert!(!text.contains("ZQX"), "{tail}: {text}");
+            assert!(text.contains(problem), "{tail}: {text}");
+        }
+        let e = parse("Data Source=https://x;AppKey=abc;Bogus=1").unwrap_err();
+        assert_eq!(
+            e,
+            ConnectionStringError::AfterSecret {
+                index: 3,
+                secret_keyword: "AppKey".into(),
+                problem: "is not a known keyword",
+            }
+        );
+        assert!(e.to_string().contains("AppKey=\"…\""), "{e}");
+        // Before any secret, the keyword is still named (it cannot be part of a secret).
+        let e = parse("Bogus=1;AppKey=abc").unwrap_err();
+        assert_eq!(
+            e,
+            ConnectionStringError::UnknownKeyword {
+                keyword: "Bogus".into()
+            }
+        );
+        // A quoted key holding `;` parses whole.
+        let cs = parse(&format!("{base};AppKey=\"abc;X=1\"")).unwrap();
+        // A Data Source cut short by an unquoted `;` in its password is not shown.
+        let e = parse("Data Source=https://u:Zq7;ss@x.kusto.windows.net").unwrap_err();
+        assert!(!e.to_string().contains("Zq7"), "{e}");
+        assert_eq!(cs.app_key.as_ref().map(Secret::expose), Some("abc;X=1"));
     }
 }

@@ -69,6 +69,22 @@ pub enum ConnectionStringError {
         /// Why it is needed.
         hint: &'static str,
     },
+    /// A part after the value of a secret keyword is wrong. Its text is not shown: when the
+    /// secret holds an unquoted `;`, that part is the end of the secret.
+    #[error(
+        "connection string part {index}, after the value of `{secret_keyword}`, {problem} (not \
+         shown, in case it is the end of that value: quote a value holding `;`, e.g. \
+         {secret_keyword}=\"…\")"
+    )]
+    AfterSecret {
+        /// 1-based position of the part.
+        index: usize,
+        /// The first secret keyword of the string (`Application Key`, `Application Token`,
+        /// `Password`, …) as written.
+        secret_keyword: String,
+        /// What is wrong with the part.
+        problem: &'static str,
+    },
 }
 
 /// Why [`KustoBuilder::build`](crate::KustoBuilder::build) refused the configuration.

@@ -175,7 +175,7 @@ proptest! {
         // Basic auth, an API key and a token, against a server that refuses connections.
         let builders = [
             logship_ecs_metrics::EcsLayer::builder(format!("http://127.0.0.1:{port}").as_str())
-                .with_basic_auth("elastic", secret.as_str()),
+                .with_credentials("elastic", secret.as_str()),
             logship_ecs_metrics::EcsLayer::builder(format!("http://127.0.0.1:{port}").as_str())
                 .with_api_key("id", secret.as_str()),
             logship_ecs_metrics::EcsLayer::builder(format!("http://127.0.0.1:{port}").as_str())

@@ -208,7 +208,7 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
         }
         match key {
             Key::DataSource => {
-                let url = reqwest::Url::parse(&value).map_err(|_| ConnectionStringError::InvalidValue {
+                let url = logship_http::Url::parse(&value).map_err(|_| ConnectionStringError::InvalidValue {
                     keyword: kw.clone(),
                     value: crate::config::redact_url(&value),
                     expected: "expected an http(s) URL such as https://<cluster>.<region>.kusto.windows.net",

@@ -23,8 +23,8 @@
 //!
 //! Control commands, Azure Storage and the token endpoints use the same rules without the
 //! 404 case. A request that got no answer at all is transient; one whose server certificate
-//! failed a check is [`Verdict::Certificate`] (retried, and counted in
-//! `Stats::certificate_failures`).
+//! failed a check is retried and counted in
+//! `Stats::certificate_failures`.
 
 use std::time::Duration;
 

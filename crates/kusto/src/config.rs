@@ -425,7 +425,9 @@ impl KustoBuilder {
     ///
     /// # Errors
     /// [`KustoError`] naming the missing or invalid setting (cluster, database, table, mapping
-    /// name, credentials, request size, CA certificate) or the invalid pipeline setting.
+    /// name, credentials, request size), [`KustoError::Http`] for unusable HTTP or TLS settings
+    /// (timeouts or reply cap out of range, an unreadable or malformed CA or client
+    /// certificate: the TLS configuration is built here), or the invalid pipeline setting.
     pub fn build(self) -> Result<(KustoLayer, Guard), KustoError> {
         let cluster = self.cluster.ok_or_else(|| {
             KustoError::invalid(

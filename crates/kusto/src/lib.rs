@@ -76,6 +76,17 @@
 //! * At-least-once: a request that timed out may have been ingested; its retry can
 //!   duplicate rows (Kusto streaming ingestion has no idempotency key).
 //!
+//! ## Transport and TLS
+//! Every request (streaming ingestion, control commands, the auth metadata, token and
+//! managed-identity endpoints, Azure Storage blobs and queues) goes through one
+//! [`logship_http`] client created on the worker thread: HTTP/1.1 over rustls, **no
+//! redirects** (a 3xx is refused with its redacted `Location`), every reply body read through
+//! a cap ([`with_max_reply_bytes`](KustoBuilder::with_max_reply_bytes), default 1 MiB), no
+//! `Accept-Encoding`, errors quoting at most 512 bytes of a reply. Certificates are checked
+//! per [`with_tls`](KustoBuilder::with_tls) ([`TlsOptions`]: the OS trust store by default;
+//! `with_ca_pem` **adds** a CA, `with_only_custom_roots(true)` trusts only yours); a failed
+//! check is retried, counted in `Stats::certificate_failures`, and named in `last_error`.
+//!
 //! ## Authentication
 //! Client credentials (hand-written: one form POST; see [`auth`] for why not
 //! `azure_identity`), managed identity, a fixed token, or a [`TokenProvider`]. The scope is

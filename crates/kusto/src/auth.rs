@@ -498,6 +498,11 @@ impl Auth {
         .await?;
         let env = std::env::var(AAD_AUTHORITY_ENV).ok();
         let mut info = match reply.status {
+            200..=299 if !reply.complete => {
+                return Err(Verdict::Transient {
+                    reason: format!("{what}: {}", reply.cut_note().unwrap_or_default()),
+                });
+            }
             200..=299 => cloud_info(Some(&reply.body), env.as_deref(), &self.cluster),
             404 => cloud_info(None, env.as_deref(), &self.cluster),
             s @ 300..=399 => {
@@ -650,6 +655,11 @@ async fn fetch(
     }
     if !reply.is_success() {
         return Err(token_error(what, &reply));
+    }
+    if let Some(note) = reply.cut_note() {
+        return Err(Verdict::Transient {
+            reason: format!("{what}: {note}"),
+        });
     }
     parse_token(&reply.body, now).map_err(|reason| Verdict::Transient {
         reason: format!("{what}: {reason}"),

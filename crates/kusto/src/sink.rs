@@ -91,26 +91,26 @@ impl KustoSink {
         what: &str,
         make: F,
         classify: fn(&Reply) -> Verdict,
-    ) -> (Verdict, Bytes)
+    ) -> (Verdict, Option<Reply>)
     where
         F: Fn(&HttpClient, Option<&Secret>) -> Result<RequestBuilder, Verdict>,
     {
         let http = match self.http() {
             Ok(h) => h,
-            Err(v) => return (v, Bytes::new()),
+            Err(v) => return (v, None),
         };
         for attempt in 0..2 {
             let token = match self.auth.token(&http, &self.s.telemetry).await {
                 Ok(t) => t,
-                Err(v) => return (v, Bytes::new()),
+                Err(v) => return (v, None),
             };
             let req = match make(&http, token.as_ref()) {
                 Ok(r) => r,
-                Err(v) => return (v, Bytes::new()),
+                Err(v) => return (v, None),
             };
             let reply = match transport::send(&http, req, what).await {
                 Ok(r) => r,
-                Err(v) => return (v, Bytes::new()),
+                Err(v) => return (v, None),
             };
             let v = classify(&reply);
             match v {
@@ -134,15 +134,15 @@ impl KustoSink {
                     let v = Verdict::Unauthorized {
                         reason: format!("{reason} ({hint})"),
                     };
-                    return (v, reply.body);
+                    return (v, Some(reply));
                 }
-                other => return (other, reply.body),
+                other => return (other, Some(reply)),
             }
         }
         let v = Verdict::Transient {
             reason: format!("{what}: unauthorized"),
         };
-        (v, Bytes::new())
+        (v, None)
     }
 
     /// Runs a control command on `endpoint`; returns the answer body.
@@ -168,7 +168,18 @@ impl KustoSink {
             )
             .await;
         match v {
-            Verdict::Delivered => Ok(reply),
+            Verdict::Delivered => match reply {
+                Some(r) if r.complete => Ok(r.body),
+                // A truncated answer cannot be parsed: say why instead of "not JSON".
+                Some(r) => Err(Verdict::Transient {
+                    reason: format!(
+                        "the control command answer of {}: {}",
+                        logship_core::redact_url(&url),
+                        r.cut_note().unwrap_or_default()
+                    ),
+                }),
+                None => Ok(Bytes::new()),
+            },
             mut other => {
                 // Name the endpoint: a failed `.create-merge table` is otherwise anonymous.
                 other.append_to_reason(&format!(" ({})", logship_core::redact_url(&url)));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use logship_core::{BreakerConfig, RetryPolicy, Stats};
 use logship_kusto::{IngestionMode, KustoBuilder, KustoLayer, TlsOptions};
-use support::Lost;
+use support::{Lost, builder, receiver};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing_subscriber::prelude::*;
@@ -22,8 +22,8 @@ use tracing_subscriber::prelude::*;
 enum Script {
     /// These bytes, then the connection is closed.
     Fixed(String),
-    /// `500` with a chunked body that never ends.
-    EndlessChunked,
+    /// This status with a chunked body that never ends.
+    EndlessChunked(u16),
     /// `500` announcing a 4 GiB body, then bytes for as long as anyone reads.
     HugeContentLength,
 }
@@ -122,10 +122,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = s.write_all(answer.as_bytes()).await;
             let _ = s.shutdown().await;
         }
-        Script::EndlessChunked => {
+        Script::EndlessChunked(status) => {
             let _ = s
                 .write_all(
-                    b"HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n",
+                    format!("HTTP/1.1 {status} X\r\ntransfer-encoding: chunked\r\n\r\n").as_bytes(),
                 )
                 .await;
             let block = format!("{:x}\r\n{}\r\n", 65536, "x".repeat(65536));
@@ -218,7 +218,7 @@ fn peak_rss_mib() -> u64 {
 
 #[test]
 fn endless_and_huge_error_bodies_are_cut_at_the_cap_and_retried() {
-    for script in [Script::EndlessChunked, Script::HugeContentLength] {
+    for script in [Script::EndlessChunked(500), Script::HugeContentLength] {
         let server = Server::start(script, None);
         let s = send_one(layer_for(&format!("http://127.0.0.1:{}", server.port), 3));
         assert_eq!(s.delivered, 0);
@@ -352,4 +352,36 @@ fn a_plain_permanent_oneapi_error_is_rejected_and_no_accept_encoding_is_sent() {
         heads[0]
     );
     assert!(!heads[0].contains("accept-encoding"), "{}", heads[0]);
+}
+
+#[test]
+fn an_endless_token_answer_is_cut_at_the_cap_and_retried() {
+    let tokens = Server::start(Script::EndlessChunked(200), None);
+    let r = receiver();
+    let s = send_one(
+        builder(&r)
+            .with_login_endpoint(format!("http://127.0.0.1:{}", tokens.port))
+            .with_ingestion_mode(IngestionMode::Streaming)
+            .with_pipeline(|p| {
+                p.with_breaker(BreakerConfig::disabled()).with_retry(
+                    RetryPolicy::default()
+                        .with_initial_delay(Duration::from_millis(5))
+                        .with_max_attempts(Some(2)),
+                )
+            }),
+    );
+    assert_eq!((s.delivered, s.undelivered_retries_exhausted), (0, 1));
+    assert_eq!(tokens.accepted(), 2, "one token request per attempt");
+    let e = s.last_error.unwrap_or_default();
+    assert!(
+        e.contains("the AAD token endpoint: the reply body was larger than the 1048576 byte cap"),
+        "{e}"
+    );
+    assert!(
+        !e.contains(logship_testkit::kusto::DEFAULT_CLIENT_SECRET),
+        "{e}"
+    );
+    assert_eq!(r.row_count(support::TABLE), 0);
+    let peak = peak_rss_mib();
+    assert!(peak < 256, "peak RSS {peak} MiB");
 }

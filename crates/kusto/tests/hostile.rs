@@ -313,9 +313,23 @@ fn an_untrusted_certificate_is_counted_then_trusted_with_a_ca() {
     assert!(e.starts_with("streaming ingestion: "), "{e}");
     assert!(server.heads().is_empty(), "no request passed the handshake");
 
-    let s = send_one(layer_for(&cluster, 2).with_tls(TlsOptions::new().with_ca_pem(pem)));
+    let s = send_one(layer_for(&cluster, 2).with_tls(TlsOptions::new().with_ca_pem(pem.clone())));
     assert_eq!((s.delivered, s.certificate_failures), (1, 0), "{s:?}");
     assert_eq!(server.heads().len(), 1);
+
+    // Trusting only that CA (what the crate's former `with_ca_pem` did) works as well.
+    let only = TlsOptions::new()
+        .with_ca_pem(pem)
+        .with_only_custom_roots(true);
+    let s = send_one(layer_for(&cluster, 2).with_tls(only));
+    assert_eq!((s.delivered, s.certificate_failures), (1, 0), "{s:?}");
+
+    // And verification can be turned off, explicitly.
+    let s = send_one(
+        layer_for(&cluster, 2).with_tls(TlsOptions::new().danger_accept_invalid_certs(true)),
+    );
+    assert_eq!((s.delivered, s.certificate_failures), (1, 0), "{s:?}");
+    assert_eq!(server.heads().len(), 3);
 }
 
 #[test]

@@ -439,7 +439,7 @@ fn tls_layer(
                 .with_table("T")
                 .with_token("tok")
                 .with_ingestion_mode(logship_kusto::IngestionMode::Streaming)
-                .with_danger_accept_invalid_certs(insecure)
+                .with_tls(logship_kusto::TlsOptions::new().danger_accept_invalid_certs(insecure))
                 .with_pipeline(quick)
                 .build()
                 .unwrap();

@@ -41,6 +41,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use logship_http::reqwest::{self, RequestBuilder};
+use logship_http::{HttpClient, Reply};
+
 use crate::classify::{self, Verdict};
 use crate::error::Secret;
 use crate::transport::{self, Telemetry};
@@ -481,22 +484,25 @@ impl Auth {
             .map(|c| format!("{}/.default", c.resource))
     }
 
-    async fn cloud(
-        &mut self,
-        http: &reqwest::Client,
-        tele: &Telemetry,
-    ) -> Result<CloudInfo, Verdict> {
+    async fn cloud(&mut self, http: &HttpClient, tele: &Telemetry) -> Result<CloudInfo, Verdict> {
         if let Some(c) = &self.cloud {
             return Ok(c.clone());
         }
-        let url = format!("{}/v1/rest/auth/metadata", self.cluster);
-        let reply = transport::execute(tele.kusto(http.get(url), "logship.kusto.authMetadata"))
-            .await
-            .map_err(|reason| Verdict::Transient {
-                reason: format!("cannot read the cluster's auth metadata: {reason}"),
-            })?;
+        let what = "cannot read the cluster's auth metadata";
+        let url = transport::url(&format!("{}/v1/rest/auth/metadata", self.cluster), what)?;
+        let reply = transport::send(
+            http,
+            tele.kusto(http.get(url), "logship.kusto.authMetadata"),
+            what,
+        )
+        .await?;
         let env = std::env::var(AAD_AUTHORITY_ENV).ok();
         let mut info = match reply.status {
+            200..=299 if !reply.complete => {
+                return Err(Verdict::Transient {
+                    reason: format!("{what}: {}", reply.cut_note().unwrap_or_default()),
+                });
+            }
             200..=299 => cloud_info(Some(&reply.body), env.as_deref(), &self.cluster),
             404 => cloud_info(None, env.as_deref(), &self.cluster),
             s @ 300..=399 => {
@@ -507,13 +513,8 @@ impl Auth {
                     "give the cluster's final URL to `with_cluster` (or `Data Source`)",
                 ));
             }
-            s => {
-                return Err(classify::other(
-                    "the auth metadata endpoint",
-                    s,
-                    reply.retry_after.as_deref(),
-                    &reply.body,
-                ));
+            _ => {
+                return Err(classify::other("the auth metadata endpoint", &reply));
             }
         };
         if let Some(l) = &self.login_override {
@@ -533,7 +534,7 @@ impl Auth {
     /// credentials, reported with the identity provider's message).
     pub(crate) async fn token(
         &mut self,
-        http: &reqwest::Client,
+        http: &HttpClient,
         tele: &Telemetry,
     ) -> Result<Option<Secret>, Verdict> {
         match &self.creds {
@@ -559,7 +560,11 @@ impl Auth {
                     // Final: every batch would meet the same refusal until the settings change.
                     return Err(Verdict::Unauthorized { reason });
                 }
-                let url = format!("{}/{}/oauth2/v2.0/token", cloud.login_endpoint, tenant);
+                let what = "the AAD token endpoint";
+                let url = transport::url(
+                    &format!("{}/{}/oauth2/v2.0/token", cloud.login_endpoint, tenant),
+                    what,
+                )?;
                 let form = [
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id.as_str()),
@@ -573,8 +578,9 @@ impl Auth {
                     .header("accept", "application/json")
                     .body(body);
                 fetch(
+                    http,
                     req,
-                    "the AAD token endpoint",
+                    what,
                     "the client secret was not re-sent; if the new location is a trusted \
                      authority, name it with `with_login_endpoint`",
                     now,
@@ -604,18 +610,14 @@ impl Auth {
                 if let Some(id) = client_id {
                     q.push(("client_id", id.as_str()));
                 }
-                let mut rb = http.get(format!("{url}?{}", form_encode(&q)));
+                let what = "the managed identity endpoint";
+                let url = transport::url(&format!("{url}?{}", form_encode(&q)), what)?;
+                let mut rb = http.get(url);
                 rb = match &req {
                     Some(h) => rb.header("x-identity-header", h),
                     None => rb.header("metadata", "true"),
                 };
-                fetch(
-                    rb,
-                    "the managed identity endpoint",
-                    "check `IDENTITY_ENDPOINT`",
-                    now,
-                )
-                .await?
+                fetch(http, rb, what, "check `IDENTITY_ENDPOINT`", now).await?
             }
             Credentials::Provider(p) => p.token(&scope).map_err(|e| Verdict::Transient {
                 reason: format!("the token provider failed: {e}"),
@@ -636,16 +638,13 @@ impl Auth {
 }
 
 async fn fetch(
-    req: reqwest::RequestBuilder,
+    http: &HttpClient,
+    req: RequestBuilder,
     what: &str,
     redirect_fix: &str,
     now: SystemTime,
 ) -> Result<AccessToken, Verdict> {
-    let reply = transport::execute(req)
-        .await
-        .map_err(|reason| Verdict::Transient {
-            reason: format!("{what}: {reason}"),
-        })?;
+    let reply = transport::send(http, req, what).await?;
     if (300..400).contains(&reply.status) {
         return Err(redirect_refused(
             what,
@@ -654,13 +653,13 @@ async fn fetch(
             redirect_fix,
         ));
     }
-    if !(200..300).contains(&reply.status) {
-        return Err(token_error(
-            what,
-            reply.status,
-            reply.retry_after.as_deref(),
-            &reply.body,
-        ));
+    if !reply.is_success() {
+        return Err(token_error(what, &reply));
+    }
+    if let Some(note) = reply.cut_note() {
+        return Err(Verdict::Transient {
+            reason: format!("{what}: {note}"),
+        });
     }
     parse_token(&reply.body, now).map_err(|reason| Verdict::Transient {
         reason: format!("{what}: {reason}"),
@@ -670,27 +669,23 @@ async fn fetch(
 /// A refused token request: AAD's `error` and `error_description`; bad credentials are
 /// `Unauthorized` (final: no request can succeed without a token), throttling and 5xx
 /// transient.
-pub(crate) fn token_error(
-    what: &str,
-    status: u16,
-    retry_after: Option<&str>,
-    body: &[u8],
-) -> Verdict {
-    let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+pub(crate) fn token_error(what: &str, reply: &Reply) -> Verdict {
+    let status = reply.status;
+    let v: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
     let s = |k: &str| {
         v.as_ref()
             .and_then(|v| v.get(k))
             .and_then(|x| x.as_str())
-            .map(str::to_string)
+            .map(|t| logship_core::excerpt::bounded(t, logship_core::excerpt::MAX_EXCERPT_BYTES))
     };
     let reason = match (s("error"), s("error_description")) {
         (Some(e), Some(d)) => format!("{what} refused the credentials ({status} {e}): {d}"),
         (Some(e), None) => format!("{what} refused the credentials ({status} {e})"),
-        _ => return classify::other(what, status, retry_after, body),
+        _ => return classify::other(what, reply),
     };
     match status {
         429 => Verdict::Throttled {
-            after: classify::retry_after(retry_after),
+            after: reply.retry_after,
             reason,
         },
         s if s >= 500 => Verdict::Transient { reason },
@@ -960,14 +955,29 @@ mod tests {
     #[test]
     fn aad_errors_are_final_with_the_description() {
         let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#;
-        let v = token_error("the AAD token endpoint", 401, None, body);
+        let reply = |status: u16, body: &[u8]| {
+            Reply::from_parts(
+                status,
+                &reqwest::header::HeaderMap::new(),
+                body.to_vec().into(),
+                true,
+                1 << 20,
+            )
+        };
+        let v = token_error("the AAD token endpoint", &reply(401, body));
         assert_eq!(
             v,
             Verdict::Unauthorized {
                 reason: "the AAD token endpoint refused the credentials (401 invalid_client): AADSTS7000215: Invalid client secret provided.".into()
             }
         );
-        assert!(token_error("x", 503, None, b"").is_retryable());
+        assert!(token_error("x", &reply(503, b"")).is_retryable());
+        let long = format!(
+            r#"{{"error":"invalid_client","error_description":"{}"}}"#,
+            "d".repeat(100_000)
+        );
+        let v = token_error("x", &reply(401, long.as_bytes()));
+        assert!(v.reason().len() < 700, "{}", v.reason().len());
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
 //! | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
 //! | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
+//! | [`with_connect_timeout`](KustoBuilder::with_connect_timeout) | 10 s per connection (TCP and TLS handshake) |
+//! | [`with_max_reply_bytes`](KustoBuilder::with_max_reply_bytes) | 1 MiB per reply body |
 //! | login endpoint | the cluster's auth metadata (only a known Microsoft Entra authority host), else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
-//! | TLS | the platform's trust store |
+//! | [`with_tls`](KustoBuilder::with_tls) | `TlsOptions::default()`: the OS trust store (bundled Mozilla roots when it is empty) |
 //! | `x-ms-app` / `x-ms-user` | executable name / `$USER` (`[none]`) |
 //! | core: max records per batch | 8 192 (the original's `capacity`) |
 //! | core: max bytes per batch | 8 MiB (estimated, before encoding; split into ≤ 4 MiB requests) |
@@ -23,6 +25,8 @@
 use std::time::Duration;
 
 use logship_core::{Guard, PipelineBuilder};
+use logship_http::HttpOptions;
+use logship_tls::TlsOptions;
 
 use crate::KustoLayer;
 use crate::auth::{Auth, Credentials, TokenProvider};
@@ -30,7 +34,7 @@ use crate::connection_string;
 use crate::encode::RowEncoder;
 use crate::error::{KustoError, Secret};
 use crate::sink::{KustoSink, Settings};
-use crate::transport::{self, Telemetry, TlsVerify};
+use crate::transport::Telemetry;
 
 /// The ingestion mapping name used unless [`KustoBuilder::with_mapping_name`] says otherwise.
 pub const DEFAULT_MAPPING_NAME: &str = "logship_v1";
@@ -69,8 +73,10 @@ pub enum IngestionMode {
 /// | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
 /// | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
 /// | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
+/// | [`with_connect_timeout`](KustoBuilder::with_connect_timeout) | 10 s per connection (TCP and TLS handshake) |
+/// | [`with_max_reply_bytes`](KustoBuilder::with_max_reply_bytes) | 1 MiB per reply body |
 /// | login endpoint | the cluster's auth metadata (only a known Microsoft Entra authority host), else `$AadAuthorityUri`, else `https://login.microsoftonline.com` |
-/// | TLS | the platform's trust store |
+/// | [`with_tls`](KustoBuilder::with_tls) | [`TlsOptions::default`]: the OS trust store (bundled Mozilla roots when it is empty) |
 /// | `x-ms-app` / `x-ms-user` | executable name / `$USER` (`[none]`) |
 /// | core: max records per batch | 8 192 (the original's `capacity`) |
 /// | core: max bytes per batch | 8 MiB (estimated, before encoding; split into ≤ 4 MiB requests) |
@@ -98,8 +104,9 @@ pub struct KustoBuilder {
     max_request_bytes: usize,
     fallback_after_attempts: u32,
     request_timeout: Duration,
-    tls: TlsVerify,
-    ca_error: Option<KustoError>,
+    connect_timeout: Duration,
+    max_reply_bytes: usize,
+    tls: TlsOptions,
     pipeline: PipelineBuilder,
 }
 
@@ -139,8 +146,9 @@ impl Default for KustoBuilder {
             max_request_bytes: STREAMING_LIMIT_BYTES,
             fallback_after_attempts: 3,
             request_timeout: Duration::from_secs(30),
-            tls: TlsVerify::Platform,
-            ca_error: None,
+            connect_timeout: Duration::from_secs(10),
+            max_reply_bytes: logship_http::DEFAULT_MAX_REPLY_BYTES,
+            tls: TlsOptions::default(),
             pipeline: PipelineBuilder::new()
                 .with_max_batch_records(8192)
                 .with_max_batch_bytes(8 * 1024 * 1024)
@@ -364,37 +372,45 @@ impl KustoBuilder {
             ..self
         }
     }
-    /// Timeout of one HTTP request (default 30 s).
+    /// Timeout of one whole HTTP request, reply body included (default 30 s; 1 ms to 10 min).
+    /// Applies to every request: streaming ingestion, control commands, the auth metadata,
+    /// token and managed-identity endpoints, Azure Storage.
     pub fn with_request_timeout(self, d: Duration) -> Self {
         Self {
             request_timeout: d,
             ..self
         }
     }
-    /// Trust only the CA certificates in `pem` (instead of the platform's trust store).
-    pub fn with_ca_pem(self, pem: &[u8]) -> Self {
-        match transport::parse_pem(pem) {
-            Ok(certs) => Self {
-                tls: TlsVerify::Roots(certs),
-                ..self
-            },
-            Err(e) => Self {
-                ca_error: Some(e),
-                ..self
-            },
-        }
-    }
-    /// Turns certificate verification off. Anyone on the path can then read the data and the
-    /// tokens: for tests against self-signed endpoints only.
-    pub fn with_danger_accept_invalid_certs(self, yes: bool) -> Self {
+    /// Timeout of establishing one connection, TCP and TLS handshake (default 10 s; 1 ms to
+    /// 10 min).
+    pub fn with_connect_timeout(self, d: Duration) -> Self {
         Self {
-            tls: if yes {
-                TlsVerify::Insecure
-            } else {
-                TlsVerify::Platform
-            },
+            connect_timeout: d,
             ..self
         }
+    }
+    /// Cap on each reply body, in bytes (default 1 MiB; 1 KiB to 1 GiB). A reply announcing a
+    /// larger `Content-Length` is not read, a longer body is cut at the cap; either way the
+    /// request's verdict comes from its status, and the error says the body was cut. Kusto's
+    /// answers (OneApi errors, tokens, ingestion resources) are a few KiB.
+    pub fn with_max_reply_bytes(self, n: usize) -> Self {
+        Self {
+            max_reply_bytes: n,
+            ..self
+        }
+    }
+    /// How server certificates are checked, for every request (cluster, login endpoint,
+    /// Azure Storage): see [`TlsOptions`]. The default trusts the OS trust store.
+    ///
+    /// [`TlsOptions::with_ca_pem`] / [`with_ca_file`](TlsOptions::with_ca_file) **add** a CA
+    /// to the OS roots; add [`with_only_custom_roots(true)`](TlsOptions::with_only_custom_roots)
+    /// to trust only your CAs (what this crate's former `with_ca_pem` did).
+    /// [`TlsOptions::danger_accept_invalid_certs`] turns verification off (tests only: anyone
+    /// on the path could read the rows and the tokens) and warns at `build()`.
+    /// `TlsOptions::with_server_name` is refused by `build()`: put the certificate's name in
+    /// the cluster URL.
+    pub fn with_tls(self, tls: TlsOptions) -> Self {
+        Self { tls, ..self }
     }
     /// Changes core pipeline settings (batching, queue, retry, flush level…), starting from
     /// this crate's defaults (see [`KustoBuilder`]).
@@ -409,18 +425,17 @@ impl KustoBuilder {
     ///
     /// # Errors
     /// [`KustoError`] naming the missing or invalid setting (cluster, database, table, mapping
-    /// name, credentials, request size, CA certificate) or the invalid pipeline setting.
+    /// name, credentials, request size), [`KustoError::Http`] for unusable HTTP or TLS settings
+    /// (timeouts or reply cap out of range, an unreadable or malformed CA or client
+    /// certificate: the TLS configuration is built here), or the invalid pipeline setting.
     pub fn build(self) -> Result<(KustoLayer, Guard), KustoError> {
-        if let Some(e) = self.ca_error {
-            return Err(e);
-        }
         let cluster = self.cluster.ok_or_else(|| {
             KustoError::invalid(
                 "with_cluster",
                 "is not set: give the cluster URL or a connection string with `Data Source`",
             )
         })?;
-        let cluster_url = reqwest::Url::parse(&cluster)
+        let cluster_url = logship_http::Url::parse(&cluster)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| {
@@ -431,7 +446,7 @@ impl KustoBuilder {
             })?;
         let engine = endpoint(&cluster_url, false);
         let ingest = match &self.ingest_endpoint {
-            Some(u) => reqwest::Url::parse(u)
+            Some(u) => logship_http::Url::parse(u)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .map(|u| u.as_str().trim_end_matches('/').to_string())
@@ -483,12 +498,6 @@ impl KustoBuilder {
                 "is 0; use 1 or more",
             ));
         }
-        if self.request_timeout.is_zero() {
-            return Err(KustoError::invalid(
-                "with_request_timeout",
-                "is 0; use a duration above zero",
-            ));
-        }
         match &self.credentials {
             Credentials::Unset if self.federated == Some(true) => {
                 return Err(KustoError::invalid(
@@ -532,7 +541,13 @@ impl KustoBuilder {
                 ),
             ));
         }
-        let tls = transport::tls_config(&self.tls)?;
+        // The TLS configuration is built here, so a bad CA or client certificate fails now.
+        let http = HttpOptions::new("kusto")
+            .with_tls(self.tls)
+            .with_connect_timeout(self.connect_timeout)
+            .with_request_timeout(Some(self.request_timeout))
+            .with_max_reply_bytes(self.max_reply_bytes)
+            .build()?;
         let host = self.host.unwrap_or_else(|| {
             hostname::get()
                 .ok()
@@ -560,19 +575,17 @@ impl KustoBuilder {
             max_request_bytes: self.max_request_bytes,
             fallback_after_attempts: self.fallback_after_attempts,
             create_table: self.create_table,
-            request_timeout: self.request_timeout,
             telemetry: Telemetry::new(&app, &user),
         };
         let auth = Auth::new(self.credentials, engine, self.login_endpoint);
         let enc = RowEncoder::new(&host, self.service.as_deref());
-        let sink = KustoSink::new(settings, enc, tls, auth);
-        let (layer, guard) = self.pipeline.build(sink)?;
-        Ok((KustoLayer::from(layer), guard))
+        let sink = KustoSink::new(settings, enc, http, auth);
+        Ok(self.pipeline.build_layer::<KustoLayer, _>(sink)?)
     }
 }
 
 /// The engine (`ingest` false) or data-management endpoint for a cluster URL.
-pub(crate) fn endpoint(url: &reqwest::Url, ingest: bool) -> String {
+pub(crate) fn endpoint(url: &logship_http::Url, ingest: bool) -> String {
     let mut u = url.clone();
     u.set_path("");
     u.set_query(None);
@@ -614,8 +627,8 @@ pub(crate) use logship_core::redact_url;
 mod tests {
     use super::*;
 
-    fn url(s: &str) -> reqwest::Url {
-        reqwest::Url::parse(s).unwrap()
+    fn url(s: &str) -> logship_http::Url {
+        logship_http::Url::parse(s).unwrap()
     }
 
     #[test]
@@ -667,13 +680,31 @@ mod tests {
                 .with_login_endpoint("http://login.example.com"))
             .starts_with("`with_login_endpoint` `http://login.example.com` is not an https URL")
         );
-        assert!(matches!(
-            full()
-                .with_no_authentication()
-                .with_ca_pem(b"garbage")
-                .build(),
-            Err(KustoError::CaCertificate(_))
-        ));
+        let e = full()
+            .with_no_authentication()
+            .with_tls(TlsOptions::new().with_ca_pem("garbage"))
+            .build()
+            .err();
+        assert!(matches!(e, Some(KustoError::Http(_))), "{e:?}");
+        assert!(e.is_some_and(|e| e.to_string().contains("with_ca_pem")));
+        for (b, setting) in [
+            (
+                full().with_request_timeout(Duration::ZERO),
+                "with_request_timeout",
+            ),
+            (
+                full().with_connect_timeout(Duration::ZERO),
+                "with_connect_timeout",
+            ),
+            (full().with_max_reply_bytes(10), "with_max_reply_bytes"),
+            (
+                full().with_tls(TlsOptions::new().with_server_name("x")),
+                "with_server_name",
+            ),
+        ] {
+            let e = err(b.with_no_authentication());
+            assert!(e.contains(setting), "{setting}: {e}");
+        }
         assert!(matches!(
             full()
                 .with_no_authentication()

@@ -306,7 +306,7 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
                 // A value that is no URL at all is not shown: it may be the start of a URL
                 // whose password holds an unquoted `;` (`https://u:pa;ss@host` ends at `pa`),
                 // with nothing left to tell a password from a host.
-                let url = reqwest::Url::parse(&value).map_err(|_| {
+                let url = logship_http::Url::parse(&value).map_err(|_| {
                     bad_url(format!(
                         "({} characters, not shown: it does not parse as a URL)",
                         value.chars().count()

@@ -218,12 +218,12 @@ pub struct EncodedBatch {
 
 /// gzip's compression level: `fast` (the request limit is on the uncompressed size, and the
 /// worker's time matters more than a few percent of wire bytes).
-const LEVEL: u32 = 1;
+pub(crate) const GZIP_LEVEL: u32 = 1;
 
 /// The gzip member header: deflate, no name or time, XFL = 4 ("fastest") at level 1, OS =
 /// unknown — what `flate2::GzEncoder` writes.
 const GZIP_HEADER: [u8; 10] = {
-    let xfl = match LEVEL {
+    let xfl = match GZIP_LEVEL {
         0..=1 => 4,
         9.. => 2,
         _ => 0,
@@ -280,7 +280,7 @@ impl BatchEncoder {
     /// A new encoder (gzip level `fast`).
     pub fn new() -> Self {
         Self {
-            z: Compress::new(Compression::new(LEVEL), false),
+            z: Compress::new(Compression::new(GZIP_LEVEL), false),
             staging: Vec::with_capacity(2 * STAGE_BYTES),
             ratio: 256,
         }
@@ -398,7 +398,7 @@ impl BatchEncoder {
             }
             Some(reason) => {
                 // A new stream for the next request: this one is in an unknown state.
-                self.z = Compress::new(Compression::new(LEVEL), false);
+                self.z = Compress::new(Compression::new(GZIP_LEVEL), false);
                 out.failed
                     .extend(o.records.into_iter().map(|i| (i, reason.clone())));
             }
@@ -439,18 +439,6 @@ fn run(z: &mut Compress, o: &mut Open, mut data: &[u8], flush: FlushCompress) {
             }
         }
     }
-}
-
-/// gzip-compresses `data` in one piece (for the rare bodies of oversized rows).
-pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4 + 64),
-        Compression::new(LEVEL),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
 }
 
 fn field(out: &mut Vec<u8>, first: &mut bool, k: &str, v: Value<'_>) {
@@ -773,10 +761,12 @@ mod tests {
     }
 
     #[test]
-    fn gzip_round_trips() {
+    fn the_shared_gzip_writes_the_same_header() {
+        // Oversized rows are compressed by `logship_core::compress::gzip` at the same level:
+        // both kinds of bodies look alike to the service.
         let data = b"{\"a\":1}\n".repeat(1000);
-        let z = gzip(&data);
-        assert_eq!(&z[..2], &[0x1f, 0x8b]);
+        let z = logship_core::compress::gzip(&data, GZIP_LEVEL);
+        assert_eq!(&z[..10], &GZIP_HEADER);
         assert_eq!(gunzip(&z), data);
     }
 

@@ -102,12 +102,13 @@ pub enum KustoError {
         /// What is wrong and what to do.
         problem: String,
     },
-    /// The custom CA certificate could not be read.
-    #[error("cannot read the CA certificate (PEM)")]
-    CaCertificate(#[source] std::io::Error),
-    /// The TLS configuration could not be built.
-    #[error("cannot set up TLS")]
-    Tls(#[source] rustls::Error),
+    /// An HTTP or TLS setting is unusable ([`with_tls`](crate::KustoBuilder::with_tls),
+    /// [`with_max_reply_bytes`](crate::KustoBuilder::with_max_reply_bytes),
+    /// [`with_connect_timeout`](crate::KustoBuilder::with_connect_timeout),
+    /// [`with_request_timeout`](crate::KustoBuilder::with_request_timeout)); the message names
+    /// the setting and the fix (an unreadable CA file, a malformed PEM, a value out of range).
+    #[error(transparent)]
+    Http(#[from] logship_http::HttpError),
     /// A core pipeline setting is invalid (see [`with_pipeline`](crate::KustoBuilder::with_pipeline)).
     #[error("invalid pipeline setting")]
     Pipeline(#[from] logship_core::ConfigError),

@@ -76,6 +76,17 @@
 //! * At-least-once: a request that timed out may have been ingested; its retry can
 //!   duplicate rows (Kusto streaming ingestion has no idempotency key).
 //!
+//! ## Transport and TLS
+//! Every request (streaming ingestion, control commands, the auth metadata, token and
+//! managed-identity endpoints, Azure Storage blobs and queues) goes through one
+//! [`logship_http`] client created on the worker thread: HTTP/1.1 over rustls, **no
+//! redirects** (a 3xx is refused with its redacted `Location`), every reply body read through
+//! a cap ([`with_max_reply_bytes`](KustoBuilder::with_max_reply_bytes), default 1 MiB), no
+//! `Accept-Encoding`, errors quoting at most 512 bytes of a reply. Certificates are checked
+//! per [`with_tls`](KustoBuilder::with_tls) ([`TlsOptions`]: the OS trust store by default;
+//! `with_ca_pem` **adds** a CA, `with_only_custom_roots(true)` trusts only yours); a failed
+//! check is retried, counted in `Stats::certificate_failures`, and named in `last_error`.
+//!
 //! ## Authentication
 //! Client credentials (hand-written: one form POST; see [`auth`] for why not
 //! `azure_identity`), managed identity, a fixed token, or a [`TokenProvider`]. The scope is
@@ -102,6 +113,8 @@ pub use auth::{AAD_AUTHORITY_ENV, AccessToken, KNOWN_AUTHORITY_HOSTS, TokenProvi
 pub use config::{DEFAULT_MAPPING_NAME, IngestionMode, KustoBuilder, STREAMING_LIMIT_BYTES};
 pub use encode::{COLUMNS, create_mapping_command, create_table_command};
 pub use error::{ConnectionStringError, KustoError, Secret};
+/// The TLS settings of [`KustoBuilder::with_tls`] (shared by every logship backend).
+pub use logship_tls::TlsOptions;
 
 logship_core::define_layer!(
     /// The Kusto layer: add it to a `tracing_subscriber::registry()`. Built by
@@ -133,7 +146,7 @@ pub mod fuzzing {
     /// The engine and data-management endpoints [`KustoBuilder::build`](crate::KustoBuilder::build)
     /// derives from a cluster URL, or `None` when it refuses the URL.
     pub fn endpoints(cluster: &str) -> Option<(String, String)> {
-        let u = reqwest::Url::parse(cluster)
+        let u = logship_http::Url::parse(cluster)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())?;
         Some((
@@ -146,8 +159,15 @@ pub mod fuzzing {
     /// XML or anything) as a streaming ingestion and as a control command; returns whether
     /// each is retryable.
     pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> (bool, bool) {
-        let s = crate::classify::streaming(status, retry_after, body);
-        let o = crate::classify::other("control command", status, retry_after, body);
+        use logship_http::reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+        let mut headers = HeaderMap::new();
+        if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(RETRY_AFTER, v);
+        }
+        let reply =
+            logship_http::Reply::from_parts(status, &headers, body.to_vec().into(), true, 1 << 20);
+        let s = crate::classify::streaming(&reply);
+        let o = crate::classify::other("control command", &reply);
         let _ = (s.reason().len(), o.reason().len());
         (s.is_retryable(), o.is_retryable())
     }

@@ -98,8 +98,8 @@ pub(crate) fn parse_identity(body: &[u8]) -> Result<String, String> {
 }
 
 /// `{base}/{segment}?{query}` for a SAS URL `{base}?{query}`.
-pub(crate) fn sas_child(sas_url: &str, segment: &str) -> Result<reqwest::Url, String> {
-    let mut url = reqwest::Url::parse(sas_url)
+pub(crate) fn sas_child(sas_url: &str, segment: &str) -> Result<logship_http::Url, String> {
+    let mut url = logship_http::Url::parse(sas_url)
         .map_err(|_| "an ingestion resource is not a URL".to_string())?;
     url.path_segments_mut()
         .map_err(|_| "an ingestion resource URL cannot have a path".to_string())?

@@ -1,13 +1,14 @@
 //! [`KustoSink`]: encodes a batch into rows, splits it into requests under the streaming
 //! limit, sends them by streaming or queued ingestion, and reports one `Outcome` per batch
-//! (`Partial` when some requests went through and others did not). It never sleeps or loops:
-//! retries, backoff and the breaker are the core's; the only repeat is one token refresh
-//! after a 401/403.
-
-use std::time::Duration;
+//! (`Partial` when some requests went through and others did not; the per-request verdicts
+//! are folded by [`logship_core::Fates`]). It never sleeps or loops: retries, backoff and the
+//! breaker are the core's; the only repeat is one token refresh after a 401/403. Every request
+//! goes through one [`HttpClient`], created on the worker thread.
 
 use bytes::Bytes;
-use logship_core::{Batch, Outcome, SendContext, Sink};
+use logship_core::{Batch, Fates, Outcome, SendContext, Sink};
+use logship_http::reqwest::{Method, RequestBuilder};
+use logship_http::{HttpClient, HttpConfig, Reply};
 
 use crate::IngestionMode;
 use crate::auth::Auth;
@@ -29,7 +30,6 @@ pub(crate) struct Settings {
     pub(crate) max_request_bytes: usize,
     pub(crate) fallback_after_attempts: u32,
     pub(crate) create_table: bool,
-    pub(crate) request_timeout: Duration,
     pub(crate) telemetry: Telemetry,
 }
 
@@ -39,8 +39,8 @@ pub(crate) struct KustoSink {
     enc: RowEncoder,
     /// The compressor and staging buffer, kept from one batch to the next.
     batch: BatchEncoder,
-    tls: Option<rustls::ClientConfig>,
-    http: Option<reqwest::Client>,
+    config: HttpConfig,
+    http: Option<HttpClient>,
     auth: Auth,
     queued: QueuedState,
 }
@@ -60,34 +60,27 @@ enum Body {
     Raw(Vec<u8>),
 }
 
-/// How one request (a chunk of rows) ended.
-enum ChunkResult {
-    Delivered,
-    Failed(Verdict),
-}
-
 impl KustoSink {
-    pub(crate) fn new(s: Settings, enc: RowEncoder, tls: rustls::ClientConfig, auth: Auth) -> Self {
+    pub(crate) fn new(s: Settings, enc: RowEncoder, config: HttpConfig, auth: Auth) -> Self {
         Self {
             s,
             enc,
             batch: BatchEncoder::new(),
-            tls: Some(tls),
+            config,
             http: None,
             auth,
             queued: QueuedState::default(),
         }
     }
 
-    fn http(&mut self) -> Result<reqwest::Client, Verdict> {
+    /// The HTTP client, created at the first use (on the worker thread).
+    fn http(&mut self) -> Result<HttpClient, Verdict> {
         if let Some(c) = &self.http {
             return Ok(c.clone());
         }
-        let tls = self.tls.clone().ok_or_else(|| Verdict::Permanent {
-            reason: "no TLS configuration".into(),
+        let c = self.config.client().map_err(|e| Verdict::Transient {
+            reason: e.to_string(),
         })?;
-        let c = transport::client(tls, self.s.request_timeout)
-            .map_err(|reason| Verdict::Transient { reason })?;
         self.http = Some(c.clone());
         Ok(c)
     }
@@ -97,30 +90,29 @@ impl KustoSink {
         &mut self,
         what: &str,
         make: F,
-        classify: fn(u16, Option<&str>, &[u8]) -> Verdict,
-    ) -> (Verdict, Vec<u8>)
+        classify: fn(&Reply) -> Verdict,
+    ) -> (Verdict, Option<Reply>)
     where
-        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder,
+        F: Fn(&HttpClient, Option<&Secret>) -> Result<RequestBuilder, Verdict>,
     {
         let http = match self.http() {
             Ok(h) => h,
-            Err(v) => return (v, Vec::new()),
+            Err(v) => return (v, None),
         };
         for attempt in 0..2 {
             let token = match self.auth.token(&http, &self.s.telemetry).await {
                 Ok(t) => t,
-                Err(v) => return (v, Vec::new()),
+                Err(v) => return (v, None),
             };
-            let reply = match transport::execute(make(&http, token.as_ref())).await {
+            let req = match make(&http, token.as_ref()) {
                 Ok(r) => r,
-                Err(reason) => {
-                    let v = Verdict::Transient {
-                        reason: format!("{what}: {reason}"),
-                    };
-                    return (v, Vec::new());
-                }
+                Err(v) => return (v, None),
             };
-            let v = classify(reply.status, reply.retry_after.as_deref(), &reply.body);
+            let reply = match transport::send(&http, req, what).await {
+                Ok(r) => r,
+                Err(v) => return (v, None),
+            };
+            let v = classify(&reply);
             match v {
                 Verdict::Unauthorized { .. } if attempt == 0 => self.auth.invalidate(),
                 Verdict::Unauthorized { reason } => {
@@ -142,20 +134,21 @@ impl KustoSink {
                     let v = Verdict::Unauthorized {
                         reason: format!("{reason} ({hint})"),
                     };
-                    return (v, reply.body);
+                    return (v, Some(reply));
                 }
-                other => return (other, reply.body),
+                other => return (other, Some(reply)),
             }
         }
         let v = Verdict::Transient {
             reason: format!("{what}: unauthorized"),
         };
-        (v, Vec::new())
+        (v, None)
     }
 
     /// Runs a control command on `endpoint`; returns the answer body.
-    async fn mgmt(&mut self, endpoint: &str, db: &str, csl: &str) -> Result<Vec<u8>, Verdict> {
+    async fn mgmt(&mut self, endpoint: &str, db: &str, csl: &str) -> Result<Bytes, Verdict> {
         let url = format!("{endpoint}/v1/rest/mgmt");
+        let parsed = transport::url(&url, "control command")?;
         let body = serde_json::json!({"db": db, "csl": csl}).to_string();
         let tele = self.s.telemetry.clone();
         let (v, reply) = self
@@ -163,21 +156,30 @@ impl KustoSink {
                 "control command",
                 |http, token| {
                     let mut rb = tele
-                        .kusto(http.post(&url), "logship.kusto.execute")
+                        .kusto(http.post(parsed.clone()), "logship.kusto.execute")
                         .header("content-type", "application/json; charset=utf-8")
                         .body(body.clone());
                     if let Some(t) = token {
                         rb = rb.bearer_auth(t.expose());
                     }
-                    rb
+                    Ok(rb)
                 },
-                |status, ra, body| {
-                    classify::other("the control command endpoint", status, ra, body)
-                },
+                |r| classify::other("the control command endpoint", r),
             )
             .await;
         match v {
-            Verdict::Delivered => Ok(reply),
+            Verdict::Delivered => match reply {
+                Some(r) if r.complete => Ok(r.body),
+                // A truncated answer cannot be parsed: say why instead of "not JSON".
+                Some(r) => Err(Verdict::Transient {
+                    reason: format!(
+                        "the control command answer of {}: {}",
+                        logship_core::redact_url(&url),
+                        r.cut_note().unwrap_or_default()
+                    ),
+                }),
+                None => Ok(Bytes::new()),
+            },
             mut other => {
                 // Name the endpoint: a failed `.create-merge table` is otherwise anonymous.
                 other.append_to_reason(&format!(" ({})", logship_core::redact_url(&url)));
@@ -197,19 +199,24 @@ impl KustoSink {
             url.push_str("&mappingName=");
             url.push_str(&crate::auth::form_encode(&[("", m)])[1..]);
         }
+        let url = match transport::url(&url, "streaming ingestion") {
+            Ok(u) => u,
+            Err(v) => return v,
+        };
         let tele = self.s.telemetry.clone();
         self.with_token(
             "streaming ingestion",
             |http, token| {
+                // No `Accept-Encoding`: the transport cannot decode a compressed answer, and
+                // a gzipped error body would hide its `@permanent` flag.
                 let mut rb = tele
-                    .kusto(http.post(&url), "logship.kusto.streamingIngest")
+                    .kusto(http.post(url.clone()), "logship.kusto.streamingIngest")
                     .header("content-encoding", "gzip")
-                    .header("accept-encoding", "gzip,deflate")
                     .body(body_gz.clone());
                 if let Some(t) = token {
                     rb = rb.bearer_auth(t.expose());
                 }
-                rb
+                Ok(rb)
             },
             classify::streaming,
         )
@@ -282,22 +289,15 @@ impl KustoSink {
                 }
             };
             let rb = http
-                .put(url.clone())
+                .request(Method::PUT, url.clone())
                 .header("x-ms-blob-type", "BlockBlob")
                 .header("x-ms-version", transport::STORAGE_API_VERSION)
                 .header("x-ms-date", transport::http_date())
                 .header("content-type", "application/octet-stream")
                 .body(body_gz.clone());
-            last = match transport::execute(rb).await {
-                Ok(r) => classify::other(
-                    "the blob upload",
-                    r.status,
-                    r.retry_after.as_deref(),
-                    &r.body,
-                ),
-                Err(reason) => Verdict::Transient {
-                    reason: format!("the blob upload: {reason}"),
-                },
+            last = match transport::send(&http, rb, "the blob upload").await {
+                Ok(r) => classify::other("the blob upload", &r),
+                Err(v) => v,
             };
             if last == Verdict::Delivered {
                 blob_url = Some(url);
@@ -343,16 +343,9 @@ impl KustoSink {
                 .header("x-ms-date", transport::http_date())
                 .header("content-type", "application/xml")
                 .body(xml.clone());
-            last = match transport::execute(rb).await {
-                Ok(r) => classify::other(
-                    "the queue message",
-                    r.status,
-                    r.retry_after.as_deref(),
-                    &r.body,
-                ),
-                Err(reason) => Verdict::Transient {
-                    reason: format!("the queue message: {reason}"),
-                },
+            last = match transport::send(&http, rb, "the queue message").await {
+                Ok(r) => classify::other("the queue message", &r),
+                Err(v) => v,
             };
             if last == Verdict::Delivered {
                 self.queued.next = self.queued.next.wrapping_add(1);
@@ -370,28 +363,32 @@ impl KustoSink {
         raw_len: usize,
         attempt: u32,
         cx: &mut SendContext,
-    ) -> ChunkResult {
+    ) -> Verdict {
         cx.record_bytes_sent(gz.len() as u64);
-        let v = match self.s.mode {
-            IngestionMode::Queued => self.queued(gz, raw_len).await,
-            IngestionMode::Streaming => self.stream(gz).await,
+        match self.s.mode {
+            IngestionMode::Queued => count_certificate(self.queued(gz, raw_len).await, cx),
+            IngestionMode::Streaming => count_certificate(self.stream(gz).await, cx),
             IngestionMode::Managed => {
-                let v = self.stream(gz).await;
+                let v = count_certificate(self.stream(gz).await, cx);
                 let fall_back = matches!(v, Verdict::StreamingDisabled { .. })
                     || (v.is_retryable() && attempt >= self.s.fallback_after_attempts);
                 if fall_back {
                     cx.record_bytes_sent(gz.len() as u64);
-                    self.queued(gz, raw_len).await
+                    count_certificate(self.queued(gz, raw_len).await, cx)
                 } else {
                     v
                 }
             }
-        };
-        match v {
-            Verdict::Delivered => ChunkResult::Delivered,
-            other => ChunkResult::Failed(other),
         }
     }
+}
+
+/// Counts a certificate failure in the stats (`Stats::certificate_failures`); returns `v`.
+fn count_certificate(v: Verdict, cx: &mut SendContext) -> Verdict {
+    if matches!(v, Verdict::Certificate { .. }) {
+        cx.record_certificate_failure();
+    }
+    v
 }
 
 /// Percent-encodes one path segment.
@@ -439,11 +436,12 @@ impl Sink for KustoSink {
         if let Some(all) = payload {
             cx.set_payload(all);
         }
-        let mut retry: Vec<usize> = Vec::new();
-        let mut rejected: Vec<(usize, String)> = chunks.failed;
-        let mut after: Option<Duration> = None;
-        let mut reason = String::new();
-        // A failure that applies to every request (the cluster, the token): skip the rest.
+        let mut fates = Fates::new(records.len());
+        for (i, reason) in chunks.failed {
+            fates.reject(i, reason);
+        }
+        // A failure that applies to every request (the cluster, the token, the network):
+        // the remaining requests are not sent and share its verdict.
         let mut stop: Option<Verdict> = None;
         let attempt = cx.attempt();
         // (body, record indices) per request.
@@ -462,7 +460,7 @@ impl Sink for KustoSink {
             match self.s.mode {
                 IngestionMode::Streaming => {
                     for (i, row) in chunks.oversized {
-                        rejected.push((
+                        fates.reject(
                             i,
                             format!(
                                 "the row is {} bytes, over the streaming ingestion limit of {} bytes; \
@@ -470,7 +468,7 @@ impl Sink for KustoSink {
                                 row.len(),
                                 self.s.max_request_bytes
                             ),
-                        ));
+                        );
                     }
                 }
                 _ => {
@@ -486,75 +484,37 @@ impl Sink for KustoSink {
         }
         for (body, idx) in groups {
             if let Some(v) = &stop {
-                match v {
-                    Verdict::Throttled { .. } | Verdict::Transient { .. } => retry.extend(idx),
-                    other => {
-                        rejected.extend(idx.into_iter().map(|i| (i, other.reason().to_string())))
-                    }
-                }
+                fates.apply(idx, &v.to_core());
                 continue;
             }
             let (gz, raw_len) = match body {
                 Body::Gzip { gz, raw_len } => (gz, raw_len),
-                Body::Raw(raw) => (Bytes::from(encode::gzip(&raw)), raw.len()),
+                Body::Raw(raw) => (
+                    Bytes::from(logship_core::compress::gzip(&raw, encode::GZIP_LEVEL)),
+                    raw.len(),
+                ),
             };
             let oversized =
                 self.s.mode != IngestionMode::Queued && raw_len > self.s.max_request_bytes;
-            let result = if oversized {
+            let v = if oversized {
                 cx.record_bytes_sent(gz.len() as u64);
-                match self.queued(&gz, raw_len).await {
-                    Verdict::Delivered => ChunkResult::Delivered,
-                    v => ChunkResult::Failed(v),
-                }
+                count_certificate(self.queued(&gz, raw_len).await, cx)
             } else {
                 self.send_chunk(&gz, raw_len, attempt, cx).await
             };
-            match result {
-                ChunkResult::Delivered => {}
-                ChunkResult::Failed(v) => {
-                    reason = v.reason().to_string();
-                    match &v {
-                        Verdict::Throttled { after: a, .. } => {
-                            after = after.max(*a);
-                            retry.extend(idx);
-                            stop = Some(v);
-                        }
-                        Verdict::Transient { .. } => {
-                            retry.extend(idx);
-                            stop = Some(v);
-                        }
-                        // Bad data in this request only: the others may go through.
-                        Verdict::Permanent { .. } => {
-                            rejected.extend(idx.into_iter().map(|i| (i, reason.clone())));
-                        }
-                        // The token or the cluster: no other request can succeed either.
-                        Verdict::Unauthorized { .. }
-                        | Verdict::StreamingDisabled { .. }
-                        | Verdict::Delivered => {
-                            rejected.extend(idx.into_iter().map(|i| (i, reason.clone())));
-                            stop = Some(v);
-                        }
-                    }
-                }
+            fates.apply(idx, &v.to_core());
+            match v {
+                // Bad data in this request only: the others may go through.
+                Verdict::Delivered | Verdict::Permanent { .. } => {}
+                // The network, the server's load, the token or the cluster: no other request
+                // can do better now.
+                Verdict::Throttled { .. }
+                | Verdict::Transient { .. }
+                | Verdict::Certificate { .. }
+                | Verdict::Unauthorized { .. }
+                | Verdict::StreamingDisabled { .. } => stop = Some(v),
             }
         }
-        let n = records.len();
-        if retry.is_empty() && rejected.is_empty() {
-            Outcome::Delivered
-        } else if retry.len() == n {
-            Outcome::Retry { after, reason }
-        } else if rejected.len() == n && rejected.iter().all(|(_, r)| *r == rejected[0].1) {
-            Outcome::Rejected {
-                reason: rejected.swap_remove(0).1,
-            }
-        } else {
-            retry.sort_unstable();
-            rejected.sort_unstable_by_key(|(i, _)| *i);
-            Outcome::Partial {
-                retry,
-                rejected,
-                after,
-            }
-        }
+        fates.outcome()
     }
 }

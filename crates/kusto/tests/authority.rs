@@ -184,18 +184,23 @@ fn a_redirect_from_the_token_endpoint_is_not_followed() {
 
 #[test]
 fn a_redirect_from_the_metadata_endpoint_is_not_followed() {
-    let second = Hostile::counting();
-    let to = format!("{}/v1/rest/auth/metadata", second.url());
-    let cluster = Hostile::start(move |_| Answer::redirect(301, &to));
-    let s = send_one(layer_for(&cluster.url()));
-    assert_eq!(second.accepted(), 0);
-    assert_eq!(s.undelivered_rejected, 1);
-    let e = s.last_error.unwrap_or_default();
-    assert!(
-        e.contains("the cluster's auth metadata endpoint answered 301 redirecting to")
-            && e.contains(&second.url()),
-        "{e}"
-    );
+    for status in [301, 307] {
+        let second = Hostile::counting();
+        let to = format!("{}/v1/rest/auth/metadata", second.url());
+        let cluster = Hostile::start(move |_| Answer::redirect(status, &to));
+        let s = send_one(layer_for(&cluster.url()));
+        assert_eq!(second.accepted(), 0, "{status}");
+        assert_eq!(cluster.requests().len(), 1, "{status}");
+        assert_eq!(s.undelivered_rejected, 1);
+        let e = s.last_error.unwrap_or_default();
+        assert!(
+            e.contains(&format!(
+                "the cluster's auth metadata endpoint answered {status} redirecting to"
+            )) && e.contains(&second.url()),
+            "{e}"
+        );
+        assert!(!e.contains(DEFAULT_CLIENT_SECRET), "{e}");
+    }
 }
 
 #[test]

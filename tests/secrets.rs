@@ -117,9 +117,9 @@ fn fluent_shared_key_and_password_stay_secret() {
     let b = logship_fluent::FluentLayer::builder("app")
         .with_server(r.addr().unwrap().to_string())
         .with_shared_key(secret("shared-key"))
-        .with_user("alice", secret("password"))
+        .with_credentials("alice", secret("password"))
         .with_tls(
-            logship_fluent::FluentTls::new().with_client_cert("not a cert", secret("tls-key")),
+            logship_fluent::TlsOptions::new().with_client_cert_pem("not a cert", secret("tls-key")),
         )
         .with_pipeline(seen.pipeline());
     seen.push("builder", format!("{b:?}"));
@@ -131,7 +131,7 @@ fn fluent_shared_key_and_password_stay_secret() {
     let (layer, guard) = logship_fluent::FluentLayer::builder("app")
         .with_server(r.addr().unwrap().to_string())
         .with_shared_key(secret("shared-key"))
-        .with_user("alice", secret("password"))
+        .with_credentials("alice", secret("password"))
         .with_pipeline(seen.pipeline())
         .build()
         .unwrap();
@@ -396,10 +396,7 @@ fn tls_layer(
 ) {
     match backend {
         "fluent" => {
-            let mut tls = logship_fluent::FluentTls::new();
-            if insecure {
-                tls = tls.with_insecure_skip_verify();
-            }
+            let tls = logship_fluent::TlsOptions::new().danger_accept_invalid_certs(insecure);
             let (l, g) = logship_fluent::FluentLayer::builder("app")
                 .with_server(format!("tls://127.0.0.1:{port}"))
                 .with_tls(tls)

@@ -151,7 +151,7 @@ proptest! {
         let b = logship_fluent::FluentLayer::builder("app")
             .with_server(format!("127.0.0.1:{port}"))
             .with_shared_key(secret.as_str())
-            .with_user("alice", secret.as_str())
+            .with_credentials("alice", secret.as_str())
             .with_pipeline(quick(dir.path()));
         shown.push("builder", format!("{b:?}"));
         let (layer, guard) = b.build().unwrap();

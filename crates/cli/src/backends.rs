@@ -448,7 +448,7 @@ pub(crate) fn build(to: To<'_>) -> Result<Set, BuildError> {
             &s.fluent_password,
             &t.ways("fluent_password"),
         )? {
-            b = b.with_user(u, p.expose());
+            b = b.with_credentials(u, p.expose());
         }
         let (l, g) = b.build().map_err(|e| err("fluent", e))?;
         backends.push(("fluent", l.handle(), g));

@@ -34,7 +34,7 @@ pub(crate) fn check_ack(reply: &Value, chunk: &str) -> AckCheck {
     if is_helo(reply) {
         return AckCheck::NotAnAck(
             "this server requires shared-key authentication (it greeted with a HELO): configure \
-             the same key with `with_shared_key` (and `with_user` if it checks users)"
+             the same key with `with_shared_key` (and `with_credentials` if it checks users)"
                 .into(),
         );
     }

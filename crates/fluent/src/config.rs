@@ -1,9 +1,9 @@
 //! [`FluentBuilder`]: the settings of the Fluent layer and their defaults.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use logship_core::{Guard, PipelineBuilder};
+use logship_tls::TlsOptions;
 
 use crate::FluentLayer;
 use crate::encode::{EncodeSettings, Encoder, Mode, SpanStyle, TagLabel, TimeFormat};
@@ -12,70 +12,6 @@ use crate::handshake::Credentials;
 use crate::sink::{FluentSink, SinkSettings};
 use crate::template::Template;
 use crate::transport::{Endpoint, tls_setup};
-
-/// TLS client settings for [`FluentBuilder::with_tls`]. Certificates are verified by default,
-/// against Mozilla's root certificates unless you add your own CA.
-#[derive(Clone, Default)]
-#[must_use]
-pub struct FluentTls {
-    ca_pem: Vec<String>,
-    ca_files: Vec<PathBuf>,
-    client: Option<(String, Secret)>,
-    insecure: bool,
-    server_name: Option<String>,
-}
-
-impl std::fmt::Debug for FluentTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FluentTls")
-            .field("ca_pem", &self.ca_pem.len())
-            .field("ca_files", &self.ca_files)
-            .field("client_cert", &self.client.is_some())
-            .field("insecure", &self.insecure)
-            .field("server_name", &self.server_name)
-            .finish()
-    }
-}
-
-impl FluentTls {
-    /// TLS with certificate verification against Mozilla's roots (`webpki-roots`).
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Trusts the CA certificate(s) in `pem` (PEM text) instead of the default roots; may be
-    /// called several times.
-    pub fn with_ca_pem(mut self, pem: impl Into<String>) -> Self {
-        self.ca_pem.push(pem.into());
-        self
-    }
-    /// As [`with_ca_pem`](Self::with_ca_pem), reading the PEM file at `build()`.
-    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_files.push(path.into());
-        self
-    }
-    /// Presents a client certificate (chain PEM, leaf first) and its private key (PEM:
-    /// PKCS#8, PKCS#1 or SEC1).
-    pub fn with_client_cert(
-        mut self,
-        cert_pem: impl Into<String>,
-        key_pem: impl Into<String>,
-    ) -> Self {
-        self.client = Some((cert_pem.into(), Secret::new(key_pem)));
-        self
-    }
-    /// The name checked against the server's certificate (default: the host of each server
-    /// address, a DNS name or an IP address).
-    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
-        self.server_name = Some(name.into());
-        self
-    }
-    /// **Turns certificate verification off**: any server certificate is accepted, so the
-    /// connection is encrypted but not authenticated. For tests only.
-    pub fn with_insecure_skip_verify(mut self) -> Self {
-        self.insecure = true;
-        self
-    }
-}
 
 /// Builds a [`FluentLayer`]: every setting of the layer, checked by [`build`](Self::build).
 ///
@@ -92,8 +28,8 @@ impl FluentTls {
 /// | [`with_connect_timeout`](FluentBuilder::with_connect_timeout) | 5 s | TCP + TLS + handshake |
 /// | [`with_shared_key`](FluentBuilder::with_shared_key) | none (no handshake) | |
 /// | [`with_self_hostname`](FluentBuilder::with_self_hostname) | this host's name | sent in PING |
-/// | [`with_user`](FluentBuilder::with_user) | none | |
-/// | [`with_tls`](FluentBuilder::with_tls) | off | see [`FluentTls`] |
+/// | [`with_credentials`](FluentBuilder::with_credentials) | none | user authentication in the handshake |
+/// | [`with_tls`](FluentBuilder::with_tls) | off | see [`TlsOptions`]: OS trust store by default |
 /// | [`with_span_style`](FluentBuilder::with_span_style) | [`SpanStyle::Nested`] | |
 /// | [`with_record_template`](FluentBuilder::with_record_template) | none | see [`template`](crate::template) |
 /// | [`with_exclude`](FluentBuilder::with_exclude) | none | keys left out of every record |
@@ -122,7 +58,7 @@ pub struct FluentBuilder {
     shared_key: Option<Secret>,
     self_hostname: Option<String>,
     user: Option<(String, Secret)>,
-    tls: Option<FluentTls>,
+    tls: Option<TlsOptions>,
     spans: SpanStyle,
     templates: Vec<(String, String)>,
     exclude: Vec<String>,
@@ -260,15 +196,24 @@ impl FluentBuilder {
             ..self
         }
     }
-    /// User authentication (server `<user>` sections); needs a shared key.
-    pub fn with_user(self, username: impl Into<String>, password: impl Into<Secret>) -> Self {
+    /// User authentication: the `username` and `password` the handshake's PING carries
+    /// (Forward protocol v1, "Handshake Messages"; Fluentd's `<security><user>` sections).
+    /// Needs a shared key ([`with_shared_key`](Self::with_shared_key)).
+    pub fn with_credentials(
+        self,
+        username: impl Into<String>,
+        password: impl Into<Secret>,
+    ) -> Self {
         Self {
             user: Some((username.into(), password.into())),
             ..self
         }
     }
-    /// Turns TLS on for every TCP server (`tls://` addresses use it too).
-    pub fn with_tls(self, tls: FluentTls) -> Self {
+    /// Turns TLS on for every TCP server (`tls://` addresses use it too) with these settings:
+    /// the server's certificate is verified against the OS trust store unless `tls` says
+    /// otherwise (see [`TlsOptions`]; [`TlsOptions::with_server_name`] sets the name checked
+    /// when it differs from the address's host). Checked at `build()`.
+    pub fn with_tls(self, tls: TlsOptions) -> Self {
         Self {
             tls: Some(tls),
             ..self
@@ -307,8 +252,10 @@ impl FluentBuilder {
         self.exclude.extend(keys.into_iter().map(Into::into));
         self
     }
-    /// The name `{hostname}` renders to (default: this host's name).
-    pub fn with_hostname(self, name: impl Into<String>) -> Self {
+    /// This machine's name as records show it, i.e. what the `{hostname}` template placeholder
+    /// renders to (default: the OS host name). The same setting as the other backends'
+    /// `with_host_name`.
+    pub fn with_host_name(self, name: impl Into<String>) -> Self {
         Self {
             hostname: Some(name.into()),
             ..self
@@ -397,7 +344,7 @@ impl FluentBuilder {
         }
         if self.user.is_some() && self.shared_key.is_none() {
             return Err(FluentError::Setting {
-                setting: "with_user",
+                setting: "with_credentials",
                 value: "a user without a shared key".into(),
                 hint: "user authentication is part of the handshake: add `with_shared_key`",
             });
@@ -425,24 +372,7 @@ impl FluentBuilder {
             }
         }
         let tls = if endpoints.iter().any(|e| e.tls) {
-            let t = self.tls.unwrap_or_default();
-            let mut ca = t.ca_pem.clone();
-            for path in &t.ca_files {
-                ca.push(
-                    std::fs::read_to_string(path).map_err(|source| FluentError::File {
-                        what: "CA certificate file",
-                        path: path.clone(),
-                        source,
-                    })?,
-                );
-            }
-            let client = t.client.as_ref().map(|(c, k)| (c.as_str(), k.expose()));
-            Some(tls_setup(
-                &ca,
-                client,
-                t.insecure,
-                t.server_name.as_deref(),
-            )?)
+            Some(tls_setup(&self.tls.unwrap_or_default())?)
         } else {
             None
         };
@@ -504,7 +434,7 @@ mod tests {
         assert!(err(b().with_server("nope:x")).contains("invalid server address `nope:x`"));
         assert!(err(b().with_ack_timeout(Duration::ZERO)).contains("`with_ack_timeout` is 0ns"));
         assert!(err(b().with_connect_timeout(Duration::MAX)).contains("at most 10 min"));
-        assert!(err(b().with_user("u", "p")).contains("add `with_shared_key`"));
+        assert!(err(b().with_credentials("u", "p")).contains("add `with_shared_key`"));
         assert!(
             err(b().with_record_template("k", "{bogus}")).contains("unknown placeholder `{bogus}`")
         );
@@ -518,7 +448,7 @@ mod tests {
             .contains("with_time_format")
         );
         assert!(
-            err(b().with_tls(FluentTls::new().with_ca_pem("junk"))).contains("tls CA certificate")
+            err(b().with_tls(TlsOptions::new().with_ca_pem("junk"))).contains("with_ca_pem #1")
         );
         assert!(err(b().with_pipeline(|p| p.with_max_batch_records(0))).contains("pipeline"));
     }
@@ -527,8 +457,8 @@ mod tests {
     fn debug_never_shows_secrets() {
         let b = FluentLayer::builder("app")
             .with_shared_key("s3cret-key")
-            .with_user("bob", "pa55word")
-            .with_tls(FluentTls::new().with_client_cert("c", "PRIVATE KEY"));
+            .with_credentials("bob", "pa55word")
+            .with_tls(TlsOptions::new().with_client_cert_pem("c", "PRIVATE KEY"));
         let d = format!("{b:?}");
         assert!(
             !d.contains("s3cret") && !d.contains("pa55") && !d.contains("PRIVATE"),

@@ -36,25 +36,10 @@ pub enum FluentError {
         /// What is wrong.
         hint: String,
     },
-    /// TLS material (CA, client certificate or key) is unusable.
-    #[error("tls {what} is unusable: {hint}")]
-    Tls {
-        /// Which piece (`CA certificate`, `client certificate`, …).
-        what: &'static str,
-        /// What went wrong.
-        hint: String,
-    },
-    /// A file named in the configuration cannot be read.
-    #[error("cannot read {what} `{path}`")]
-    File {
-        /// What the file was for.
-        what: &'static str,
-        /// The path.
-        path: std::path::PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The TLS settings are unusable (an unreadable or malformed PEM, a key that does not
+    /// match its certificate); the message names the file or setting.
+    #[error(transparent)]
+    Tls(#[from] logship_tls::TlsError),
     /// A core pipeline setting is invalid, or the worker could not start.
     #[error("pipeline configuration")]
     Pipeline(#[from] logship_core::ConfigError),

@@ -72,7 +72,8 @@
 //! * A msgpack `nil` keep-alive is never sent (Fluent Bit drops the connection on it).
 //!
 //! ## Security
-//! TLS uses rustls with certificate verification on by default ([`FluentTls`]). The shared-key
+//! TLS uses rustls with certificate verification against the OS trust store by default
+//! ([`TlsOptions`], the policy every logship backend shares). The shared-key
 //! handshake (HELO/PING/PONG, the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>) verifies the server's PONG digest too, so a
 //! server that does not know the key gets no data; a failed handshake is a retryable error in
 //! `Stats::last_error`, and nothing is sent on that connection.
@@ -88,11 +89,10 @@ mod sink;
 pub mod template;
 mod transport;
 
-pub use config::{
-    DEFAULT_MAX_COMPRESSED_REQUEST_BYTES, DEFAULT_MAX_RECORD_BYTES, FluentBuilder, FluentTls,
-};
+pub use config::{DEFAULT_MAX_COMPRESSED_REQUEST_BYTES, DEFAULT_MAX_RECORD_BYTES, FluentBuilder};
 pub use encode::{Mode, SpanStyle, TagLabel, TimeFormat};
 pub use error::{FluentError, Secret};
+pub use logship_tls::TlsOptions;
 pub use transport::DEFAULT_PORT;
 
 logship_core::define_layer!(

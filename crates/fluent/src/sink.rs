@@ -69,6 +69,8 @@ pub(crate) struct FluentSink {
     servers: Vec<ServerState>,
     next_rr: usize,
     salt: [u8; 16],
+    /// Failed certificate checks since `send` last looked (counted into its `SendContext`).
+    certificate_failures: u32,
 }
 
 impl FluentSink {
@@ -84,6 +86,7 @@ impl FluentSink {
             servers,
             next_rr: 0,
             salt: rand::random(),
+            certificate_failures: 0,
         }
     }
 
@@ -126,9 +129,20 @@ impl FluentSink {
             return Ok(());
         }
         let ep = &self.set.endpoints[i];
-        let mut conn = Conn::connect(ep, self.set.tls.as_ref(), self.set.connect_timeout)
-            .await
-            .map_err(|e| format!("cannot connect to {ep}: {e}"))?;
+        let mut conn =
+            match Conn::connect(ep, self.set.tls.as_ref(), self.set.connect_timeout).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // A failed certificate check says which one (and is counted by `send`).
+                    return Err(match logship_tls::certificate_failure(&e) {
+                        Some(f) => {
+                            self.certificate_failures += 1;
+                            format!("cannot connect to {ep}: {f}")
+                        }
+                        None => format!("cannot connect to {ep}: {e}"),
+                    });
+                }
+            };
         if let Some(creds) = &self.set.credentials {
             let deadline = Instant::now() + self.set.connect_timeout;
             authenticate(&mut conn, creds, deadline)
@@ -320,7 +334,11 @@ impl Sink for FluentSink {
             .unwrap_or_else(Instant::now);
         let mut errors = Vec::new();
         for i in self.order(Instant::now()) {
-            if let Err(e) = self.connection(i).await {
+            let connected = self.connection(i).await;
+            if std::mem::take(&mut self.certificate_failures) > 0 {
+                cx.record_certificate_failure();
+            }
+            if let Err(e) = connected {
                 self.servers[i].failed(Instant::now());
                 errors.push(e);
                 continue;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::Context;
 use std::time::{Duration, Instant};
 
+use logship_tls::TlsOptions;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::TlsConnector;
 
@@ -92,7 +93,7 @@ impl Endpoint {
             // protocol has no place for (its credentials travel in the handshake).
             return Err(bad(
                 "the address holds credentials (`user:password@`), which a Forward address \
-                 cannot carry: remove them and use `with_shared_key` (and `with_user`)",
+                 cannot carry: remove them and use `with_shared_key` (and `with_credentials`)",
             ));
         }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
@@ -400,92 +401,17 @@ impl fmt::Debug for TlsSetup {
     }
 }
 
-/// Builds the rustls client config: roots (custom CA PEM, else Mozilla's roots from
-/// `webpki-roots`), an optional client certificate, or no verification at all.
-pub(crate) fn tls_setup(
-    ca_pem: &[String],
-    client: Option<(&str, &str)>,
-    insecure: bool,
-    server_name: Option<&str>,
-) -> Result<TlsSetup, FluentError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| FluentError::Tls {
-            what: "configuration",
-            hint: e.to_string(),
-        })?;
-    let builder = if insecure {
-        logship_core::diag::insecure_tls("fluent");
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        if ca_pem.is_empty() {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        }
-        for pem in ca_pem {
-            let certs = rustls_pemfile::certs(&mut pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FluentError::Tls {
-                    what: "CA certificate",
-                    hint: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(FluentError::Tls {
-                    what: "CA certificate",
-                    hint: "the PEM holds no `BEGIN CERTIFICATE` block".into(),
-                });
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| FluentError::Tls {
-                    what: "CA certificate",
-                    hint: e.to_string(),
-                })?;
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let config = match client {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = rustls_pemfile::certs(&mut cert.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FluentError::Tls {
-                    what: "client certificate",
-                    hint: e.to_string(),
-                })?;
-            if chain.is_empty() {
-                return Err(FluentError::Tls {
-                    what: "client certificate",
-                    hint: "the PEM holds no `BEGIN CERTIFICATE` block".into(),
-                });
-            }
-            let key = rustls_pemfile::private_key(&mut key.as_bytes())
-                .map_err(|e| FluentError::Tls {
-                    what: "client key",
-                    hint: e.to_string(),
-                })?
-                .ok_or_else(|| FluentError::Tls {
-                    what: "client key",
-                    hint: "the PEM holds no private key".into(),
-                })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| FluentError::Tls {
-                    what: "client certificate",
-                    hint: e.to_string(),
-                })?
-        }
-    };
-    let server_name = match server_name {
+/// The TLS connector for `options` (the shared [`TlsOptions`] policy), built at `build()`.
+pub(crate) fn tls_setup(options: &TlsOptions) -> Result<TlsSetup, FluentError> {
+    let config = options.client_config("fluent")?;
+    let server_name = match options.server_name() {
         None => None,
         Some(n) => Some(
-            rustls::pki_types::ServerName::try_from(n.to_string()).map_err(|e| {
-                FluentError::Tls {
-                    what: "server name",
-                    hint: e.to_string(),
+            rustls::pki_types::ServerName::try_from(n.to_string()).map_err(|_| {
+                FluentError::Setting {
+                    setting: "TlsOptions::with_server_name",
+                    value: n.to_string(),
+                    hint: "use a DNS name or an IP address",
                 }
             })?,
         ),
@@ -494,56 +420,6 @@ pub(crate) fn tls_setup(
         connector: TlsConnector::from(Arc::new(config)),
         server_name,
     })
-}
-
-/// Accepts any certificate (`FluentTls::with_insecure_skip_verify`); signatures are still checked so
-/// the handshake itself is sound.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

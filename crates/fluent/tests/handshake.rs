@@ -50,7 +50,7 @@ fn handshake_succeeds_for_both_styles() {
             FluentLayer::builder("app")
                 .with_server(addr(&r))
                 .with_shared_key("s3cret")
-                .with_user("alice", "pw"),
+                .with_credentials("alice", "pw"),
             3,
         );
         assert_eq!(
@@ -83,7 +83,7 @@ fn wrong_shared_key_sends_nothing() {
             FluentLayer::builder("app")
                 .with_server(addr(&r))
                 .with_shared_key("bad-key-7731")
-                .with_user("alice", "pw"),
+                .with_credentials("alice", "pw"),
             2,
         );
         let s = g.stats();
@@ -116,7 +116,7 @@ fn wrong_password_sends_nothing() {
         FluentLayer::builder("app")
             .with_server(addr(&r))
             .with_shared_key("s3cret")
-            .with_user("alice", "nope"),
+            .with_credentials("alice", "nope"),
         2,
     );
     let s = g.stats();

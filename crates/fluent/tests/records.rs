@@ -82,7 +82,7 @@ fn templates_excludes_and_field_labels() {
     let r = receiver().start().unwrap();
     let b = FluentLayer::builder("app")
         .with_tag_label(TagLabel::Field("route".into()))
-        .with_hostname("web1")
+        .with_host_name("web1")
         .with_python_formatter_keys()
         .with_record_template("where", "{file}:{line}")
         .with_record_template("line", "{line}")

@@ -80,7 +80,7 @@ mod topic;
 pub use config::{JkoolMqttBuilder, MqttProtocol};
 pub use error::{JkoolMqttError, Password};
 pub use logship_jkool::SnapshotPlacement;
-pub use logship_jkool::tls::TlsOptions;
+pub use logship_tls::TlsOptions;
 pub use sink::JkoolMqttSink;
 pub use topic::DEFAULT_TOPIC_TEMPLATE;
 

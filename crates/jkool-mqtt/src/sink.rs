@@ -340,7 +340,7 @@ fn verdict(pkid: u16, refusal: Option<Refusal>) -> Step {
 /// `rumqttc::AsyncClient::publish` only queues a request; the packet id is chosen later, when
 /// the event loop writes the PUBLISH, and reported as `Outgoing::Publish(pkid)`; the broker's
 /// answer arrives as `Incoming::PubAck(pkid)` (QoS 1) or `Incoming::PubComp(pkid)` (QoS 2).
-/// The sink therefore drives the [`EventLoop`](rumqttc::EventLoop) itself, inside `send`, on the worker's thread:
+/// The sink therefore drives the [`rumqttc::EventLoop`] itself, inside `send`, on the worker's thread:
 ///
 /// 1. it queues the batch's publishes in document order on its single client;
 /// 2. the event loop writes requests in the order they were queued, so the *n*-th new

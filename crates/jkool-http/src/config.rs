@@ -1,18 +1,17 @@
 //! [`JkoolHttpBuilder`]: every setting of the HTTPS layer, checked by [`build`](JkoolHttpBuilder::build).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use logship_core::{Guard, PipelineBuilder};
-use logship_jkool::tls::TlsOptions;
+use logship_http::reqwest::header::HeaderValue;
+use logship_http::{HttpOptions, Url};
 use logship_jkool::{Encoder, SnapshotPlacement};
-use reqwest::Url;
-use reqwest::header::HeaderValue;
+use logship_tls::TlsOptions;
 
 use crate::JkoolHttpLayer;
 use crate::error::{AccessToken, JkoolHttpError};
 use crate::sink::JkoolHttpSink;
-use crate::transport::{ClientTransport, HandshakePool, Transport};
+use crate::transport::{ClientTransport, Endpoints, HandshakePool, Transport};
 
 /// The jKool stream endpoint base (the jKool client model, <https://github.com/Nastel/jkool-client-java-api>).
 pub const DEFAULT_BASE_URL: &str = "https://data.jkoolcloud.com/JESL";
@@ -34,8 +33,6 @@ pub enum JkoolAuth {
     Handshake,
 }
 
-type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
-
 /// Builds a [`JkoolHttpLayer`]. Defaults:
 ///
 /// | setting | default |
@@ -47,9 +44,10 @@ type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
 /// | [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) | 2 MiB of JSON per post (before compression) |
 /// | [`with_max_document_bytes`](JkoolHttpBuilder::with_max_document_bytes) | 1 MiB; a larger record is rejected alone |
 /// | [`with_gzip`](JkoolHttpBuilder::with_gzip) | off |
-/// | [`with_connect_timeout`](JkoolHttpBuilder::with_connect_timeout) | 10 s (the original's) |
+/// | [`with_connect_timeout`](JkoolHttpBuilder::with_connect_timeout) | 10 s (the original's), TCP connect and TLS handshake |
+/// | [`with_max_reply_bytes`](JkoolHttpBuilder::with_max_reply_bytes) | 1 MiB read of each reply body; the rest is not read |
 /// | [`with_snapshot_placement`](JkoolHttpBuilder::with_snapshot_placement) | embedded in the event |
-/// | [`with_tls`](JkoolHttpBuilder::with_tls) | verify against the Mozilla roots |
+/// | [`with_tls`](JkoolHttpBuilder::with_tls) | verify against the OS trust store ([`TlsOptions`]) |
 /// | core: batch size | 1 000 records (change with `with_pipeline`) |
 /// | core: linger | 500 ms |
 /// | core: everything else | as [`PipelineBuilder`] |
@@ -63,10 +61,9 @@ pub struct JkoolHttpBuilder {
     max_request_bytes: usize,
     max_document_bytes: usize,
     gzip: bool,
-    connect_timeout: Duration,
     snapshots: SnapshotPlacement,
-    tls: TlsOptions,
-    pipeline: Vec<PipelineHook>,
+    http: HttpOptions,
+    pipeline: PipelineBuilder,
 }
 
 impl std::fmt::Debug for JkoolHttpBuilder {
@@ -78,9 +75,12 @@ impl std::fmt::Debug for JkoolHttpBuilder {
             .field("max_concurrent", &self.max_concurrent)
             .field("max_request_records", &self.max_request_records)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_document_bytes", &self.max_document_bytes)
             .field("gzip", &self.gzip)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
+            .field("snapshots", &self.snapshots)
+            .field("http", &self.http)
+            .field("pipeline", &self.pipeline)
+            .finish()
     }
 }
 
@@ -96,10 +96,13 @@ impl JkoolHttpLayer {
             max_request_bytes: 2 * 1024 * 1024,
             max_document_bytes: logship_jkool::DEFAULT_MAX_DOCUMENT_BYTES,
             gzip: false,
-            connect_timeout: Duration::from_secs(10),
             snapshots: SnapshotPlacement::Embedded,
-            tls: TlsOptions::default(),
-            pipeline: Vec::new(),
+            http: HttpOptions::new("jkool-http")
+                .with_connect_timeout(Duration::from_secs(10))
+                .with_user_agent(USER_AGENT),
+            pipeline: PipelineBuilder::new()
+                .with_max_batch_records(1000)
+                .with_linger(Duration::from_millis(500)),
         }
     }
 }
@@ -160,11 +163,22 @@ impl JkoolHttpBuilder {
         Self { gzip: on, ..self }
     }
 
-    /// Longest wait for a TCP connection (default 10 s). The whole post is bounded by the
-    /// core's send timeout.
+    /// Longest wait for a connection: TCP connect and TLS handshake (default 10 s; 1 ms to
+    /// 10 min, checked by `build()`). The whole post is bounded by the core's send timeout.
     pub fn with_connect_timeout(self, d: Duration) -> Self {
         Self {
-            connect_timeout: d,
+            http: self.http.with_connect_timeout(d),
+            ..self
+        }
+    }
+
+    /// Cap on each reply body, in bytes (default 1 MiB; 1 KiB to 1 GiB, checked by
+    /// `build()`). A reply announcing a larger `Content-Length` is not read at all, a longer
+    /// body is cut at the cap; the post is then judged by its status, and errors quote at
+    /// most 512 bytes of the body.
+    pub fn with_max_reply_bytes(self, n: usize) -> Self {
+        Self {
+            http: self.http.with_max_reply_bytes(n),
             ..self
         }
     }
@@ -178,18 +192,23 @@ impl JkoolHttpBuilder {
         }
     }
 
-    /// TLS settings for `https` (custom CA, client certificate, or verification off).
+    /// TLS settings for `https` ([`TlsOptions`], shared by every logship backend): the OS
+    /// trust store by default; an added CA (`with_ca_pem`, `with_ca_file`), only custom
+    /// roots, a client certificate, or (for tests) no verification. PEM files are read by
+    /// `build()`. The TLS server name is always the base URL's host.
     pub fn with_tls(self, tls: TlsOptions) -> Self {
-        Self { tls, ..self }
+        Self {
+            http: self.http.with_tls(tls),
+            ..self
+        }
     }
 
     /// Adjusts the core pipeline settings (queue, batching, retry, breaker, default source
-    /// FQN, undelivered callback …). Hooks run in call order, after this crate's defaults.
-    pub fn with_pipeline(
-        mut self,
-        f: impl FnOnce(PipelineBuilder) -> PipelineBuilder + Send + 'static,
-    ) -> Self {
-        self.pipeline.push(Box::new(f));
+    /// FQN, undelivered callback …): `f` is applied at once to the builder holding this
+    /// crate's defaults (1 000 records per batch, 500 ms linger) and whatever earlier calls
+    /// set. The settings are checked by `build()`.
+    pub fn with_pipeline(mut self, f: impl FnOnce(PipelineBuilder) -> PipelineBuilder) -> Self {
+        self.pipeline = f(self.pipeline);
         self
     }
 
@@ -252,22 +271,17 @@ impl JkoolHttpBuilder {
                 "use at least 1 and at most with_max_request_bytes",
             ));
         }
-        if self.connect_timeout.is_zero() {
-            return Err(range(
-                "with_connect_timeout",
-                "0 s".into(),
-                "use a duration above zero",
-            ));
-        }
         Ok(())
     }
 
-    /// Checks every setting, creates the HTTP client, starts the worker, and returns the
-    /// layer and the guard that flushes it on drop.
+    /// Checks every setting, builds the TLS configuration (reading PEM files), starts the
+    /// worker, and returns the layer and the guard that flushes it on drop. The HTTP client
+    /// itself is created on the worker thread, at the first send.
     ///
     /// # Errors
     /// [`JkoolHttpError`]: an empty or non-header-safe token, a bad base URL, an
-    /// out-of-range number, unusable TLS files, or an invalid core setting.
+    /// out-of-range number, unusable TLS settings or files, or an invalid core setting —
+    /// each naming the setting to change.
     pub fn build(self) -> Result<(JkoolHttpLayer, Guard), JkoolHttpError> {
         if self.token.expose().is_empty() {
             return Err(JkoolHttpError::EmptyToken);
@@ -277,36 +291,26 @@ impl JkoolHttpBuilder {
         token_header.set_sensitive(true);
         let url = self.check_url()?;
         self.check_numbers()?;
-        let tls = Arc::new(self.tls.clone().with_alpn(&[b"http/1.1"]).client_config()?);
+        let bad_url = |reason: String| JkoolHttpError::InvalidUrl {
+            url: redact_url(&self.base_url),
+            reason,
+        };
+        let http = self
+            .http
+            .with_pool_max_idle_per_host(self.max_concurrent)
+            .build()?;
+        let endpoints = Endpoints::new(&url).map_err(bad_url)?;
         let transport = match self.auth {
             JkoolAuth::Handshake => Transport::Handshake(
-                HandshakePool::new(&url, tls, self.token.clone(), self.connect_timeout).map_err(
-                    |reason| JkoolHttpError::InvalidUrl {
-                        url: redact_url(&self.base_url),
-                        reason,
-                    },
-                )?,
+                HandshakePool::new(&url, &http, self.token.clone()).map_err(bad_url)?,
             ),
             auth => {
-                let client = reqwest::Client::builder()
-                    .use_preconfigured_tls((*tls).clone())
-                    .user_agent(USER_AGENT)
-                    .http1_only()
-                    .pool_max_idle_per_host(self.max_concurrent)
-                    .connect_timeout(self.connect_timeout)
-                    .tcp_nodelay(true)
-                    .build()
-                    .map_err(JkoolHttpError::Client)?;
                 let name = if auth == JkoolAuth::ApiKeyHeader {
                     "x-api-key"
                 } else {
                     "token"
                 };
-                Transport::Client(ClientTransport {
-                    client,
-                    base: url.as_str().trim_end_matches('/').to_string(),
-                    header: (name, token_header),
-                })
+                Transport::Client(ClientTransport::new(http, (name, token_header)))
             }
         };
         let encoder = Encoder::default()
@@ -315,19 +319,13 @@ impl JkoolHttpBuilder {
         let sink = JkoolHttpSink {
             encoder,
             transport,
+            endpoints,
             max_concurrent: self.max_concurrent,
             max_request_records: self.max_request_records,
             max_request_bytes: self.max_request_bytes,
             gzip: self.gzip,
         };
-        let mut p = PipelineBuilder::new()
-            .with_max_batch_records(1000)
-            .with_linger(Duration::from_millis(500));
-        for hook in self.pipeline {
-            p = hook(p);
-        }
-        let (layer, guard) = p.build(sink)?;
-        Ok((JkoolHttpLayer::from(layer), guard))
+        Ok(self.pipeline.build_layer::<JkoolHttpLayer, _>(sink)?)
     }
 }
 
@@ -362,7 +360,16 @@ mod tests {
         let e = err(JkoolHttpLayer::builder("t").with_max_document_bytes(10 << 20));
         assert!(e.contains("at most with_max_request_bytes"), "{e}");
         let e = err(JkoolHttpLayer::builder("t").with_pipeline(|p| p.with_max_batch_records(0)));
-        assert_eq!(e, "pipeline settings");
+        assert!(e.contains("max_batch_records"), "{e}");
+        let e = err(JkoolHttpLayer::builder("t").with_max_reply_bytes(10));
+        assert!(e.contains("with_max_reply_bytes"), "{e}");
+        let e = err(JkoolHttpLayer::builder("t").with_connect_timeout(Duration::ZERO));
+        assert!(e.contains("with_connect_timeout"), "{e}");
+        let e = err(JkoolHttpLayer::builder("t").with_tls(TlsOptions::new().with_ca_pem("junk")));
+        assert!(e.contains("with_ca_pem"), "{e}");
+        let e =
+            err(JkoolHttpLayer::builder("t").with_tls(TlsOptions::new().with_server_name("other")));
+        assert!(e.contains("with_server_name"), "{e}");
     }
 
     #[test]

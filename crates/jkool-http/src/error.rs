@@ -35,14 +35,13 @@ pub enum JkoolHttpError {
         /// What is allowed.
         hint: &'static str,
     },
-    /// The TLS settings cannot be used.
-    #[error("tls settings")]
-    Tls(#[from] logship_jkool::tls::TlsError),
-    /// The HTTP client could not be created.
-    #[error("cannot create the http client")]
-    Client(#[source] reqwest::Error),
-    /// A core pipeline setting is wrong.
-    #[error("pipeline settings")]
+    /// The HTTP or TLS settings cannot be used (a reply cap or timeout out of range, an
+    /// unreadable or malformed PEM, a TLS server-name override); the message names the
+    /// setting.
+    #[error(transparent)]
+    Http(#[from] logship_http::HttpError),
+    /// A core pipeline setting is wrong; the message names it.
+    #[error(transparent)]
     Pipeline(#[from] logship_core::ConfigError),
 }
 

@@ -54,17 +54,29 @@
 //! array for one bad document); a record too large to encode is rejected alone.
 //!
 //! ## Errors and retries
+//! jKool's own cases first, then the shared status table of [`logship_http::classify`]:
+//!
 //! | answer | outcome |
 //! |---|---|
 //! | 2xx | delivered |
 //! | 401, 403 | rejected: invalid access token |
-//! | 408, 429, 5xx except 501, connection/TLS failure, timeout | retried (after `Retry-After` when given) |
-//! | other 4xx, 501 | rejected with the server's reason |
+//! | 3xx | rejected, naming the (redacted) `Location`: redirects are never followed, so neither the token nor the records go to another host or over plain HTTP |
+//! | 408, 429, 5xx except 501 and 505, connection failure, timeout | retried (after `Retry-After`, seconds or HTTP-date, when given) |
+//! | TLS certificate check failed | retried; counted in `Stats::certificate_failures`, `last_error` says which check failed |
+//! | other 4xx, 501, 505 | rejected with the server's reason (at most 512 bytes of it) |
+//!
+//! Reply bodies are read through a cap
+//! ([`with_max_reply_bytes`](JkoolHttpBuilder::with_max_reply_bytes), default 1 MiB): a
+//! longer or endless body, or a larger `Content-Length`, cannot make the process grow; the
+//! post is judged by its status and `last_error` says the body was cut.
 //!
 //! ## TLS
-//! rustls with the *ring* provider; the server is verified against the Mozilla roots by
-//! default. [`logship_jkool::tls::TlsOptions`] adds a CA, a client certificate, or
-//! (explicitly, `danger_accept_invalid_certs`) turns verification off.
+//! [`TlsOptions`] (from `logship-tls`, the same type for every logship backend): rustls with
+//! the *ring* provider, the server verified against the OS trust store by default (the
+//! bundled Mozilla roots when the OS has none); `with_ca_pem`/`with_ca_file` add a CA,
+//! `with_only_custom_roots(true)` trusts only those, `with_client_cert_pem`/`_file` for mutual
+//! TLS, and (explicitly, with a warning) `danger_accept_invalid_certs` turns verification off.
+//! The handshake mode uses the same configuration on its own connections.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod classify;
@@ -76,7 +88,7 @@ mod transport;
 pub use config::{DEFAULT_BASE_URL, JkoolAuth, JkoolHttpBuilder};
 pub use error::{AccessToken, JkoolHttpError};
 pub use logship_jkool::SnapshotPlacement;
-pub use logship_jkool::tls::TlsOptions;
+pub use logship_tls::TlsOptions;
 pub use sink::JkoolHttpSink;
 
 #[doc(hidden)]

@@ -108,9 +108,6 @@ fn an_unreachable_endpoint_is_retried_then_given_up() {
         (0, 1, 2),
         "{s:?}"
     );
-    assert!(
-        s.last_error
-            .unwrap_or_default()
-            .contains("cannot post to jkool")
-    );
+    let err = s.last_error.unwrap_or_default();
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{err}");
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logship_core::{Guard, PipelineBuilder};
-use logship_jkool::tls::TlsOptions;
 use logship_jkool::{Encoder, SnapshotPlacement};
+use logship_tls::TlsOptions;
 use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
 
 use crate::JkoolMqttLayer;
@@ -26,8 +26,6 @@ pub enum MqttProtocol {
     V5,
 }
 
-type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
-
 /// Builds a [`JkoolMqttLayer`].
 ///
 /// [`build`](JkoolMqttBuilder::build).
@@ -45,7 +43,7 @@ type PipelineHook = Box<dyn FnOnce(PipelineBuilder) -> PipelineBuilder + Send>;
 /// | [`with_topic`](JkoolMqttBuilder::with_topic) | `{target}` (the record's target, `::` → `/`) |
 /// | [`with_max_inflight`](JkoolMqttBuilder::with_max_inflight) | 100 unacknowledged publishes |
 /// | [`with_max_document_bytes`](JkoolMqttBuilder::with_max_document_bytes) | 1 MiB per publish payload |
-/// | [`with_tls`](JkoolMqttBuilder::with_tls) | on for `mqtts://`, Mozilla roots |
+/// | [`with_tls`](JkoolMqttBuilder::with_tls) | on for `mqtts://`, verified against the OS trust store ([`TlsOptions`]) |
 /// | core: batch size / linger | 1 000 records / 500 ms |
 #[must_use]
 pub struct JkoolMqttBuilder {
@@ -62,7 +60,7 @@ pub struct JkoolMqttBuilder {
     max_document_bytes: usize,
     tls: Option<TlsOptions>,
     snapshots: SnapshotPlacement,
-    pipeline: Vec<PipelineHook>,
+    pipeline: PipelineBuilder,
 }
 
 impl std::fmt::Debug for JkoolMqttBuilder {
@@ -96,7 +94,9 @@ impl JkoolMqttLayer {
             max_document_bytes: logship_jkool::DEFAULT_MAX_DOCUMENT_BYTES,
             tls: None,
             snapshots: SnapshotPlacement::Embedded,
-            pipeline: Vec::new(),
+            pipeline: PipelineBuilder::new()
+                .with_max_batch_records(1000)
+                .with_linger(Duration::from_millis(500)),
         }
     }
 }
@@ -183,8 +183,12 @@ impl JkoolMqttBuilder {
         }
     }
 
-    /// TLS settings (implied by `mqtts://`; CA, client certificate and key, or verification
-    /// off).
+    /// TLS settings ([`TlsOptions`], shared by every logship backend; TLS is implied by
+    /// `mqtts://`, and this turns it on for `mqtt://` too): the OS trust store by default, an
+    /// added CA (`with_ca_pem`, `with_ca_file`), only custom roots, a client certificate, or
+    /// (for tests) no verification. PEM files are read by `build()`. The name verified is the
+    /// URL's host (`TlsOptions::with_server_name` is refused: rumqttc verifies the host it
+    /// connects to).
     pub fn with_tls(self, tls: TlsOptions) -> Self {
         Self {
             tls: Some(tls),
@@ -201,13 +205,12 @@ impl JkoolMqttBuilder {
         }
     }
 
-    /// Adjusts the core pipeline settings; hooks run in call order after this crate's
-    /// defaults.
-    pub fn with_pipeline(
-        mut self,
-        f: impl FnOnce(PipelineBuilder) -> PipelineBuilder + Send + 'static,
-    ) -> Self {
-        self.pipeline.push(Box::new(f));
+    /// Adjusts the core pipeline settings (queue, batching, retry, breaker, undelivered
+    /// callback …): `f` is applied at once to the builder holding this crate's defaults
+    /// (1 000 records per batch, 500 ms linger) and whatever earlier calls set. The settings
+    /// are checked by `build()`.
+    pub fn with_pipeline(mut self, f: impl FnOnce(PipelineBuilder) -> PipelineBuilder) -> Self {
+        self.pipeline = f(self.pipeline);
         self
     }
 
@@ -307,7 +310,11 @@ impl JkoolMqttBuilder {
             None => format!("logship-{}", uuid::Uuid::new_v4().simple()),
         };
         let transport = if url_tls || self.tls.is_some() {
-            let cfg = self.tls.clone().unwrap_or_default().client_config()?;
+            let options = self.tls.clone().unwrap_or_default();
+            if options.server_name().is_some() {
+                return Err(JkoolMqttError::TlsServerName);
+            }
+            let cfg = options.client_config("jkool-mqtt")?;
             Some(Transport::tls_with_config(TlsConfiguration::Rustls(
                 Arc::new(cfg),
             )))
@@ -369,14 +376,7 @@ impl JkoolMqttBuilder {
             conn: None,
             last_used: Instant::now(),
         };
-        let mut p = PipelineBuilder::new()
-            .with_max_batch_records(1000)
-            .with_linger(Duration::from_millis(500));
-        for hook in self.pipeline {
-            p = hook(p);
-        }
-        let (layer, guard) = p.build(sink)?;
-        Ok((JkoolMqttLayer::from(layer), guard))
+        Ok(self.pipeline.build_layer::<JkoolMqttLayer, _>(sink)?)
     }
 }
 
@@ -413,6 +413,17 @@ mod tests {
         assert!(e.contains("call with_client_id"), "{e}");
         let e = err(JkoolMqttLayer::builder("mqtt://h").with_keep_alive(Duration::from_millis(10)));
         assert!(e.contains("1 s to 65 535 s"), "{e}");
+        let e =
+            err(JkoolMqttLayer::builder("mqtts://h")
+                .with_tls(TlsOptions::new().with_ca_pem("junk")));
+        assert!(e.contains("with_ca_pem"), "{e}");
+        let e =
+            err(JkoolMqttLayer::builder("mqtts://h")
+                .with_tls(TlsOptions::new().with_server_name("x")));
+        assert!(e.contains("with_server_name"), "{e}");
+        let e =
+            err(JkoolMqttLayer::builder("mqtt://h").with_pipeline(|p| p.with_max_batch_records(0)));
+        assert!(e.contains("max_batch_records"), "{e}");
     }
 
     #[test]

@@ -34,10 +34,17 @@ pub enum JkoolMqttError {
         /// What is allowed.
         hint: &'static str,
     },
-    /// The TLS settings cannot be used.
-    #[error("tls settings")]
-    Tls(#[from] logship_jkool::tls::TlsError),
-    /// A core pipeline setting is wrong.
-    #[error("pipeline settings")]
+    /// The TLS settings cannot be used (an unreadable or malformed PEM, a key that does not
+    /// match its certificate, …); the message names the setting or file.
+    #[error(transparent)]
+    Tls(#[from] logship_tls::TlsError),
+    /// `TlsOptions::with_server_name` was set: rumqttc verifies the certificate against the
+    /// host it connects to.
+    #[error(
+        "TlsOptions::with_server_name is not supported by the MQTT layer: the broker's certificate is verified against the host in the url; put the certificate's name in the url"
+    )]
+    TlsServerName,
+    /// A core pipeline setting is wrong; the message names it.
+    #[error(transparent)]
     Pipeline(#[from] logship_core::ConfigError),
 }

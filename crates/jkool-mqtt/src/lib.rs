@@ -47,6 +47,13 @@
 //! authorized*) rejects the batch at once (`Stats::undelivered_rejected`, reason in
 //! `Stats::last_error`); a broker that is down is retried with backoff.
 //!
+//! ## TLS
+//! `mqtts://` (or [`with_tls`](JkoolMqttBuilder::with_tls)) uses [`TlsOptions`] from
+//! `logship-tls`, the one TLS policy of every logship backend: the OS trust store by default,
+//! added CAs, only custom roots, mutual TLS. A failed certificate check is retried, counted in
+//! `Stats::certificate_failures`, and `Stats::last_error` names the check (`TLS certificate
+//! check failed: the server's certificate is signed by an unknown issuer (…)`).
+//!
 //! ## Protocol version
 //! MQTT 3.1.1 by default, which mosquitto, rumqttd and every broker of note accept;
 //! `with_protocol(MqttProtocol::V5)` speaks MQTT 5 through rumqttc's v5 client. Every
@@ -80,7 +87,7 @@ mod topic;
 pub use config::{JkoolMqttBuilder, MqttProtocol};
 pub use error::{JkoolMqttError, Password};
 pub use logship_jkool::SnapshotPlacement;
-pub use logship_jkool::tls::TlsOptions;
+pub use logship_tls::TlsOptions;
 pub use sink::JkoolMqttSink;
 pub use topic::DEFAULT_TOPIC_TEMPLATE;
 

@@ -261,11 +261,13 @@ impl Conn {
         }
     }
 
-    /// The next event, or how the connection failed (`(permanent, reason)`).
-    async fn poll(&mut self) -> Result<Step, (bool, String)> {
+    /// The next event, or how the connection failed.
+    async fn poll(&mut self) -> Result<Step, ConnFailure> {
         match self {
             Conn::V311(_, e) => match e.poll().await {
-                Err(e) => Err(connection_failure(&e)),
+                Err(e) => {
+                    Err(certificate_failure(&e).unwrap_or_else(|| connection_failure(&e).into()))
+                }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ok(Step::Published(pkid)),
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Step::Disconnected),
                 Ok(Event::Incoming(Packet::PubAck(ack))) => Ok(Step::Acked(ack.pkid)),
@@ -283,8 +285,11 @@ impl Conn {
                             mqtt5::mqttbytes::v5::ConnectReturnCode::BadUserNamePassword
                                 | mqtt5::mqttbytes::v5::ConnectReturnCode::NotAuthorized
                         ),
-                    )),
-                    Err(other) => Err((false, format!("mqtt connection failed: {other}"))),
+                    )
+                    .into()),
+                    Err(other) => Err(certificate_failure(&other).unwrap_or_else(|| {
+                        (false, format!("mqtt connection failed: {other}")).into()
+                    })),
                     Ok(Ev5::Outgoing(Outgoing::Publish(pkid))) => Ok(Step::Published(pkid)),
                     Ok(Ev5::Outgoing(Outgoing::Disconnect)) => Ok(Step::Disconnected),
                     Ok(Ev5::Incoming(P5::PubAck(ack))) => {
@@ -340,7 +345,7 @@ fn verdict(pkid: u16, refusal: Option<Refusal>) -> Step {
 /// `rumqttc::AsyncClient::publish` only queues a request; the packet id is chosen later, when
 /// the event loop writes the PUBLISH, and reported as `Outgoing::Publish(pkid)`; the broker's
 /// answer arrives as `Incoming::PubAck(pkid)` (QoS 1) or `Incoming::PubComp(pkid)` (QoS 2).
-/// The sink therefore drives the [`EventLoop`](rumqttc::EventLoop) itself, inside `send`, on the worker's thread:
+/// The sink therefore drives the [`rumqttc::EventLoop`] itself, inside `send`, on the worker's thread:
 ///
 /// 1. it queues the batch's publishes in document order on its single client;
 /// 2. the event loop writes requests in the order they were queued, so the *n*-th new
@@ -382,6 +387,37 @@ impl std::fmt::Debug for JkoolMqttSink {
 
 /// Capacity of the request channel between the client and its event loop.
 const CHANNEL: usize = 1024;
+
+/// How a connection failed.
+#[derive(Debug)]
+struct ConnFailure {
+    /// Whether retrying cannot help (refused credentials).
+    permanent: bool,
+    /// For `Stats::last_error`.
+    reason: String,
+    /// A TLS certificate check failed (counted in `Stats::certificate_failures`).
+    certificate: bool,
+}
+
+impl From<(bool, String)> for ConnFailure {
+    fn from((permanent, reason): (bool, String)) -> Self {
+        Self {
+            permanent,
+            reason,
+            certificate: false,
+        }
+    }
+}
+
+/// A connection refused by a TLS certificate check (worth retrying: a certificate may be
+/// renewed or a CA added), with a reason naming the check; `None` for any other failure.
+fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<ConnFailure> {
+    logship_tls::certificate_failure(e).map(|f| ConnFailure {
+        permanent: false,
+        reason: format!("mqtt connection failed: {f}"),
+        certificate: true,
+    })
+}
 
 /// How the connection failed: permanent (refused credentials) or worth retrying.
 fn connection_failure(e: &ConnectionError) -> (bool, String) {
@@ -471,7 +507,10 @@ impl Sink for JkoolMqttSink {
                         break;
                     }
                     Ok(Err(f)) => {
-                        failure = Some(f);
+                        if f.certificate {
+                            cx.record_certificate_failure();
+                        }
+                        failure = Some((f.permanent, f.reason));
                         break;
                     }
                     Ok(Ok(Step::Published(pkid))) => {
@@ -624,6 +663,18 @@ mod tests {
         assert!(t.is_acked(0) && !t.all_settled());
         t.published(0);
         assert!(t.all_settled());
+    }
+
+    #[test]
+    fn certificate_failures_are_told_apart_and_retried() {
+        let e = ConnectionError::Tls(rumqttc::TlsError::TLS(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        )));
+        let f = certificate_failure(&e).unwrap_or_else(|| panic!("not a certificate failure"));
+        assert!(f.certificate && !f.permanent, "{f:?}");
+        assert!(f.reason.contains("unknown issuer"), "{}", f.reason);
+        let io = ConnectionError::Io(std::io::Error::other("refused"));
+        assert!(certificate_failure(&io).is_none());
     }
 
     #[test]

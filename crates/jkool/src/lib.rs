@@ -89,8 +89,6 @@ mod encode;
 mod error;
 mod json;
 mod model;
-#[cfg(feature = "tls")]
-pub mod tls;
 
 pub use encode::{
     DEFAULT_MAX_DOCUMENT_BYTES, EncodedBatch, EncodedDocument, Encoder, SLOT_FIELDS,

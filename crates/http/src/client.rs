@@ -188,7 +188,7 @@ impl HttpConfig {
         }
         let client = b
             .build()
-            .map_err(|e| SendError::Client(chain(&e.without_url())))?;
+            .map_err(|e| SendError::Client(error_chain(&e.without_url())))?;
         Ok(HttpClient {
             client,
             cap: o.max_reply_bytes,
@@ -229,7 +229,7 @@ impl HttpClient {
         let (client, req) = req.build_split();
         let req = req.map_err(|e| SendError::Request {
             host: String::new(),
-            detail: chain(&e.without_url()),
+            detail: error_chain(&e.without_url()),
         })?;
         let host = host_of(req.url());
         let resp = client
@@ -260,7 +260,7 @@ fn classify_error(e: reqwest::Error, host: &str) -> SendError {
     if e.is_timeout() {
         return SendError::Timeout { host };
     }
-    let detail = chain(&e);
+    let detail = error_chain(&e);
     if e.is_connect() {
         SendError::Connect { host, detail }
     } else {
@@ -268,8 +268,10 @@ fn classify_error(e: reqwest::Error, host: &str) -> SendError {
     }
 }
 
-/// `e` and its `source()` chain, `outer: inner: …`, without repeats.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// `e` and its `source()` chain as one line, `outer: inner: …`, without repeats, at most 1 KiB
+/// (reqwest, hyper and rustls put the useful part, such as a certificate error, in the
+/// sources). For transports of a backend's own (jKool's handshake connections).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     let mut depth = 0;

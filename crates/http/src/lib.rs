@@ -47,7 +47,7 @@ mod reply;
 mod retry_after;
 
 pub use classify::classify;
-pub use client::{DEFAULT_MAX_REPLY_BYTES, HttpClient, HttpConfig, HttpOptions};
+pub use client::{DEFAULT_MAX_REPLY_BYTES, HttpClient, HttpConfig, HttpOptions, error_chain};
 pub use error::{HttpError, SendError};
 pub use reply::Reply;
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};

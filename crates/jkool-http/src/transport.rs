@@ -234,7 +234,7 @@ impl HandshakePool {
     fn request_error(&self, e: &hyper::Error) -> SendError {
         SendError::Request {
             host: self.authority.clone(),
-            detail: logship_core::excerpt::bounded(&chain(e), 1024),
+            detail: logship_http::error_chain(e),
         }
     }
 
@@ -281,7 +281,7 @@ impl HandshakePool {
         };
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
-            .map_err(|e| self.connect_error(chain(&e)))?;
+            .map_err(|e| self.connect_error(logship_http::error_chain(&e)))?;
         tokio::spawn(async move {
             // Ends when the connection closes or the sender is dropped.
             let _ = conn.await;
@@ -427,25 +427,4 @@ async fn read_capped(resp: hyper::Response<Incoming>, cap: usize) -> Result<Repl
         complete,
         cap,
     ))
-}
-
-/// `e` and its `source()` chain, `outer: inner: …` (hyper puts the useful part in the
-/// sources).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    let mut depth = 0;
-    while let Some(inner) = cur {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        depth += 1;
-        if depth > 16 {
-            break;
-        }
-        cur = inner.source();
-    }
-    s
 }

@@ -435,6 +435,19 @@ impl KustoBuilder {
                 "is not set: give the cluster URL or a connection string with `Data Source`",
             )
         })?;
+        // Credentials never belong in these URLs, and a password holding `/` or `?` hides its
+        // `@` from a URL parser: refuse any `@` without showing the URL.
+        for (setting, u) in [
+            ("with_cluster", Some(cluster.as_str())),
+            ("with_ingest_endpoint", self.ingest_endpoint.as_deref()),
+        ] {
+            if u.is_some_and(|u| u.contains('@')) {
+                return Err(KustoError::invalid(
+                    setting,
+                    "the URL holds `@`, as a URL with credentials does (not shown); give credentials with the builder's credential settings",
+                ));
+            }
+        }
         let cluster_url = logship_http::Url::parse(&cluster)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())

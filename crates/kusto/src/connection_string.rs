@@ -306,6 +306,15 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
                 // A value that is no URL at all is not shown: it may be the start of a URL
                 // whose password holds an unquoted `;` (`https://u:pa;ss@host` ends at `pa`),
                 // with nothing left to tell a password from a host.
+                // Credentials never belong in the URL (they have keywords of their own), and a
+                // password holding `/` or `?` hides its own `@` from a URL parser
+                // (`http://u:/pw@host` is host `u`, path `/pw@host`): refuse any `@`, unshown.
+                if value.contains('@') {
+                    return Err(bad_url(format!(
+                        "({} characters, not shown: it holds `@`, as a URL with credentials does; give credentials with the connection string's keywords)",
+                        value.chars().count()
+                    )));
+                }
                 let url = logship_http::Url::parse(&value).map_err(|_| {
                     bad_url(format!(
                         "({} characters, not shown: it does not parse as a URL)",

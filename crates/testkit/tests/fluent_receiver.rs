@@ -785,7 +785,11 @@ fn tls_round_trip_with_self_signed_cert() {
         .start()
         .unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut id.ca_pem().as_bytes()) {
+    for cert in
+        <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+            id.ca_pem().as_bytes(),
+        )
+    {
         roots.add(cert.unwrap()).unwrap();
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -145,8 +145,8 @@ impl TlsOptions {
     }
 
     /// The name checked against the server's certificate and sent as SNI, when it differs
-    /// from the host the backend connects to. Honoured by the Fluent and MQTT transports; the
-    /// HTTP backends refuse it at `build()` (their URL's host is the name).
+    /// from the host the backend connects to. Honoured by the Fluent transport; the HTTP
+    /// backends and MQTT refuse it at `build()` (they verify the host they connect to).
     pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = Some(name.into());
         self

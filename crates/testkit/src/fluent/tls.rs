@@ -60,15 +60,15 @@ impl TlsIdentity {
     /// Builds the acceptor (rustls with the ring provider, TLS 1.2 and 1.3).
     pub(crate) fn acceptor(&self) -> io::Result<TlsAcceptor> {
         let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
-        let certs = rustls_pemfile::certs(&mut self.cert_pem.as_bytes())
+        use rustls::pki_types::pem::PemObject as _;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(format!("tls certificate PEM: {e}")))?;
         if certs.is_empty() {
             return Err(invalid("tls certificate PEM holds no certificate".into()));
         }
-        let key = rustls_pemfile::private_key(&mut self.key_pem.as_bytes())
-            .map_err(|e| invalid(format!("tls key PEM: {e}")))?
-            .ok_or_else(|| invalid("tls key PEM holds no private key".into()))?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| invalid(format!("tls key PEM: {e}")))?;
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

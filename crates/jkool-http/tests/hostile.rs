@@ -181,17 +181,7 @@ fn send_one(url: String, auth: JkoolAuth, tls: TlsOptions) -> Stats {
     guard.stats()
 }
 
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
-}
+use logship_testkit::peak_rss_mib;
 
 const MODES: [JkoolAuth; 3] = [
     JkoolAuth::TokenHeader,

@@ -204,17 +204,7 @@ fn send_one(b: KustoBuilder) -> Stats {
     guard.stats()
 }
 
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
-}
+use logship_testkit::peak_rss_mib;
 
 #[test]
 fn endless_and_huge_error_bodies_are_cut_at_the_cap_and_retried() {

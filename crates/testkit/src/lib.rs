@@ -34,3 +34,17 @@ pub mod mqtt;
 pub mod fuzzing;
 
 pub use server::{ServerHandle, wait_until};
+
+/// The peak resident set size of this process so far (`VmHWM` of `/proc/self/status`), in MiB;
+/// 0 where it cannot be read (not Linux). Tests that feed hostile replies assert a bound on it.
+pub fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}

@@ -1,10 +1,12 @@
 //! Building the backends named on the command line.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgGroup, ArgMatches, Args};
+use clap::{ArgGroup, ArgMatches, Args, ValueEnum};
 use logship_core::{Guard, Handle, Record};
+use logship_tls::TlsOptions;
 
 use crate::secret::{self, Pair, SecretArg};
 
@@ -58,6 +60,19 @@ pub(crate) struct Targets {
     /// Read the shared key from this file.
     #[arg(long, value_name = "PATH", value_parser = secret::read_file, requires = "fluent", help_heading = "Fluentd")]
     fluent_shared_key_file: Option<SecretArg>,
+    /// Forward protocol mode of each request.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "packed-forward",
+        requires = "fluent",
+        help_heading = "Fluentd"
+    )]
+    fluent_mode: FluentMode,
+    /// Do not ask the server for acks (`chunk`/`ack`): at-most-once, a record counts as
+    /// delivered once written to the socket. By default every request waits for its ack.
+    #[arg(long, requires = "fluent", help_heading = "Fluentd")]
+    fluent_no_ack: bool,
     /// Client hostname sent in the handshake's PING (default: this host's name).
     #[arg(
         long,
@@ -186,9 +201,65 @@ pub(crate) struct Targets {
     /// rights on a real cluster).
     #[arg(long, requires = "kusto_cs", help_heading = "Kusto")]
     create_table: bool,
+    /// A CA certificate (PEM file) trusted in addition to the OS trust store by every TLS
+    /// connection (`tls://` Fluent, `mqtts://`, `https://`); repeat for several.
+    #[arg(
+        long = "tls-ca",
+        value_name = "PATH",
+        help_heading = "TLS (every backend)"
+    )]
+    tls_ca: Vec<PathBuf>,
+    /// Trust only the `--tls-ca` certificates, not the OS trust store.
+    #[arg(long, requires = "tls_ca", help_heading = "TLS (every backend)")]
+    tls_only_custom_roots: bool,
+    /// Client certificate chain (PEM file, leaf first) for mutual TLS; needs `--tls-client-key`.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "tls_client_key",
+        help_heading = "TLS (every backend)"
+    )]
+    tls_client_cert: Option<PathBuf>,
+    /// Private key (PEM file: PKCS#8, PKCS#1 or SEC1) of `--tls-client-cert`.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "tls_client_cert",
+        help_heading = "TLS (every backend)"
+    )]
+    tls_client_key: Option<PathBuf>,
+    /// Accept any server certificate. For tests against self-signed servers only: the traffic
+    /// is encrypted, but anyone on the path can read and change it. A warning is printed.
+    #[arg(long, help_heading = "TLS (every backend)")]
+    tls_danger_accept_invalid_certs: bool,
     /// How long to wait for delivery, in seconds (at most 86 400: one day).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     timeout: u64,
+}
+
+/// `--fluent-mode`: the Forward protocol's event modes
+/// (<https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum FluentMode {
+    /// `[tag, time, record, option]`: one request per record.
+    Message,
+    /// `[tag, [[time, record], …], option]`.
+    Forward,
+    /// `[tag, bin, option]`: entries packed into one binary blob.
+    PackedForward,
+    /// PackedForward gzipped (`compressed: "gzip"`).
+    CompressedPackedForward,
+}
+
+impl From<FluentMode> for logship_fluent::Mode {
+    fn from(m: FluentMode) -> Self {
+        match m {
+            FluentMode::Message => logship_fluent::Mode::Message,
+            FluentMode::Forward => logship_fluent::Mode::Forward,
+            FluentMode::PackedForward => logship_fluent::Mode::PackedForward,
+            FluentMode::CompressedPackedForward => logship_fluent::Mode::CompressedPackedForward,
+        }
+    }
 }
 
 /// Why [`build`] failed.
@@ -265,6 +336,27 @@ struct Secrets {
 }
 
 impl Targets {
+    /// The TLS options typed (`None` when no `--tls-*` option was given: each backend then
+    /// uses its default, the OS trust store). Files are read by the backends' `build()`, whose
+    /// error names the file.
+    fn tls(&self) -> Option<TlsOptions> {
+        let typed = !self.tls_ca.is_empty()
+            || self.tls_client_cert.is_some()
+            || self.tls_danger_accept_invalid_certs;
+        if !typed {
+            return None;
+        }
+        let mut tls = TlsOptions::new();
+        for ca in &self.tls_ca {
+            tls = tls.with_ca_file(ca.clone());
+        }
+        tls = tls.with_only_custom_roots(self.tls_only_custom_roots);
+        if let (Some(cert), Some(key)) = (&self.tls_client_cert, &self.tls_client_key) {
+            tls = tls.with_client_cert_file(cert.clone(), key.clone());
+        }
+        Some(tls.danger_accept_invalid_certs(self.tls_danger_accept_invalid_certs))
+    }
+
     fn pairs(&self) -> [Pair<'_>; 10] {
         let p = |id, flag, file_flag, env, value, file| Pair {
             id,
@@ -433,9 +525,16 @@ pub(crate) struct To<'a> {
 pub(crate) fn build(to: To<'_>) -> Result<Set, BuildError> {
     let t = to.targets;
     let s = t.secrets(to.matches)?;
+    let tls = t.tls();
     let mut backends = Vec::new();
     if let Some(addr) = &t.fluent {
-        let mut b = logship_fluent::FluentLayer::builder(&t.tag).with_server(addr.clone());
+        let mut b = logship_fluent::FluentLayer::builder(&t.tag)
+            .with_server(addr.clone())
+            .with_mode(t.fluent_mode.into())
+            .with_require_ack(!t.fluent_no_ack);
+        if let Some(tls) = &tls {
+            b = b.with_tls(tls.clone());
+        }
         if let Some(k) = &s.fluent_shared_key {
             b = b.with_shared_key(k.expose());
         }
@@ -454,14 +553,19 @@ pub(crate) fn build(to: To<'_>) -> Result<Set, BuildError> {
         backends.push(("fluent", l.handle(), g));
     }
     if let Some(token) = &s.jkool_token {
-        let (l, g) = logship_jkool_http::JkoolHttpLayer::builder(token.expose())
-            .with_base_url(t.jkool_url.clone())
-            .build()
-            .map_err(|e| err("jkool-https", e))?;
+        let mut b = logship_jkool_http::JkoolHttpLayer::builder(token.expose())
+            .with_base_url(t.jkool_url.clone());
+        if let Some(tls) = &tls {
+            b = b.with_tls(tls.clone());
+        }
+        let (l, g) = b.build().map_err(|e| err("jkool-https", e))?;
         backends.push(("jkool-https", l.handle(), g));
     }
     if let Some(url) = &t.mqtt {
         let mut b = logship_jkool_mqtt::JkoolMqttLayer::builder(url.clone());
+        if let Some(tls) = &tls {
+            b = b.with_tls(tls.clone());
+        }
         if let Some((u, p)) = user_and_password(
             &t.username,
             "--username",
@@ -480,6 +584,9 @@ pub(crate) fn build(to: To<'_>) -> Result<Set, BuildError> {
         let mut b = logship_ecs_metrics::EcsLayer::builder(url.as_str())
             .with_index_prefix(t.index.clone())
             .with_log_events(true);
+        if let Some(tls) = &tls {
+            b = b.with_tls(tls.clone());
+        }
         let mut chosen: Vec<&str> = Vec::new();
         if let Some((u, p)) = user_and_password(
             &t.es_user,
@@ -521,12 +628,14 @@ pub(crate) fn build(to: To<'_>) -> Result<Set, BuildError> {
             Some(k) => with_application_key(cs.expose(), k.expose()),
             None => cs.expose().to_string(),
         };
-        let (l, g) = logship_kusto::KustoLayer::from_connection_string(&cs)
+        let mut b = logship_kusto::KustoLayer::from_connection_string(&cs)
             .map_err(|e| err("kusto", e))?
             .with_table(t.table.clone())
-            .with_create_table(t.create_table)
-            .build()
-            .map_err(|e| err("kusto", e))?;
+            .with_create_table(t.create_table);
+        if let Some(tls) = &tls {
+            b = b.with_tls(tls.clone());
+        }
+        let (l, g) = b.build().map_err(|e| err("kusto", e))?;
         backends.push(("kusto", l.handle(), g));
     }
     if backends.is_empty() {

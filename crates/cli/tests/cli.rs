@@ -184,6 +184,84 @@ fn a_timeout_too_large_is_a_usage_error_not_a_panic() {
     assert!(err.contains("--timeout"), "{err}");
 }
 
+/// A Fluentd behind TLS with a shared key, reached with the CLI's TLS, mode and ack options.
+#[test]
+fn a_secured_fluentd_is_reached_with_a_ca_file_a_mode_and_without_acks() {
+    use logship_testkit::fluent::{Mode, TlsIdentity};
+    let identity = TlsIdentity::self_signed().unwrap();
+    let fluent = FluentReceiver::builder()
+        .with_tls(identity.clone())
+        .with_shared_key("sh4red")
+        .start()
+        .unwrap();
+    let (_dir, ca) = secret_file(identity.ca_pem());
+    let addr = format!("tls://127.0.0.1:{}", fluent.port());
+    let send = |extra: &[&str]| {
+        logship()
+            .args(["send", "over tls", "--fluent", &addr, "--timeout", "5"])
+            .args(extra)
+            .env("LOGSHIP_FLUENT_SHARED_KEY", "sh4red")
+            .output()
+            .unwrap()
+    };
+    // Without the CA the OS trust store refuses the self-signed certificate, and says why.
+    let out = send(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    assert_eq!(fluent.event_count(), 0);
+
+    let out = send(&[
+        "--tls-ca",
+        &ca,
+        "--fluent-mode",
+        "message",
+        "--fluent-no-ack",
+    ]);
+    assert_success(&out);
+    assert!(fluent.wait_for_events(1, Duration::from_secs(10)));
+    let e = &fluent.events()[0];
+    assert_eq!(e.mode, Mode::Message);
+    assert_eq!(e.chunk, None, "--fluent-no-ack sends no chunk option");
+    assert_eq!(fluent.stats().acks_sent, 0);
+
+    // The default asks for acks.
+    let out = send(&["--tls-ca", &ca]);
+    assert_success(&out);
+    assert!(fluent.wait_for_events(2, Duration::from_secs(10)));
+    let e = &fluent.events()[1];
+    assert_eq!(e.mode, Mode::PackedForward);
+    assert!(e.chunk.is_some());
+}
+
+#[test]
+fn tls_options_that_do_not_fit_together_are_usage_errors() {
+    for args in [
+        &["--tls-client-cert", "c.pem"][..],
+        &["--tls-client-key", "k.pem"][..],
+        &["--tls-only-custom-roots"][..],
+        &["--fluent-mode", "bogus"][..],
+    ] {
+        let out = logship()
+            .args(["send", "x", "--fluent", "127.0.0.1:1"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--"), "{args:?}: {err}");
+    }
+    // A CA file that cannot be read fails at build, naming the file.
+    let out = logship()
+        .args(["send", "x", "--fluent", "tls://127.0.0.1:1"])
+        .args(["--tls-ca", "/nonexistent/ca.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
+
 #[test]
 fn delivery_failure_exits_non_zero_with_a_clear_message() {
     let out = logship()

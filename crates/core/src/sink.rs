@@ -3,7 +3,9 @@
 //! A sink turns a [`Batch`] of records into its wire format, sends it, and says what happened
 //! as an [`Outcome`]. Everything else (queueing, batching, retry with backoff, the circuit
 //! breaker, timeouts, shutdown, self-metrics, the undelivered path) is the core's job: a sink
-//! never sleeps, never loops to retry, and never drops records silently.
+//! never sleeps between attempts and never drops records silently. Within one send it may make
+//! several requests (split by size, refresh a refused token once, fail over to another server;
+//! see [`Sink::send`]); retrying *after a wait* is the core's.
 //!
 //! `send` runs on the layer's own worker thread, inside a single-threaded tokio runtime that
 //! the worker owns, so a sink may use tokio I/O, reqwest, or rumqttc freely, whatever runtime

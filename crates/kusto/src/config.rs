@@ -234,7 +234,22 @@ impl KustoBuilder {
         }
     }
     /// Send no mapping reference: Kusto's identity mapping places each JSON property in the
-    /// column of the same name (the table must have this crate's [`COLUMNS`](crate::COLUMNS)).
+    /// column of the same name (the table must have this crate's [`COLUMNS`](crate::COLUMNS),
+    /// plus the opt-in columns you enabled), and `with_create_table` creates no mapping.
+    ///
+    /// **A deviation from the streaming ingestion REST documentation**, which says
+    /// `mappingName` is "Optional, but Required if `streamFormat` is one of `JSON`,
+    /// `MultiJSON`, or `Avro`" (<https://learn.microsoft.com/kusto/api/rest/streaming-ingest>).
+    /// The default therefore sends a mapping ([`DEFAULT_MAPPING_NAME`]). This setting exists
+    /// because the service is reported to accept multijson without one: the ingestion
+    /// mappings documentation says "Ingestion is possible without specifying a mapping"
+    /// (<https://learn.microsoft.com/kusto/management/mappings>, identity mapping), the
+    /// official clients dropped their "mapping required" check (`Azure/azure-kusto-java` pull
+    /// request 211; `Azure/azure-kusto-python` pull request 359 closed unmerged), and a Kusto
+    /// maintainer wrote that "all formats ingested to kusto can be ingested without any
+    /// mapping" (`Azure/kafka-sink-azure-kusto` issue 76). Queued ingestion documents the
+    /// identity mapping; for streaming, a service that follows the REST documentation answers
+    /// 400 and the rows are rejected (not retried) with its message, which names `mappingName`.
     pub fn without_mapping(self) -> Self {
         Self {
             mapping: None,

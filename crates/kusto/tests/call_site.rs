@@ -194,3 +194,22 @@ fn a_kusto_handler_table_is_kept_with_its_mapping() {
     }
     assert_eq!(guard.stats().delivered, 5);
 }
+
+#[test]
+fn the_migration_guide_shows_the_commands_the_crate_gives() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/kusto.md"))
+        .expect("docs/kusto.md");
+    let mapping = kusto_handler_mapping_command("PythonLogs", "kusto_handler");
+    assert!(
+        doc.contains(&mapping),
+        "docs/kusto.md must show:\n{mapping}"
+    );
+    assert!(doc.contains("## Migrating from KustoHandler"));
+    assert!(doc.contains("## Compared with the original"));
+    // The old table as the guide shows it is the one this file's test creates.
+    let normalize = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        normalize(&doc).contains(&normalize(KUSTO_HANDLER_TABLE)),
+        "the guide's .create table differs from KUSTO_HANDLER_TABLE"
+    );
+}

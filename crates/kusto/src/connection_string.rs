@@ -305,7 +305,7 @@ pub(crate) fn accepted_keywords() -> String {
 }
 
 /// Keywords whose value is a secret (the Python SDK's `secret` flags in `kcsb.json`).
-const SECRET_KEYWORDS: [&str; 10] = [
+const SECRET_KEYWORDS: [&str; 9] = [
     "Application Key",
     "Application Token",
     "User Token",
@@ -315,7 +315,6 @@ const SECRET_KEYWORDS: [&str; 10] = [
     "Application Certificate Issuer Distinguished Name",
     "Application Certificate Private Key",
     "Application Certificate Blob",
-    "ManagedServiceIdentity",
 ];
 
 fn is_secret(normalized: &str) -> bool {
@@ -340,6 +339,9 @@ struct Part {
     /// what follows may be its end (a `;` the user did not quote), so errors about later parts
     /// quote none of their text.
     after_secret: Option<String>,
+    /// The leading-URI form: the value was written without a keyword. Its text is never shown
+    /// in an error (it may be anything pasted at the front, a secret included).
+    implicit: bool,
 }
 
 impl Part {
@@ -385,6 +387,7 @@ fn pairs(s: &str) -> Result<Vec<Part>, ConnectionStringError> {
                     keyword: "Data Source".to_string(),
                     value: part.to_string(),
                     after_secret: None,
+                    implicit: true,
                 });
                 rest = rest.get(part_end + 1..).unwrap_or("");
                 continue;
@@ -443,6 +446,7 @@ fn pairs(s: &str) -> Result<Vec<Part>, ConnectionStringError> {
             keyword: key.clone(),
             value,
             after_secret: after_secret.clone(),
+            implicit: false,
         });
         if is_secret && after_secret.is_none() {
             after_secret = Some(key);
@@ -542,7 +546,14 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
                     ))
                 })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(bad_url(crate::config::redact_url(&value)));
+                    return Err(bad_url(if part.implicit {
+                        format!(
+                            "({} characters, not shown: written without a keyword, it is not an http(s) URL)",
+                            value.chars().count()
+                        )
+                    } else {
+                        crate::config::redact_url(&value)
+                    }));
                 }
                 let path = url.path().trim_matches('/');
                 if !path.is_empty() && !path.contains('/') {
@@ -740,6 +751,9 @@ mod tests {
                 if keyword == "Data Source" && !value.contains("justtext")),
             "{e:?}"
         );
+        // A leading segment with another scheme is not shown either (it may be anything).
+        let e = parse("hunter2:abc;Initial Catalog=db").unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
         // The tools' `@cluster/db` shorthand names no URL.
         let e = parse("@help/Samples").unwrap_err();
         assert!(e.to_string().contains("shorthand"), "{e}");

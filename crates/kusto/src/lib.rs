@@ -67,6 +67,9 @@
 //! | `capacity` | `with_pipeline(\|p\| p.with_max_batch_records(n))` |
 //! | `flushLevel` | `with_pipeline(\|p\| p.with_flush_level(Some(Level::…)))` |
 //! | `retries=[5, 30, 60]` | `with_pipeline(\|p\| p.with_retry(…))` (backoff with jitter, never blocking the caller) |
+//! | its table's `levelname` (`WARNING`), `levelno` | [`with_level_names(LevelNames::Python)`](KustoBuilder::with_level_names) (`Level`, `LevelNo`) |
+//! | its table's `pathname`, `lineno`, `module`, `process`, `threadName`, `thread` | [`with_call_site_columns(true)`](KustoBuilder::with_call_site_columns) (`File`, `Line`, `Module`, `ProcessId`, `ThreadName`, `ThreadId`) |
+//! | its table itself | [`kusto_handler_mapping_command`] and [`with_mapping_name`](KustoBuilder::with_mapping_name): rows land in the old columns (`docs/kusto.md`, "Migrating from KustoHandler") |
 //!
 //! ## Delivery
 //! * Batches are encoded on the layer's worker thread and split into requests of at most

@@ -234,6 +234,8 @@ pub const KUSTO_HANDLER_COLUMNS: [(&str, &str, Option<&str>); 23] = [
 /// [`with_mapping_name`](crate::KustoBuilder::with_mapping_name)`(m)`. Columns nothing fills
 /// (`args`, `filename`, `exc_info`, `exc_text`, `stack_info`, `funcName`, `msecs`,
 /// `relativeCreated`, `processName`, `asctime`) are left out of the mapping and stay empty.
+/// Leave [`with_create_table`](crate::KustoBuilder::with_create_table) off with it: that would
+/// add logship's columns to the old table and replace this mapping with logship's own.
 pub fn kusto_handler_mapping_command(table: &str, mapping: &str) -> String {
     let items: Vec<String> = KUSTO_HANDLER_COLUMNS
         .iter()

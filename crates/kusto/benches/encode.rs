@@ -112,6 +112,9 @@ fn deliver(c: &mut Criterion) {
             ],
         )
         .with_require_auth(false)
+        // The layer sends no mapping (identity mapping), which the receiver refuses for
+        // streaming by default, as the REST documentation says.
+        .with_streaming_identity_mapping(true)
         .start()
     else {
         return;

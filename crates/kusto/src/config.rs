@@ -8,6 +8,8 @@
 //! | [`with_ingestion_mode`](KustoBuilder::with_ingestion_mode) | [`IngestionMode::Managed`]: streaming, queued as fallback |
 //! | [`with_mapping_name`](KustoBuilder::with_mapping_name) | [`DEFAULT_MAPPING_NAME`] (`logship_v1`) |
 //! | [`with_create_table`](KustoBuilder::with_create_table) | off |
+//! | [`with_call_site_columns`](KustoBuilder::with_call_site_columns) | off |
+//! | [`with_level_names`](KustoBuilder::with_level_names) | [`LevelNames::Tracing`] (`WARN`) |
 //! | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
 //! | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
 //! | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
@@ -31,7 +33,7 @@ use logship_tls::TlsOptions;
 use crate::KustoLayer;
 use crate::auth::{Auth, Credentials, TokenProvider};
 use crate::connection_string;
-use crate::encode::RowEncoder;
+use crate::encode::{LevelNames, RowEncoder, TableLayout};
 use crate::error::{KustoError, Secret};
 use crate::sink::{KustoSink, Settings};
 use crate::transport::Telemetry;
@@ -70,6 +72,8 @@ pub enum IngestionMode {
 /// | [`with_ingestion_mode`](KustoBuilder::with_ingestion_mode) | [`IngestionMode::Managed`]: streaming, queued as fallback |
 /// | [`with_mapping_name`](KustoBuilder::with_mapping_name) | [`DEFAULT_MAPPING_NAME`] (`logship_v1`) |
 /// | [`with_create_table`](KustoBuilder::with_create_table) | off |
+/// | [`with_call_site_columns`](KustoBuilder::with_call_site_columns) | off |
+/// | [`with_level_names`](KustoBuilder::with_level_names) | [`LevelNames::Tracing`] (`WARN`) |
 /// | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
 /// | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
 /// | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
@@ -101,6 +105,7 @@ pub struct KustoBuilder {
     user: Option<String>,
     host: Option<String>,
     create_table: bool,
+    layout: TableLayout,
     max_request_bytes: usize,
     fallback_after_attempts: u32,
     request_timeout: Duration,
@@ -118,6 +123,7 @@ impl std::fmt::Debug for KustoBuilder {
             .field("table", &self.table)
             .field("mapping", &self.mapping)
             .field("mode", &self.mode)
+            .field("layout", &self.layout)
             .field("credentials", &self.credentials)
             .field("login_endpoint", &self.login_endpoint)
             .field("tls", &self.tls)
@@ -143,6 +149,7 @@ impl Default for KustoBuilder {
             user: None,
             host: None,
             create_table: false,
+            layout: TableLayout::new(),
             max_request_bytes: STREAMING_LIMIT_BYTES,
             fallback_after_attempts: 3,
             request_timeout: Duration::from_secs(30),
@@ -234,7 +241,22 @@ impl KustoBuilder {
         }
     }
     /// Send no mapping reference: Kusto's identity mapping places each JSON property in the
-    /// column of the same name (the table must have this crate's [`COLUMNS`](crate::COLUMNS)).
+    /// column of the same name (the table must have this crate's [`COLUMNS`](crate::COLUMNS),
+    /// plus the opt-in columns you enabled), and `with_create_table` creates no mapping.
+    ///
+    /// **A deviation from the streaming ingestion REST documentation**, which says
+    /// `mappingName` is "Optional, but Required if `streamFormat` is one of `JSON`,
+    /// `MultiJSON`, or `Avro`" (<https://learn.microsoft.com/kusto/api/rest/streaming-ingest>).
+    /// The default therefore sends a mapping ([`DEFAULT_MAPPING_NAME`]). This setting exists
+    /// because the service is reported to accept multijson without one: the ingestion
+    /// mappings documentation says "Ingestion is possible without specifying a mapping"
+    /// (<https://learn.microsoft.com/kusto/management/mappings>, identity mapping), the
+    /// official clients dropped their "mapping required" check (`Azure/azure-kusto-java` pull
+    /// request 211; `Azure/azure-kusto-python` pull request 359 closed unmerged), and a Kusto
+    /// maintainer wrote that "all formats ingested to kusto can be ingested without any
+    /// mapping" (`Azure/kafka-sink-azure-kusto` issue 76). Queued ingestion documents the
+    /// identity mapping; for streaming, a service that follows the REST documentation answers
+    /// 400 and the rows are rejected (not retried) with its message, which names `mappingName`.
     pub fn without_mapping(self) -> Self {
         Self {
             mapping: None,
@@ -252,6 +274,29 @@ impl KustoBuilder {
     pub fn with_create_table(self, on: bool) -> Self {
         Self {
             create_table: on,
+            ..self
+        }
+    }
+
+    /// Also write the call-site columns (default off): `File`, `Line`, `Module`,
+    /// `ProcessId`, `ThreadName`, `ThreadId` ([`CALL_SITE_COLUMNS`](crate::CALL_SITE_COLUMNS)),
+    /// what the original Python `KustoHandler`'s table had as `pathname`, `lineno`, `module`,
+    /// `process`, `threadName` and `thread`. The table needs the columns: `with_create_table`
+    /// adds them (`.create-merge table` adds missing columns to an existing table), or run
+    /// [`TableLayout::create_table_command`](crate::TableLayout::create_table_command) and
+    /// [`create_mapping_command`](crate::TableLayout::create_mapping_command) yourself.
+    pub fn with_call_site_columns(self, on: bool) -> Self {
+        Self {
+            layout: self.layout.with_call_site_columns(on),
+            ..self
+        }
+    }
+    /// How the `Level` column names levels (default [`LevelNames::Tracing`]: `WARN`);
+    /// [`LevelNames::Python`] writes `WARNING` as the original `KustoHandler` did, and adds
+    /// the `LevelNo` column (Python's level number).
+    pub fn with_level_names(self, names: LevelNames) -> Self {
+        Self {
+            layout: self.layout.with_level_names(names),
             ..self
         }
     }
@@ -588,10 +633,11 @@ impl KustoBuilder {
             max_request_bytes: self.max_request_bytes,
             fallback_after_attempts: self.fallback_after_attempts,
             create_table: self.create_table,
+            layout: self.layout,
             telemetry: Telemetry::new(&app, &user),
         };
         let auth = Auth::new(self.credentials, engine, self.login_endpoint);
-        let enc = RowEncoder::new(&host, self.service.as_deref());
+        let enc = RowEncoder::new(&host, self.service.as_deref()).with_layout(self.layout);
         let sink = KustoSink::new(settings, enc, http, auth);
         Ok(self.pipeline.build_layer::<KustoLayer, _>(sink)?)
     }

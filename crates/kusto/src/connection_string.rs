@@ -1,24 +1,40 @@
-//! Kusto connection strings: `Keyword=Value;Keyword=Value`, keywords case- and
-//! space-insensitive, values optionally quoted with `"` or `'` (the quote doubled inside).
+//! Kusto connection strings: `Keyword=Value;Keyword=Value`, keywords case-insensitive, spaces
+//! and `_` in them ignored, values optionally quoted with `"` or `'` (the quote doubled inside).
+//!
+//! The keywords and aliases are those of the Kusto connection-string documentation
+//! (<https://learn.microsoft.com/kusto/api/connection-strings/kusto>) and of the official
+//! Python SDK (`Azure/azure-kusto-python`, `azure-kusto-data/azure/kusto/data/kcsb.json`, read
+//! by `kcsb.py`). Each is accepted, accepted and ignored, or refused with the reason;
+//! `tests/connection_string_keywords.rs` checks every one.
 //!
 //! | keyword (aliases) | meaning |
 //! |---|---|
-//! | `Data Source` (`Addr`, `Address`, `Network Address`, `Server`) | cluster URL, e.g. `https://help.westeurope.kusto.windows.net`; a path names the database |
+//! | `Data Source` (`Addr`, `Address`, `Network Address`, `Server`) | cluster URL, e.g. `https://help.westeurope.kusto.windows.net`; a one-segment path names the database unless `Initial Catalog` does |
 //! | `Initial Catalog` (`Database`) | database |
-//! | `AAD Federated Security` (`Federated Security`, `Federated`, `Fed`) | `True`: AAD authentication (required with the keys below) |
+//! | `AAD Federated Security` (`Federated Security`, `Federated`, `Fed`, `AADFed`) | `True`/`Yes`/`1` or `False`/`No`/`0`: AAD authentication (`False` with credentials is an error) |
 //! | `Application Client Id` (`AppClientId`) | application (client) id for client credentials |
 //! | `Application Key` (`AppKey`) | its secret |
-//! | `Authority Id` (`Authority`, `TenantId`, `Tenant`, `Tid`) | AAD tenant (id or domain) |
-//! | `Application Token` (`AppToken`, `User Token`, `UsrToken`) | a fixed bearer token |
+//! | `Authority Id` (`Authority`, `TenantId`, `Tenant`, `Tid`, `Domain Hint`) | AAD tenant (id or domain); the Python SDK reads `Domain Hint` as the authority too |
+//! | `Application Token` (`AppToken`) | a fixed bearer token |
+//! | `User Token` (`UsrToken`, `UserToken`) | a fixed bearer token (the same setting as `Application Token`) |
 //! | `Application Name for Tracing` (`TraceAppName`) | `x-ms-app` header |
 //! | `User Name for Tracing` (`TraceUserName`) | `x-ms-user` header |
-//! | `Domain Hint` | accepted and ignored (the SDKs use it for interactive sign-in only) |
+//! | `Query Consistency`, `Client Version for Tracing` (`TraceClientVersion`), `Accept`, `Streaming`, `Uncompressed` | accepted and ignored: they shape queries and replies, which a writer never reads (`Streaming` is the query-reply flag, not the ingestion mode: see [`IngestionMode`](crate::IngestionMode)); the booleans must still be true or false |
 //!
-//! The string may also start with the cluster URL itself, as the SDKs accept:
-//! `https://help.kusto.windows.net/Samples; Fed=true` (the path names the database).
+//! Refused, with the reason in the error: user sign-in (`User ID`/`UID`/`User`/`AAD User ID`/
+//! `Login Hint`, `Password`/`PWD`, `Interactive Login`, `Enforce MFA`/`MFA`: a background
+//! exporter has no user at a prompt), certificates (`Application Certificate Thumbprint`/
+//! `AppCert`, `… Subject Distinguished Name`, `… Issuer Distinguished Name`, `… SendX5c` and its
+//! aliases, `… Private Key`, `… Blob`, and `Azure Region`, which serves them), `ManagedServiceIdentity`
+//! (the documentation says it cannot be set by a connection string: use
+//! [`with_managed_identity`](crate::KustoBuilder::with_managed_identity)), `dSTS Federated Security`
+//! (`dstsfed`, `dststokentype`), and the Python SDK's unsupported `Data Source Uri` and
+//! `Namespace`. Any other keyword is an error naming it and listing the accepted ones.
 //!
-//! User/password, certificate and interactive authentication keywords are recognised and
-//! refused with a hint; any other keyword is an error naming it.
+//! The string may also start with the cluster URL itself, as the documentation and the SDKs
+//! accept: a first segment without `=` is the Data Source
+//! (`https://help.kusto.windows.net/Samples; Fed=true`, the path naming the database). The
+//! tools' `@cluster/database` shorthand is refused (it names no URL).
 //!
 //! Errors never quote a secret: not the value of `Application Key`, `Application Token` or
 //! `Password`, and not the text of any part after such a value either
@@ -42,7 +58,7 @@ pub(crate) struct ConnectionString {
     pub(crate) user_name: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[allow(clippy::enum_variant_names)]
 enum Key {
     DataSource,
@@ -54,70 +70,261 @@ enum Key {
     AppToken,
     AppName,
     UserName,
-    /// Accepted and ignored (a hint for interactive sign-in, which a background logger never does).
-    Ignored,
+    /// Accepted and ignored; the payload is the canonical keyword, so a repeat is still caught.
+    Ignored(&'static str),
 }
 
-fn keyword(normalized: &str) -> Result<Key, Option<&'static str>> {
-    Ok(match normalized {
-        "datasource" | "addr" | "address" | "networkaddress" | "server" => Key::DataSource,
-        "initialcatalog" | "database" => Key::Database,
-        "aadfederatedsecurity" | "federatedsecurity" | "federated" | "fed" | "aadfed" => {
-            Key::Federated
-        }
-        // The SDKs accept `Domain Hint` for every authentication method and use it only for
-        // interactive sign-in, so a connection string written for them must not fail here.
-        "domainhint" => Key::Ignored,
-        "applicationclientid" | "appclientid" => Key::ClientId,
-        "applicationkey" | "appkey" => Key::AppKey,
-        "authorityid" | "authority" | "tenantid" | "tenant" | "tid" => Key::Authority,
-        "applicationtoken" | "apptoken" | "usertoken" | "usrtoken" => Key::AppToken,
-        "applicationnamefortracing" | "traceappname" => Key::AppName,
-        "usernamefortracing" | "traceusername" => Key::UserName,
-        "userid" | "uid" | "user" | "aaduserid" | "password" | "pwd" => {
-            return Err(Some(
-                "user/password authentication is not supported; use an application key, a managed identity or a token provider",
-            ));
-        }
-        "applicationcertificatethumbprint"
-        | "appcert"
-        | "applicationcertificatesubjectdistinguishedname"
-        | "applicationcertificateissuerdistinguishedname"
-        | "applicationcertificatesendx5c"
-        | "sendx5c"
-        | "applicationcertificateprivatekey"
-        | "applicationcertificateblob" => {
-            return Err(Some(
-                "certificate authentication is not supported; use an application key, a managed identity or a token provider",
-            ));
-        }
-        "interactivelogin" | "loginhint" | "dstsfederatedsecurity" | "dstsfed" => {
-            return Err(Some(
-                "interactive and dSTS authentication are not supported by a background logger; use an application key, a managed identity or a token provider",
-            ));
-        }
-        _ => return Err(None),
-    })
+/// What a keyword does here.
+#[derive(Clone, Copy)]
+enum Meaning {
+    /// Sets this setting.
+    Sets(Key),
+    /// Valid for Kusto, meaningless for a writer: parsed (booleans checked) and ignored.
+    Ignored { boolean: bool },
+    /// Valid for Kusto, an authentication method or option a background exporter cannot use.
+    Refused(&'static str),
 }
 
-/// Keywords (normalized: lowercase, no spaces) whose value is a secret.
-const SECRET_KEYWORDS: [&str; 10] = [
-    "applicationkey",
-    "appkey",
-    "applicationtoken",
-    "apptoken",
-    "usertoken",
-    "usrtoken",
-    "password",
-    "pwd",
-    "applicationcertificateprivatekey",
-    "applicationcertificateblob",
+/// One keyword: its canonical name, its aliases (normalized: lowercase, no spaces or `_`),
+/// and what it does.
+///
+/// The keywords and aliases are those of the Kusto connection-string documentation
+/// (<https://learn.microsoft.com/kusto/api/connection-strings/kusto>) and of the official
+/// Python SDK's keyword list (`Azure/azure-kusto-python`,
+/// `azure-kusto-data/azure/kusto/data/kcsb.json`, read by `kcsb.py`).
+struct Keyword {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    meaning: Meaning,
+}
+
+const USER_SIGN_IN: &str = "user sign-in (a prompt, a password or a login hint) is not possible in a \
+     background exporter; use an application key, a managed identity or a token provider";
+const CERTIFICATE: &str = "certificate authentication is not supported; use an application key, a \
+     managed identity or a token provider";
+
+/// Every keyword of the documentation and of the Python SDK, accepted, ignored or refused.
+const KEYWORDS: &[Keyword] = &[
+    // Accepted: they set something.
+    Keyword {
+        name: "Data Source",
+        aliases: &["addr", "address", "networkaddress", "server"],
+        meaning: Meaning::Sets(Key::DataSource),
+    },
+    Keyword {
+        name: "Initial Catalog",
+        aliases: &["database"],
+        meaning: Meaning::Sets(Key::Database),
+    },
+    Keyword {
+        name: "AAD Federated Security",
+        aliases: &["federatedsecurity", "federated", "fed", "aadfed"],
+        meaning: Meaning::Sets(Key::Federated),
+    },
+    Keyword {
+        name: "Application Client Id",
+        aliases: &["appclientid"],
+        meaning: Meaning::Sets(Key::ClientId),
+    },
+    Keyword {
+        name: "Application Key",
+        aliases: &["appkey"],
+        meaning: Meaning::Sets(Key::AppKey),
+    },
+    // The Python SDK also reads `Domain Hint` as the authority (kcsb.json).
+    Keyword {
+        name: "Authority Id",
+        aliases: &["authority", "tenantid", "tenant", "tid", "domainhint"],
+        meaning: Meaning::Sets(Key::Authority),
+    },
+    Keyword {
+        name: "Application Token",
+        aliases: &["apptoken"],
+        meaning: Meaning::Sets(Key::AppToken),
+    },
+    // A user's bearer token is used exactly as an application's: a fixed token.
+    Keyword {
+        name: "User Token",
+        aliases: &["usrtoken"],
+        meaning: Meaning::Sets(Key::AppToken),
+    },
+    Keyword {
+        name: "Application Name for Tracing",
+        aliases: &["traceappname"],
+        meaning: Meaning::Sets(Key::AppName),
+    },
+    Keyword {
+        name: "User Name for Tracing",
+        aliases: &["traceusername"],
+        meaning: Meaning::Sets(Key::UserName),
+    },
+    // Accepted and ignored: they change queries or replies, which a writer never reads.
+    Keyword {
+        name: "Query Consistency",
+        aliases: &[],
+        meaning: Meaning::Ignored { boolean: false },
+    },
+    Keyword {
+        name: "Client Version for Tracing",
+        aliases: &["traceclientversion"],
+        meaning: Meaning::Ignored { boolean: false },
+    },
+    Keyword {
+        name: "Accept",
+        aliases: &[],
+        meaning: Meaning::Ignored { boolean: true },
+    },
+    Keyword {
+        name: "Streaming",
+        aliases: &[],
+        meaning: Meaning::Ignored { boolean: true },
+    },
+    Keyword {
+        name: "Uncompressed",
+        aliases: &[],
+        meaning: Meaning::Ignored { boolean: true },
+    },
+    // Refused, with the reason.
+    Keyword {
+        name: "User ID",
+        aliases: &["uid", "user", "aaduserid", "loginhint"],
+        meaning: Meaning::Refused(USER_SIGN_IN),
+    },
+    Keyword {
+        name: "Password",
+        aliases: &["pwd"],
+        meaning: Meaning::Refused(USER_SIGN_IN),
+    },
+    Keyword {
+        name: "Interactive Login",
+        aliases: &[],
+        meaning: Meaning::Refused(USER_SIGN_IN),
+    },
+    Keyword {
+        name: "Enforce MFA",
+        aliases: &["mfa"],
+        meaning: Meaning::Refused(
+            "multi-factor authentication needs a user at a prompt, which a background exporter \
+             never has; use an application key, a managed identity or a token provider",
+        ),
+    },
+    Keyword {
+        name: "Application Certificate Thumbprint",
+        aliases: &["appcert"],
+        meaning: Meaning::Refused(CERTIFICATE),
+    },
+    Keyword {
+        name: "Application Certificate Subject Distinguished Name",
+        aliases: &["applicationcertificatesubject"],
+        meaning: Meaning::Refused(CERTIFICATE),
+    },
+    Keyword {
+        name: "Application Certificate Issuer Distinguished Name",
+        aliases: &["applicationcertificateissuer"],
+        meaning: Meaning::Refused(CERTIFICATE),
+    },
+    Keyword {
+        name: "Application Certificate SendX5c",
+        aliases: &[
+            "sendx5c",
+            "applicationcertificatesendpubliccertificate",
+            "applicationcertificatex5c",
+            "sendcertificatechain",
+        ],
+        meaning: Meaning::Refused(CERTIFICATE),
+    },
+    Keyword {
+        name: "Application Certificate Private Key",
+        aliases: &[],
+        meaning: Meaning::Refused(CERTIFICATE),
+    },
+    Keyword {
+        name: "Application Certificate Blob",
+        aliases: &[],
+        meaning: Meaning::Refused(CERTIFICATE),
+    },
+    Keyword {
+        name: "Azure Region",
+        aliases: &["azureregion", "region"],
+        meaning: Meaning::Refused(
+            "a regional token endpoint serves certificate (subject name and issuer) \
+             authentication, which is not supported; use an application key, a managed identity \
+             or a token provider",
+        ),
+    },
+    Keyword {
+        name: "ManagedServiceIdentity",
+        aliases: &["managedserviceidentity"],
+        meaning: Meaning::Refused(
+            "a managed identity cannot be set by a connection string (the Kusto documentation \
+             says so too); call with_managed_identity on the builder",
+        ),
+    },
+    Keyword {
+        name: "dSTS Federated Security",
+        aliases: &["dstsfed", "dststokentype"],
+        meaning: Meaning::Refused(
+            "dSTS authentication is not supported; use an application key, a managed identity \
+             or a token provider",
+        ),
+    },
+    Keyword {
+        name: "Data Source Uri",
+        aliases: &["serveruri", "clusteruri"],
+        meaning: Meaning::Refused(
+            "is not supported (the Python SDK refuses it too); give the cluster URL as `Data Source`",
+        ),
+    },
+    Keyword {
+        name: "Namespace",
+        aliases: &["ns"],
+        meaning: Meaning::Refused("is not supported (the Python SDK refuses it too); remove it"),
+    },
 ];
+
+fn lookup(normalized: &str) -> Option<&'static Keyword> {
+    KEYWORDS
+        .iter()
+        .find(|k| normalize(k.name) == normalized || k.aliases.contains(&normalized))
+}
+
+/// The keywords this parser accepts (those that set something, then those it ignores), for
+/// the unknown-keyword error.
+pub(crate) fn accepted_keywords() -> String {
+    let sets: Vec<&str> = KEYWORDS
+        .iter()
+        .filter(|k| matches!(k.meaning, Meaning::Sets(_)))
+        .map(|k| k.name)
+        .collect();
+    let ignored: Vec<&str> = KEYWORDS
+        .iter()
+        .filter(|k| matches!(k.meaning, Meaning::Ignored { .. }))
+        .map(|k| k.name)
+        .collect();
+    format!("{}; ignored: {}", sets.join(", "), ignored.join(", "))
+}
+
+/// Keywords whose value is a secret (the Python SDK's `secret` flags in `kcsb.json`).
+const SECRET_KEYWORDS: [&str; 9] = [
+    "Application Key",
+    "Application Token",
+    "User Token",
+    "Password",
+    "Application Certificate Thumbprint",
+    "Application Certificate Subject Distinguished Name",
+    "Application Certificate Issuer Distinguished Name",
+    "Application Certificate Private Key",
+    "Application Certificate Blob",
+];
+
+fn is_secret(normalized: &str) -> bool {
+    lookup(normalized).is_some_and(|k| SECRET_KEYWORDS.contains(&k.name))
+}
 
 fn normalize(keyword: &str) -> String {
     keyword
         .chars()
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !c.is_whitespace() && *c != '_')
         .collect::<String>()
         .to_ascii_lowercase()
 }
@@ -132,6 +339,9 @@ struct Part {
     /// what follows may be its end (a `;` the user did not quote), so errors about later parts
     /// quote none of their text.
     after_secret: Option<String>,
+    /// The leading-URI form: the value was written without a keyword. Its text is never shown
+    /// in an error (it may be anything pasted at the front, a secret included).
+    implicit: bool,
 }
 
 impl Part {
@@ -168,15 +378,16 @@ fn pairs(s: &str) -> Result<Vec<Part>, ConnectionStringError> {
         };
         if !has_eq {
             let part = rest[..part_end].trim();
-            let lower = part.to_ascii_lowercase();
-            if index == 1 && (lower.starts_with("https://") || lower.starts_with("http://")) {
-                // The leading-URI form the SDKs accept:
-                // `https://help.kusto.windows.net/Samples; Fed=true`.
+            if index == 1 && !part.is_empty() {
+                // The leading-URI form of the documentation and the SDKs: a first segment
+                // without `=` is the Data Source (`https://help.kusto.windows.net/Samples;
+                // Fed=true`), as the Python SDK's `KustoConnectionStringBuilder` reads it.
                 out.push(Part {
                     index,
                     keyword: "Data Source".to_string(),
                     value: part.to_string(),
                     after_secret: None,
+                    implicit: true,
                 });
                 rest = rest.get(part_end + 1..).unwrap_or("");
                 continue;
@@ -229,12 +440,13 @@ fn pairs(s: &str) -> Result<Vec<Part>, ConnectionStringError> {
                 None => (after.trim().to_string(), ""),
             },
         };
-        let is_secret = SECRET_KEYWORDS.contains(&normalize(&key).as_str());
+        let is_secret = is_secret(&normalize(&key));
         out.push(Part {
             index,
             keyword: key.clone(),
             value,
             after_secret: after_secret.clone(),
+            implicit: false,
         });
         if is_secret && after_secret.is_none() {
             after_secret = Some(key);
@@ -262,20 +474,26 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
     let mut seen: Vec<Key> = Vec::new();
     for part in pairs(s)? {
         let kw = part.keyword.clone();
-        let key = keyword(&normalize(&kw)).map_err(|hint| match hint {
-            Some(hint) => part.error(
-                "names an authentication method this crate does not support",
-                || ConnectionStringError::Unsupported {
-                    keyword: kw.clone(),
-                    hint,
-                },
-            ),
-            None => part.error("is not a known keyword", || {
+        let Some(entry) = lookup(&normalize(&kw)) else {
+            return Err(part.error("is not a known keyword", || {
                 ConnectionStringError::UnknownKeyword {
                     keyword: kw.clone(),
                 }
-            }),
-        })?;
+            }));
+        };
+        let key = match entry.meaning {
+            Meaning::Sets(key) => key,
+            Meaning::Ignored { .. } => Key::Ignored(entry.name),
+            Meaning::Refused(hint) => {
+                return Err(part.error(
+                    "names an authentication method or option this crate does not support",
+                    || ConnectionStringError::Unsupported {
+                        keyword: kw.clone(),
+                        hint,
+                    },
+                ));
+            }
+        };
         if seen.contains(&key) {
             return Err(part.error("repeats a keyword given before", || {
                 ConnectionStringError::Duplicate { keyword: kw }
@@ -309,6 +527,12 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
                 // Credentials never belong in the URL (they have keywords of their own), and a
                 // password holding `/` or `?` hides its own `@` from a URL parser
                 // (`http://u:/pw@host` is host `u`, path `/pw@host`): refuse any `@`, unshown.
+                if value.starts_with('@') {
+                    return Err(bad_url(format!(
+                        "({} characters, not shown: the `@cluster/database` shorthand of the Kusto tools names no URL)",
+                        value.chars().count()
+                    )));
+                }
                 if value.contains('@') {
                     return Err(bad_url(format!(
                         "({} characters, not shown: it holds `@`, as a URL with credentials does; give credentials with the connection string's keywords)",
@@ -322,7 +546,14 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
                     ))
                 })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(bad_url(crate::config::redact_url(&value)));
+                    return Err(bad_url(if part.implicit {
+                        format!(
+                            "({} characters, not shown: written without a keyword, it is not an http(s) URL)",
+                            value.chars().count()
+                        )
+                    } else {
+                        crate::config::redact_url(&value)
+                    }));
                 }
                 let path = url.path().trim_matches('/');
                 if !path.is_empty() && !path.contains('/') {
@@ -346,7 +577,12 @@ pub(crate) fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> 
             Key::AppToken => cs.app_token = Some(Secret::new(value)),
             Key::AppName => cs.app_name = Some(value),
             Key::UserName => cs.user_name = Some(value),
-            Key::Ignored => {}
+            Key::Ignored(_) => {
+                if matches!(entry.meaning, Meaning::Ignored { boolean: true }) {
+                    parse_bool(&kw, &value)
+                        .map_err(|plain| part.error("is not true or false", || plain))?;
+                }
+            }
         }
     }
     if cs.data_source.is_none() {
@@ -502,13 +738,25 @@ mod tests {
         );
         assert_eq!(cs.database.as_deref(), Some("Samples"));
         assert_eq!(cs.federated, Some(true));
-        // `Federated` is an alias; `Domain Hint` is accepted and ignored.
+        // `Federated` is an alias; `Domain Hint` is the authority, as the Python SDK reads it.
         let cs =
             parse("Data Source=https://x.kusto.windows.net;Federated=True;Domain Hint=contoso.com")
                 .unwrap();
         assert_eq!(cs.federated, Some(true));
-        // A bare word that is not a URL is still an error.
-        assert!(parse("justtext;Data Source=https://x").is_err());
+        assert_eq!(cs.authority.as_deref(), Some("contoso.com"));
+        // A first segment that is not a URL is a Data Source error, its text not shown.
+        let e = parse("justtext;Initial Catalog=db").unwrap_err();
+        assert!(
+            matches!(&e, ConnectionStringError::InvalidValue { keyword, value, .. }
+                if keyword == "Data Source" && !value.contains("justtext")),
+            "{e:?}"
+        );
+        // A leading segment with another scheme is not shown either (it may be anything).
+        let e = parse("hunter2:abc;Initial Catalog=db").unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+        // The tools' `@cluster/db` shorthand names no URL.
+        let e = parse("@help/Samples").unwrap_err();
+        assert!(e.to_string().contains("shorthand"), "{e}");
     }
 
     #[test]

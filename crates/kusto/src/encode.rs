@@ -8,7 +8,7 @@
 //! | column | Kusto type | from the record | absent |
 //! |---|---|---|---|
 //! | `Timestamp` | `datetime` | event time (span timings: close time), UTC, 100 ns ticks: `2026-01-02T03:04:05.1234567Z` | — |
-//! | `Level` | `string` | `TRACE` … `ERROR` | — |
+//! | `Level` | `string` | `TRACE` … `ERROR` (Python names with [`LevelNames::Python`]: `WARNING`) | — |
 //! | `Target` | `string` | the target (module path by default) | — |
 //! | `Message` | `string` | the message | `null` |
 //! | `Fields` | `dynamic` | typed fields as an object; then the enclosing spans' fields, innermost first, a name already present winning | `{}` |
@@ -22,6 +22,10 @@
 //! | `Host` | `string` | this machine's host name | — |
 //! | `Service` | `string` | [`with_service_name`](crate::KustoBuilder::with_service_name) | `null` |
 //! | `Thread` | `string` | `name#n` (`#n` for unnamed threads; `n` is logship's thread number) | — |
+//!
+//! Then, opt-in: `LevelNo` ([`LEVEL_NO_COLUMN`], with [`LevelNames::Python`]) and the
+//! [`CALL_SITE_COLUMNS`] (`File`, `Line`, `Module`, `ProcessId`, `ThreadName`, `ThreadId`);
+//! [`TableLayout`] lists a layout's columns and gives its commands.
 //!
 //! Field values keep their JSON type: integers stay integers (128-bit values outside ±2⁵³ and
 //! non-finite floats become text), booleans stay booleans, errors become
@@ -51,25 +55,210 @@ pub const COLUMNS: [(&str, &str); 15] = [
     ("Thread", "string"),
 ];
 
-/// The control command that creates the table, or adds missing columns to an existing one:
-/// `.create-merge table ['T'] (Timestamp:datetime, …)`.
-pub fn create_table_command(table: &str) -> String {
-    let cols: Vec<String> = COLUMNS.iter().map(|(c, t)| format!("{c}:{t}")).collect();
-    format!(".create-merge table ['{table}'] ({})", cols.join(", "))
+/// The opt-in call-site columns ([`KustoBuilder::with_call_site_columns`](crate::KustoBuilder::with_call_site_columns)),
+/// in row order after [`COLUMNS`]: what the original Python `KustoHandler`'s table held as
+/// `pathname`, `lineno`, `module`, `process`, `threadName` and `thread`.
+///
+/// | column | Kusto type | value | absent |
+/// |---|---|---|---|
+/// | `File` | `string` | the callsite's source file as the compiler named it (`tracing::Metadata::file`), e.g. `src/orders.rs` | `null` |
+/// | `Line` | `int` | the callsite's line (`tracing::Metadata::line`) | `null` |
+/// | `Module` | `string` | the callsite's module path (`tracing::Metadata::module_path`), e.g. `shop::orders` | `null` |
+/// | `ProcessId` | `long` | this process's id (`std::process::id`) | — |
+/// | `ThreadName` | `string` | the thread's name | `null` |
+/// | `ThreadId` | `long` | logship's number for the thread (unique in the process, from 1; **not** the OS thread id, which logship does not capture) | — |
+///
+/// There is no function-name column: `tracing` does not record the function of a callsite.
+pub const CALL_SITE_COLUMNS: [(&str, &str); 6] = [
+    ("File", "string"),
+    ("Line", "int"),
+    ("Module", "string"),
+    ("ProcessId", "long"),
+    ("ThreadName", "string"),
+    ("ThreadId", "long"),
+];
+
+/// The column added by [`LevelNames::Python`], after [`COLUMNS`]: the Python `logging` level
+/// number (`int`: 5 TRACE, 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR), the original's `levelno`.
+pub const LEVEL_NO_COLUMN: (&str, &str) = ("LevelNo", "int");
+
+/// How the `Level` column names levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LevelNames {
+    /// `tracing`'s names: `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` (default).
+    #[default]
+    Tracing,
+    /// Python `logging`'s names, as the original `KustoHandler` wrote them (`levelname`):
+    /// `DEBUG`, `INFO`, `WARNING`, `ERROR`; `TRACE` (below Python's lowest standard level,
+    /// number 5) stays `TRACE`, and `CRITICAL` never appears (`tracing` has no level above
+    /// ERROR). Adds the [`LEVEL_NO_COLUMN`] (`LevelNo`). Names and numbers: the Python
+    /// documentation, <https://docs.python.org/3/library/logging.html#logging-levels>.
+    Python,
 }
 
-/// The control command that creates (or replaces) the JSON ingestion mapping `mapping` of
-/// `table`, mapping each column from the property of the same name:
-/// `.create-or-alter table ['T'] ingestion json mapping "m" '[{"column":"Timestamp","path":"$.Timestamp","datatype":"datetime"},…]'`.
-pub fn create_mapping_command(table: &str, mapping: &str) -> String {
-    let items: Vec<String> = COLUMNS
+impl LevelNames {
+    fn name(self, level: logship_core::Level) -> &'static str {
+        use logship_core::Level;
+        match (self, level) {
+            (LevelNames::Python, l) if l == Level::WARN => "WARNING",
+            (_, l) => l.as_str(),
+        }
+    }
+}
+
+/// The Python `logging` number of a level (see [`LEVEL_NO_COLUMN`]).
+fn python_level_no(level: logship_core::Level) -> u64 {
+    use logship_core::Level;
+    match level {
+        Level::TRACE => 5,
+        Level::DEBUG => 10,
+        Level::INFO => 20,
+        Level::WARN => 30,
+        _ => 40,
+    }
+}
+
+/// Which columns a row has: [`COLUMNS`], then [`LEVEL_NO_COLUMN`] with
+/// [`LevelNames::Python`], then [`CALL_SITE_COLUMNS`] when enabled. Built from the same
+/// settings as the layer ([`KustoBuilder::with_call_site_columns`](crate::KustoBuilder::with_call_site_columns),
+/// [`KustoBuilder::with_level_names`](crate::KustoBuilder::with_level_names)); gives the
+/// table and mapping commands for that layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableLayout {
+    call_site: bool,
+    level_names: LevelNames,
+}
+
+impl TableLayout {
+    /// The default layout: the 15 [`COLUMNS`], `tracing` level names.
+    pub const fn new() -> Self {
+        Self {
+            call_site: false,
+            level_names: LevelNames::Tracing,
+        }
+    }
+    /// With (or without) the [`CALL_SITE_COLUMNS`].
+    pub const fn with_call_site_columns(self, on: bool) -> Self {
+        Self {
+            call_site: on,
+            ..self
+        }
+    }
+    /// With these level names (Python adds [`LEVEL_NO_COLUMN`]).
+    pub const fn with_level_names(self, names: LevelNames) -> Self {
+        Self {
+            level_names: names,
+            ..self
+        }
+    }
+    /// Whether the call-site columns are written.
+    pub const fn call_site_columns(&self) -> bool {
+        self.call_site
+    }
+    /// The level names of the `Level` column.
+    pub const fn level_names(&self) -> LevelNames {
+        self.level_names
+    }
+    /// The table schema, `(column, Kusto type)` in row order.
+    pub fn columns(&self) -> Vec<(&'static str, &'static str)> {
+        let mut cols = COLUMNS.to_vec();
+        if self.level_names == LevelNames::Python {
+            cols.push(LEVEL_NO_COLUMN);
+        }
+        if self.call_site {
+            cols.extend_from_slice(&CALL_SITE_COLUMNS);
+        }
+        cols
+    }
+    /// `.create-merge table ['T'] (Timestamp:datetime, …)`: creates the table, or adds the
+    /// missing columns (at the end) to an existing one. Command:
+    /// <https://learn.microsoft.com/kusto/management/create-merge-table-command>.
+    pub fn create_table_command(&self, table: &str) -> String {
+        let cols: Vec<String> = self
+            .columns()
+            .iter()
+            .map(|(c, t)| format!("{c}:{t}"))
+            .collect();
+        format!(".create-merge table ['{table}'] ({})", cols.join(", "))
+    }
+    /// `.create-or-alter table ['T'] ingestion json mapping "m" '[…]'`, each column from the
+    /// property of the same name. Command:
+    /// <https://learn.microsoft.com/kusto/management/create-or-alter-ingestion-mapping-command>.
+    pub fn create_mapping_command(&self, table: &str, mapping: &str) -> String {
+        let items: Vec<String> = self
+            .columns()
+            .iter()
+            .map(|(c, t)| format!(r#"{{"column":"{c}","path":"$.{c}","datatype":"{t}"}}"#))
+            .collect();
+        format!(
+            ".create-or-alter table ['{table}'] ingestion json mapping \"{mapping}\" '[{}]'",
+            items.join(",")
+        )
+    }
+}
+
+/// The columns of the table the original Python `KustoHandler` asked its users to create, in
+/// its order, and the logship property each is filled from (`None`: nothing logship sends
+/// fills it; the column stays empty).
+pub const KUSTO_HANDLER_COLUMNS: [(&str, &str, Option<&str>); 23] = [
+    ("name", "string", Some("Target")),
+    ("msg", "string", Some("Message")),
+    ("args", "string", None),
+    ("levelname", "string", Some("Level")),
+    ("levelno", "int", Some("LevelNo")),
+    ("pathname", "string", Some("File")),
+    ("filename", "string", None),
+    ("module", "string", Some("Module")),
+    ("exc_info", "string", None),
+    ("exc_text", "string", None),
+    ("stack_info", "string", None),
+    ("lineno", "int", Some("Line")),
+    ("funcName", "string", None),
+    ("created", "datetime", Some("Timestamp")),
+    ("msecs", "real", None),
+    ("relativeCreated", "datetime", None),
+    ("thread", "long", Some("ThreadId")),
+    ("threadName", "string", Some("ThreadName")),
+    ("processName", "string", None),
+    ("process", "long", Some("ProcessId")),
+    ("message", "string", Some("Message")),
+    ("asctime", "datetime", None),
+    ("extra", "dynamic", Some("Fields")),
+];
+
+/// The JSON ingestion mapping that writes logship's rows into the table of the original
+/// Python `KustoHandler` (its columns: [`KUSTO_HANDLER_COLUMNS`]), so a user of it keeps their
+/// table: `.create-or-alter table ['T'] ingestion json mapping "m" '[{"column":"name","path":"$.Target"},…]'`.
+/// Use it with [`LevelNames::Python`] and the call-site columns on, and
+/// [`with_mapping_name`](crate::KustoBuilder::with_mapping_name)`(m)`. Columns nothing fills
+/// (`args`, `filename`, `exc_info`, `exc_text`, `stack_info`, `funcName`, `msecs`,
+/// `relativeCreated`, `processName`, `asctime`) are left out of the mapping and stay empty.
+/// Leave [`with_create_table`](crate::KustoBuilder::with_create_table) off with it: that would
+/// add logship's columns to the old table and replace this mapping with logship's own.
+pub fn kusto_handler_mapping_command(table: &str, mapping: &str) -> String {
+    let items: Vec<String> = KUSTO_HANDLER_COLUMNS
         .iter()
-        .map(|(c, t)| format!(r#"{{"column":"{c}","path":"$.{c}","datatype":"{t}"}}"#))
+        .filter_map(|(c, _, from)| from.map(|p| format!(r#"{{"column":"{c}","path":"$.{p}"}}"#)))
         .collect();
     format!(
         ".create-or-alter table ['{table}'] ingestion json mapping \"{mapping}\" '[{}]'",
         items.join(",")
     )
+}
+
+/// The control command that creates the table, or adds missing columns to an existing one:
+/// `.create-merge table ['T'] (Timestamp:datetime, …)` (the default [`TableLayout`]).
+pub fn create_table_command(table: &str) -> String {
+    TableLayout::new().create_table_command(table)
+}
+
+/// The control command that creates (or replaces) the JSON ingestion mapping `mapping` of
+/// `table`, mapping each column from the property of the same name (the default
+/// [`TableLayout`]):
+/// `.create-or-alter table ['T'] ingestion json mapping "m" '[{"column":"Timestamp","path":"$.Timestamp","datatype":"datetime"},…]'`.
+pub fn create_mapping_command(table: &str, mapping: &str) -> String {
+    TableLayout::new().create_mapping_command(table, mapping)
 }
 
 /// Writes rows (what the layer's worker does for every record; public for benchmarks and
@@ -78,6 +267,8 @@ pub fn create_mapping_command(table: &str, mapping: &str) -> String {
 pub struct RowEncoder {
     host: Vec<u8>,
     service: Vec<u8>,
+    layout: TableLayout,
+    process_id: u32,
 }
 
 impl RowEncoder {
@@ -93,7 +284,14 @@ impl RowEncoder {
         Self {
             host: h,
             service: s,
+            layout: TableLayout::new(),
+            process_id: std::process::id(),
         }
+    }
+
+    /// The same encoder writing the columns of `layout` (default: [`TableLayout::new`]).
+    pub fn with_layout(self, layout: TableLayout) -> Self {
+        Self { layout, ..self }
     }
 
     /// Appends the row of `r` and a `\n` to `out`.
@@ -113,7 +311,7 @@ impl RowEncoder {
         out.extend_from_slice(b"{\"Timestamp\":\"");
         json_text::write_rfc3339_ticks(out, r.timestamp());
         out.extend_from_slice(b"\",\"Level\":\"");
-        out.extend_from_slice(r.level().as_str().as_bytes());
+        out.extend_from_slice(self.layout.level_names.name(r.level()).as_bytes());
         out.extend_from_slice(b"\",\"Target\":");
         json_text::write_str(out, r.target());
         out.extend_from_slice(b",\"Message\":");
@@ -187,7 +385,29 @@ impl RowEncoder {
         }
         out.push(b'#');
         json_text::write_u64(out, t.id);
-        out.extend_from_slice(b"\"}\n");
+        out.push(b'"');
+        if self.layout.level_names == LevelNames::Python {
+            out.extend_from_slice(b",\"LevelNo\":");
+            json_text::write_u64(out, python_level_no(r.level()));
+        }
+        if self.layout.call_site {
+            out.extend_from_slice(b",\"File\":");
+            opt_str(out, r.file());
+            out.extend_from_slice(b",\"Line\":");
+            match r.line() {
+                Some(l) => json_text::write_u64(out, u64::from(l)),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"Module\":");
+            opt_str(out, r.module_path());
+            out.extend_from_slice(b",\"ProcessId\":");
+            json_text::write_u64(out, u64::from(self.process_id));
+            out.extend_from_slice(b",\"ThreadName\":");
+            opt_str(out, t.name);
+            out.extend_from_slice(b",\"ThreadId\":");
+            json_text::write_u64(out, t.id);
+        }
+        out.extend_from_slice(b"}\n");
         Ok(())
     }
 }
@@ -541,6 +761,115 @@ mod tests {
             tname, thread.id
         );
         assert_eq!(row(&r), expected);
+    }
+
+    #[test]
+    fn opt_in_columns_follow_the_layout() {
+        let r = Record::event(Level::WARN, "shop::orders")
+            .with_timestamp(Timestamp::from_nanos(T))
+            .with_source_position("shop::orders", "src/orders.rs", 7)
+            .build();
+        for call_site in [false, true] {
+            for names in [LevelNames::Tracing, LevelNames::Python] {
+                let layout = TableLayout::new()
+                    .with_call_site_columns(call_site)
+                    .with_level_names(names);
+                let mut out = Vec::new();
+                enc().with_layout(layout).encode(&r, &mut out).unwrap();
+                let text = String::from_utf8(out).unwrap();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let obj = v.as_object().unwrap();
+                let want: Vec<&str> = layout.columns().iter().map(|(c, _)| *c).collect();
+                assert_eq!(obj.len(), want.len(), "{text}");
+                // Keys in the schema's order.
+                let mut at = 0;
+                for c in &want {
+                    let i = text[at..]
+                        .find(&format!("\"{c}\":"))
+                        .unwrap_or_else(|| panic!("{c} missing or out of order: {text}"));
+                    at += i;
+                }
+                let level = if names == LevelNames::Python {
+                    "WARNING"
+                } else {
+                    "WARN"
+                };
+                assert_eq!(v["Level"], level);
+                assert_eq!(obj.contains_key("LevelNo"), names == LevelNames::Python);
+                if names == LevelNames::Python {
+                    assert_eq!(v["LevelNo"], 30);
+                }
+                if call_site {
+                    assert_eq!(v["File"], "src/orders.rs");
+                    assert_eq!(v["Line"], 7);
+                    assert_eq!(v["Module"], "shop::orders");
+                    assert_eq!(v["ProcessId"], std::process::id());
+                    assert_eq!(v["ThreadId"], r.thread().id);
+                }
+            }
+        }
+        // A record without a callsite: the call-site columns are null.
+        let bare = Record::event(Level::ERROR, "t").build();
+        let mut out = Vec::new();
+        enc()
+            .with_layout(TableLayout::new().with_call_site_columns(true))
+            .encode(&bare, &mut out)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (&v["File"], &v["Line"], &v["Module"]),
+            (
+                &serde_json::Value::Null,
+                &serde_json::Value::Null,
+                &serde_json::Value::Null
+            )
+        );
+    }
+
+    #[test]
+    fn python_level_names_and_numbers() {
+        for (level, name, no) in [
+            (Level::TRACE, "TRACE", 5),
+            (Level::DEBUG, "DEBUG", 10),
+            (Level::INFO, "INFO", 20),
+            (Level::WARN, "WARNING", 30),
+            (Level::ERROR, "ERROR", 40),
+        ] {
+            assert_eq!(LevelNames::Python.name(level), name);
+            assert_eq!(python_level_no(level), no);
+            assert_eq!(LevelNames::Tracing.name(level), level.as_str());
+        }
+    }
+
+    #[test]
+    fn commands_follow_the_layout() {
+        let l = TableLayout::new()
+            .with_call_site_columns(true)
+            .with_level_names(LevelNames::Python);
+        let t = l.create_table_command("T");
+        assert!(
+            t.ends_with("Thread:string, LevelNo:int, File:string, Line:int, Module:string, ProcessId:long, ThreadName:string, ThreadId:long)"),
+            "{t}"
+        );
+        assert_eq!(
+            create_table_command("T"),
+            TableLayout::new().create_table_command("T")
+        );
+        let m = l.create_mapping_command("T", "m");
+        assert!(
+            m.contains(r#"{"column":"ThreadId","path":"$.ThreadId","datatype":"long"}]'"#),
+            "{m}"
+        );
+        let k = kusto_handler_mapping_command("PythonLogs", "kh");
+        assert!(k.starts_with(r#".create-or-alter table ['PythonLogs'] ingestion json mapping "kh" '[{"column":"name","path":"$.Target"},"#), "{k}");
+        assert!(!k.contains("funcName"), "{k}");
+        // Every property the mapping reads is a column of the full layout.
+        let cols: Vec<&str> = l.columns().iter().map(|(c, _)| *c).collect();
+        for (_, _, from) in KUSTO_HANDLER_COLUMNS {
+            if let Some(p) = from {
+                assert!(cols.contains(&p), "{p}");
+            }
+        }
     }
 
     #[test]

@@ -29,9 +29,8 @@ pub enum ConnectionStringError {
     },
     /// A keyword this crate does not know.
     #[error(
-        "unknown keyword `{keyword}`; known: Data Source, Initial Catalog, AAD Federated Security, \
-         Application Client Id, Application Key, Authority Id, Application Token, \
-         Application Name for Tracing, User Name for Tracing, Domain Hint"
+        "unknown keyword `{keyword}`; accepted: {}",
+        crate::connection_string::accepted_keywords()
     )]
     UnknownKeyword {
         /// The keyword as written.

@@ -33,7 +33,12 @@
 //! ## From `tracing` to columns
 //! Every row has the same 15 columns ([`COLUMNS`]); create them with
 //! [`create_table_command`] and [`create_mapping_command`] (or let
-//! [`with_create_table`](KustoBuilder::with_create_table) run them).
+//! [`with_create_table`](KustoBuilder::with_create_table) run them). Opt-in:
+//! [`with_call_site_columns`](KustoBuilder::with_call_site_columns) adds `File`, `Line`,
+//! `Module`, `ProcessId`, `ThreadName`, `ThreadId` ([`CALL_SITE_COLUMNS`]), and
+//! [`with_level_names(LevelNames::Python)`](KustoBuilder::with_level_names) writes `WARNING`
+//! for `WARN` and adds `LevelNo`; [`TableLayout`] gives the commands for such a table, and
+//! [`kusto_handler_mapping_command`] writes the rows into the original `KustoHandler`'s table.
 //!
 //! | tracing | column (type) |
 //! |---|---|
@@ -49,6 +54,7 @@
 //! | record's tracking id / enclosing span's | `TrackingId`, `ParentTrackingId` (string) |
 //! | `snapshot.*` fields, `snapshot = %snap` | `Snapshots` (dynamic) |
 //! | host name, service, thread | `Host`, `Service`, `Thread` (string) |
+//! | opt-in: callsite file, line, module path; process id; thread name, logship's thread number | `File`, `Line`, `Module`, `ProcessId`, `ThreadName`, `ThreadId` |
 //!
 //! Value types and exact text forms: [`encode`].
 //!
@@ -61,6 +67,9 @@
 //! | `capacity` | `with_pipeline(\|p\| p.with_max_batch_records(n))` |
 //! | `flushLevel` | `with_pipeline(\|p\| p.with_flush_level(Some(Level::…)))` |
 //! | `retries=[5, 30, 60]` | `with_pipeline(\|p\| p.with_retry(…))` (backoff with jitter, never blocking the caller) |
+//! | its table's `levelname` (`WARNING`), `levelno` | [`with_level_names(LevelNames::Python)`](KustoBuilder::with_level_names) (`Level`, `LevelNo`) |
+//! | its table's `pathname`, `lineno`, `module`, `process`, `threadName`, `thread` | [`with_call_site_columns(true)`](KustoBuilder::with_call_site_columns) (`File`, `Line`, `Module`, `ProcessId`, `ThreadName`, `ThreadId`) |
+//! | its table itself | [`kusto_handler_mapping_command`] and [`with_mapping_name`](KustoBuilder::with_mapping_name): rows land in the old columns (`docs/kusto.md`, "Migrating from KustoHandler") |
 //!
 //! ## Delivery
 //! * Batches are encoded on the layer's worker thread and split into requests of at most
@@ -111,7 +120,10 @@ mod transport;
 
 pub use auth::{AAD_AUTHORITY_ENV, AccessToken, KNOWN_AUTHORITY_HOSTS, TokenProvider};
 pub use config::{DEFAULT_MAPPING_NAME, IngestionMode, KustoBuilder, STREAMING_LIMIT_BYTES};
-pub use encode::{COLUMNS, create_mapping_command, create_table_command};
+pub use encode::{
+    CALL_SITE_COLUMNS, COLUMNS, KUSTO_HANDLER_COLUMNS, LEVEL_NO_COLUMN, LevelNames, TableLayout,
+    create_mapping_command, create_table_command, kusto_handler_mapping_command,
+};
 pub use error::{ConnectionStringError, KustoError, Secret};
 /// The TLS settings of [`KustoBuilder::with_tls`] (shared by every logship backend).
 pub use logship_tls::TlsOptions;

@@ -30,6 +30,7 @@ pub(crate) struct Settings {
     pub(crate) max_request_bytes: usize,
     pub(crate) fallback_after_attempts: u32,
     pub(crate) create_table: bool,
+    pub(crate) layout: encode::TableLayout,
     pub(crate) telemetry: Telemetry,
 }
 
@@ -408,12 +409,12 @@ impl Sink for KustoSink {
         }
         let engine = self.s.engine.clone();
         let db = self.s.database.clone();
-        let create = encode::create_table_command(&self.s.table);
+        let create = self.s.layout.create_table_command(&self.s.table);
         self.mgmt(&engine, &db, &create)
             .await
             .map_err(|v| format!("cannot create the table: {}", v.reason()))?;
         if let Some(m) = self.s.mapping.clone() {
-            let cmd = encode::create_mapping_command(&self.s.table, &m);
+            let cmd = self.s.layout.create_mapping_command(&self.s.table, &m);
             self.mgmt(&engine, &db, &cmd)
                 .await
                 .map_err(|v| format!("cannot create the ingestion mapping: {}", v.reason()))?;

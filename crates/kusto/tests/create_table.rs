@@ -57,5 +57,7 @@ fn a_failed_control_command_names_its_endpoint() {
         "the start error is kept"
     );
     let e = guard.stats().last_error.unwrap_or_default();
-    assert!(e.contains("/v1/rest/mgmt"), "{e}");
+    // The whole URL of the control command, and which command failed.
+    assert!(e.contains(&format!("{}/v1/rest/mgmt", r.url())), "{e}");
+    assert!(e.contains("cannot create the table"), "{e}");
 }

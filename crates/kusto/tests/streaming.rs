@@ -119,6 +119,35 @@ fn events_and_span_timings_land_in_named_columns() {
 }
 
 #[test]
+fn without_mapping_is_refused_by_a_service_that_follows_the_rest_doc() {
+    // https://learn.microsoft.com/kusto/api/rest/streaming-ingest: mappingName is required for
+    // JSON formats; the testkit receiver follows that by default.
+    let r = logship_testkit::kusto::KustoReceiver::builder()
+        .with_table(DB, TABLE, &SCHEMA)
+        .start()
+        .expect("receiver starts");
+    let lost = Lost::default();
+    let (layer, guard) = lost
+        .install(
+            builder(&r)
+                .without_mapping()
+                .with_ingestion_mode(IngestionMode::Streaming),
+        )
+        .build()
+        .expect("valid config");
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        tracing::info!("no mapping");
+    }
+    guard.flush(Duration::from_secs(10)).expect("flushed");
+    let s = guard.stats();
+    assert_eq!((s.delivered, s.undelivered_rejected, s.retries), (0, 1, 0));
+    let reason = lost.get()[0].1.clone().unwrap_or_default();
+    assert!(reason.contains("mappingName"), "{reason}");
+    assert_eq!(r.row_count(TABLE), 0);
+}
+
+#[test]
 fn identity_mapping_without_a_mapping_reference() {
     let r = receiver_without_mapping();
     let (layer, guard) = builder(&r).without_mapping().build().expect("valid config");
@@ -139,8 +168,10 @@ fn identity_mapping_without_a_mapping_reference() {
 }
 
 fn receiver_without_mapping() -> logship_testkit::kusto::KustoReceiver {
+    // The service as its clients report it (see `KustoBuilder::without_mapping`).
     logship_testkit::kusto::KustoReceiver::builder()
         .with_table(DB, TABLE, &SCHEMA)
+        .with_streaming_identity_mapping(true)
         .start()
         .expect("receiver starts")
 }

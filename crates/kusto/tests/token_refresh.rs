@@ -61,6 +61,18 @@ fn a_refused_fixed_token_says_what_to_check_about_the_token() {
         "{reason}"
     );
     assert!(!reason.contains("scope  "), "no empty fields: {reason}");
+    // No empty field anywhere (a fixed token has no scope to name), and the database named.
+    assert!(!reason.contains("``"), "no empty fields: {reason}");
+    assert!(
+        !reason.contains("scope"),
+        "a fixed token has no scope: {reason}"
+    );
+    assert!(reason.contains(&format!("database `{DB}`")), "{reason}");
+    assert!(reason.contains("audience is this cluster"), "{reason}");
+    assert!(
+        !reason.contains("fixed-token"),
+        "the token never shows: {reason}"
+    );
 }
 
 #[test]

@@ -190,19 +190,36 @@ fn v1_rows(v: &Value) -> Vec<Value> {
 }
 
 fn events_receiver() -> KustoReceiver {
+    events_builder().start().expect("start receiver")
+}
+
+/// `events_builder` reading JSON without a mapping by the identity mapping (the receiver
+/// refuses it by default, as the streaming ingestion REST documentation says).
+fn events_identity_receiver() -> KustoReceiver {
+    events_builder()
+        .with_streaming_identity_mapping(true)
+        .start()
+        .expect("start receiver")
+}
+
+/// A receiver builder that streams JSON without a mapping (identity mapping), for the tests
+/// about something else.
+fn identity_builder() -> logship_testkit::kusto::KustoReceiverBuilder {
+    KustoReceiver::builder().with_streaming_identity_mapping(true)
+}
+
+fn events_builder() -> logship_testkit::kusto::KustoReceiverBuilder {
     KustoReceiver::builder()
         .with_table(DB, "Events", &[("Level", "string"), ("Message", "string"), ("Count", "long")])
         .with_command(
             DB,
             r#".create-or-alter table Events ingestion json mapping "events_json" '[{"column":"Level","path":"$.level","datatype":"string"},{"column":"Message","path":"$.fields.message"},{"column":"Count","path":"$.n","datatype":"long"}]'"#,
         )
-        .start()
-        .expect("start receiver")
 }
 
 #[test]
 fn auth_metadata_advertises_the_receiver_as_login_endpoint() {
-    let r = KustoReceiver::builder()
+    let r = identity_builder()
         .with_service_resource_id("https://kusto.example.invalid")
         .start()
         .expect("start");
@@ -222,7 +239,7 @@ fn auth_metadata_advertises_the_receiver_as_login_endpoint() {
     );
     assert!(aad["KustoClientAppId"].is_string() && aad["FirstPartyAuthorityUrl"].is_string());
 
-    let off = KustoReceiver::builder()
+    let off = identity_builder()
         .with_auth_metadata(false)
         .start()
         .expect("start");
@@ -240,7 +257,7 @@ fn auth_metadata_advertises_the_receiver_as_login_endpoint() {
 
 #[test]
 fn client_credentials_token_flow_and_refusals() {
-    let r = KustoReceiver::builder()
+    let r = identity_builder()
         .with_client_credentials("app-1", "s3cret")
         .with_token_lifetime(Duration::from_secs(120))
         .with_auto_create(true)
@@ -323,7 +340,7 @@ fn issued_tokens_expire_after_their_lifetime() {
     // loaded machine the first use may come after the lifetime; such a try proves nothing
     // about acceptance, so the next one uses a longer lifetime.
     for lifetime in [300, 1_000, 3_000, 10_000].map(Duration::from_millis) {
-        let r = KustoReceiver::builder()
+        let r = identity_builder()
             .with_token_lifetime(lifetime)
             .with_auto_create(true)
             .start()
@@ -385,7 +402,7 @@ fn issued_tokens_expire_after_their_lifetime() {
 
 #[test]
 fn expire_all_tokens_and_scripted_401s() {
-    let r = KustoReceiver::builder()
+    let r = identity_builder()
         .with_static_token("static-tok")
         .with_auto_create(true)
         .start()
@@ -485,8 +502,57 @@ fn streaming_gzip_multijson_with_a_mapping_fills_named_columns() {
 }
 
 #[test]
-fn identity_mapping_json_lines_and_csv_without_compression() {
+fn streaming_json_without_a_mapping_is_refused_as_the_rest_doc_says() {
+    // https://learn.microsoft.com/kusto/api/rest/streaming-ingest: `mappingName` is
+    // "Optional, but Required if streamFormat is one of JSON, MultiJSON, or Avro".
     let r = events_receiver();
+    let token = r.mint_token();
+    for format in ["json", "multijson", "singlejson", "MultiJSON"] {
+        let resp = stream(
+            &r,
+            &token,
+            "Events",
+            &format!("streamFormat={format}"),
+            b"{\"Level\":\"INFO\"}\n",
+            true,
+        );
+        assert_eq!(resp.status, 400, "{format}: {}", resp.body);
+        let e = resp.oneapi();
+        assert_eq!(
+            e["code"],
+            json!("BadRequest_MappingReferenceRequired"),
+            "{format}"
+        );
+        assert_eq!(e["@permanent"], json!(true));
+        assert!(
+            e["@message"].as_str().unwrap_or("").contains("mappingName"),
+            "{e}"
+        );
+    }
+    // CSV needs no mapping (ordinals by column order).
+    assert_eq!(
+        stream(
+            &r,
+            &token,
+            "Events",
+            "streamFormat=csv",
+            b"INFO,a,1\n",
+            true
+        )
+        .status,
+        200
+    );
+    assert_eq!(r.row_count("Events"), 1);
+    assert_eq!(r.stats().streaming_rows, 1);
+}
+
+#[test]
+fn identity_mapping_json_lines_and_csv_without_compression() {
+    // The service as its clients report it: JSON without a mapping by the identity mapping.
+    let r = events_builder()
+        .with_streaming_identity_mapping(true)
+        .start()
+        .expect("start receiver");
     let token = r.mint_token();
     let lines = b"{\"Level\":\"INFO\",\"Message\":\"a\",\"Count\":1,\"Unknown\":1}\n\n{\"Level\":\"DEBUG\",\"Count\":\"x\"}\n";
     assert_eq!(
@@ -560,7 +626,7 @@ fn mapping_references_are_checked() {
 
 #[test]
 fn request_checks_format_headers_entities_and_encoding() {
-    let r = events_receiver();
+    let r = events_identity_receiver();
     let token = r.mint_token();
     let no_format = stream(&r, &token, "Events", "", b"{}", true);
     assert_eq!(
@@ -615,7 +681,7 @@ fn request_checks_format_headers_entities_and_encoding() {
     ] {
         assert!(msg.contains(h), "{msg}");
     }
-    let lenient = KustoReceiver::builder()
+    let lenient = identity_builder()
         .with_strict_client_headers(false)
         .with_require_auth(false)
         .with_auto_create(true)
@@ -645,7 +711,7 @@ fn kib_lines(n: usize) -> Vec<u8> {
 
 #[test]
 fn four_mib_limit_on_the_uncompressed_body() {
-    let r = KustoReceiver::builder()
+    let r = identity_builder()
         .with_table(DB, "Big", &[("Message", "string")])
         .start()
         .expect("start");
@@ -667,7 +733,7 @@ fn four_mib_limit_on_the_uncompressed_body() {
     assert_eq!(r.row_count("Big"), 4096);
 
     // Measured on the wire instead, the same (well-compressing) body passes.
-    let wire = KustoReceiver::builder()
+    let wire = identity_builder()
         .with_table(DB, "Big", &[("Message", "string")])
         .with_max_streaming_bytes(64 * 1024, SizeBasis::Wire)
         .start()
@@ -691,7 +757,7 @@ fn four_mib_limit_on_the_uncompressed_body() {
 
 #[test]
 fn scripted_faults_then_recovery() {
-    let r = events_receiver();
+    let r = events_identity_receiver();
     let token = r.mint_token();
     let body = b"{\"Level\":\"INFO\"}";
     let send = || stream(&r, &token, "Events", "streamFormat=json", body, true);
@@ -754,10 +820,7 @@ fn scripted_faults_then_recovery() {
 
 #[test]
 fn control_commands() {
-    let r = KustoReceiver::builder()
-        .with_database(DB)
-        .start()
-        .expect("start");
+    let r = identity_builder().with_database(DB).start().expect("start");
     let token = r.mint_token();
     let created = mgmt(
         &r,
@@ -875,7 +938,7 @@ fn control_commands() {
 
 #[test]
 fn query_reads_back_rows() {
-    let r = events_receiver();
+    let r = events_identity_receiver();
     let token = r.mint_token();
     stream(
         &r,

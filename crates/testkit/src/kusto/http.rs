@@ -692,6 +692,19 @@ fn streaming_inner(
         return Err(too_big(data.len(), "uncompressed").into());
     }
     let mapping_name = param(pairs, "mappingName");
+    if mapping_name.is_none()
+        && config.streaming_mapping_required
+        && format.mapping_kind() == "json"
+    {
+        return Err(CmdError::bad_request(
+            "BadRequest_MappingReferenceRequired",
+            "Kusto.Common.Svc.Exceptions.BadRequestException",
+            format!(
+                "Streaming ingestion of format '{format_name}' requires the 'mappingName' query parameter (a pre-created ingestion mapping)."
+            ),
+        )
+        .into());
+    }
     let spec = IngestSpec {
         format,
         mapping_name,

@@ -29,6 +29,7 @@
 //! | database and table exist (or [`KustoReceiverBuilder::with_auto_create`]) | 400 `BadRequest_EntityNotFound` |
 //! | `Content-Encoding` gzip (decoded) or absent; gzip body valid | 400 `BadRequest_InvalidArchive` / 415 |
 //! | size: at most [`DEFAULT_MAX_STREAMING_BYTES`] (4 MiB), of the *uncompressed* body by default ([`SizeBasis`]) | 400 `BadRequest_StreamingIngestionRequestSizeLimitExceeded`, `@permanent:true` |
+//! | `mappingName` present for a JSON format (`json`, `multijson`, `singlejson`), as the streaming ingestion REST documentation requires; off with [`KustoReceiverBuilder::with_streaming_identity_mapping`] | 400 `BadRequest_MappingReferenceRequired` |
 //! | `mappingName` names a mapping of the table with the format's kind | 400 `BadRequest_InvalidMappingReference` |
 //! | every record parses and fits the mapping | 400 `BadRequest_UnexpectedCharacterInInputStream` |
 //!
@@ -228,6 +229,7 @@ type TableDecl = (String, String, Vec<(String, String)>);
 /// | auth metadata | served, resource id [`DEFAULT_SERVICE_RESOURCE_ID`] |
 /// | streaming size limit | [`DEFAULT_MAX_STREAMING_BYTES`] on the [`SizeBasis::Uncompressed`] body |
 /// | strict telemetry headers | on |
+/// | streaming JSON without `mappingName` | refused (the REST documentation's rule) |
 /// | streaming ingestion | enabled |
 /// | keep rows | on |
 #[derive(Debug, Clone)]
@@ -416,6 +418,29 @@ impl KustoReceiverBuilder {
         }
     }
 
+    /// Accept streaming ingestion of a JSON format (`json`, `multijson`, `singlejson`) without
+    /// `mappingName`, reading it by the identity mapping (JSON properties by column name).
+    /// Off by default: the streaming ingestion REST documentation
+    /// (<https://learn.microsoft.com/kusto/api/rest/streaming-ingest>, "Additional
+    /// parameters") says `mappingName` is "Optional, but Required if `streamFormat` is one of
+    /// `JSON`, `MultiJSON`, or `Avro`", and the receiver then answers 400
+    /// `BadRequest_MappingReferenceRequired` (`@permanent: true`; the code is this receiver's
+    /// name for the refusal, no service text is known). The service itself is reported to
+    /// accept it: the official clients dropped their client-side check
+    /// (`Azure/azure-kusto-java` pull request 211 "Remove isMappingRequired from DataFormat",
+    /// `Azure/azure-kusto-python` pull request 359 closed unmerged) and a Kusto maintainer
+    /// wrote that "all formats ingested to kusto can be ingested without any mapping"
+    /// (`Azure/kafka-sink-azure-kusto` issue 76). Turn this on to model that service.
+    pub fn with_streaming_identity_mapping(self, accept: bool) -> Self {
+        Self {
+            config: Config {
+                streaming_mapping_required: !accept,
+                ..self.config
+            },
+            ..self
+        }
+    }
+
     /// Start with streaming ingestion enabled (default) or disabled (404, as a cluster
     /// without the feature); changeable later with [`KustoReceiver::set_streaming_enabled`].
     pub fn with_streaming_enabled(self, streaming_enabled: bool) -> Self {
@@ -522,6 +547,7 @@ impl KustoReceiver {
                 size_basis: SizeBasis::Uncompressed,
                 auto_create: false,
                 strict_client_headers: true,
+                streaming_mapping_required: true,
                 sas_signature: format!("logship-testkit-{}", uuid::Uuid::new_v4().simple()),
                 authorization_context: format!("logship-testkit-identity-{}", uuid::Uuid::new_v4()),
             },

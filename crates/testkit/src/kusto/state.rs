@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) size_basis: SizeBasis,
     pub(crate) auto_create: bool,
     pub(crate) strict_client_headers: bool,
+    /// Streaming JSON without `mappingName` is refused (the REST documentation's rule).
+    pub(crate) streaming_mapping_required: bool,
     pub(crate) sas_signature: String,
     pub(crate) authorization_context: String,
 }

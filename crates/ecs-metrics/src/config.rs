@@ -105,6 +105,7 @@ pub struct EcsBuilder {
     extra: Map<String, Json>,
     env_fields: Map<String, Json>,
     host_fields: bool,
+    host_id: Option<String>,
     gzip: bool,
     tls: TlsOptions,
     max_request_bytes: usize,
@@ -153,6 +154,7 @@ impl EcsLayer {
             extra: Map::new(),
             env_fields: Map::new(),
             host_fields: true,
+            host_id: None,
             gzip: false,
             tls: TlsOptions::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -374,13 +376,37 @@ impl EcsBuilder {
         }
     }
 
-    /// Whether documents carry `host.name`, `host.hostname` and `host.ip` (default true; the
-    /// addresses are resolved once, on the worker thread).
+    /// Whether documents carry `host.name`, `host.hostname`, `host.id` and `host.ip` (default
+    /// true). The addresses and the machine id are read once, on the worker thread when it
+    /// starts; `host.id` is the machine id of `/etc/machine-id` (or `/var/lib/dbus/machine-id`),
+    /// as Elastic Agent and Beats' `add_host_metadata` report it, else the host name (what the
+    /// original Python library wrote). ECS `host.id`:
+    /// <https://www.elastic.co/guide/en/ecs/current/ecs-host.html#field-host-id>.
     pub fn with_host_fields(self, on: bool) -> Self {
         Self {
             host_fields: on,
             ..self
         }
+    }
+
+    /// Sets `host.id` instead of the machine id (for example a cloud instance id); written even
+    /// with [`with_host_fields(false)`](Self::with_host_fields). Leading and trailing white
+    /// space is removed.
+    ///
+    /// # Errors
+    /// `build()` refuses an id that is empty or longer than 1024 bytes (the template's
+    /// `ignore_above`).
+    pub fn with_host_id(mut self, id: impl Into<String>) -> Self {
+        let id = id.into().trim().to_string();
+        if id.is_empty() || id.len() > 1024 {
+            self.error.get_or_insert(EcsError::InvalidSetting {
+                setting: "with_host_id",
+                reason: "use a non-empty id of at most 1024 bytes, e.g. the instance id".into(),
+            });
+        } else {
+            self.host_id = Some(id);
+        }
+        self
     }
 
     /// Compresses request bodies with gzip (`Content-Encoding: gzip`; default off).
@@ -526,6 +552,7 @@ impl EcsBuilder {
             dataset,
             service: self.service.clone(),
             host_name,
+            host_id: self.host_id.clone(),
             host_ips: Vec::new(),
             pid: std::process::id(),
             agent_ephemeral_id: uuid::Uuid::new_v4().to_string(),
@@ -593,7 +620,7 @@ impl EcsBuilder {
             template: self
                 .install_template
                 .then(|| crate::template::index_template(&cfg)),
-            resolve_host_ip: self.host_fields,
+            host_fields: self.host_fields,
         };
         let sink = EcsSink::new(cfg, transport, settings);
         Ok(self.pipeline.build_layer::<EcsLayer, _>(sink)?)
@@ -639,8 +666,17 @@ impl EcsBuilder {
             .name("logship-ecs-replay".into())
             .spawn(move || {
                 let mut settings = settings;
-                if host_fields && let Some(h) = settings.encoder.host_name.clone() {
-                    settings.encoder.host_ips = crate::sink::resolve_host_ips(&h);
+                if host_fields {
+                    let ips = match settings.encoder.host_name.clone() {
+                        Some(h) => crate::sink::resolve_host_ips(&h),
+                        None => Vec::new(),
+                    };
+                    let id =
+                        crate::sink::machine_id().or_else(|| settings.encoder.host_name.clone());
+                    settings.encoder.host_ips = ips;
+                    if settings.encoder.host_id.is_none() {
+                        settings.encoder.host_id = id;
+                    }
                 }
                 crate::failure::replay(&dir, settings)
             })

@@ -358,6 +358,55 @@ mod tests {
         drop(held);
     }
 
+    fn id(n: u128) -> DocId {
+        DocId(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn sent_ids_are_bounded_and_forget_settled_documents() {
+        let mut s = SentIds::default();
+        for n in 0..(SentIds::MAX as u128 + 10) {
+            s.insert(id(n));
+        }
+        assert!(!s.contains(&id(0)) && !s.contains(&id(9)));
+        assert!(s.contains(&id(10)) && s.contains(&id(SentIds::MAX as u128 + 9)));
+        assert_eq!(s.set.len(), SentIds::MAX);
+        assert!(s.order.len() <= 2 * SentIds::MAX + 1024);
+        s.remove(&id(10));
+        assert!(!s.contains(&id(10)));
+        // Removed ids do not pile up in the eviction order.
+        for n in 0..200_000u128 {
+            s.insert(id(1 << 100 | n));
+            s.remove(&id(1 << 100 | n));
+        }
+        assert!(s.order.len() <= 2 * s.set.len() + 1024, "{}", s.order.len());
+    }
+
+    #[test]
+    fn a_conflict_is_a_duplicate_only_for_a_document_sent_before() {
+        let why = || ItemFate::Conflict("item 409: version_conflict_engine_exception: x".into());
+        assert_eq!(resolve_conflict(why(), id(1), true), ItemFate::Duplicate);
+        let ItemFate::Rejected(r) = resolve_conflict(why(), id(1), false) else {
+            panic!("not rejected")
+        };
+        assert!(r.starts_with("item 409: version_conflict_engine_exception: x (`_id` 00000000-0000-0000-0000-000000000001 already exists"), "{r}");
+        assert_eq!(
+            resolve_conflict(ItemFate::Delivered, id(1), false),
+            ItemFate::Delivered
+        );
+    }
+
+    #[test]
+    fn machine_ids_are_32_hex_digits() {
+        assert_eq!(
+            parse_machine_id(b"0123456789ABCDEF0123456789abcdef\n").as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(parse_machine_id(b""), None);
+        assert_eq!(parse_machine_id(b"uninitialized\n"), None);
+        assert_eq!(parse_machine_id(&[0xff; 40]), None);
+    }
+
     #[test]
     fn requests_fit_the_reply_cap() {
         assert_eq!(max_items_per_request(1 << 20), 2048);

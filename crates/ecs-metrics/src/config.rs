@@ -81,7 +81,8 @@ impl<S: AsRef<str>, const N: usize> IntoHosts for [S; N] {
 /// | [`with_label`](EcsBuilder::with_label) | none | — |
 /// | [`with_additional_fields`](EcsBuilder::with_additional_fields) | none | `es_additional_fields` |
 /// | [`with_additional_fields_from_env`](EcsBuilder::with_additional_fields_from_env) | none | `es_additional_fields_in_env` |
-/// | [`with_host_fields`](EcsBuilder::with_host_fields) | on (`host.name`, `host.hostname`, `host.ip`) | — |
+/// | [`with_host_fields`](EcsBuilder::with_host_fields) | on (`host.name`, `host.hostname`, `host.id`, `host.ip`) | — |
+/// | [`with_host_id`](EcsBuilder::with_host_id) | the machine id, else the host name | — |
 /// | [`with_gzip`](EcsBuilder::with_gzip) | off | — |
 /// | [`with_tls`](EcsBuilder::with_tls) ([`TlsOptions`]: `with_ca_pem`/`with_ca_file` add a CA, `with_only_custom_roots`, `with_client_cert_pem`/`_file`, `danger_accept_invalid_certs`) | the OS trust store (bundled Mozilla roots as fallback), certificates verified | `verify_ssl` |
 /// | [`with_max_request_bytes`](EcsBuilder::with_max_request_bytes) | 10 MiB, before compression | — |
@@ -379,8 +380,10 @@ impl EcsBuilder {
     /// Whether documents carry `host.name`, `host.hostname`, `host.id` and `host.ip` (default
     /// true). The addresses and the machine id are read once, on the worker thread when it
     /// starts; `host.id` is the machine id of `/etc/machine-id` (or `/var/lib/dbus/machine-id`),
-    /// as Elastic Agent and Beats' `add_host_metadata` report it, else the host name (what the
-    /// original Python library wrote). ECS `host.id`:
+    /// what OpenTelemetry's `host.id` names for non-containerized systems
+    /// (<https://opentelemetry.io/docs/specs/semconv/resource/host/>), else the host name (what
+    /// the original Python library wrote). ECS `host.id` ("unique host id. As hostname is not
+    /// always unique, use values that are meaningful in your environment"):
     /// <https://www.elastic.co/guide/en/ecs/current/ecs-host.html#field-host-id>.
     pub fn with_host_fields(self, on: bool) -> Self {
         Self {

@@ -178,7 +178,8 @@ pub(crate) fn resolve_host_ips(host: &str) -> Vec<String> {
 }
 
 /// This machine's id for `host.id`: the first line of `/etc/machine-id` (systemd, machine-id(5))
-/// or `/var/lib/dbus/machine-id`, as Elastic Agent and Beats' `add_host_metadata` report it;
+/// or `/var/lib/dbus/machine-id`, the value OpenTelemetry's `host.id` convention names for
+/// non-containerized systems (<https://opentelemetry.io/docs/specs/semconv/resource/host/>);
 /// `None` where neither exists (not Linux, a minimal container). Read on the worker thread.
 pub(crate) fn machine_id() -> Option<String> {
     ["/etc/machine-id", "/var/lib/dbus/machine-id"]

@@ -107,6 +107,7 @@ pub struct EcsBuilder {
     env_fields: Map<String, Json>,
     host_fields: bool,
     host_id: Option<String>,
+    conflicts_as_duplicates: bool,
     gzip: bool,
     tls: TlsOptions,
     max_request_bytes: usize,
@@ -156,6 +157,7 @@ impl EcsLayer {
             env_fields: Map::new(),
             host_fields: true,
             host_id: None,
+            conflicts_as_duplicates: false,
             gzip: false,
             tls: TlsOptions::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -412,6 +414,21 @@ impl EcsBuilder {
         self
     }
 
+    /// Whether every 409 on `create` counts as delivered and as a duplicate (default false).
+    ///
+    /// By default a 409 is a duplicate only for a document this layer sent before (its own
+    /// retry, whose earlier attempt landed); a 409 on a document it never sent means another
+    /// writer stored a document under the same `_id`, and is undelivered (rejected) with a
+    /// reason naming the `_id`. Turn this on for a layer that re-sends records another layer
+    /// already tried, such as one replaying a dead-letter folder (`logship replay`), where a
+    /// 409 is the copy that landed before.
+    pub fn with_conflicts_as_duplicates(self, on: bool) -> Self {
+        Self {
+            conflicts_as_duplicates: on,
+            ..self
+        }
+    }
+
     /// Compresses request bodies with gzip (`Content-Encoding: gzip`; default off).
     pub fn with_gzip(self, on: bool) -> Self {
         Self { gzip: on, ..self }
@@ -624,6 +641,7 @@ impl EcsBuilder {
                 .install_template
                 .then(|| crate::template::index_template(&cfg)),
             host_fields: self.host_fields,
+            conflicts_as_duplicates: self.conflicts_as_duplicates,
         };
         let sink = EcsSink::new(cfg, transport, settings);
         Ok(self.pipeline.build_layer::<EcsLayer, _>(sink)?)

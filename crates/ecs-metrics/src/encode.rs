@@ -252,26 +252,12 @@ impl Encoder {
     /// one `created` time: the environment variables named by the additional fields are read
     /// once per `created` time.
     pub(crate) fn encode(&mut self, r: &Record, created: Timestamp, out: &mut Vec<u8>) -> DocId {
-        self.encode_as(r, r.thread().id, created, out)
-    }
-
-    /// As [`encode`](Self::encode), with the `_id` computed for a record captured on the
-    /// thread numbered `thread` (a dead-letter record read back has lost its thread number,
-    /// which its JSON line still carries: the replay passes it here so the `_id` is the one
-    /// the live pipeline sent).
-    pub(crate) fn encode_as(
-        &mut self,
-        r: &Record,
-        thread: u64,
-        created: Timestamp,
-        out: &mut Vec<u8>,
-    ) -> DocId {
         let when = doc_timestamp(r);
         self.index_name(r.kind(), when);
         if let Some(c) = &self.index_cache {
             out.extend_from_slice(&c.action_prefix);
         }
-        let id = doc_id(r, thread);
+        let id = doc_id(r);
         out.extend_from_slice(br#","_id":""#);
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         out.extend_from_slice(id.0.hyphenated().encode_lower(&mut buf).as_bytes());
@@ -391,19 +377,19 @@ pub(crate) fn doc_timestamp(r: &Record) -> Timestamp {
 }
 
 /// The `_id` of a record's document: a UUID version 8 (RFC 9562 §5.8, "custom": here the
-/// first 128 bits of a SHA-256, as in its Appendix B.2) over the record's own identity —
-/// its kind, the number of the thread that captured it, its capture timestamp (ns), its
-/// tracking id, level, target and the first 256 bytes of its message.
+/// first 128 bits of a SHA-256, as in its Appendix B.2) over the record's own identity — its
+/// kind, capture time (ns), tracking id, level, target, the first 256 bytes of its message and,
+/// for a timer, its duration.
 ///
 /// Unique per record: the core gives each `tracing` event a tracking id derived from its
-/// thread and per-thread sequence number, and each span a random one, so two records share
-/// an `_id` only if they also share thread, nanosecond and a caller-supplied `tracking_id`.
-/// Stable across retries, the disk spool (which keeps all of these) and a failure-folder
-/// replay (which reads the thread number back from the line). The caller's `tracking_id`
-/// field alone never decides it: three events with `tracking_id = "order-42"` are three
-/// documents. The same idea as Filebeat's `fingerprint` processor feeding `@metadata._id`
+/// thread and per-thread sequence number, and each span a random one, so two records share an
+/// `_id` only if they share a caller-supplied `tracking_id`, the nanosecond, level, target and
+/// message. Stable across retries, the disk spool and every dead-letter replay (the record's
+/// JSON keeps all of these). The caller's `tracking_id` field alone never decides it: three
+/// events with `tracking_id = "order-42"` are three documents. The same idea as Filebeat's
+/// `fingerprint` processor feeding `@metadata._id`
 /// (<https://www.elastic.co/guide/en/beats/filebeat/current/filebeat-deduplication.html>).
-pub(crate) fn doc_id(r: &Record, thread: u64) -> DocId {
+pub(crate) fn doc_id(r: &Record) -> DocId {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(b"logship-ecs _id v1\0");
@@ -411,8 +397,9 @@ pub(crate) fn doc_id(r: &Record, thread: u64) -> DocId {
         RecordKind::Event => b'e',
         _ => b't',
     }]);
-    h.update(thread.to_le_bytes());
     h.update(r.timestamp().as_nanos().to_le_bytes());
+    let duration = r.timing().map_or(0, |t| nanos(t.duration));
+    h.update(duration.to_le_bytes());
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let tracking: &str = match r.tracking_id() {
         None => "",
@@ -1369,7 +1356,7 @@ mod tests {
     fn timer_golden() {
         let r = timer();
         let got = encode(dated(), &r);
-        let id = doc_id(&r, r.thread().id);
+        let id = doc_id(&r);
         let thread = std::thread::current()
             .name()
             .map(str::to_string)
@@ -1432,7 +1419,7 @@ mod tests {
             action,
             format!(
                 r#"{{"create":{{"_index":"metrics-2023.11.14","_id":"{}"}}}}"#,
-                doc_id(&r, r.thread().id)
+                doc_id(&r)
             )
         );
         let thread = std::thread::current()
@@ -1698,12 +1685,12 @@ mod tests {
             ids.insert(id);
         }
         assert_eq!(ids.len(), 3);
-        // The same record (a retry, or a spool replay keeping thread and time) keeps its id;
-        // a record from another thread at the same instant gets another.
+        // The same record keeps its id, also read back from its dead-letter JSON.
         let r = &records[0];
-        assert_eq!(doc_id(r, 7), doc_id(r, 7));
-        assert_ne!(doc_id(r, 7), doc_id(r, 8));
-        assert_eq!(doc_id(r, r.thread().id).to_string().len(), 36);
+        assert_eq!(doc_id(r), doc_id(r));
+        let back = logship_core::json::record_from_json(&logship_core::json::record_to_json(r));
+        assert_eq!(back.map(|b| doc_id(&b)).ok(), Some(doc_id(r)));
+        assert_eq!(doc_id(r).to_string().len(), 36);
     }
 
     #[test]

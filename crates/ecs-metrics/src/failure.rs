@@ -11,7 +11,7 @@
 //! | line | sent as |
 //! |---|---|
 //! | `{"create":{…}}` or `{"index":{…}}` followed by a line that is not an action | that pair, as it is |
-//! | a core dead-letter record | encoded as this builder encodes it (the same `_id` the live layer sent: computed from the record's identity, its thread number read from the line's `thread.id`) |
+//! | a core dead-letter record | encoded as this builder encodes it (the same `_id` the live layer sent: computed from the record's identity, which the line keeps) |
 //! | an action line without its document line, or anything else | not sent: kept in the file and counted in [`ReplayReport::unsent_lines`] |
 //!
 //! Lines go out in `_bulk` requests of at most `max_request_bytes` each. A file is deleted only
@@ -104,13 +104,7 @@ fn units(lines: &[&[u8]], encoder: &mut Encoder) -> (Vec<Unit>, Vec<usize>) {
         match parsed[i].as_ref().map(logship_core::json::record_from_json) {
             Some(Ok(record)) => {
                 let mut bulk = Vec::new();
-                let thread = parsed[i]
-                    .as_ref()
-                    .and_then(|v| v.get("thread"))
-                    .and_then(|t| t.get("id"))
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(record.thread().id);
-                encoder.encode_as(&record, thread, created, &mut bulk);
+                encoder.encode(&record, created, &mut bulk);
                 units.push(Unit {
                     bulk,
                     lines: vec![i],

@@ -41,6 +41,8 @@ pub(crate) struct SinkSettings {
     pub(crate) template: Option<(String, serde_json::Value)>,
     /// Fill `host.ip` and `host.id` on the worker thread when it starts.
     pub(crate) host_fields: bool,
+    /// Every 409 on `create` is an earlier copy (replaying dead letters).
+    pub(crate) conflicts_as_duplicates: bool,
 }
 
 /// The Elasticsearch / OpenSearch sink. Built by [`EcsBuilder`](crate::EcsBuilder).
@@ -276,7 +278,11 @@ impl Sink for EcsSink {
                 BulkVerdict::Items(items) => {
                     for ((i, f), was_sent) in chunk.clone().zip(items).zip(before) {
                         let id = self.ids[i];
-                        let f = resolve_conflict(f, id, was_sent);
+                        let f = resolve_conflict(
+                            f,
+                            id,
+                            was_sent || self.settings.conflicts_as_duplicates,
+                        );
                         match f {
                             ItemFate::Retry(_) => {}
                             ItemFate::Duplicate => {

@@ -101,3 +101,18 @@ fn a_conflict_after_a_failed_reply_that_stored_is_delivered_once() {
     assert_eq!(es.doc_count(), 3);
     assert!(es.documents().iter().all(|d| d.version == 1));
 }
+
+#[test]
+fn a_replaying_layer_can_take_every_conflict_as_a_duplicate() {
+    let es = EsReceiver::start().unwrap();
+    let (layer, guard) = builder(&es)
+        .with_conflicts_as_duplicates(true)
+        .build()
+        .unwrap();
+    es.conflict_items(1);
+    layer.log_time_metric("landed-before", SystemTime::now(), Duration::from_millis(1));
+    guard.flush(WAIT).unwrap();
+    let stats = guard.stats();
+    assert_eq!((stats.delivered, stats.duplicates), (1, 1), "{stats:?}");
+    assert_eq!(stats.undelivered(), 0, "{stats:?}");
+}

@@ -307,6 +307,12 @@ impl Sink for EcsSink {
                     fates.apply(chunk, &v);
                 }
                 BulkVerdict::TooLarge if chunk.len() > 1 => {
+                    // Refused unread: what this request marked as sent was not.
+                    for (id, was_sent) in self.ids[chunk.clone()].iter().zip(&before) {
+                        if !was_sent {
+                            self.sent.remove(id);
+                        }
+                    }
                     let mid = chunk.start + chunk.len() / 2;
                     work.push_front(mid..chunk.end);
                     work.push_front(chunk.start..mid);

@@ -514,8 +514,15 @@ pub(crate) const ERROR_FIELD: &str = "error";
 /// The name of the field that becomes `error.type`.
 pub(crate) const ERROR_TYPE_FIELD: &str = "error.type";
 
+/// Whether field `k` = `v` is the record's error: a `&dyn Error` value, or a field named
+/// `error` holding anything but a boolean or empty text (`error = false` is a flag, not an
+/// error).
 fn is_error_field(k: &str, v: &Value<'_>) -> bool {
-    k == ERROR_FIELD || matches!(v, Value::Error(_))
+    match v {
+        Value::Error(_) => true,
+        Value::Bool(_) | Value::Str("") => false,
+        _ => k == ERROR_FIELD,
+    }
 }
 
 fn find_error(r: &Record) -> Option<FoundError<'_>> {
@@ -1729,6 +1736,19 @@ mod tests {
         assert_eq!(doc["error"]["message"], "timed out");
         assert_eq!(doc["event"]["outcome"], "failure");
         assert!(doc["error"].get("type").is_none());
+        // A boolean or empty `error` field is no error.
+        for v in [
+            logship_core::FieldValue::Bool(false),
+            logship_core::FieldValue::Str(String::new()),
+        ] {
+            let t = Record::span_timing("g", Timestamp::from_nanos(T0), Duration::from_nanos(1))
+                .with_field("error", v)
+                .build();
+            let (_, doc) = action_and_doc(&encode(dated(), &t));
+            assert!(doc.get("error").is_none(), "{doc}");
+            assert_eq!(doc["event"]["outcome"], "success");
+            assert!(doc["tracing"]["fields"].get("error").is_some(), "{doc}");
+        }
     }
 
     #[test]

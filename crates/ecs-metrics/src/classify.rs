@@ -5,7 +5,7 @@
 //!
 //! | response | verdict |
 //! |---|---|
-//! | 2xx | parse `items` (in request order): 2xx delivered; 409 on `create` delivered as a duplicate; 429 and 5xx retried alone; other statuses rejected with the item's `error.type: reason` (at most 512 bytes) |
+//! | 2xx | parse `items` (in request order): 2xx delivered; 409 on `create` a conflict, which the sink resolves (a duplicate of its own earlier attempt, or a rejection); 429 and 5xx retried alone; other statuses rejected with the item's `error.type: reason` (at most 512 bytes) |
 //! | 2xx whose body is not a bulk response, or was cut at the reply cap | retry the whole request (the `_id`s make that safe) |
 //! | 413 | split the request (the sink halves it until it fits) |
 //! | anything else | [`logship_http::classify`]: 3xx rejected naming the `Location` (never followed); 408, 429, 5xx but 501/505 retried after `Retry-After`; other 4xx rejected; reasons carry the server's `error.type: reason` |
@@ -24,7 +24,11 @@ const WHAT: &str = "bulk request";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ItemFate {
     Delivered,
-    /// 409 on `create`: it was already there (an earlier attempt landed).
+    /// 409 on `create`: a document with this `_id` is already there. The sink decides what it
+    /// means: our own earlier attempt that landed (delivered, a duplicate) if this document
+    /// was sent before, else a conflict with another writer (rejected with this reason).
+    Conflict(String),
+    /// A [`Conflict`](Self::Conflict) known to be our own earlier attempt.
     Duplicate,
     Retry(String),
     Rejected(String),
@@ -47,6 +51,8 @@ impl ItemFate {
     pub(crate) fn verdict(&self) -> Verdict {
         match self {
             ItemFate::Delivered | ItemFate::Duplicate => Verdict::Delivered,
+            // Not expected here: the sink resolves conflicts first. Refused, not lost.
+            ItemFate::Conflict(why) => Verdict::rejected(why.clone()),
             ItemFate::Retry(why) => Verdict::retry(why.clone()),
             ItemFate::Rejected(why) => Verdict::rejected(why.clone()),
         }
@@ -196,7 +202,9 @@ fn classify_items_full(body: &[u8], docs: usize, action: BulkAction) -> BulkVerd
 fn item_fate(r: ItemResult, action: BulkAction) -> ItemFate {
     match r.status {
         200..=299 => ItemFate::Delivered,
-        409 if action == BulkAction::Create => ItemFate::Duplicate,
+        409 if action == BulkAction::Create => {
+            ItemFate::Conflict(item_reason(r.status, r.error.as_ref()))
+        }
         429 | 500..=599 => ItemFate::Retry(item_reason(r.status, r.error.as_ref())),
         s => ItemFate::Rejected(item_reason(s, r.error.as_ref())),
     }
@@ -297,7 +305,7 @@ mod tests {
             vec![
                 ItemFate::Delivered,
                 ItemFate::Delivered,
-                ItemFate::Duplicate,
+                ItemFate::Conflict("item 409: version_conflict_engine_exception: why".into()),
                 ItemFate::Retry("item 429: es_rejected_execution_exception: why".into()),
                 ItemFate::Retry("item 503: unavailable_shards_exception: why".into()),
                 ItemFate::Rejected("item 400: mapper_parsing_exception: why".into()),

@@ -81,7 +81,8 @@ impl<S: AsRef<str>, const N: usize> IntoHosts for [S; N] {
 /// | [`with_label`](EcsBuilder::with_label) | none | — |
 /// | [`with_additional_fields`](EcsBuilder::with_additional_fields) | none | `es_additional_fields` |
 /// | [`with_additional_fields_from_env`](EcsBuilder::with_additional_fields_from_env) | none | `es_additional_fields_in_env` |
-/// | [`with_host_fields`](EcsBuilder::with_host_fields) | on (`host.name`, `host.hostname`, `host.ip`) | — |
+/// | [`with_host_fields`](EcsBuilder::with_host_fields) | on (`host.name`, `host.hostname`, `host.id`, `host.ip`) | — |
+/// | [`with_host_id`](EcsBuilder::with_host_id) | the machine id, else the host name | — |
 /// | [`with_gzip`](EcsBuilder::with_gzip) | off | — |
 /// | [`with_tls`](EcsBuilder::with_tls) ([`TlsOptions`]: `with_ca_pem`/`with_ca_file` add a CA, `with_only_custom_roots`, `with_client_cert_pem`/`_file`, `danger_accept_invalid_certs`) | the OS trust store (bundled Mozilla roots as fallback), certificates verified | `verify_ssl` |
 /// | [`with_max_request_bytes`](EcsBuilder::with_max_request_bytes) | 10 MiB, before compression | — |
@@ -105,6 +106,8 @@ pub struct EcsBuilder {
     extra: Map<String, Json>,
     env_fields: Map<String, Json>,
     host_fields: bool,
+    host_id: Option<String>,
+    conflicts_as_duplicates: bool,
     gzip: bool,
     tls: TlsOptions,
     max_request_bytes: usize,
@@ -153,6 +156,8 @@ impl EcsLayer {
             extra: Map::new(),
             env_fields: Map::new(),
             host_fields: true,
+            host_id: None,
+            conflicts_as_duplicates: false,
             gzip: false,
             tls: TlsOptions::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -374,11 +379,52 @@ impl EcsBuilder {
         }
     }
 
-    /// Whether documents carry `host.name`, `host.hostname` and `host.ip` (default true; the
-    /// addresses are resolved once, on the worker thread).
+    /// Whether documents carry `host.name`, `host.hostname`, `host.id` and `host.ip` (default
+    /// true). The addresses and the machine id are read once, on the worker thread when it
+    /// starts; `host.id` is the machine id of `/etc/machine-id` (or `/var/lib/dbus/machine-id`),
+    /// what OpenTelemetry's `host.id` names for non-containerized systems
+    /// (<https://opentelemetry.io/docs/specs/semconv/resource/host/>), else the host name (what
+    /// the original Python library wrote). ECS `host.id` ("unique host id. As hostname is not
+    /// always unique, use values that are meaningful in your environment"):
+    /// <https://www.elastic.co/guide/en/ecs/current/ecs-host.html#field-host-id>.
     pub fn with_host_fields(self, on: bool) -> Self {
         Self {
             host_fields: on,
+            ..self
+        }
+    }
+
+    /// Sets `host.id` instead of the machine id (for example a cloud instance id); written even
+    /// with [`with_host_fields(false)`](Self::with_host_fields). Leading and trailing white
+    /// space is removed.
+    ///
+    /// # Errors
+    /// `build()` refuses an id that is empty or longer than 1024 bytes (the template's
+    /// `ignore_above`).
+    pub fn with_host_id(mut self, id: impl Into<String>) -> Self {
+        let id = id.into().trim().to_string();
+        if id.is_empty() || id.len() > 1024 {
+            self.error.get_or_insert(EcsError::InvalidSetting {
+                setting: "with_host_id",
+                reason: "use a non-empty id of at most 1024 bytes, e.g. the instance id".into(),
+            });
+        } else {
+            self.host_id = Some(id);
+        }
+        self
+    }
+
+    /// Whether every 409 on `create` counts as delivered and as a duplicate (default false).
+    ///
+    /// By default a 409 is a duplicate only for a document this layer sent before (its own
+    /// retry, whose earlier attempt landed); a 409 on a document it never sent means another
+    /// writer stored a document under the same `_id`, and is undelivered (rejected) with a
+    /// reason naming the `_id`. Turn this on for a layer that re-sends records another layer
+    /// already tried, such as one replaying a dead-letter folder (`logship replay`), where a
+    /// 409 is the copy that landed before.
+    pub fn with_conflicts_as_duplicates(self, on: bool) -> Self {
+        Self {
+            conflicts_as_duplicates: on,
             ..self
         }
     }
@@ -526,6 +572,7 @@ impl EcsBuilder {
             dataset,
             service: self.service.clone(),
             host_name,
+            host_id: self.host_id.clone(),
             host_ips: Vec::new(),
             pid: std::process::id(),
             agent_ephemeral_id: uuid::Uuid::new_v4().to_string(),
@@ -593,7 +640,8 @@ impl EcsBuilder {
             template: self
                 .install_template
                 .then(|| crate::template::index_template(&cfg)),
-            resolve_host_ip: self.host_fields,
+            host_fields: self.host_fields,
+            conflicts_as_duplicates: self.conflicts_as_duplicates,
         };
         let sink = EcsSink::new(cfg, transport, settings);
         Ok(self.pipeline.build_layer::<EcsLayer, _>(sink)?)
@@ -639,8 +687,17 @@ impl EcsBuilder {
             .name("logship-ecs-replay".into())
             .spawn(move || {
                 let mut settings = settings;
-                if host_fields && let Some(h) = settings.encoder.host_name.clone() {
-                    settings.encoder.host_ips = crate::sink::resolve_host_ips(&h);
+                if host_fields {
+                    let ips = match settings.encoder.host_name.clone() {
+                        Some(h) => crate::sink::resolve_host_ips(&h),
+                        None => Vec::new(),
+                    };
+                    let id =
+                        crate::sink::machine_id().or_else(|| settings.encoder.host_name.clone());
+                    settings.encoder.host_ips = ips;
+                    if settings.encoder.host_id.is_none() {
+                        settings.encoder.host_id = id;
+                    }
                 }
                 crate::failure::replay(&dir, settings)
             })

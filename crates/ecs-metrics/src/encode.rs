@@ -21,7 +21,6 @@
 //! into are written field by field instead.
 
 use std::borrow::Cow;
-use std::ops::Range;
 
 use logship_core::{Record, RecordKind, Timestamp, TrackingId, Value, json_text};
 use serde_json::{Map, Value as Json};
@@ -38,9 +37,6 @@ pub const ECS_VERSION: &str = ecs_version!();
 
 /// `agent.type` of every document.
 pub const AGENT_TYPE: &str = "logship-ecs-metrics";
-
-/// Elasticsearch's limit on `_id` length, in bytes.
-const MAX_ID_BYTES: usize = 512;
 
 /// How often the dated index name changes (the original's `IndexNameFrequency`). The date is
 /// taken from each document's own `@timestamp`, in UTC.
@@ -111,6 +107,8 @@ pub(crate) struct EncoderConfig {
     pub(crate) dataset: String,
     pub(crate) service: ServiceInfo,
     pub(crate) host_name: Option<String>,
+    /// `host.id`; the sink fills it on the worker thread (the machine id) unless set.
+    pub(crate) host_id: Option<String>,
     pub(crate) host_ips: Vec<String>,
     pub(crate) pid: u32,
     pub(crate) agent_ephemeral_id: String,
@@ -130,6 +128,7 @@ impl EncoderConfig {
             dataset: "generic".into(),
             service: ServiceInfo::default(),
             host_name: None,
+            host_id: None,
             host_ips: Vec::new(),
             pid: 0,
             agent_ephemeral_id: String::new(),
@@ -171,6 +170,7 @@ pub(crate) struct Encoder {
     /// `"YYYY-MM-DDTHH:MM:SS` of the last `@timestamp` second.
     second: Option<(u64, [u8; 20])>,
     log_cache: LogCache,
+    span_errors: SpanErrors,
 }
 
 #[derive(Debug)]
@@ -228,6 +228,7 @@ impl Encoder {
             thread_tail: None,
             second: None,
             log_cache: LogCache::new(),
+            span_errors: SpanErrors::default(),
         }
     }
 
@@ -235,9 +236,13 @@ impl Encoder {
         &self.cfg
     }
 
-    /// Sets `host.ip` (resolved by the sink on the worker thread).
-    pub(crate) fn set_host_ips(&mut self, ips: Vec<String>) {
+    /// Sets `host.ip` (resolved by the sink on the worker thread) and, unless the builder set
+    /// one, `host.id`.
+    pub(crate) fn set_host(&mut self, ips: Vec<String>, id: Option<String>) {
         self.cfg.host_ips = ips;
+        if self.cfg.host_id.is_none() {
+            self.cfg.host_id = id;
+        }
         self.frags = Fragments::new(&self.cfg);
         self.thread_tail = None;
     }
@@ -246,22 +251,25 @@ impl Encoder {
     /// `created` is the `event.created` time (when the batch is encoded); encode a batch with
     /// one `created` time: the environment variables named by the additional fields are read
     /// once per `created` time.
-    pub(crate) fn encode(&mut self, r: &Record, created: Timestamp, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&mut self, r: &Record, created: Timestamp, out: &mut Vec<u8>) -> DocId {
         let when = doc_timestamp(r);
-        // Action line; the `_id` literal is written once and copied into `event.id`.
         self.index_name(r.kind(), when);
         if let Some(c) = &self.index_cache {
             out.extend_from_slice(&c.action_prefix);
         }
-        let id_start = out.len() + br#","_id":"#.len();
-        out.extend_from_slice(br#","_id":"#);
-        let id = if write_doc_id(r, out) {
-            Some(id_start..out.len())
-        } else {
-            out.truncate(id_start - br#","_id":"#.len());
-            None
+        let id = doc_id(r);
+        out.extend_from_slice(br#","_id":""#);
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        out.extend_from_slice(id.0.hyphenated().encode_lower(&mut buf).as_bytes());
+        out.extend_from_slice(b"\"}}\n");
+        self.span_errors.observe(r);
+        let span_error = match r.kind() {
+            RecordKind::SpanTiming => r
+                .tracking_id()
+                .and_then(|t| self.span_errors.get(t))
+                .cloned(),
+            _ => None,
         };
-        out.extend_from_slice(b"}}\n");
         // Source line.
         let timestamp = self.quoted_time(when);
         if self.created.is_none_or(|(t, _)| t != created) {
@@ -303,9 +311,11 @@ impl Encoder {
             created: created_json,
             process_tail: self.thread_tail.as_ref().map_or(&[], |(_, t)| t),
             log: self.log_cache.get(r),
+            span_error: span_error.as_ref(),
         };
-        write_document(&cx, r, id, extra, &mut self.fields, out);
+        write_document(&cx, r, extra, &mut self.fields, out);
         out.push(b'\n');
+        id
     }
 
     /// `t` as a quoted RFC 3339 string in UTC with nanoseconds; the date and time of day are
@@ -366,32 +376,167 @@ pub(crate) fn doc_timestamp(r: &Record) -> Timestamp {
     }
 }
 
-/// Writes the `_id` as a JSON string literal into `out`: the record's tracking id (a UUID in
-/// its hyphenated form, or the caller's own `tracking_id` text); ids longer than 512 bytes
-/// become the hex SHA-256 of the id. Returns false and writes nothing when the record has no
-/// tracking id (only records built by hand and not yet prepared by the pipeline), in which
-/// case Elasticsearch generates one.
-pub(crate) fn write_doc_id(r: &Record, out: &mut Vec<u8>) -> bool {
-    match r.tracking_id() {
-        None => false,
-        Some(TrackingId::Custom(s)) if s.len() > MAX_ID_BYTES => {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(s.as_bytes());
-            out.push(b'"');
-            for b in digest {
-                out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
-            }
-            out.push(b'"');
-            true
+/// The `_id` of a record's document: a UUID version 8 (RFC 9562 §5.8, "custom": here the
+/// first 128 bits of a SHA-256, as in its Appendix B.2) over the record's own identity — its
+/// kind, capture time (ns), tracking id, level, target, the first 256 bytes of its message and,
+/// for a timer, its duration.
+///
+/// Unique per record: the core gives each `tracing` event a tracking id derived from its
+/// thread and per-thread sequence number, and each span a random one, so two records share an
+/// `_id` only if they share a caller-supplied `tracking_id`, the nanosecond, level, target and
+/// message. Stable across retries, the disk spool and every dead-letter replay (the record's
+/// JSON keeps all of these). The caller's `tracking_id` field alone never decides it: three
+/// events with `tracking_id = "order-42"` are three documents. The same idea as Filebeat's
+/// `fingerprint` processor feeding `@metadata._id`
+/// (<https://www.elastic.co/guide/en/beats/filebeat/current/filebeat-deduplication.html>).
+pub(crate) fn doc_id(r: &Record) -> DocId {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"logship-ecs _id v1\0");
+    h.update([match r.kind() {
+        RecordKind::Event => b'e',
+        _ => b't',
+    }]);
+    h.update(r.timestamp().as_nanos().to_le_bytes());
+    let duration = r.timing().map_or(0, |t| nanos(t.duration));
+    h.update(duration.to_le_bytes());
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let tracking: &str = match r.tracking_id() {
+        None => "",
+        Some(TrackingId::Uuid(u)) => u.hyphenated().encode_lower(&mut buf),
+        Some(TrackingId::Custom(s)) => s,
+    };
+    let mut text = |t: &[u8]| {
+        h.update((t.len() as u64).to_le_bytes());
+        h.update(t);
+    };
+    text(tracking.as_bytes());
+    text(r.level().as_str().as_bytes());
+    text(r.target().as_bytes());
+    let message = r.message().unwrap_or("").as_bytes();
+    text(&message[..message.len().min(256)]);
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    DocId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+/// A document's `_id` (see [`doc_id`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct DocId(pub(crate) uuid::Uuid);
+
+impl std::fmt::Display for DocId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+/// The error of a failed span, taken from an ERROR event inside it (`#[instrument(err)]`'s):
+/// `error.message` and `error.type` for the span's timer document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SpanError {
+    message: String,
+    ty: Option<String>,
+}
+
+/// The errors of ERROR events seen inside spans, by span tracking id, for the spans' timer
+/// documents (which are encoded after them: the event is queued before its span closes). Only
+/// events this layer ships are seen (`with_log_events(true)`). Bounded: the last
+/// [`SpanErrors::MAX`] spans, messages cut at [`SpanErrors::MAX_MESSAGE`] bytes; entries stay
+/// until evicted, so a retried timer is encoded with the same error.
+#[derive(Debug, Default)]
+pub(crate) struct SpanErrors {
+    map: std::collections::HashMap<TrackingId, SpanError>,
+    order: std::collections::VecDeque<TrackingId>,
+}
+
+impl SpanErrors {
+    const MAX: usize = 1024;
+    const MAX_MESSAGE: usize = 4096;
+
+    /// Remembers the error of `r` if it is an ERROR event with an error inside a span (the
+    /// last such event of a span wins: the one nearest its failure).
+    fn observe(&mut self, r: &Record) {
+        if r.kind() != RecordKind::Event || r.level() != logship_core::Level::ERROR {
+            return;
         }
-        Some(t) => {
-            write_tracking_id(out, t);
-            true
+        let Some(span) = r.parent_tracking_id() else {
+            return;
+        };
+        let Some(found) = find_error(r) else { return };
+        let mut message = found.message();
+        if message.len() > Self::MAX_MESSAGE {
+            let mut end = Self::MAX_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let e = SpanError {
+            message,
+            ty: found.ty.map(|t| t.to_string()),
+        };
+        if self.map.insert(span.clone(), e).is_none() {
+            self.order.push_back(span.clone());
+            if self.order.len() > Self::MAX
+                && let Some(old) = self.order.pop_front()
+            {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, span: &TrackingId) -> Option<&SpanError> {
+        self.map.get(span)
+    }
+}
+
+/// The error a record carries: the first field named `error` (what `#[instrument(err)]`
+/// records, as text) or holding a `&dyn Error`, and the first `error.type` field.
+struct FoundError<'a> {
+    value: Value<'a>,
+    ty: Option<Value<'a>>,
+}
+
+impl FoundError<'_> {
+    /// `error.message`: the error's own message, or the field's text.
+    fn message(&self) -> String {
+        match self.value {
+            Value::Error(e) => e.message.clone(),
+            Value::Str(s) => s.to_string(),
+            other => other.to_string(),
         }
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The name of the field that becomes `error.message` (besides any `&dyn Error` value).
+pub(crate) const ERROR_FIELD: &str = "error";
+/// The name of the field that becomes `error.type`.
+pub(crate) const ERROR_TYPE_FIELD: &str = "error.type";
+
+/// Whether field `k` = `v` is the record's error: a `&dyn Error` value, or a field named
+/// `error` holding anything but a boolean or empty text (`error = false` is a flag, not an
+/// error).
+fn is_error_field(k: &str, v: &Value<'_>) -> bool {
+    match v {
+        Value::Error(_) => true,
+        Value::Bool(_) | Value::Str("") => false,
+        _ => k == ERROR_FIELD,
+    }
+}
+
+fn find_error(r: &Record) -> Option<FoundError<'_>> {
+    let mut value = None;
+    let mut ty = None;
+    for (k, v) in r.fields() {
+        if value.is_none() && is_error_field(k, &v) {
+            value = Some(v);
+        } else if ty.is_none() && k == ERROR_TYPE_FIELD {
+            ty = Some(v);
+        }
+    }
+    value.map(|value| FoundError { value, ty })
+}
 
 /// A tracking id as a JSON string literal (a UUID hyphenated, lower case).
 fn write_tracking_id(out: &mut Vec<u8>, t: &TrackingId) {
@@ -690,6 +835,8 @@ struct DocContext<'a> {
     process_tail: &'a [u8],
     /// `,"log":{…}` of the record's callsite, when known.
     log: Option<&'a [u8]>,
+    /// For a timer: the error of an ERROR event inside the span, if one was seen.
+    span_error: Option<&'a SpanError>,
 }
 
 /// `service` and `host` (when configured).
@@ -708,11 +855,14 @@ fn write_service_host(doc: &mut Obj<'_, '_>, cfg: &EncoderConfig) {
             }
         });
     }
-    if cfg.host_name.is_some() || !cfg.host_ips.is_empty() {
+    if cfg.host_name.is_some() || cfg.host_id.is_some() || !cfg.host_ips.is_empty() {
         doc.obj(key!("host"), |h| {
             if let Some(n) = &cfg.host_name {
                 h.str(key!("name"), n);
                 h.str(key!("hostname"), n);
+            }
+            if let Some(id) = &cfg.host_id {
+                h.str(key!("id"), id);
             }
             if !cfg.host_ips.is_empty() {
                 h.raw(key!("ip"), |out| {
@@ -843,12 +993,10 @@ fn write_timer_message(out: &mut Vec<u8>, name: &str, us: u64) {
     out.extend_from_slice(b" ms\"");
 }
 
-/// Writes the source line (without its `\n`). `id` is where the `_id` literal was written in
-/// `out` (copied into `event.id`).
+/// Writes the source line (without its `\n`).
 fn write_document(
     cx: &DocContext<'_>,
     r: &Record,
-    id: Option<Range<usize>>,
     extra: Option<&Map<String, Json>>,
     fields: &mut Vec<u8>,
     out: &mut Vec<u8>,
@@ -883,9 +1031,15 @@ fn write_document(
                 b"\"event\""
             },
         );
-        if let Some(id) = id {
-            e.k(key!("id"));
-            e.out.extend_from_within(id);
+        // The record's tracking id (the caller's `tracking_id`, else the core's): ECS
+        // `event.id`, "unique ID to describe the event"; not the `_id` (see `doc_id`).
+        match r.tracking_id() {
+            Some(TrackingId::Custom(s)) if s.is_empty() => {}
+            Some(t) => {
+                e.k(key!("id"));
+                write_tracking_id(e.out, t);
+            }
+            None => {}
         }
         e.str(key!("dataset"), &cfg.dataset);
         if let Some(t) = timing {
@@ -895,9 +1049,12 @@ fn write_document(
         }
         e.lit(key!("created"), cx.created);
         if let Some(t) = timing {
+            let failed = t.failed
+                || cx.span_error.is_some()
+                || r.fields().any(|(k, v)| is_error_field(k, &v));
             e.lit(
                 key!("outcome"),
-                if t.failed {
+                if failed {
                     b"\"failure\""
                 } else {
                     b"\"success\""
@@ -940,13 +1097,15 @@ fn write_document(
         .and_then(|m| m.get("fields"))
         .and_then(Json::as_object);
     fields.clear();
-    let mut error = None;
+    // The error: the first field named `error` or holding a `&dyn Error`, and the first
+    // `error.type`; neither is repeated in `tracing.fields`.
+    let mut error: Option<Value<'_>> = None;
+    let mut error_type: Option<Value<'_>> = None;
     let mut plain = 0usize;
     let mut own_labels = false;
     {
         let mut f = Obj::open(fields, fields_extra);
         let mut names = Names::new();
-        let mut skipped_error = false;
         // `for_each` (the chain's `fold`), not `for`: no per-item state checks of the
         // chained iterator.
         r.fields().for_each(|(k, v)| {
@@ -954,19 +1113,18 @@ fn write_document(
                 own_labels = true;
                 return;
             }
-            match (v, error) {
-                (Value::Error(e), None) => error = Some(e),
-                _ => plain += 1,
-            }
-            if names.contains(k) {
+            if error.is_none() && is_error_field(k, &v) {
+                error = Some(v);
                 return;
             }
-            if matches!(v, Value::Error(_)) && !skipped_error {
-                skipped_error = true;
+            if error_type.is_none() && k == ERROR_TYPE_FIELD {
+                error_type = Some(v);
                 return;
             }
-            names.insert(k);
-            f.value_dyn(k, v);
+            plain += 1;
+            if names.insert(k) {
+                f.value_dyn(k, v);
+            }
         });
         f.close();
     }
@@ -985,18 +1143,36 @@ fn write_document(
     } else {
         write_labels(&mut doc, cfg, r);
     }
-    if let Some(e) = error {
+    let span_error = if error.is_none() { cx.span_error } else { None };
+    if error.is_some() || error_type.is_some() || span_error.is_some() {
         doc.obj(key!("error"), |eo| {
-            eo.str(key!("message"), &e.message);
-            if !e.sources.is_empty() {
-                eo.k(key!("stack_trace"));
-                eo.out.push(b'"');
-                json_text::write_escaped(eo.out, &e.message);
-                for s in &e.sources {
-                    eo.out.extend_from_slice(b"\\ncaused by: ");
-                    json_text::write_escaped(eo.out, s);
+            match error {
+                Some(Value::Error(e)) => {
+                    eo.str(key!("message"), &e.message);
+                    if !e.sources.is_empty() {
+                        eo.k(key!("stack_trace"));
+                        eo.out.push(b'"');
+                        json_text::write_escaped(eo.out, &e.message);
+                        for s in &e.sources {
+                            eo.out.extend_from_slice(b"\\ncaused by: ");
+                            json_text::write_escaped(eo.out, s);
+                        }
+                        eo.out.push(b'"');
+                    }
                 }
-                eo.out.push(b'"');
+                Some(Value::Str(text)) => eo.str(key!("message"), text),
+                Some(other) => eo.str(key!("message"), &other.to_string()),
+                None => {
+                    if let Some(se) = span_error {
+                        eo.str(key!("message"), &se.message);
+                    }
+                }
+            }
+            match (error_type, span_error) {
+                (Some(Value::Str(t)), _) => eo.str(key!("type"), t),
+                (Some(t), _) => eo.str(key!("type"), &t.to_string()),
+                (None, Some(SpanError { ty: Some(t), .. })) => eo.str(key!("type"), t),
+                _ => {}
             }
         });
     }
@@ -1185,14 +1361,16 @@ mod tests {
 
     #[test]
     fn timer_golden() {
-        let got = encode(dated(), &timer());
+        let r = timer();
+        let got = encode(dated(), &r);
+        let id = doc_id(&r);
         let thread = std::thread::current()
             .name()
             .map(str::to_string)
             .unwrap_or_default();
         let want = format!(
             concat!(
-                r#"{{"create":{{"_index":"metrics-2023.11.14","_id":"0b1c2d3e-0000-4000-8000-000000000001"}}}}"#,
+                r#"{{"create":{{"_index":"metrics-2023.11.14","_id":"{}"}}}}"#,
                 "\n",
                 r#"{{"@timestamp":"2023-11-14T22:13:20.123456789Z","log.level":"info","message":"fetch took 1500.250 ms","#,
                 r#""ecs.version":"8.11.0","event":{{"kind":"metric","id":"0b1c2d3e-0000-4000-8000-000000000001","#,
@@ -1203,6 +1381,7 @@ mod tests {
                 r#""process":{{"pid":0,"thread":{{"name":"{}"}}}},"agent":{{"type":"logship-ecs-metrics","version":"{}"}}}}"#,
                 "\n"
             ),
+            id,
             thread,
             env!("CARGO_PKG_VERSION")
         );
@@ -1245,7 +1424,10 @@ mod tests {
         let (action, doc) = got.split_once('\n').unwrap_or_default();
         assert_eq!(
             action,
-            r#"{"create":{"_index":"metrics-2023.11.14","_id":"e1"}}"#
+            format!(
+                r#"{{"create":{{"_index":"metrics-2023.11.14","_id":"{}"}}}}"#,
+                doc_id(&r)
+            )
         );
         let thread = std::thread::current()
             .name()
@@ -1283,11 +1465,12 @@ mod tests {
         let got = encode(dated(), &r);
         assert!(got.contains(r#""outcome":"failure""#), "{got}");
         assert!(got.contains(r#""duration":10,"#), "{got}");
-        // no tracking id: no _id (Elasticsearch generates one)
+        // No tracking id (a record not prepared by a pipeline): still an `_id`, no `event.id`.
         assert!(
-            got.starts_with(r#"{"create":{"_index":"metrics-2023.11.14"}}"#),
+            got.starts_with(r#"{"create":{"_index":"metrics-2023.11.14","_id":""#),
             "{got}"
         );
+        assert!(!got.contains(r#""event":{"kind":"metric","id""#), "{got}");
     }
 
     #[test]
@@ -1476,28 +1659,154 @@ mod tests {
         );
     }
 
+    fn event_with(tracking: &str, nanos: u64) -> Record {
+        Record::event(Level::INFO, "shop")
+            .with_timestamp(Timestamp::from_nanos(nanos))
+            .with_message("placed")
+            .with_tracking_id(TrackingId::Custom(tracking.into()))
+            .build()
+    }
+
+    fn action_and_doc(line_pair: &str) -> (Json, Json) {
+        let mut lines = line_pair.lines();
+        let a = serde_json::from_str(lines.next().unwrap_or_default()).unwrap_or_default();
+        let d = serde_json::from_str(lines.next().unwrap_or_default()).unwrap_or_default();
+        (a, d)
+    }
+
     #[test]
-    fn long_custom_ids_are_hashed() {
+    fn ids_name_records_not_tracking_ids() {
+        // Three events sharing the caller's tracking id: three `_id`s, one `event.id`.
+        let records: Vec<Record> = (0..3).map(|i| event_with("order-42", T0 + i)).collect();
+        let mut ids = std::collections::HashSet::new();
+        for r in &records {
+            let (action, doc) = action_and_doc(&encode(dated(), r));
+            assert_eq!(doc["event"]["id"], "order-42");
+            let id = action["create"]["_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert_ne!(id, "order-42");
+            let u = uuid::Uuid::parse_str(&id).unwrap_or_default();
+            assert_eq!(u.get_version_num(), 8, "{id}");
+            ids.insert(id);
+        }
+        assert_eq!(ids.len(), 3);
+        // The same record keeps its id, also read back from its dead-letter JSON.
+        let r = &records[0];
+        assert_eq!(doc_id(r), doc_id(r));
+        let back = logship_core::json::record_from_json(&logship_core::json::record_to_json(r));
+        assert_eq!(back.map(|b| doc_id(&b)).ok(), Some(doc_id(r)));
+        assert_eq!(doc_id(r).to_string().len(), 36);
+    }
+
+    #[test]
+    fn empty_and_long_tracking_ids_still_make_valid_documents() {
+        let (action, doc) = action_and_doc(&encode(dated(), &event_with("", T0)));
+        assert_eq!(action["create"]["_id"].as_str().map(str::len), Some(36));
+        assert!(doc["event"].get("id").is_none(), "{doc}");
         let long = "x".repeat(600);
-        let r = Record::event(Level::INFO, "t")
-            .with_tracking_id(TrackingId::Custom(long.as_str().into()))
+        let (action, doc) = action_and_doc(&encode(dated(), &event_with(&long, T0)));
+        assert_eq!(action["create"]["_id"].as_str().map(str::len), Some(36));
+        assert_eq!(doc["event"]["id"], long.as_str());
+    }
+
+    #[test]
+    fn error_text_and_type_fields_fill_ecs_error() {
+        // What `#[instrument(err)]` records: `error` as text (Display or Debug).
+        let r = Record::event(Level::ERROR, "shop")
+            .with_field("error", "disk full")
+            .with_field("error.type", "std::io::Error")
+            .with_field("order_id", 7_u64)
             .build();
+        let (_, doc) = action_and_doc(&encode(dated(), &r));
+        assert_eq!(doc["error"]["message"], "disk full");
+        assert_eq!(doc["error"]["type"], "std::io::Error");
+        assert!(doc["tracing"]["fields"].get("error").is_none(), "{doc}");
+        assert!(
+            doc["tracing"]["fields"].get("error.type").is_none(),
+            "{doc}"
+        );
+        assert_eq!(doc["tracing"]["fields"]["order_id"], 7);
+        // A timer whose span recorded an `error` field fails with that message.
+        let t = Record::span_timing("f", Timestamp::from_nanos(T0), Duration::from_nanos(10))
+            .with_field("error", "timed out")
+            .build();
+        let (_, doc) = action_and_doc(&encode(dated(), &t));
+        assert_eq!(doc["error"]["message"], "timed out");
+        assert_eq!(doc["event"]["outcome"], "failure");
+        assert!(doc["error"].get("type").is_none());
+        // A boolean or empty `error` field is no error.
+        for v in [
+            logship_core::FieldValue::Bool(false),
+            logship_core::FieldValue::Str(String::new()),
+        ] {
+            let t = Record::span_timing("g", Timestamp::from_nanos(T0), Duration::from_nanos(1))
+                .with_field("error", v)
+                .build();
+            let (_, doc) = action_and_doc(&encode(dated(), &t));
+            assert!(doc.get("error").is_none(), "{doc}");
+            assert_eq!(doc["event"]["outcome"], "success");
+            assert!(doc["tracing"]["fields"].get("error").is_some(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn an_error_event_inside_a_span_names_the_spans_error() {
+        let captured = captured(|| {
+            {
+                let s = tracing::info_span!("load");
+                let _e = s.enter();
+                tracing::warn!(error = "retrying", "handled");
+                tracing::error!(error = "first", "failed once");
+                tracing::error!(error = "no route to host", error.type = "Io", "failed");
+            }
+            let _ok = tracing::info_span!("fine").entered();
+        });
+        // Events and timers through one encoder, in capture order.
+        let mut enc = Encoder::new(dated());
+        let docs: Vec<Json> = captured
+            .iter()
+            .map(|r| {
+                let mut out = Vec::new();
+                enc.encode(r, Timestamp::from_nanos(T0), &mut out);
+                action_and_doc(&String::from_utf8(out).unwrap_or_default()).1
+            })
+            .collect();
+        let timer = |name: &str| {
+            docs.iter()
+                .find(|d| d["metrics"]["name"] == name)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let load = timer("load");
+        assert_eq!(load["error"]["message"], "no route to host", "{load}");
+        assert_eq!(load["error"]["type"], "Io");
+        assert_eq!(load["event"]["outcome"], "failure");
+        let fine = timer("fine");
+        assert!(fine.get("error").is_none(), "{fine}");
+        assert_eq!(fine["event"]["outcome"], "success");
+        // The WARN event keeps its own error, and does not mark the span.
+        let warn = docs
+            .iter()
+            .find(|d| d["log.level"] == "warn")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(warn["error"]["message"], "retrying");
+    }
+
+    #[test]
+    fn host_id_is_written_with_the_host() {
+        let mut cfg = dated();
+        cfg.host_name = Some("web1".into());
+        let mut enc = Encoder::new(cfg);
+        enc.set_host(vec!["10.0.0.5".into()], Some("4c4c4544004c4c".into()));
         let mut out = Vec::new();
-        assert!(write_doc_id(&r, &mut out));
-        assert_eq!(out.len(), 66);
-        assert!(out[1..65].iter().all(u8::is_ascii_hexdigit));
-        let short = Record::event(Level::INFO, "t")
-            .with_tracking_id(TrackingId::Custom("a\"b".into()))
-            .build();
-        out.clear();
-        assert!(write_doc_id(&short, &mut out));
-        assert_eq!(out, br#""a\"b""#);
-        out.clear();
-        assert!(!write_doc_id(
-            &Record::event(Level::INFO, "t").build(),
-            &mut out
-        ));
-        assert!(out.is_empty());
+        enc.encode(&event_with("a", T0), Timestamp::from_nanos(T0), &mut out);
+        let (_, doc) = action_and_doc(&String::from_utf8(out).unwrap_or_default());
+        assert_eq!(doc["host"]["id"], "4c4c4544004c4c");
+        assert_eq!(doc["host"]["name"], "web1");
+        assert_eq!(doc["host"]["ip"][0], "10.0.0.5");
     }
 
     #[test]

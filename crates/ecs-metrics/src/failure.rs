@@ -11,14 +11,16 @@
 //! | line | sent as |
 //! |---|---|
 //! | `{"create":{…}}` or `{"index":{…}}` followed by a line that is not an action | that pair, as it is |
-//! | a core dead-letter record | encoded as this builder encodes it (same `_id`: its tracking id) |
+//! | a core dead-letter record | encoded as this builder encodes it (the same `_id` the live layer sent: computed from the record's identity, which the line keeps) |
 //! | an action line without its document line, or anything else | not sent: kept in the file and counted in [`ReplayReport::unsent_lines`] |
 //!
 //! Lines go out in `_bulk` requests of at most `max_request_bytes` each. A file is deleted only
 //! when every one of its lines was delivered; otherwise it is rewritten (through a `.tmp` file
 //! and a rename) with the lines still undelivered, or left as it is when none was. With the
 //! default `create` action a document that did arrive earlier is answered 409 and counted as a
-//! duplicate, never indexed twice, so a replay can be repeated safely.
+//! duplicate, never indexed twice, so a replay can be repeated safely: every line of a failure
+//! folder was handed to a layer before, so a 409 here is taken as an earlier copy (the live
+//! layer, which knows what it sent, refuses a 409 on a document it never sent).
 
 use std::path::{Path, PathBuf};
 
@@ -204,7 +206,7 @@ pub(crate) fn replay(dir: &Path, s: ReplaySettings) -> Result<ReplayReport, EcsE
             for (u, f) in units[chunk].iter().zip(fates) {
                 match f {
                     ItemFate::Delivered => report.delivered += 1,
-                    ItemFate::Duplicate => {
+                    ItemFate::Duplicate | ItemFate::Conflict(_) => {
                         report.delivered += 1;
                         report.duplicates += 1;
                     }

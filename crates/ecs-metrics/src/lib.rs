@@ -53,7 +53,7 @@
 //! | event message | `message` | timers: `"<name> took <ms> ms"` |
 //! | — | `ecs.version` | [`ECS_VERSION`] |
 //! | — | `event.kind` | `metric` (timers), `event` (log events) |
-//! | record tracking id | `event.id`, and the `_id` | see "Delivery" |
+//! | record tracking id: the caller's `tracking_id` field, else the core's per-event id | `event.id` | omitted when empty; not the `_id` (see "Delivery") |
 //! | [`with_dataset`](EcsBuilder::with_dataset) | `event.dataset` | |
 //! | span open / close | `event.start`, `event.end` | |
 //! | span wall time | `event.duration` | nanoseconds (long) |
@@ -64,11 +64,13 @@
 //! | target | `log.logger` | |
 //! | file, line | `log.origin.file.name`, `log.origin.file.line` | |
 //! | [`with_service_name`](EcsBuilder::with_service_name) / version / environment | `service.name`, `service.version`, `service.environment` | |
-//! | this host | `host.name`, `host.hostname`, `host.ip` (array) | [`with_host_fields`](EcsBuilder::with_host_fields) |
+//! | this host | `host.name`, `host.hostname`, `host.id`, `host.ip` (array) | [`with_host_fields`](EcsBuilder::with_host_fields); `host.id` is the machine id (`/etc/machine-id`), else the host name, or [`with_host_id`](EcsBuilder::with_host_id) |
 //! | this process, the emitting thread | `process.pid`, `process.thread.name` | |
 //! | this crate | `agent.type`, `agent.version`, `agent.ephemeral_id` | ephemeral id: one UUID per layer |
 //! | fields `labels.<key>` (event, span, enclosing spans), [`with_label`](EcsBuilder::with_label) | `labels.<key>` | keys: `.` `*` `\` → `_`; values as text |
-//! | the first `&dyn Error` field | `error.message`, `error.stack_trace` | the stack trace is the chain: `msg\ncaused by: source…` |
+//! | the first field named `error` (what `#[instrument(err)]` records, as text) or holding a `&dyn Error` | `error.message`, `error.stack_trace` | the stack trace is the chain of a `&dyn Error`: `msg\ncaused by: source…` |
+//! | the first `error.type` field | `error.type` | logship does not guess a type: a Debug form names a variant (`Custom { .. }`), not a type |
+//! | timers: the span's own `error` (or `&dyn Error`) field, else the last ERROR event with an error inside the span (when this layer ships events) | `error.message`, `error.type`, and `event.outcome: failure` | |
 //! | other fields of the event, or of the timed span | `tracing.fields.<name>` | typed: integers, floats, booleans, text |
 //! | enclosing spans, outermost first | `tracing.spans` | `[{"name", "fields"}]` |
 //! | enclosing span's tracking id | `tracing.parent_id` | |
@@ -92,14 +94,20 @@
 //!   mapping every field above ([`EcsBuilder::index_template`] shows it).
 //!
 //! ## Delivery
-//! **At least once, without duplicates in the index.** Each document's `_id` is its record's
-//! tracking id (a random UUID made once per record, or the event's own `tracking_id` field;
-//! ids over 512 bytes are replaced by their SHA-256 in hex), so every retry sends the same
-//! `_id`: with the default `create` action a copy that already landed is answered 409 and
-//! counted as a duplicate (`Stats::duplicates`), with `index` it is overwritten.
+//! **At least once, without duplicates in the index.** Each document's `_id` names the record:
+//! a UUID version 8 (RFC 9562) made of the SHA-256 of the record's own identity (its kind,
+//! capturing thread, capture time in ns, tracking id, level, target and message start), never
+//! the caller's `tracking_id` alone, so records sharing a tracking id are separate documents.
+//! Every retry, a spool replay and a failure-folder replay send the same `_id`: with the
+//! default `create` action a copy that already landed is answered 409. That 409 counts as
+//! delivered and as a duplicate (`Stats::duplicates`) only when this layer had sent the
+//! document before (it remembers the `_id`s of its last 65 536 unsettled documents); a 409 on
+//! a document it never sent is another writer's document under the same `_id`, and is
+//! undelivered (rejected) with a reason naming the `_id`. With `index` a retry overwrites
+//! its own copy.
 //!
-//! Every `_bulk` item is read (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html>): 2xx delivered, 409 on `create` delivered
-//! (duplicate), 429 and 5xx retried alone, other statuses undelivered with the server's reason.
+//! Every `_bulk` item is read (the Elasticsearch bulk API reference, <https://www.elastic.co/guide/en/elasticsearch/reference/current/docs-bulk.html>): 2xx delivered, 409 on `create` as above,
+//! 429 and 5xx retried alone, other statuses undelivered with the server's reason.
 //! Whole requests answered 408/429/5xx (with `Retry-After`) or lost to connection errors are
 //! retried by the core pipeline with backoff and a circuit breaker; 413 splits the request;
 //! other 4xx and every 3xx (redirects are never followed) are undelivered. Undelivered documents

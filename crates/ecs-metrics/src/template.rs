@@ -47,11 +47,11 @@ pub(crate) fn index_template(cfg: &EncoderConfig) -> (String, Json) {
                 "busy": {"properties": {"us": long()}}
             }},
             "service": {"properties": {"name": kw(), "version": kw(), "environment": kw()}},
-            "host": {"properties": {"name": kw(), "hostname": kw(), "ip": {"type": "ip"}}},
+            "host": {"properties": {"name": kw(), "hostname": kw(), "id": kw(), "ip": {"type": "ip"}}},
             "process": {"properties": {"pid": long(), "thread": {"properties": {"name": kw()}}}},
             "agent": {"properties": {"type": kw(), "version": kw(), "ephemeral_id": kw()}},
             "labels": {"type": "object"},
-            "error": {"properties": {"message": {"type": "text"}, "stack_trace": {"type": "text"}}},
+            "error": {"properties": {"message": {"type": "text"}, "stack_trace": {"type": "text"}, "type": kw()}},
             "tracing": {"properties": {
                 "parent_id": kw(),
                 "correlators": kw(),
@@ -115,6 +115,10 @@ mod tests {
             body["template"]["mappings"]["properties"]["event"]["properties"]["duration"]["type"],
             "long"
         );
+        let props = &body["template"]["mappings"]["properties"];
+        assert_eq!(props["host"]["properties"]["id"]["type"], "keyword");
+        assert_eq!(props["error"]["properties"]["type"]["type"], "keyword");
+        assert_eq!(props["error"]["properties"]["message"]["type"], "text");
     }
 
     #[test]

@@ -231,3 +231,55 @@ fn replaying_documents_already_delivered_counts_duplicates() {
     );
     assert_eq!(es.doc_count(), 1);
 }
+
+/// What `logship replay --es` does: dead-letter records rebuilt from their JSON lines and
+/// submitted to a live layer. They keep their `_id` (events sharing a `tracking_id` too), so
+/// copies that landed meet 409: a layer built `with_conflicts_as_duplicates(true)` counts them
+/// as duplicates; a default layer, which never sent them, refuses them as `_id` conflicts.
+#[test]
+fn dead_letter_events_resent_by_a_live_layer_keep_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let es = EsReceiver::start().unwrap();
+    let (layer, guard) = builder(&es)
+        .with_log_events(true)
+        .with_failure_folder(dir.path())
+        .with_pipeline(|p| {
+            p.with_retry(logship_core::RetryPolicy::never())
+                .with_send_timeout(Duration::from_millis(300))
+        })
+        .build()
+        .unwrap();
+    es.drop_responses(1);
+    {
+        use tracing_subscriber::prelude::*;
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        tracing::info!(tracking_id = "order-42", "placed");
+        tracing::info!(tracking_id = "order-42", "paid");
+    }
+    guard.flush(WAIT).unwrap();
+    assert_eq!(guard.stats().undelivered_retries_exhausted, 2);
+    drop(guard);
+    assert_eq!(es.doc_count(), 2, "they landed; the reply was lost");
+
+    let resend = |as_duplicates: bool| {
+        let (layer, guard) = builder(&es)
+            .with_log_events(true)
+            .with_conflicts_as_duplicates(as_duplicates)
+            .build()
+            .unwrap();
+        for line in logship_core::json::read_dead_letters(dir.path()).unwrap() {
+            layer.handle().submit(line.unwrap());
+        }
+        guard.flush(WAIT).unwrap();
+        guard.stats()
+    };
+    let s = resend(true);
+    assert_eq!(
+        (s.delivered, s.duplicates, s.undelivered()),
+        (2, 2, 0),
+        "{s:?}"
+    );
+    let s = resend(false);
+    assert_eq!((s.delivered, s.undelivered_rejected), (0, 2), "{s:?}");
+    assert_eq!(es.doc_count(), 2);
+}

@@ -181,9 +181,9 @@ fn spans_reach_osmem_and_retries_leave_no_duplicates() {
         .collect();
     assert_eq!(names.iter().filter(|n| **n == "handle_request").count(), 3);
     assert_eq!(names.iter().filter(|n| **n == "db_query").count(), 3);
-    // _id is the event id; GET by id finds it.
+    // _id names the record (not its tracking id, which is `event.id`); GET by id finds it.
     let one = &d2[0];
-    assert_eq!(one["_id"], one["_source"]["event"]["id"]);
+    assert_ne!(one["_id"], one["_source"]["event"]["id"]);
     let got = get(&format!(
         "{}/osmem-metrics-2024.01.01/_doc/{}",
         os.url,
@@ -199,4 +199,93 @@ fn spans_reach_osmem_and_retries_leave_no_duplicates() {
     // The lost reply was retried, and the retry's copies were refused as duplicates.
     assert!(stats.retries >= 1, "{stats:?}");
     assert!(stats.duplicates >= 1, "{stats:?}");
+}
+
+#[test]
+fn events_sharing_a_tracking_id_are_separate_documents_in_osmem() {
+    let Some(os) = osmem("events_sharing_a_tracking_id_are_separate_documents_in_osmem") else {
+        return;
+    };
+    let (layer, guard) = EcsLayer::builder(os.url.as_str())
+        .with_index_prefix("osmem-ids")
+        .with_index_frequency(logship_ecs_metrics::IndexFrequency::Never)
+        .with_log_events(true)
+        .with_host_fields(false)
+        .with_pipeline(fast)
+        .build()
+        .unwrap();
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        for step in ["placed", "paid", "shipped"] {
+            tracing::info!(tracking_id = "order-42", step, "order event");
+        }
+        tracing::info!(tracking_id = "", "no tracking id");
+    }
+    guard.flush(WAIT).unwrap();
+    let stats = guard.stats();
+    assert_eq!(stats.delivered, 4, "{stats:?}");
+    assert_eq!(stats.duplicates, 0, "{stats:?}");
+    assert_eq!(stats.undelivered(), 0, "{stats:?}");
+    let hits = get(&format!("{}/osmem-ids/_search?size=100", os.url))["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(hits.len(), 4, "{hits:#?}");
+    let order = hits
+        .iter()
+        .filter(|h| h["_source"]["event"]["id"] == "order-42")
+        .count();
+    assert_eq!(order, 3, "{hits:#?}");
+    assert!(
+        hits.iter()
+            .any(|h| h["_source"]["message"] == "no tracking id"
+                && h["_source"]["event"].get("id").is_none())
+    );
+}
+
+#[test]
+fn a_conflict_on_a_first_attempt_in_osmem_is_rejected() {
+    let Some(os) = osmem("a_conflict_on_a_first_attempt_in_osmem_is_rejected") else {
+        return;
+    };
+    // A first attempt meeting a document another writer stored under the same `_id`: the same
+    // record is sent by two layers (two writers) in turn; the second has never sent it, so
+    // its 409 is a rejection naming the conflict, not a duplicate. (The 409 of a retry is in
+    // `spans_reach_osmem_and_retries_leave_no_duplicates`: counted as delivered.)
+    let record_once = |url: &str| {
+        EcsLayer::builder(url)
+            .with_index_prefix("osmem-conflict")
+            .with_index_frequency(logship_ecs_metrics::IndexFrequency::Never)
+            .with_host_fields(false)
+            .with_pipeline(fast)
+            .build()
+            .unwrap()
+    };
+    let (first, g1) = record_once(&os.url);
+    let (second, g2) = record_once(&os.url);
+    let record = logship_core::Record::span_timing(
+        "shared",
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        Duration::from_millis(3),
+    )
+    .with_tracking_id(logship_core::TrackingId::Custom("job-7".into()))
+    .build();
+    first.handle().submit(record.clone());
+    g1.flush(WAIT).unwrap();
+    assert_eq!(g1.stats().delivered, 1, "{:?}", g1.stats());
+    second.handle().submit(record);
+    g2.flush(WAIT).unwrap();
+    let s = g2.stats();
+    assert_eq!(
+        (s.delivered, s.duplicates, s.undelivered_rejected),
+        (0, 0, 1),
+        "{s:?}"
+    );
+    let why = s.last_error.unwrap_or_default();
+    assert!(why.contains("item 409") && why.contains("`_id`"), "{why}");
+    let hits = get(&format!("{}/osmem-conflict/_search?size=10", os.url))["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
 }

@@ -753,3 +753,54 @@ print("ok")
         "{last:?}"
     );
 }
+
+#[test]
+fn conflict_faults_answer_409_without_indexing() {
+    let es = EsReceiver::start().unwrap();
+    es.conflict_items(2);
+    // An `index` item is not a `create`: the fault leaves it alone.
+    let mut body = "{\"index\":{\"_index\":\"c\",\"_id\":\"i\"}}\n{\"n\":9}\n".to_string();
+    body.push_str(&three_items("c"));
+    let v = bulk(&es, &body).json();
+    assert_eq!(v["errors"], true);
+    let statuses: Vec<u64> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i.as_object().unwrap().values().next().unwrap()["status"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(statuses, vec![201, 409, 409, 201]);
+    let first = &v["items"][1]["create"];
+    assert_eq!(first["error"]["type"], "version_conflict_engine_exception");
+    assert!(
+        first["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("[0]: version conflict, document already exists")
+    );
+    assert_eq!(es.doc_count(), 2);
+    let c = es.counters();
+    assert_eq!(c.injected_conflicts, 2);
+    assert_eq!(c.duplicates_refused, 0);
+}
+
+#[test]
+fn fail_after_storing_indexes_then_answers_the_error() {
+    let es = EsReceiver::start().unwrap();
+    es.fail_after_storing(1, 503);
+    let a = bulk(&es, &three_items("s"));
+    assert_eq!(a.status, 503);
+    assert_eq!(a.json()["error"]["type"], "status_exception");
+    assert_eq!(es.doc_count(), 3, "stored although the reply says 503");
+    // The client's retry meets its own copies.
+    let v = bulk(&es, &three_items("s")).json();
+    assert_eq!(v["items"][0]["create"]["status"], 409);
+    let c = es.counters();
+    assert_eq!(c.failed_after_storing, 1);
+    assert_eq!(c.duplicates_refused, 3);
+    assert_eq!(c.responses(503), 1);
+}

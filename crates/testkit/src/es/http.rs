@@ -110,6 +110,7 @@ struct Plan {
     drop_response: bool,
     fail: Option<u16>,
     throttle: Option<Duration>,
+    fail_after_storing: Option<u16>,
 }
 
 struct Reply {
@@ -245,6 +246,9 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
             } else if f.drop_responses > 0 {
                 f.drop_responses -= 1;
                 plan.drop_response = true;
+            } else if f.fail_after_storing > 0 {
+                f.fail_after_storing -= 1;
+                plan.fail_after_storing = Some(f.fail_after_storing_status);
             }
         }
         plan
@@ -303,6 +307,18 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
         stop.stopped().await;
         return finish(Reply::empty(503), vendor_accept);
     }
+    let reply = match plan.fail_after_storing {
+        Some(status) if (200..300).contains(&reply.status) => {
+            ctx.shared.lock().counters.failed_after_storing += 1;
+            let reason =
+                format!("injected failure {status} after indexing (logship-testkit fault)");
+            Reply::json(
+                status,
+                &ErrorBody::new("status_exception", &reason, None, status),
+            )
+        }
+        _ => reply,
+    };
     {
         let mut st = ctx.shared.lock();
         *st.counters
@@ -664,7 +680,27 @@ fn bulk(st: &mut St, body: &[u8], default_index: Option<&str>, started: Instant)
             .item_rejections
             .iter_mut()
             .find(|r| r.remaining > 0 && r.index.as_deref().is_none_or(|i| i == item.index));
-        let (body, outcome) = if let Some(r) = rejection {
+        let conflict = item.op.name() == "create" && st.faults.conflicts > 0;
+        let (body, outcome) = if conflict {
+            st.faults.conflicts -= 1;
+            st.counters.injected_conflicts += 1;
+            let id = item.id.clone().unwrap_or_default();
+            let body = ItemBody::failed(
+                &item.index,
+                item.id.clone(),
+                409,
+                ItemError {
+                    kind: "version_conflict_engine_exception",
+                    reason: format!(
+                        "[{id}]: version conflict, document already exists (current version [1]) (logship-testkit fault)"
+                    ),
+                    index_uuid: None,
+                    shard: None,
+                    index: None,
+                },
+            );
+            (body, Outcome::Failed)
+        } else if let Some(r) = rejection {
             r.remaining -= 1;
             st.counters.injected_item_rejections += 1;
             let body = ItemBody::failed(

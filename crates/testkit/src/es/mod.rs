@@ -75,7 +75,9 @@
 //! # Faults
 //!
 //! Request-level faults ([`EsReceiver::throttle_requests`], [`EsReceiver::fail_requests`],
-//! [`EsReceiver::hang_requests`], [`EsReceiver::drop_responses`], [`EsReceiver::set_delay`])
+//! [`EsReceiver::hang_requests`], [`EsReceiver::drop_responses`],
+//! [`EsReceiver::fail_after_storing`], [`EsReceiver::set_delay`]) and item-level ones
+//! ([`EsReceiver::reject_items`], [`EsReceiver::conflict_items`])
 //! apply to `_bulk` requests only, so a client's ping or template setup is never disturbed.
 //! The body-size limit ([`EsReceiver::set_max_body_bytes`]) and authentication apply to every
 //! request. Order of checks for one request: delay, hang, 413, 401, 5xx, 429, then the bulk.
@@ -252,6 +254,11 @@ pub struct EsCounters {
     pub injected_throttles: u64,
     /// Requests answered 5xx by [`EsReceiver::fail_requests`].
     pub injected_failures: u64,
+    /// `create` items answered 409 by [`EsReceiver::conflict_items`] faults.
+    pub injected_conflicts: u64,
+    /// Requests indexed and then answered with an error by
+    /// [`EsReceiver::fail_after_storing`].
+    pub failed_after_storing: u64,
     /// Requests left unanswered by [`EsReceiver::hang_requests`] or
     /// [`EsReceiver::drop_responses`].
     pub unanswered: u64,
@@ -294,6 +301,9 @@ struct Faults {
     throttle: u64,
     retry_after: Duration,
     item_rejections: Vec<ItemRejection>,
+    conflicts: u64,
+    fail_after_storing: u64,
+    fail_after_storing_status: u16,
     max_body_bytes: Option<usize>,
 }
 
@@ -606,6 +616,23 @@ impl EsReceiver {
         st.faults.fail_status = status;
     }
 
+    /// Answers the next `n` `create` items (any index) 409 `version_conflict_engine_exception`
+    /// ("document already exists"), as Elasticsearch does when another writer stored a document
+    /// under the same `_id` first; nothing is indexed for them.
+    pub fn conflict_items(&self, n: u64) {
+        self.shared.lock().faults.conflicts = n;
+    }
+
+    /// Indexes the next `n` bulk requests as usual, then answers each with HTTP `status`
+    /// (meant for 5xx, e.g. 503) and an ES error body instead of the bulk response: the
+    /// documents are stored but the client is told the request failed, so its retry meets
+    /// its own copies (409 on `create`).
+    pub fn fail_after_storing(&self, n: u64, status: u16) {
+        let mut st = self.shared.lock();
+        st.faults.fail_after_storing = n;
+        st.faults.fail_after_storing_status = status;
+    }
+
     /// Reads the next `n` bulk requests and never answers them (until the receiver stops);
     /// nothing is indexed. The client sees a timeout.
     pub fn hang_requests(&self, n: u64) {
@@ -634,7 +661,7 @@ impl EsReceiver {
     }
 
     /// Clears every scripted fault (delay, hang, dropped responses, 5xx, 429s, item
-    /// rejections); the body-size limit stays.
+    /// rejections and conflicts, failures after storing); the body-size limit stays.
     pub fn clear_faults(&self) {
         let mut st = self.shared.lock();
         let max_body_bytes = st.faults.max_body_bytes;

@@ -4,10 +4,12 @@
 //! answers into one [`Outcome`] ([`Fates`]): each post's answer decides the fate of the
 //! records it carried.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use logship_core::split::split_ranges;
-use logship_core::{Batch, Fates, Outcome, SendContext, Sink};
+use logship_core::{Batch, Fates, Outcome, SendContext, Sink, Verdict};
 use logship_http::Url;
 use logship_jkool::{EncodedBatch, EncodedDocument, Encoder};
 
@@ -17,6 +19,10 @@ use crate::transport::{Body, Endpoints, PostError, Transport};
 
 /// Bytes of a JSON array around its documents: `[` and `]`.
 const ARRAY_OVERHEAD: usize = 2;
+
+/// How long before the core's send deadline the posts still unanswered are given up (and
+/// their records returned for retry), so that the outcome of the answered ones is reported.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 /// The [`Sink`] behind [`JkoolHttpLayer`](crate::JkoolHttpLayer), built only by
 /// [`JkoolHttpBuilder`](crate::JkoolHttpBuilder). See the [crate docs](crate) for what it
@@ -135,15 +141,32 @@ impl Sink for JkoolHttpSink {
         let sent: u64 = bodies.iter().map(|(_, b)| b.bytes.len() as u64).sum();
         let transport = &self.transport;
         let plan_ref = &plan;
-        let answers: Vec<(usize, Result<logship_http::Reply, PostError>)> =
+        // Every post ends by the core's send deadline minus a margin: a post still unanswered
+        // then is retried, while the answered ones keep their fate, so a hung post never makes
+        // the core resend records that were already delivered (the core would retry the whole
+        // batch if it had to abandon the send itself).
+        let deadline = cx
+            .deadline()
+            .checked_sub(DEADLINE_MARGIN)
+            .unwrap_or_else(Instant::now);
+        let answers: Vec<(usize, Option<Result<logship_http::Reply, PostError>>)> =
             futures_util::stream::iter(bodies)
-                .map(|(i, body)| async move { (i, transport.post(plan_ref[i].url, body).await) })
+                .map(|(i, body)| async move {
+                    let post = transport.post(plan_ref[i].url, body);
+                    (i, tokio::time::timeout_at(deadline.into(), post).await.ok())
+                })
                 .buffer_unordered(self.max_in_flight.max(1))
                 .collect()
                 .await;
         cx.record_bytes_sent(sent);
         for (i, answer) in answers {
             let Some(req) = plan.get(i) else { continue };
+            let Some(answer) = answer else {
+                let verdict =
+                    Verdict::retry(format!("{}: no answer within the send timeout", req.what));
+                fates.apply(req.docs.iter().map(|d| d.record), &verdict);
+                continue;
+            };
             let verdict = match answer {
                 Ok(reply) => classify(&reply, &req.what),
                 Err(PostError::Send(e)) => {

@@ -193,6 +193,12 @@ fn reference_encodings_pass_the_receiver() {
                 source_url = "https://shop.example/pay",
                 parent_tracking_id = "upstream-1",
                 exception = "card declined",
+                start_time_usec = t,
+                end_time_usec = t + 1500,
+                wait_time_used = 20_u64,
+                pid = 4242_u64,
+                tid = 7_u64,
+                msg_text = "charged 9.99",
                 "charged"
             );
         });
@@ -229,8 +235,66 @@ fn reference_encodings_pass_the_receiver() {
         ("source-url", json!("https://shop.example/pay")),
         ("parent-id", json!("upstream-1")),
         ("exception", json!("card declined")),
+        ("start-time-usec", json!(t)),
+        ("end-time-usec", json!(t + 1500)),
+        ("wait-time-usec", json!(20)),
+        ("pid", json!(4242)),
+        ("tid", json!(7)),
+        ("msg-text", json!("charged 9.99")),
     ] {
         assert_eq!(e[key], value, "{key}: {e}");
     }
     assert_eq!(jk.activities()[0]["corrid"], json!(["order-42"]));
+}
+
+#[test]
+fn every_property_type_passes_the_receiver() {
+    use logship_core::Timestamp;
+    let jk = JkoolReceiver::start().unwrap_or_else(|e| panic!("{e}"));
+    let (layer, guard) = layer(&jk, |b| b);
+    let at = Timestamp::from_nanos(1_466_662_761_123_456_789);
+    layer.handle().submit(
+        Record::event(Level::INFO, "app")
+            .with_field("text", "a \"quoted\" value")
+            .with_field("n", i64::MIN)
+            .with_field("huge", u128::MAX)
+            .with_field("x", 1e300)
+            .with_field("nan", f64::NAN)
+            .with_field("flag", true)
+            .with_snapshot(
+                Snapshot::new("s")
+                    .with_property("at", at)
+                    .with_property("d", -0.5)
+                    .with_property("b", false),
+            )
+            .build(),
+    );
+    guard.flush(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(guard.stats().delivered, 1, "{:?}", jk.rejections());
+    let e = &jk.events()[0];
+    let types: Vec<_> = e["properties"]
+        .as_array()
+        .map(|ps| ps.iter().map(|p| p["type"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        types,
+        [
+            json!("string"),
+            json!("long"),
+            json!("string"),
+            json!("double"),
+            json!("string"),
+            json!("bool")
+        ]
+    );
+    assert!(
+        e["properties"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["value"].is_string())),
+        "{e}"
+    );
+    assert_eq!(
+        e["snapshots"][0]["properties"][0],
+        json!({"name": "at", "type": "long", "value-type": "timestamp", "value": "1466662761123456"})
+    );
 }

@@ -123,7 +123,9 @@ impl EncodedBatch {
     pub fn failed(&self) -> &[(usize, String)] {
         &self.failed
     }
-    /// Writes `docs` as one JSON array (the body of a batched JESL post).
+    /// Writes `docs` as one JSON array: the body of an opt-in array post
+    /// (`logship_jkool_http::BodyShape::Array`, which no reference client sends), or the payload
+    /// handed to an undelivered callback.
     pub fn write_array<'a>(
         &self,
         docs: impl IntoIterator<Item = &'a EncodedDocument>,

@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use logship_core::split::split_ranges;
 use logship_core::{Batch, Fates, Outcome, SendContext, Sink, Verdict};
 use logship_http::Url;
-use logship_jkool::{EncodedBatch, EncodedDocument, Encoder};
+use logship_jkool::{DocumentKind, EncodedBatch, EncodedDocument, Encoder};
 
 use crate::classify::classify;
 use crate::config::BodyShape;
@@ -39,10 +39,23 @@ pub struct JkoolHttpSink {
     pub(crate) gzip: bool,
 }
 
+/// A post's answer; `None` when it had none by the deadline.
+type Answer = Option<Result<logship_http::Reply, PostError>>;
+
+/// How errors name a post of this kind.
+fn what(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Event => "jkool event post",
+        DocumentKind::Activity => "jkool activity post",
+        DocumentKind::Snapshot => "jkool snapshot post",
+        _ => "jkool post",
+    }
+}
+
 /// One planned post: its endpoint and the documents in it.
 struct Request<'a> {
     url: &'a Url,
-    what: String,
+    what: &'static str,
     docs: Vec<&'a EncodedDocument>,
 }
 
@@ -59,7 +72,7 @@ impl JkoolHttpSink {
                 };
                 out.push(Request {
                     url,
-                    what: format!("jkool {} post", d.kind.endpoint()),
+                    what: what(d.kind),
                     docs: vec![d],
                 });
             }
@@ -78,7 +91,7 @@ impl JkoolHttpSink {
             ) {
                 out.push(Request {
                     url,
-                    what: format!("jkool {} post", kind.endpoint()),
+                    what: what(*kind),
                     docs: docs[r].to_vec(),
                 });
             }
@@ -132,15 +145,9 @@ impl Sink for JkoolHttpSink {
             fates.apply(enc.documents().iter().map(|d| d.record), &verdict);
             return fates.outcome();
         }
-        let plan = self.plan(&enc);
-        let bodies: Vec<(usize, Body)> = plan
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i, self.body(&enc, r)))
-            .collect();
-        let sent: u64 = bodies.iter().map(|(_, b)| b.bytes.len() as u64).sum();
-        let transport = &self.transport;
-        let plan_ref = &plan;
+        let this = &*self;
+        let plan = this.plan(&enc);
+        let (enc_ref, plan_ref) = (&enc, &plan);
         // Every post ends by the core's send deadline minus a margin: a post still unanswered
         // then is retried, while the answered ones keep their fate, so a hung post never makes
         // the core resend records that were already delivered (the core would retry the whole
@@ -149,17 +156,25 @@ impl Sink for JkoolHttpSink {
             .deadline()
             .checked_sub(DEADLINE_MARGIN)
             .unwrap_or_else(Instant::now);
-        let answers: Vec<(usize, Option<Result<logship_http::Reply, PostError>>)> =
-            futures_util::stream::iter(bodies)
-                .map(|(i, body)| async move {
-                    let post = transport.post(plan_ref[i].url, body);
-                    (i, tokio::time::timeout_at(deadline.into(), post).await.ok())
-                })
-                .buffer_unordered(self.max_in_flight.max(1))
-                .collect()
-                .await;
+        // Bodies are made when their post starts, so at most `max_in_flight` exist at once.
+        let answers: Vec<(usize, u64, Answer)> = futures_util::stream::iter(0..plan.len())
+            .map(|i| async move {
+                let req = &plan_ref[i];
+                let body = this.body(enc_ref, req);
+                let len = body.bytes.len() as u64;
+                let post = this.transport.post(req.url, body);
+                (
+                    i,
+                    len,
+                    tokio::time::timeout_at(deadline.into(), post).await.ok(),
+                )
+            })
+            .buffer_unordered(this.max_in_flight.max(1))
+            .collect()
+            .await;
+        let sent: u64 = answers.iter().map(|(_, len, _)| len).sum();
         cx.record_bytes_sent(sent);
-        for (i, answer) in answers {
+        for (i, _, answer) in answers {
             let Some(req) = plan.get(i) else { continue };
             let Some(answer) = answer else {
                 let verdict =
@@ -168,7 +183,7 @@ impl Sink for JkoolHttpSink {
                 continue;
             };
             let verdict = match answer {
-                Ok(reply) => classify(&reply, &req.what),
+                Ok(reply) => classify(&reply, req.what),
                 Err(PostError::Send(e)) => {
                     if e.certificate().is_some() {
                         cx.record_certificate_failure();

@@ -14,11 +14,11 @@ use tracing_subscriber::prelude::*;
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let conc: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
+    let conc: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
     let jk = JkoolReceiver::builder().with_token("tok").start().unwrap();
     let (layer, guard) = JkoolHttpLayer::builder("tok")
         .with_base_url(jk.url())
-        .with_max_concurrent_requests(conc)
+        .with_max_requests_in_flight(conc)
         .with_pipeline(|p| {
             p.with_overflow(Overflow::Block(Duration::from_secs(10)))
                 .with_max_batch_records(2000)

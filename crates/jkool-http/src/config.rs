@@ -33,15 +33,41 @@ pub enum JkoolAuth {
     Handshake,
 }
 
+/// The number of posts kept in flight by default ([`JkoolHttpBuilder::with_max_requests_in_flight`]).
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 8;
+
+/// What one HTTP request carries.
+///
+/// Every reference client posts **one JSON object per request**: jkool-client-java-api
+/// `JKStream.post(Trackable)` (<https://github.com/Nastel/jkool-client-java-api>,
+/// `src/main/java/com/jkoolcloud/client/api/service/JKStream.java`), the original Python
+/// library's `HttpHandler.emit`, and the REST examples of the swagger
+/// (`src/swagger/jKoolSwagger.yaml`, body schema `event`: an object).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BodyShape {
+    /// One document per request, the body a single JSON object (default). Each post's answer
+    /// decides the fate of its own record: one refused document is rejected alone.
+    #[default]
+    Object,
+    /// Several documents per request as a JSON array, at most
+    /// [`with_max_request_records`](JkoolHttpBuilder::with_max_request_records) documents and
+    /// [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) bytes each.
+    /// **Not verified against the service; no reference sends arrays.** A refusal rejects
+    /// every record of that post. Use only with a receiver known to take arrays.
+    Array,
+}
+
 /// Builds a [`JkoolHttpLayer`]. Defaults:
 ///
 /// | setting | default |
 /// |---|---|
 /// | [`with_base_url`](JkoolHttpBuilder::with_base_url) | [`DEFAULT_BASE_URL`] (`https://data.jkoolcloud.com/JESL`) |
 /// | [`with_auth`](JkoolHttpBuilder::with_auth) | [`JkoolAuth::TokenHeader`] (`token: <T>` header) |
-/// | [`with_max_concurrent_requests`](JkoolHttpBuilder::with_max_concurrent_requests) | 4 posts in flight (and so at most 4 kept-alive connections) |
-/// | [`with_max_request_records`](JkoolHttpBuilder::with_max_request_records) | 500 documents per post |
-/// | [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) | 2 MiB of JSON per post (before compression) |
+/// | [`with_body_shape`](JkoolHttpBuilder::with_body_shape) | [`BodyShape::Object`]: one JSON object per post |
+/// | [`with_max_requests_in_flight`](JkoolHttpBuilder::with_max_requests_in_flight) | [`DEFAULT_MAX_REQUESTS_IN_FLIGHT`] (8) posts in flight, so at most 8 kept-alive connections |
+/// | [`with_max_request_records`](JkoolHttpBuilder::with_max_request_records) | 500 documents per post ([`BodyShape::Array`] only) |
+/// | [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) | 2 MiB of JSON per post, before compression ([`BodyShape::Array`] only) |
 /// | [`with_max_document_bytes`](JkoolHttpBuilder::with_max_document_bytes) | 1 MiB; a larger record is rejected alone |
 /// | [`with_gzip`](JkoolHttpBuilder::with_gzip) | off |
 /// | [`with_connect_timeout`](JkoolHttpBuilder::with_connect_timeout) | 10 s (the original's), TCP connect and TLS handshake |
@@ -56,7 +82,8 @@ pub struct JkoolHttpBuilder {
     token: AccessToken,
     base_url: String,
     auth: JkoolAuth,
-    max_concurrent: usize,
+    max_in_flight: usize,
+    body_shape: BodyShape,
     max_request_records: usize,
     max_request_bytes: usize,
     max_document_bytes: usize,
@@ -72,7 +99,8 @@ impl std::fmt::Debug for JkoolHttpBuilder {
             .field("token", &self.token)
             .field("base_url", &redact_url(&self.base_url))
             .field("auth", &self.auth)
-            .field("max_concurrent", &self.max_concurrent)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("body_shape", &self.body_shape)
             .field("max_request_records", &self.max_request_records)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_document_bytes", &self.max_document_bytes)
@@ -91,7 +119,8 @@ impl JkoolHttpLayer {
             token: token.into(),
             base_url: DEFAULT_BASE_URL.into(),
             auth: JkoolAuth::default(),
-            max_concurrent: 4,
+            max_in_flight: DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+            body_shape: BodyShape::Object,
             max_request_records: 500,
             max_request_bytes: 2 * 1024 * 1024,
             max_document_bytes: logship_jkool::DEFAULT_MAX_DOCUMENT_BYTES,
@@ -123,16 +152,27 @@ impl JkoolHttpBuilder {
         Self { auth, ..self }
     }
 
-    /// Most posts in flight at once for one batch, 1–64 (default 4). Also bounds the number of
-    /// kept-alive connections.
-    pub fn with_max_concurrent_requests(self, n: usize) -> Self {
+    /// Most posts in flight at once, 1–64 (default [`DEFAULT_MAX_REQUESTS_IN_FLIGHT`], 8;
+    /// checked by `build()`). The posts of a batch go out on at most this many kept-alive
+    /// HTTP/1.1 connections, and as many idle connections are kept for the next batch.
+    pub fn with_max_requests_in_flight(self, n: usize) -> Self {
         Self {
-            max_concurrent: n,
+            max_in_flight: n,
             ..self
         }
     }
 
-    /// Most documents in one post (default 500). A batch is split into several posts.
+    /// What a request carries (default [`BodyShape::Object`], one JSON object, as every
+    /// reference client sends). [`BodyShape::Array`] is an opt-in that no reference uses.
+    pub fn with_body_shape(self, shape: BodyShape) -> Self {
+        Self {
+            body_shape: shape,
+            ..self
+        }
+    }
+
+    /// Most documents in one post with [`BodyShape::Array`] (default 500); a batch is split
+    /// into several posts. Ignored with [`BodyShape::Object`] (one document per post).
     pub fn with_max_request_records(self, n: usize) -> Self {
         Self {
             max_request_records: n,
@@ -140,7 +180,9 @@ impl JkoolHttpBuilder {
         }
     }
 
-    /// Most bytes of JSON in one post, before compression (default 2 MiB, at least 1 KiB).
+    /// Most bytes of JSON in one post with [`BodyShape::Array`], before compression (default
+    /// 2 MiB, at least 1 KiB). With [`BodyShape::Object`] it still bounds
+    /// [`with_max_document_bytes`](Self::with_max_document_bytes).
     pub fn with_max_request_bytes(self, n: usize) -> Self {
         Self {
             max_request_bytes: n,
@@ -243,10 +285,10 @@ impl JkoolHttpBuilder {
             value,
             hint,
         };
-        if !(1..=64).contains(&self.max_concurrent) {
+        if !(1..=64).contains(&self.max_in_flight) {
             return Err(range(
-                "with_max_concurrent_requests",
-                self.max_concurrent.to_string(),
+                "with_max_requests_in_flight",
+                self.max_in_flight.to_string(),
                 "use 1 to 64",
             ));
         }
@@ -297,7 +339,7 @@ impl JkoolHttpBuilder {
         };
         let http = self
             .http
-            .with_pool_max_idle_per_host(self.max_concurrent)
+            .with_pool_max_idle_per_host(self.max_in_flight)
             .build()?;
         let endpoints = Endpoints::new(&url).map_err(bad_url)?;
         let transport = match self.auth {
@@ -320,7 +362,8 @@ impl JkoolHttpBuilder {
             encoder,
             transport,
             endpoints,
-            max_concurrent: self.max_concurrent,
+            max_in_flight: self.max_in_flight,
+            body_shape: self.body_shape,
             max_request_records: self.max_request_records,
             max_request_bytes: self.max_request_bytes,
             gzip: self.gzip,
@@ -355,8 +398,10 @@ mod tests {
         );
         let e = err(JkoolHttpLayer::builder("t").with_base_url("https://h/JESL?x=1"));
         assert!(e.contains("remove the query"), "{e}");
-        let e = err(JkoolHttpLayer::builder("t").with_max_concurrent_requests(0));
-        assert_eq!(e, "`with_max_concurrent_requests` is 0; use 1 to 64");
+        let e = err(JkoolHttpLayer::builder("t").with_max_requests_in_flight(0));
+        assert_eq!(e, "`with_max_requests_in_flight` is 0; use 1 to 64");
+        let e = err(JkoolHttpLayer::builder("t").with_max_requests_in_flight(65));
+        assert_eq!(e, "`with_max_requests_in_flight` is 65; use 1 to 64");
         let e = err(JkoolHttpLayer::builder("t").with_max_document_bytes(10 << 20));
         assert!(e.contains("at most with_max_request_bytes"), "{e}");
         let e = err(JkoolHttpLayer::builder("t").with_pipeline(|p| p.with_max_batch_records(0)));

@@ -29,7 +29,9 @@
 //! | event | EVENT to `{base}/event`: `operation` = target, `msg-text`, `severity`, `time-usec` (µs), `properties` = fields |
 //! | span, when it closes | ACTIVITY to `{base}/activity`: `start`/`end`/`elapsed-time-usec`, `status` END or EXCEPTION |
 //! | event inside a span | `parent-id` = the span's `tracking-id` |
-//! | `correlator` field (event or span) | `corr-id` |
+//! | `correlator` field (event or span) | `corrid` (array of strings) |
+//! | other fields | `properties`: `{"name","type","value"}`, lowercase Java types (`string`, `long`, `double`, `bool`), value as text |
+//! | `time_usec`, `comp_code`, `severity`, `msg_tag`, … (the original `logEvent` parameters) | the top-level keys `time-usec`, `comp-code`, … ([`logship_jkool::fields`]) |
 //! | `snapshot.<name>.<prop>` fields, `snapshot = %Snapshot` | `snapshots` (or SNAPSHOT documents to `{base}/snapshot`) |
 //!
 //! ## Authentication ([`JkoolAuth`])
@@ -39,19 +41,33 @@
 //! (`Stats::undelivered_rejected`, `Stats::last_error`), never retried in a loop.
 //!
 //! ## Delivery
-//! A batch is split into JSON-array posts per endpoint (at most
-//! [`with_max_request_records`](JkoolHttpBuilder::with_max_request_records) documents and
-//! [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) bytes each), sent
-//! concurrently (at most [`with_max_concurrent_requests`](JkoolHttpBuilder::with_max_concurrent_requests))
-//! over kept-alive connections. Each post is judged alone ([`classify`](crate#errors-and-retries)):
+//! **One JSON object per request** (`Content-Type: application/json`), as every reference
+//! client posts: jkool-client-java-api `JKStream.post(Trackable)`
+//! (<https://github.com/Nastel/jkool-client-java-api>,
+//! `src/main/java/com/jkoolcloud/client/api/service/JKStream.java`), the original Python
+//! library's `HttpHandler`, and the swagger (`src/swagger/jKoolSwagger.yaml`, body `event`).
+//! A batch becomes one post per document; at most
+//! [`with_max_requests_in_flight`](JkoolHttpBuilder::with_max_requests_in_flight) posts
+//! (default [`DEFAULT_MAX_REQUESTS_IN_FLIGHT`], 8) are in flight at once, over as many
+//! kept-alive HTTP/1.1 connections, so EVENTs and ACTIVITYs of one batch are not ordered
+//! against each other. One batch is in flight at a time. Each post's answer decides the fate
+//! of its own record ([`logship_core::Fates`]): a document the service refuses is rejected
+//! alone, the records of failed posts are retried, the others count as delivered.
 //!
-//! **Guarantee: at least once.** A record counts as delivered only when the post that carried
-//! it was answered 2xx. Connection errors, timeouts, 408, 429 (with `Retry-After`) and 5xx
-//! (but 501) make the core retry exactly the records of the failed posts, with backoff; a
-//! record whose post succeeded but whose separate snapshot post failed is resent whole, so
-//! jKool may see it twice (the `tracking-id` stays the same, so duplicates are recognisable).
-//! Other 4xx answers reject the records of that post (the JESL receiver refuses a whole
-//! array for one bad document); a record too large to encode is rejected alone.
+//! [`BodyShape::Array`] (opt-in, [`with_body_shape`](JkoolHttpBuilder::with_body_shape))
+//! sends JSON arrays of at most
+//! [`with_max_request_records`](JkoolHttpBuilder::with_max_request_records) documents and
+//! [`with_max_request_bytes`](JkoolHttpBuilder::with_max_request_bytes) bytes per endpoint
+//! instead. **It is not verified against the service; no reference sends arrays**, and a
+//! refusal then rejects every record of that post.
+//!
+//! **Guarantee: at least once.** A record counts as delivered only when every post that
+//! carried it was answered 2xx. Connection errors, timeouts, 408, 429 (with `Retry-After`)
+//! and 5xx (but 501) make the core retry exactly the records of the failed posts, with
+//! backoff; a record whose event post succeeded but whose separate snapshot post failed is
+//! resent whole, so jKool may see it twice (the `tracking-id` stays the same, so duplicates
+//! are recognisable). Other 4xx answers reject the record(s) of that post; a record too large
+//! to encode is rejected alone.
 //!
 //! ## Errors and retries
 //! jKool's own cases first, then the shared status table of [`logship_http::classify`]:
@@ -85,7 +101,9 @@ mod error;
 mod sink;
 mod transport;
 
-pub use config::{DEFAULT_BASE_URL, JkoolAuth, JkoolHttpBuilder};
+pub use config::{
+    BodyShape, DEFAULT_BASE_URL, DEFAULT_MAX_REQUESTS_IN_FLIGHT, JkoolAuth, JkoolHttpBuilder,
+};
 pub use error::{AccessToken, JkoolHttpError};
 pub use logship_jkool::SnapshotPlacement;
 pub use logship_tls::TlsOptions;

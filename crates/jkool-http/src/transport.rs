@@ -2,7 +2,7 @@
 //!
 //! * **Header modes** (`token`, `X-API-Key`) use the shared transport, [`logship_http`]:
 //!   rustls from [`logship_tls`], HTTP/1.1, kept-alive pooled connections (at most
-//!   [`max_concurrent_requests`] idle ones), no redirects, reply bodies read through the cap.
+//!   [`max_requests_in_flight`] idle ones), no redirects, reply bodies read through the cap.
 //! * **Handshake mode** keeps its own HTTP/1.1 connections (hyper's low-level client), because
 //!   each connection must first be authorised: it sends the original's access request
 //!   (`POST {base}`, `Content-Type: text/plain`,
@@ -14,7 +14,7 @@
 //!   [`Reply::from_parts`]), no redirects (hyper never follows one), and the same
 //!   [`SendError`]s, certificate failures included.
 //!
-//! [`max_concurrent_requests`]: crate::JkoolHttpBuilder::with_max_concurrent_requests
+//! [`max_requests_in_flight`]: crate::JkoolHttpBuilder::with_max_requests_in_flight
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;

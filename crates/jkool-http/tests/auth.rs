@@ -83,8 +83,7 @@ fn every_connection_is_authorised_by_its_own_handshake() {
     let (layer, guard) = JkoolHttpLayer::builder("good")
         .with_base_url(jk.url())
         .with_auth(JkoolAuth::Handshake)
-        .with_max_request_records(1)
-        .with_max_concurrent_requests(2)
+        .with_max_requests_in_flight(2)
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use logship_jkool_http::{JkoolAuth, JkoolHttpLayer, SnapshotPlacement};
+use logship_jkool_http::{BodyShape, JkoolAuth, JkoolHttpLayer, SnapshotPlacement};
 use logship_testkit::jkool::JkoolReceiver;
 use tracing_subscriber::prelude::*;
 
@@ -44,7 +44,7 @@ fn events_and_activities_are_delivered_and_linked() {
     assert_eq!(act["type"], "ACTIVITY");
     assert_eq!(act["operation"], "checkout");
     assert_eq!(act["status"], "END");
-    assert_eq!(act["corr-id"], serde_json::json!(["order-42"]));
+    assert_eq!(act["corrid"], serde_json::json!(["order-42"]));
     assert_eq!(act["source-fqn"], "APPL=shop#SERVER=web1");
     let warn = events
         .iter()
@@ -52,10 +52,10 @@ fn events_and_activities_are_delivered_and_linked() {
         .unwrap_or_else(|| panic!("{events:?}"));
     assert_eq!(warn["severity"], "WARNING");
     assert_eq!(warn["parent-id"], act["tracking-id"]);
-    assert_eq!(warn["corr-id"], serde_json::json!(["order-42"]));
+    assert_eq!(warn["corrid"], serde_json::json!(["order-42"]));
     assert_eq!(
         warn["properties"],
-        serde_json::json!([{"name": "total", "type": "DOUBLE", "value": 99.5}])
+        serde_json::json!([{"name": "total", "type": "double", "value": "99.5"}])
     );
     assert_eq!(warn["snapshots"][0]["name"], "order");
     assert_eq!(warn["snapshots"][0]["parent-id"], warn["tracking-id"]);
@@ -93,12 +93,16 @@ fn events_and_activities_are_delivered_and_linked() {
 }
 
 #[test]
-fn big_batches_are_split_into_concurrent_kept_alive_posts() {
-    let jk = JkoolReceiver::start().unwrap_or_else(|e| panic!("{e}"));
+fn array_bodies_are_an_opt_in_split_into_concurrent_kept_alive_posts() {
+    let jk = JkoolReceiver::builder()
+        .with_accept_arrays(true)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
     let (layer, guard) = JkoolHttpLayer::builder("tok")
         .with_base_url(jk.url())
+        .with_body_shape(BodyShape::Array)
         .with_max_request_records(50)
-        .with_max_concurrent_requests(3)
+        .with_max_requests_in_flight(3)
         .with_gzip(true)
         .with_pipeline(|p| {
             p.with_max_batch_records(1000)
@@ -121,7 +125,7 @@ fn big_batches_are_split_into_concurrent_kept_alive_posts() {
     assert!(
         jk.requests()
             .iter()
-            .all(|r| r.header("content-encoding") == Some("gzip"))
+            .all(|r| r.header("content-encoding") == Some("gzip") && r.body.starts_with(b"[{"))
     );
     let stats = guard.stats();
     assert_eq!(stats.delivered, 1000);

@@ -397,7 +397,7 @@ mod tests {
     fn build_says_what_to_fix() {
         let e = err(JkoolMqttLayer::builder("http://h:1883"));
         assert!(e.contains("use mqtt://host:port"), "{e}");
-        for bare in ["127.0.0.1:1883", "localhost:1883", "broker"] {
+        for bare in ["127.0.0.1:1883", "localhost:1883", "broker", "[::1]:1883"] {
             let e = err(JkoolMqttLayer::builder(bare));
             assert!(e.contains("write it as mqtt://host:port"), "{bare}: {e}");
         }

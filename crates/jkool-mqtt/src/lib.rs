@@ -2,7 +2,9 @@
 //!
 //! A `tracing` layer that publishes jKool documents (EVENT per event, ACTIVITY per closed
 //! span, snapshots embedded or separate; the model of [`logship_jkool`], shared with the
-//! HTTPS layer) to an MQTT broker with `rumqttc`, one document per PUBLISH, the topic
+//! HTTPS layer) to an MQTT broker with `rumqttc`, one document per PUBLISH (the payload is
+//! one JSON object, never an array, as the original Python library's `MqttHandler`
+//! published one record per message: Nastel/tnt4py `jKool/streaming.py`), the topic
 //! computed per record. MQTT 3.1.1 (default) or MQTT 5
 //! ([`with_protocol`](JkoolMqttBuilder::with_protocol)).
 //!

@@ -39,6 +39,8 @@ fn documents_arrive_on_per_record_topics() {
     assert!(wait_until(WAIT, || sub.count() >= 3));
     let got = sub.json();
     assert_eq!(got.len(), 3, "{got:?}");
+    // One document per PUBLISH: every payload is one JSON object, never an array.
+    assert!(got.iter().all(|(_, doc)| doc.is_object()), "{got:?}");
     let topics: BTreeSet<_> = got.iter().map(|(t, _)| t.as_str()).collect();
     let module = module_path!().replace("::", "/");
     let expected: BTreeSet<String> = [
@@ -61,6 +63,7 @@ fn documents_arrive_on_per_record_topics() {
     assert_eq!(order["type"], "EVENT");
     assert_eq!(order["source-fqn"], "APPL=shop#SERVER=web1");
     assert_eq!(order["parent-id"], act["tracking-id"]);
+    assert_eq!(order["corrid"], serde_json::json!(["order-42"]));
     assert_eq!(act["status"], "END");
     let s = guard.stats();
     assert_eq!((s.delivered, s.retries), (3, 0), "{s:?}");

@@ -17,8 +17,10 @@ use crate::error::EncodeError;
 use crate::json::{Obj, write_array, write_i64, write_str, write_u64};
 use crate::model::{ActivityStatus, CompCode, DocumentKind, Severity};
 
-/// Field names that map to a jKool slot instead of becoming a property (text values only;
-/// `reason_code` also takes an integer). Any other field becomes a property.
+/// Field names that map to a jKool key instead of becoming a property, on events and
+/// activities alike (text values only; `reason_code` also takes an integer). Events take more:
+/// the original `logEvent` parameters, [`fields::EVENT_FIELDS`](crate::fields::EVENT_FIELDS).
+/// Any other field becomes a property.
 pub const SLOT_FIELDS: [(&str, &str); 4] = [
     ("operation", "operation"),
     ("resource", "resource"),
@@ -121,7 +123,9 @@ impl EncodedBatch {
     pub fn failed(&self) -> &[(usize, String)] {
         &self.failed
     }
-    /// Writes `docs` as one JSON array (the body of a batched JESL post).
+    /// Writes `docs` as one JSON array: the body of an opt-in array post
+    /// (`logship_jkool_http::BodyShape::Array`, which no reference client sends), or the payload
+    /// handed to an undelivered callback.
     pub fn write_array<'a>(
         &self,
         docs: impl IntoIterator<Item = &'a EncodedDocument>,
@@ -287,21 +291,26 @@ impl Encoder {
         } else {
             DocumentKind::Event
         };
-        let fields = Fields::split(r);
+        let fields = Fields::split(r, !activity);
         let mut o = Obj::begin(out);
         let default_op = if activity { r.name() } else { r.target() };
         o.str("operation", fields.operation.unwrap_or(default_op));
         o.name("type", kind.type_name());
         if !activity {
-            o.opt_str("msg-text", r.message());
+            o.opt_str("msg-text", fields.msg_text.or(r.message()));
         }
-        o.name("severity", Severity::from_level(r.level()).as_str());
+        let severity = fields
+            .severity
+            .unwrap_or_else(|| Severity::from_level(r.level()));
+        o.name("severity", severity.as_str());
         let timing = r.timing().filter(|_| activity);
         let failed = timing.is_some_and(|t| t.failed);
         let comp = if failed {
             CompCode::Error
         } else {
-            CompCode::from_level(r.level())
+            fields
+                .comp_code
+                .unwrap_or_else(|| CompCode::from_severity(severity))
         };
         o.name("comp-code", comp.as_str());
         if activity {
@@ -318,7 +327,9 @@ impl Encoder {
                 .map_or(&*self.fallback_fqn, SourceFqn::as_str),
         );
         write_tracking_id(o.key("tracking-id"), tracking);
-        if let Some(p) = usable(r.parent_tracking_id()) {
+        if let Some(p) = fields.parent_id {
+            o.str("parent-id", p);
+        } else if let Some(p) = usable(r.parent_tracking_id()) {
             write_tracking_id(o.key("parent-id"), p);
         }
         match timing {
@@ -329,11 +340,26 @@ impl Encoder {
                 o.u64("elapsed-time-usec", micros(t.duration));
                 o.u64("wait-time-usec", micros(t.duration.saturating_sub(t.busy)));
             }
-            None => o.u64("time-usec", r.timestamp().as_micros()),
+            None => {
+                o.u64(
+                    "time-usec",
+                    fields
+                        .time_usec
+                        .unwrap_or_else(|| r.timestamp().as_micros()),
+                );
+                o.opt_u64("start-time-usec", fields.start_time_usec);
+                o.opt_u64("end-time-usec", fields.end_time_usec);
+                o.opt_u64("elapsed-time-usec", fields.elapsed_time_usec);
+                o.opt_u64("wait-time-usec", fields.wait_time_usec);
+            }
         }
-        if !r.correlators().is_empty() {
-            let out = o.key("corr-id");
-            write_array(out, r.correlators(), |out, c| write_str(out, c));
+        let extra_corr = fields
+            .corr_id
+            .filter(|c| !r.correlators().iter().any(|have| have == c));
+        if !r.correlators().is_empty() || extra_corr.is_some() {
+            let out = o.key("corrid");
+            let all = r.correlators().iter().map(String::as_str).chain(extra_corr);
+            write_array(out, all, write_str);
         }
         o.opt_str("location", r.location());
         o.opt_str("resource", fields.resource);
@@ -343,11 +369,20 @@ impl Encoder {
             Some(Value::Str(s)) => o.str("reason-code", s),
             _ => {}
         }
-        o.u64("pid", u64::from(self.pid));
-        o.u64("tid", r.thread().id);
-        if let Some(e) = fields.exception {
-            write_display_str(o.key("exception"), e);
+        o.u64("pid", fields.pid.unwrap_or(u64::from(self.pid)));
+        o.u64("tid", fields.tid.unwrap_or(r.thread().id));
+        match fields.exception {
+            Some(Exception::Text(t)) => o.str("exception", t),
+            Some(Exception::Chain(e)) => write_display_str(o.key("exception"), e),
+            None => {}
         }
+        o.opt_str("source-url", fields.source_url);
+        o.opt_str("msg-tag", fields.msg_tag);
+        o.opt_u64("msg-size", fields.msg_size);
+        o.opt_u64("msg-age", fields.msg_age);
+        o.opt_str("encoding", fields.encoding);
+        o.opt_str("charset", fields.charset);
+        o.opt_str("mime-type", fields.mime_type);
         if fields.has_properties(r) {
             let out = o.key("properties");
             write_array(out, fields.properties(r), |out, (name, v)| {
@@ -391,91 +426,142 @@ pub fn write_snapshot(
     o.end();
 }
 
-fn write_snapshot_property(out: &mut Vec<u8>, p: &Property) {
+/// Writes one `{name, type[, value-type], value}` property in the Java model's shape
+/// (jkool-client-java-api `Property`, TNT4J `JSONFormatter.format(Property)`): `type` is the
+/// lowercase Java data type (`string`, `long`, `double`, `bool`) and `value` is always a JSON
+/// string holding the value's text.
+fn write_property(
+    out: &mut Vec<u8>,
+    name: &str,
+    ty: PropertyKind,
+    value_type: Option<&'static str>,
+    value: impl FnOnce(&mut Vec<u8>),
+) {
     let mut o = Obj::begin(out);
-    o.str("name", &p.name);
-    o.name("type", p.value.property_type().as_str());
-    let out = o.key("value");
-    match &p.value {
-        PropertyValue::String(s) => write_str(out, s),
-        PropertyValue::Integer(v) => write_i64(out, *v),
-        PropertyValue::Double(v) => {
-            if !json_text::write_f64(out, *v) {
-                // NaN, inf, -inf: no JSON number for them.
-                write_str(out, &v.to_string());
-            }
-        }
-        PropertyValue::Boolean(v) => out.extend_from_slice(if *v { b"true" } else { b"false" }),
-        PropertyValue::Timestamp(ns) => write_u64(out, ns / 1000),
-        // A variant added to the core later: keep the document valid as text.
-        #[allow(unreachable_patterns)]
-        other => write_str(out, &format!("{other:?}")),
+    o.str("name", name);
+    o.name("type", ty.as_str());
+    if let Some(vt) = value_type {
+        o.name("value-type", vt);
     }
+    let out = o.key("value");
+    value(out);
     o.end();
 }
 
-/// A field as `{name, type, value}`; types: STRING, INTEGER, DOUBLE, BOOLEAN. Values JSON
-/// cannot hold exactly (integers beyond ±2⁶³, NaN and infinities) are sent as STRING.
-fn write_field_property(out: &mut Vec<u8>, name: &str, v: Value<'_>) {
-    let mut o = Obj::begin(out);
-    o.str("name", name);
-    match v {
-        Value::Str(s) => {
-            o.name("type", "STRING");
-            o.str("value", s);
-        }
-        Value::I64(v) => {
-            o.name("type", "INTEGER");
-            o.i64("value", v);
-        }
-        Value::U64(v) => match i64::try_from(v) {
-            Ok(v) => {
-                o.name("type", "INTEGER");
-                o.i64("value", v);
-            }
-            Err(_) => {
-                o.name("type", "STRING");
-                let out = o.key("value");
-                out.push(b'"');
-                write_u64(out, v);
-                out.push(b'"');
-            }
-        },
-        Value::I128(v) => match i64::try_from(v) {
-            Ok(v) => {
-                o.name("type", "INTEGER");
-                o.i64("value", v);
-            }
-            Err(_) => {
-                o.name("type", "STRING");
-                o.str("value", &v.to_string());
-            }
-        },
-        Value::U128(v) => match i64::try_from(v) {
-            Ok(v) => {
-                o.name("type", "INTEGER");
-                o.i64("value", v);
-            }
-            Err(_) => {
-                o.name("type", "STRING");
-                o.str("value", &v.to_string());
-            }
-        },
-        Value::F64(v) if v.is_finite() => {
-            o.name("type", "DOUBLE");
-            json_text::write_f64(o.key("value"), v);
-        }
-        Value::Bool(v) => {
-            o.name("type", "BOOLEAN");
-            o.key("value")
-                .extend_from_slice(if v { b"true" } else { b"false" });
-        }
-        other => {
-            o.name("type", "STRING");
-            write_display_str(o.key("value"), &other);
+/// The property `type` names of the Java model (`Property.getDataType`: `"string"`,
+/// `"long"`, `"double"`, `"bool"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PropertyKind {
+    String,
+    Long,
+    Double,
+    Bool,
+}
+
+impl PropertyKind {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Long => "long",
+            Self::Double => "double",
+            Self::Bool => "bool",
         }
     }
-    o.end();
+}
+
+/// `"<digits>"`: an integer as the JSON string the Java model sends.
+fn quoted_i64(out: &mut Vec<u8>, v: i64) {
+    out.push(b'"');
+    write_i64(out, v);
+    out.push(b'"');
+}
+
+fn quoted_u64(out: &mut Vec<u8>, v: u64) {
+    out.push(b'"');
+    write_u64(out, v);
+    out.push(b'"');
+}
+
+/// A finite float as a JSON string (`"10.0"`, `"1e300"`: Java's `Double.parseDouble` reads
+/// both); NaN and the infinities as `string` properties (`"NaN"`, `"inf"`, `"-inf"`).
+fn write_f64_property(out: &mut Vec<u8>, name: &str, v: f64) {
+    if v.is_finite() {
+        write_property(out, name, PropertyKind::Double, None, |out| {
+            out.push(b'"');
+            json_text::write_f64(out, v);
+            out.push(b'"');
+        });
+    } else {
+        write_property(out, name, PropertyKind::String, None, |out| {
+            write_str(out, &v.to_string());
+        });
+    }
+}
+
+fn write_snapshot_property(out: &mut Vec<u8>, p: &Property) {
+    match &p.value {
+        PropertyValue::String(s) => {
+            write_property(out, &p.name, PropertyKind::String, None, |o| {
+                write_str(o, s)
+            });
+        }
+        PropertyValue::Integer(v) => {
+            write_property(out, &p.name, PropertyKind::Long, None, |o| {
+                quoted_i64(o, *v)
+            });
+        }
+        PropertyValue::Double(v) => write_f64_property(out, &p.name, *v),
+        PropertyValue::Boolean(v) => write_property(out, &p.name, PropertyKind::Bool, None, |o| {
+            write_str(o, if *v { "true" } else { "false" });
+        }),
+        // µs since the epoch, jKool's time unit; `value-type` names what the number means
+        // (jkool-client-java-api `ValueType.VALUE_TYPE_TIMESTAMP`).
+        PropertyValue::Timestamp(ns) => {
+            write_property(out, &p.name, PropertyKind::Long, Some("timestamp"), |o| {
+                quoted_u64(o, ns / 1000);
+            });
+        }
+        // A variant added to the core later: keep the document valid as text.
+        #[allow(unreachable_patterns)]
+        other => write_property(out, &p.name, PropertyKind::String, None, |o| {
+            write_str(o, &format!("{other:?}"));
+        }),
+    }
+}
+
+/// A field as a property: text → `string`; integers within ±(2⁶³−1) → `long`; larger ones →
+/// `string` (decimal text, beyond a Java `long`); finite floats → `double`; NaN/±∞ →
+/// `string`; `bool` → `bool`; error values → `string`. Values are JSON strings.
+fn write_field_property(out: &mut Vec<u8>, name: &str, v: Value<'_>) {
+    let long = |out: &mut Vec<u8>, v: i64| {
+        write_property(out, name, PropertyKind::Long, None, |o| quoted_i64(o, v));
+    };
+    let text = |out: &mut Vec<u8>, v: &dyn std::fmt::Display| {
+        write_property(out, name, PropertyKind::String, None, |o| {
+            write_display_str(o, v);
+        });
+    };
+    match v {
+        Value::Str(s) => write_property(out, name, PropertyKind::String, None, |o| write_str(o, s)),
+        Value::I64(v) => long(out, v),
+        Value::U64(v) => match i64::try_from(v) {
+            Ok(v) => long(out, v),
+            Err(_) => text(out, &v),
+        },
+        Value::I128(v) => match i64::try_from(v) {
+            Ok(v) => long(out, v),
+            Err(_) => text(out, &v),
+        },
+        Value::U128(v) => match i64::try_from(v) {
+            Ok(v) => long(out, v),
+            Err(_) => text(out, &v),
+        },
+        Value::F64(v) => write_f64_property(out, name, v),
+        Value::Bool(v) => write_property(out, name, PropertyKind::Bool, None, |o| {
+            write_str(o, if v { "true" } else { "false" });
+        }),
+        other => text(out, &other),
+    }
 }
 
 /// Writes a tracking id as a JSON string (a UUID in its lowercase hyphenated form, like its
@@ -500,56 +586,186 @@ fn write_display_str(out: &mut Vec<u8>, v: &dyn std::fmt::Display) {
     write_str(out, &s);
 }
 
-/// A record's fields split into jKool slots and properties.
+/// The exception text: an `exception` text field, else the first error value.
+#[derive(Clone, Copy)]
+enum Exception<'a> {
+    Text(&'a str),
+    Chain(&'a logship_core::ErrorChain),
+}
+
+/// Fields whose index is at or beyond this stay properties (the taken ones are a bit mask).
+const MAX_SLOT_INDEX: usize = 128;
+
+/// A record's fields split into jKool top-level keys and properties. The fields that went
+/// into a key are remembered by their position in [`Record::fields`], so a second field of
+/// the same name stays a property.
+#[derive(Default)]
 struct Fields<'a> {
+    taken: u128,
     operation: Option<&'a str>,
     resource: Option<&'a str>,
     user: Option<&'a str>,
     reason_code: Option<Value<'a>>,
-    exception: Option<&'a logship_core::ErrorChain>,
+    exception: Option<Exception<'a>>,
+    // EVENT only: the original `logEvent` parameters (crate::fields).
+    msg_text: Option<&'a str>,
+    time_usec: Option<u64>,
+    start_time_usec: Option<u64>,
+    end_time_usec: Option<u64>,
+    elapsed_time_usec: Option<u64>,
+    wait_time_usec: Option<u64>,
+    severity: Option<Severity>,
+    comp_code: Option<CompCode>,
+    msg_tag: Option<&'a str>,
+    msg_size: Option<u64>,
+    msg_age: Option<u64>,
+    encoding: Option<&'a str>,
+    charset: Option<&'a str>,
+    mime_type: Option<&'a str>,
+    source_url: Option<&'a str>,
+    pid: Option<u64>,
+    tid: Option<u64>,
+    parent_id: Option<&'a str>,
+    corr_id: Option<&'a str>,
+}
+
+/// A non-negative integer value.
+fn unsigned(v: Value<'_>) -> Option<u64> {
+    match v {
+        Value::U64(v) => Some(v),
+        Value::I64(v) => u64::try_from(v).ok(),
+        Value::I128(v) => u64::try_from(v).ok(),
+        Value::U128(v) => u64::try_from(v).ok(),
+        _ => None,
+    }
+}
+
+/// A time in µs since the epoch between 2000 and 2100 (anything else is most likely in
+/// another unit, ms or ns, and stays a property rather than misdate the event).
+fn epoch_micros(v: Value<'_>) -> Option<u64> {
+    unsigned(v).filter(|t| (MIN_TIME_USEC..MAX_TIME_USEC).contains(t))
+}
+
+/// 2000-01-01T00:00:00Z, µs.
+const MIN_TIME_USEC: u64 = 946_684_800_000_000;
+/// 2100-01-01T00:00:00Z, µs.
+const MAX_TIME_USEC: u64 = 4_102_444_800_000_000;
+
+/// Non-blank text.
+fn text(v: Value<'_>) -> Option<&str> {
+    match v {
+        Value::Str(s) if !s.trim().is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+/// Sets `slot` from `parsed` if it is still empty and the value parsed; returns whether the
+/// field was taken.
+fn fill<T>(slot: &mut Option<T>, parsed: Option<T>) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    match parsed {
+        Some(v) => {
+            *slot = Some(v);
+            true
+        }
+        None => false,
+    }
 }
 
 impl<'a> Fields<'a> {
-    fn split(r: &'a Record) -> Self {
-        let mut f = Fields {
-            operation: None,
-            resource: None,
-            user: None,
-            reason_code: None,
-            exception: None,
-        };
-        for (name, v) in r.fields() {
-            match (name, v) {
-                ("operation", Value::Str(s)) if f.operation.is_none() => f.operation = Some(s),
-                ("resource", Value::Str(s)) if f.resource.is_none() => f.resource = Some(s),
-                ("user", Value::Str(s)) if f.user.is_none() => f.user = Some(s),
-                ("reason_code", v @ (Value::Str(_) | Value::I64(_))) if f.reason_code.is_none() => {
-                    f.reason_code = Some(v);
+    /// Splits `r`'s fields. `event`: also take the original `logEvent` parameters
+    /// ([`crate::fields::EVENT_FIELDS`]); an ACTIVITY takes only the [`SLOT_FIELDS`] and its
+    /// first error value.
+    fn split(r: &'a Record, event: bool) -> Self {
+        use crate::fields as f;
+        let mut s = Fields::default();
+        let mut error_at = None;
+        let mut exception_text_at = None;
+        for (i, (name, v)) in r.fields().enumerate().take(MAX_SLOT_INDEX) {
+            let taken = match name {
+                "operation" => fill(&mut s.operation, text(v)),
+                "resource" => fill(&mut s.resource, text(v)),
+                "user" => fill(&mut s.user, text(v)),
+                "reason_code" => fill(
+                    &mut s.reason_code,
+                    matches!(v, Value::Str(_) | Value::I64(_)).then_some(v),
+                ),
+                _ if !event => false,
+                f::TIME_USEC => fill(&mut s.time_usec, epoch_micros(v)),
+                f::START_TIME_USEC => fill(&mut s.start_time_usec, epoch_micros(v)),
+                f::END_TIME_USEC => fill(&mut s.end_time_usec, epoch_micros(v)),
+                f::ELAPSED_TIME_USEC => fill(&mut s.elapsed_time_usec, unsigned(v)),
+                f::WAIT_TIME_USEC | f::WAIT_TIME_USED => fill(&mut s.wait_time_usec, unsigned(v)),
+                f::SEVERITY => fill(
+                    &mut s.severity,
+                    match v {
+                        Value::Str(t) => Severity::parse(t),
+                        Value::I64(n) => Severity::from_python_level(n),
+                        Value::U64(n) => {
+                            i64::try_from(n).ok().and_then(Severity::from_python_level)
+                        }
+                        _ => None,
+                    },
+                ),
+                f::COMP_CODE => fill(
+                    &mut s.comp_code,
+                    match v {
+                        Value::Str(t) => CompCode::parse(t),
+                        _ => None,
+                    },
+                ),
+                f::MSG_TEXT => fill(
+                    &mut s.msg_text,
+                    match v {
+                        Value::Str(t) => Some(t),
+                        _ => None,
+                    },
+                ),
+                f::MSG_TAG => fill(&mut s.msg_tag, text(v)),
+                f::MSG_SIZE => fill(&mut s.msg_size, unsigned(v)),
+                f::MSG_AGE => fill(&mut s.msg_age, unsigned(v)),
+                f::ENCODING => fill(&mut s.encoding, text(v)),
+                f::CHARSET => fill(&mut s.charset, text(v)),
+                f::MIME_TYPE => fill(&mut s.mime_type, text(v)),
+                f::SOURCE_URL => fill(&mut s.source_url, text(v)),
+                f::PID => fill(&mut s.pid, unsigned(v)),
+                f::TID => fill(&mut s.tid, unsigned(v)),
+                f::PARENT_TRACKING_ID => fill(&mut s.parent_id, text(v)),
+                f::CORR_ID => fill(&mut s.corr_id, text(v).map(str::trim)),
+                f::EXCEPTION if exception_text_at.is_none() && text(v).is_some() => {
+                    exception_text_at = Some(i);
+                    false
                 }
-                (_, Value::Error(e)) if f.exception.is_none() => f.exception = Some(e),
-                _ => {}
+                _ => false,
+            };
+            if taken {
+                s.taken |= 1 << i;
+            } else if let Value::Error(e) = v
+                && error_at.is_none()
+            {
+                error_at = Some((i, e));
             }
         }
-        f
-    }
-
-    /// Whether this field went into a slot (and so is not a property).
-    fn is_slot(&self, name: &str, v: &Value<'_>) -> bool {
-        match (name, v) {
-            ("operation", Value::Str(s)) => self.operation.is_some_and(|o| std::ptr::eq(o, *s)),
-            ("resource", Value::Str(s)) => self.resource.is_some_and(|o| std::ptr::eq(o, *s)),
-            ("user", Value::Str(s)) => self.user.is_some_and(|o| std::ptr::eq(o, *s)),
-            ("reason_code", Value::Str(s)) => {
-                matches!(self.reason_code, Some(Value::Str(o)) if std::ptr::eq(o, *s))
+        // An `exception` text field wins; the first error value otherwise.
+        if let Some(i) = exception_text_at {
+            if let Some((_, Value::Str(t))) = r.fields().nth(i) {
+                s.exception = Some(Exception::Text(t));
+                s.taken |= 1 << i;
             }
-            ("reason_code", Value::I64(_)) => matches!(self.reason_code, Some(Value::I64(_))),
-            (_, Value::Error(e)) => self.exception.is_some_and(|o| std::ptr::eq(o, *e)),
-            _ => false,
+        } else if let Some((i, e)) = error_at {
+            s.exception = Some(Exception::Chain(e));
+            s.taken |= 1 << i;
         }
+        s
     }
 
     fn properties(&self, r: &'a Record) -> impl Iterator<Item = (&'a str, Value<'a>)> + '_ {
-        r.fields().filter(move |(n, v)| !self.is_slot(n, v))
+        r.fields()
+            .enumerate()
+            .filter(move |(i, _)| *i >= MAX_SLOT_INDEX || self.taken & (1 << i) == 0)
+            .map(|(_, f)| f)
     }
 
     fn has_properties(&self, r: &'a Record) -> bool {
@@ -629,19 +845,19 @@ mod golden {
             concat!(
                 r#"{{"operation":"shop::orders","type":"EVENT","msg-text":"Order \"A1\" processed","#,
                 r#""severity":"WARNING","comp-code":"WARNING","source-fqn":"APPL=Shop#SERVER=web1","#,
-                r#""tracking-id":"t-1","time-usec":1466662761123456,"corr-id":["order-42","cart-7"],"#,
+                r#""tracking-id":"t-1","time-usec":1466662761123456,"corrid":["order-42","cart-7"],"#,
                 r#""location":"Atlanta, Ga","user":"alice","reason-code":7,"pid":4242,"tid":{tid},"#,
                 r#""exception":"payment declined: card expired","properties":["#,
-                r#"{{"name":"order_id","type":"INTEGER","value":42}},"#,
-                r#"{{"name":"total","type":"DOUBLE","value":10.0}},"#,
-                r#"{{"name":"express","type":"BOOLEAN","value":true}},"#,
-                r#"{{"name":"sku","type":"STRING","value":"A-1"}},"#,
-                r#"{{"name":"big","type":"STRING","value":"18446744073709551615"}}],"#,
+                r#"{{"name":"order_id","type":"long","value":"42"}},"#,
+                r#"{{"name":"total","type":"double","value":"10.0"}},"#,
+                r#"{{"name":"express","type":"bool","value":"true"}},"#,
+                r#"{{"name":"sku","type":"string","value":"A-1"}},"#,
+                r#"{{"name":"big","type":"string","value":"18446744073709551615"}}],"#,
                 r#""snapshots":[{{"name":"Payment","type":"SNAPSHOT","category":"Order","#,
                 r#""time-usec":1466662761123456,"parent-id":"t-1","properties":["#,
-                r#"{{"name":"order-no","type":"STRING","value":"A1"}},"#,
-                r#"{{"name":"order-amount","type":"INTEGER","value":10}},"#,
-                r#"{{"name":"paid-at","type":"TIMESTAMP","value":1466662761123456}}]}}]}}"#
+                r#"{{"name":"order-no","type":"string","value":"A1"}},"#,
+                r#"{{"name":"order-amount","type":"long","value":"10"}},"#,
+                r#"{{"name":"paid-at","type":"long","value-type":"timestamp","value":"1466662761123456"}}]}}]}}"#
             ),
             tid = tid
         );
@@ -718,9 +934,9 @@ mod golden {
                     r#""status":"EXCEPTION","source-fqn":"APPL=Shop#SERVER=web1","tracking-id":"span-1","#,
                     r#""time-usec":1466662761123456,"start-time-usec":1466662761123456,"#,
                     r#""end-time-usec":1466662761373456,"elapsed-time-usec":250000,"#,
-                    r#""wait-time-usec":50000,"corr-id":["order-42"],"pid":4242,"tid":{},"#,
-                    r#""properties":[{{"name":"items","type":"INTEGER","value":3}},"#,
-                    r#"{{"name":"ratio","type":"STRING","value":"NaN"}}]}}"#
+                    r#""wait-time-usec":50000,"corrid":["order-42"],"pid":4242,"tid":{},"#,
+                    r#""properties":[{{"name":"items","type":"long","value":"3"}},"#,
+                    r#"{{"name":"ratio","type":"string","value":"NaN"}}]}}"#
                 ),
                 tid
             )
@@ -773,7 +989,7 @@ mod golden {
             String::from_utf8_lossy(batch.bytes(&batch.documents()[1])),
             concat!(
                 r#"{"name":"pool","type":"SNAPSHOT","time-usec":1466662761123456,"parent-id":"e-1","#,
-                r#""properties":[{"name":"free","type":"INTEGER","value":3}]}"#
+                r#""properties":[{"name":"free","type":"long","value":"3"}]}"#
             )
         );
         let mut array = Vec::new();
@@ -829,7 +1045,7 @@ mod golden {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v["operation"], "a\u{1}b");
         assert_eq!(v["msg-text"], "\u{0}\"\\ü");
-        assert_eq!(v["properties"][1]["type"], "STRING");
+        assert_eq!(v["properties"][1]["type"], "string");
         assert!(v["tracking-id"].as_str().is_some_and(|t| t.len() == 36));
     }
 
@@ -856,5 +1072,270 @@ mod golden {
         let fqn = default_source_fqn();
         assert!(SourceFqn::parse(&fqn).is_ok(), "{fqn}");
         assert!(fqn.starts_with("APPL="), "{fqn}");
+    }
+}
+
+#[cfg(test)]
+mod reference_encodings {
+    //! The encodings chosen from the references (docs/jkool.md, "Encodings and their
+    //! references"): `corrid` arrays, lowercase Java property types with text values, and the
+    //! original `logEvent` parameters as top-level keys.
+    use std::time::Duration;
+
+    use logship_core::{ErrorChain, FieldValue, Level, Record, Snapshot, Timestamp, TrackingId};
+    use serde_json::{Value as Json, json};
+
+    use super::*;
+
+    const T: u64 = 1_466_662_761_123_456_789;
+    const T_US: u64 = 1_466_662_761_123_456;
+
+    fn doc(r: &Record) -> Json {
+        let mut out = Vec::new();
+        Encoder::default()
+            .encode_record(r, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn event_with(name: &'static str, v: impl Into<FieldValue>) -> Json {
+        doc(&Record::event(Level::INFO, "app")
+            .with_timestamp(Timestamp::from_nanos(T))
+            .with_message("m")
+            .with_field(name, v)
+            .build())
+    }
+
+    fn property_names(d: &Json) -> Vec<String> {
+        d["properties"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn correlators_go_out_as_a_corrid_array() {
+        let d = doc(&Record::event(Level::INFO, "app")
+            .with_correlator("order-42")
+            .with_correlator("cart-7")
+            .build());
+        assert_eq!(d["corrid"], json!(["order-42", "cart-7"]));
+        assert!(d.get("corr-id").is_none(), "{d}");
+        // The original's `corr_id` parameter adds one more (not twice).
+        let d = doc(&Record::event(Level::INFO, "app")
+            .with_correlator("order-42")
+            .with_field("corr_id", "pay-9")
+            .build());
+        assert_eq!(d["corrid"], json!(["order-42", "pay-9"]));
+        let d = doc(&Record::event(Level::INFO, "app")
+            .with_correlator("order-42")
+            .with_field("corr_id", "order-42")
+            .build());
+        assert_eq!(d["corrid"], json!(["order-42"]));
+        assert!(d.get("properties").is_none(), "{d}");
+        assert_eq!(event_with("corr_id", "only")["corrid"], json!(["only"]));
+    }
+
+    #[test]
+    fn properties_carry_lowercase_java_types_and_text_values() {
+        let d = doc(&Record::event(Level::INFO, "app")
+            .with_field("s", "x")
+            .with_field("i", -42_i64)
+            .with_field("u", 7_u64)
+            .with_field("f", 1.5)
+            .with_field("b", false)
+            .with_field("inf", f64::INFINITY)
+            .with_field("huge", u128::MAX)
+            .build());
+        assert_eq!(
+            d["properties"],
+            json!([
+                {"name": "s", "type": "string", "value": "x"},
+                {"name": "i", "type": "long", "value": "-42"},
+                {"name": "u", "type": "long", "value": "7"},
+                {"name": "f", "type": "double", "value": "1.5"},
+                {"name": "b", "type": "bool", "value": "false"},
+                {"name": "inf", "type": "string", "value": "inf"},
+                {"name": "huge", "type": "string", "value": u128::MAX.to_string()},
+            ])
+        );
+        let d = doc(&Record::event(Level::INFO, "app")
+            .with_timestamp(Timestamp::from_nanos(T))
+            .with_snapshot(
+                Snapshot::new("s")
+                    .with_property("n", 3_i64)
+                    .with_property("d", 0.25)
+                    .with_property("ok", true)
+                    .with_property("at", Timestamp::from_nanos(T)),
+            )
+            .build());
+        assert_eq!(
+            d["snapshots"][0]["properties"],
+            json!([
+                {"name": "n", "type": "long", "value": "3"},
+                {"name": "d", "type": "double", "value": "0.25"},
+                {"name": "ok", "type": "bool", "value": "true"},
+                {"name": "at", "type": "long", "value-type": "timestamp", "value": T_US.to_string()},
+            ])
+        );
+    }
+
+    /// (field, value, key, expected value of the key) for every top-level mapping of
+    /// [`crate::fields::EVENT_FIELDS`].
+    #[test]
+    fn each_logevent_parameter_becomes_its_top_level_key() {
+        let t2 = 1_500_000_000_000_000_u64;
+        let cases: Vec<(&'static str, FieldValue, &str, Json)> = vec![
+            ("time_usec", t2.into(), "time-usec", json!(t2)),
+            ("start_time_usec", t2.into(), "start-time-usec", json!(t2)),
+            (
+                "end_time_usec",
+                (t2 + 5).into(),
+                "end-time-usec",
+                json!(t2 + 5),
+            ),
+            (
+                "elapsed_time_usec",
+                1500_i64.into(),
+                "elapsed-time-usec",
+                json!(1500),
+            ),
+            ("wait_time_usec", 20_u64.into(), "wait-time-usec", json!(20)),
+            ("wait_time_used", 21_i64.into(), "wait-time-usec", json!(21)),
+            ("severity", "critical".into(), "severity", json!("CRITICAL")),
+            ("severity", 30_i64.into(), "severity", json!("WARNING")),
+            ("comp_code", "WARNING".into(), "comp-code", json!("WARNING")),
+            (
+                "msg_text",
+                "given text".into(),
+                "msg-text",
+                json!("given text"),
+            ),
+            ("msg_tag", "billing".into(), "msg-tag", json!("billing")),
+            ("msg_size", 512_u64.into(), "msg-size", json!(512)),
+            ("msg_age", 9_i64.into(), "msg-age", json!(9)),
+            ("encoding", "base64".into(), "encoding", json!("base64")),
+            ("charset", "UTF-8".into(), "charset", json!("UTF-8")),
+            (
+                "mime_type",
+                "text/plain".into(),
+                "mime-type",
+                json!("text/plain"),
+            ),
+            (
+                "source_url",
+                "https://shop/x".into(),
+                "source-url",
+                json!("https://shop/x"),
+            ),
+            ("exception", "boom".into(), "exception", json!("boom")),
+            ("pid", 77_u64.into(), "pid", json!(77)),
+            ("tid", 88_i64.into(), "tid", json!(88)),
+            (
+                "parent_tracking_id",
+                "act-1".into(),
+                "parent-id",
+                json!("act-1"),
+            ),
+            ("corr_id", "c-1".into(), "corrid", json!(["c-1"])),
+        ];
+        let covered: std::collections::BTreeSet<_> = cases.iter().map(|c| c.0).collect();
+        for (field, _) in crate::fields::EVENT_FIELDS {
+            assert!(covered.contains(field), "no case for {field}");
+        }
+        for (field, value, key, expected) in cases {
+            let d = event_with(field, value);
+            assert_eq!(d[key], expected, "{field}: {d}");
+            assert!(
+                !property_names(&d).iter().any(|n| n == field),
+                "{field} also stayed a property: {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_severity_or_comp_code_field_overrides_the_level() {
+        let d = event_with("severity", "FATAL");
+        assert_eq!(
+            (&d["severity"], &d["comp-code"]),
+            (&json!("FATAL"), &json!("ERROR"))
+        );
+        let d = doc(&Record::event(Level::ERROR, "app")
+            .with_field("comp_code", "warning")
+            .build());
+        assert_eq!(
+            (&d["severity"], &d["comp-code"]),
+            (&json!("ERROR"), &json!("WARNING"))
+        );
+        let d = event_with("time_usec", 1_500_000_000_000_000_u64);
+        assert_eq!(d["time-usec"], json!(1_500_000_000_000_000_u64));
+    }
+
+    #[test]
+    fn a_wrong_typed_parameter_stays_a_property() {
+        let cases: Vec<(&'static str, FieldValue)> = vec![
+            // milliseconds and nanoseconds are not µs between 2000 and 2100
+            ("time_usec", 1_466_662_761_000_i64.into()),
+            ("start_time_usec", T.into()),
+            ("time_usec", "1466662761000000".into()),
+            ("elapsed_time_usec", (-1_i64).into()),
+            ("msg_size", 1.5.into()),
+            ("severity", "LOUD".into()),
+            ("severity", 25_i64.into()),
+            ("comp_code", "FAILED".into()),
+            ("encoding", 8_i64.into()),
+            ("pid", (-3_i64).into()),
+            ("parent_tracking_id", "  ".into()),
+        ];
+        for (field, value) in cases {
+            let d = event_with(field, value);
+            assert!(
+                property_names(&d).iter().any(|n| n == field),
+                "{field} should stay a property: {d}"
+            );
+            assert_eq!(d["time-usec"], json!(T_US), "{field}: {d}");
+            assert_eq!(d["severity"], json!("INFO"), "{field}: {d}");
+            assert_eq!(d["comp-code"], json!("SUCCESS"), "{field}: {d}");
+        }
+    }
+
+    #[test]
+    fn exception_text_wins_over_an_error_value_and_duplicates_stay_properties() {
+        let err = ErrorChain {
+            message: "io".into(),
+            sources: vec![],
+        };
+        let d = doc(&Record::event(Level::ERROR, "app")
+            .with_field("error", FieldValue::Error(err))
+            .with_field("exception", "declined")
+            .with_field("msg_tag", "first")
+            .with_field("msg_tag", "second")
+            .build());
+        assert_eq!(d["exception"], "declined");
+        assert_eq!(d["msg-tag"], "first");
+        assert_eq!(
+            d["properties"],
+            json!([
+                {"name": "error", "type": "string", "value": "io"},
+                {"name": "msg_tag", "type": "string", "value": "second"},
+            ])
+        );
+    }
+
+    #[test]
+    fn activities_keep_their_own_timing_and_take_no_logevent_parameters() {
+        let r = Record::span_timing("s", Timestamp::from_nanos(T), Duration::from_micros(5))
+            .with_tracking_id(TrackingId::Custom("s-1".into()))
+            .with_field("time_usec", 1_500_000_000_000_000_u64)
+            .with_field("severity", "FATAL")
+            .build();
+        let d = doc(&r);
+        assert_eq!(d["time-usec"], json!(T_US));
+        assert_eq!(d["severity"], "INFO");
+        assert_eq!(property_names(&d), ["time_usec", "severity"]);
     }
 }

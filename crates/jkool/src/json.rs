@@ -73,6 +73,12 @@ impl<'a> Obj<'a> {
         write_u64(out, v);
     }
 
+    pub(crate) fn opt_u64(&mut self, key: &'static str, v: Option<u64>) {
+        if let Some(v) = v {
+            self.u64(key, v);
+        }
+    }
+
     pub(crate) fn end(self) {
         self.out.push(b'}');
     }

@@ -84,6 +84,42 @@ impl Severity {
         }
     }
 
+    /// Every severity, least to most severe.
+    pub const ALL: [Severity; 11] = [
+        Self::None,
+        Self::Trace,
+        Self::Debug,
+        Self::Info,
+        Self::Notice,
+        Self::Warning,
+        Self::Error,
+        Self::Failure,
+        Self::Critical,
+        Self::Fatal,
+        Self::Halt,
+    ];
+
+    /// A wire name in any case (`"warning"` → [`Severity::Warning`]); `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// A Python `logging` level number, as the original `logEvent(severity=logging.WARNING)`
+    /// took it: 10 → `DEBUG`, 20 → `INFO`, 30 → `WARNING`, 40 → `ERROR`, 50 → `CRITICAL`;
+    /// `None` for any other number.
+    pub fn from_python_level(level: i64) -> Option<Self> {
+        match level {
+            10 => Some(Self::Debug),
+            20 => Some(Self::Info),
+            30 => Some(Self::Warning),
+            40 => Some(Self::Error),
+            50 => Some(Self::Critical),
+            _ => None,
+        }
+    }
+
     /// The severity of a `tracing` level: TRACE → `TRACE`, DEBUG → `DEBUG`, INFO → `INFO`,
     /// WARN → `WARNING`, ERROR → `ERROR` (the names Python's `logging` used in the original).
     pub fn from_level(level: Level) -> Self {
@@ -120,6 +156,26 @@ impl CompCode {
             Self::Success => "SUCCESS",
             Self::Warning => "WARNING",
             Self::Error => "ERROR",
+        }
+    }
+
+    /// A wire name in any case (`"warning"` → [`CompCode::Warning`]); `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Success, Self::Warning, Self::Error]
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// `ERROR` for `ERROR` and the severities above it (`FAILURE`, `CRITICAL`, `FATAL`,
+    /// `HALT`), `WARNING` for `WARNING`, else `SUCCESS`: the same rule as
+    /// [`from_level`](Self::from_level), for a severity given as a field.
+    pub fn from_severity(severity: Severity) -> Self {
+        if severity >= Severity::Error {
+            Self::Error
+        } else if severity == Severity::Warning {
+            Self::Warning
+        } else {
+            Self::Success
         }
     }
 
@@ -172,6 +228,24 @@ mod tests {
             assert_eq!(Severity::from_level(level).as_str(), sev, "{level}");
             assert_eq!(CompCode::from_level(level).as_str(), comp, "{level}");
         }
+    }
+
+    #[test]
+    fn names_parse_in_any_case_and_python_levels_map() {
+        assert_eq!(Severity::parse("critical"), Some(Severity::Critical));
+        assert_eq!(Severity::parse(" HALT "), Some(Severity::Halt));
+        assert_eq!(Severity::parse("LOUD"), None);
+        assert_eq!(Severity::from_python_level(50), Some(Severity::Critical));
+        assert_eq!(Severity::from_python_level(30), Some(Severity::Warning));
+        assert_eq!(Severity::from_python_level(25), None);
+        assert_eq!(CompCode::parse("warning"), Some(CompCode::Warning));
+        assert_eq!(CompCode::parse("FAILED"), None);
+        assert_eq!(CompCode::from_severity(Severity::Fatal), CompCode::Error);
+        assert_eq!(CompCode::from_severity(Severity::Notice), CompCode::Success);
+        assert_eq!(
+            CompCode::from_severity(Severity::Warning),
+            CompCode::Warning
+        );
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn spans_and_events_link_up() {
     assert!(order.get("parent-id").is_none());
     assert_eq!(event["source-fqn"], "APPL=billing#SERVER=b1");
     assert_eq!(order["source-fqn"], "APPL=shop#SERVER=web1");
-    assert_eq!(event["corr-id"], serde_json::json!(["order-42"]));
+    assert_eq!(event["corrid"], serde_json::json!(["order-42"]));
     assert_eq!(event["location"], "Atlanta, Ga");
     assert_eq!(event["exception"], "card declined");
     assert_eq!(event["severity"], "ERROR");

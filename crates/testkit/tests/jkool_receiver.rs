@@ -17,7 +17,7 @@ fn event(n: u32) -> Value {
         "severity": "INFO", "source-fqn": "APPL=Shop#SERVER=web1#DATACENTER=DC1",
         "tracking-id": format!("00000000-0000-4000-8000-{n:012}"), "time-usec": T0 + i64::from(n),
         "corrid": ["order-42"], "elapsed-time-usec": 1500,
-        "properties": [{"name": "order-amount", "type": "INTEGER", "value": 10}],
+        "properties": [{"name": "order-amount", "type": "long", "value": "10"}],
         "snapshots": [{"name": "Payment", "time-usec": T0, "type": "SNAPSHOT", "category": "Order",
             "properties": [{"name": "order-no", "value": "A1", "type": "string"}]}]
     })
@@ -30,7 +30,7 @@ fn activity() -> Value {
 
 fn snapshot() -> Value {
     json!({"name": "Queue", "type": "SNAPSHOT", "time-usec": T0, "parent-id": "act-1",
-        "properties": [{"name": "depth", "type": "INTEGER", "value": 3}]})
+        "properties": [{"name": "depth", "type": "long", "value": "3"}]})
 }
 
 struct Answer {
@@ -134,8 +134,39 @@ fn post(jk: &JkoolReceiver, endpoint: &str, headers: &[(&str, &str)], doc: &Valu
 }
 
 #[test]
-fn single_and_batched_posts_to_each_endpoint() {
+fn one_object_per_request_and_arrays_refused_by_default() {
     let jk = JkoolReceiver::start().unwrap();
+    assert_eq!(post(&jk, "event", &[], &event(1)).status, 202);
+    assert_eq!(post(&jk, "activity", &[], &activity()).status, 200);
+    assert_eq!(post(&jk, "snapshot", &[], &snapshot()).status, 202);
+    for (endpoint, body) in [
+        ("event", json!([event(2)])),
+        ("event", json!([event(3), event(4)])),
+        ("snapshot", json!([snapshot()])),
+        ("event", json!([])),
+    ] {
+        let a = post(&jk, endpoint, &[], &body);
+        assert_eq!(a.status, 400, "{endpoint} {body}");
+        assert!(
+            a.text.contains("a JSON array is not accepted"),
+            "{}",
+            a.text
+        );
+    }
+    assert_eq!(jk.doc_count(), 3, "nothing of a refused array is stored");
+    let c = jk.counters();
+    assert_eq!(c.arrays_refused, 4);
+    assert_eq!(c.invalid_documents, 0);
+    assert_eq!(c.invalid_requests, 4);
+    assert_eq!(c.responses_to("event", 400), 3);
+}
+
+#[test]
+fn single_and_batched_posts_to_each_endpoint() {
+    let jk = JkoolReceiver::builder()
+        .with_accept_arrays(true)
+        .start()
+        .unwrap();
     assert!(jk.url().ends_with("/JESL") && jk.url().starts_with("http://127.0.0.1:"));
     assert_eq!(post(&jk, "event", &[], &event(1)).status, 202);
     assert_eq!(
@@ -179,8 +210,7 @@ fn single_and_batched_posts_to_each_endpoint() {
 fn gzip_bodies_and_pings() {
     let jk = JkoolReceiver::start().unwrap();
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(json!([event(1), event(2)]).to_string().as_bytes())
-        .unwrap();
+    enc.write_all(event(1).to_string().as_bytes()).unwrap();
     let gz = enc.finish().unwrap();
     let mut conn = Conn::open(&jk);
     let a = conn.request(
@@ -193,7 +223,7 @@ fn gzip_bodies_and_pings() {
         &gz,
     );
     assert_eq!(a.status, 202, "{}", a.text);
-    assert_eq!(jk.event_count(), 2);
+    assert_eq!(jk.event_count(), 1);
     assert_eq!(
         conn.request("POST", "/JESL/event", &[("Pragma", "ping")], b"")
             .status,
@@ -338,7 +368,10 @@ fn revoking_a_token_takes_effect_at_once() {
 
 #[test]
 fn invalid_documents_are_refused_with_a_reason() {
-    let jk = JkoolReceiver::start().unwrap();
+    let jk = JkoolReceiver::builder()
+        .with_accept_arrays(true)
+        .start()
+        .unwrap();
     let mut no_tracking = event(1);
     no_tracking.as_object_mut().unwrap().remove("tracking-id");
     let mut ms_time = event(1);
@@ -348,9 +381,13 @@ fn invalid_documents_are_refused_with_a_reason() {
     let mut bad_severity = event(1);
     bad_severity["severity"] = json!("LOUD");
     let mut bad_property = event(1);
-    bad_property["properties"] = json!([{"name": "x", "type": "STRING"}]);
+    bad_property["properties"] = json!([{"name": "x", "type": "string"}]);
     let mut bad_fqn = event(1);
     bad_fqn["source-fqn"] = json!("shop");
+    let mut upper_type = event(1);
+    upper_type["properties"] = json!([{"name": "x", "type": "INTEGER", "value": 3}]);
+    let mut corr_id_array = event(1);
+    corr_id_array["corr-id"] = json!(["order-42"]);
     let mut wrong_type = snapshot();
     wrong_type["type"] = json!("EVENT");
     let cases: Vec<(&str, Value, &str)> = vec![
@@ -360,6 +397,8 @@ fn invalid_documents_are_refused_with_a_reason() {
         ("event", bad_severity, "field [severity]"),
         ("event", bad_property, "property without [value]"),
         ("event", bad_fqn, "field [source-fqn]"),
+        ("event", upper_type, "not a reference type name"),
+        ("event", corr_id_array, "field [corr-id]: must be a string"),
         ("snapshot", wrong_type, "must be \"SNAPSHOT\""),
         (
             "activity",
@@ -404,7 +443,7 @@ fn invalid_documents_are_refused_with_a_reason() {
     );
     let c = jk.counters();
     assert_eq!(c.invalid_requests, cases.len() as u64 + 2);
-    assert_eq!(c.invalid_documents, 10);
+    assert_eq!(c.invalid_documents, 12);
     assert_eq!(jk.rejections().len(), cases.len() + 2);
 }
 

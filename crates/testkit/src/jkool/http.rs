@@ -398,6 +398,15 @@ fn data_post(
         Err(e) => return Reply::new(400, format!("invalid JSON: {e}")),
     };
     let docs = match value {
+        Value::Array(_) if !st.accept_arrays => {
+            st.counters.arrays_refused += 1;
+            return Reply::new(
+                400,
+                "a JSON array is not accepted: post one JSON object per request \
+                 (as jkool-client-java-api JKStream.post does); \
+                 JkoolReceiverBuilder::with_accept_arrays(true) accepts arrays",
+            );
+        }
         Value::Array(items) if items.is_empty() => return Reply::new(400, "empty JSON array"),
         Value::Array(items) => items,
         other => vec![other],

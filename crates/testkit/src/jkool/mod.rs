@@ -1,10 +1,13 @@
 //! A jKool JESL HTTP receiver (the jKool client model, <https://github.com/Nastel/jkool-client-java-api> "jKool (Nastel / meshIQ)", the Python jKool streaming libraries (jKool PythonStreaming, TNT4PY)).
 //!
 //! [`JkoolReceiver`] stands in for the jKool stream endpoint `https://…/JESL`: it takes
-//! `POST {base}/event`, `{base}/activity` and `{base}/snapshot` with a JSON object or a JSON
-//! array of objects (a batch), validates every document against the field rules of §4, keeps the
-//! valid ones for assertions, and enforces the access token in any of the three ways Nastel's
-//! own clients send it. It can be scripted to fail (5xx, 429 with `Retry-After`), to slow down,
+//! `POST {base}/event`, `{base}/activity` and `{base}/snapshot` with one JSON object per
+//! request, as every reference client sends (jkool-client-java-api `JKStream.post(Trackable)`,
+//! the original Python library's `HttpHandler`, the swagger's `event` body); a JSON array of
+//! objects only when [`JkoolReceiverBuilder::with_accept_arrays`] is on. It validates every
+//! document against the field rules below (taken from the references, not from logship's
+//! encoder), keeps the valid ones for assertions, and enforces the access token in any of the
+//! three ways Nastel's own clients send it. It can be scripted to fail (5xx, 429 with `Retry-After`), to slow down,
 //! to hang, and to revoke tokens while running.
 //!
 //! ```no_run
@@ -27,33 +30,47 @@
 //! | `POST {base}/activity`, JSON | 200 (as the swagger says) |
 //! | `POST <any path>`, `Content-Type: text/plain`, `<access-request><token>T</token></access-request>` | 200 and the TCP connection is authorised; the auth-failure status when `T` is wrong |
 //! | `POST {base}/...` with `Pragma: ping` and no body | 200 (JESL's flush ping) |
-//! | a document or batch that breaks a rule below, invalid JSON, an empty array, a `Content-Type` other than `application/json` | 400, `text/plain` reason; nothing of that request is stored |
+//! | a JSON array (unless [`JkoolReceiverBuilder::with_accept_arrays`]) | 400, counted in [`JkoolCounters::arrays_refused`]; nothing stored |
+//! | a document or accepted array that breaks a rule below, invalid JSON, an empty array, a `Content-Type` other than `application/json` | 400, `text/plain` reason; nothing of that request is stored |
 //! | no or wrong token | 401 (or the status set by [`JkoolReceiverBuilder::with_auth_failure_status`], e.g. 403) |
 //! | another method on an endpoint | 405; any other path: 404 |
 //!
-//! A batch is all-or-nothing: one invalid element rejects the whole request (the reason names
-//! its index). `Content-Encoding: gzip` bodies are accepted.
+//! An accepted array is all-or-nothing: one invalid element rejects the whole request (the
+//! reason names its index). `Content-Encoding: gzip` bodies are accepted.
 //!
-//! # Document rules (§4)
+//! # Document rules
+//!
+//! From jkool-client-java-api (`model/Trackable.java`, `Event.java`, `Property.java`,
+//! `src/swagger/jKoolSwagger.yaml`), TNT4J (`format/JSONFormatter.java`, `JSONLabels.java`,
+//! `core/Property.java`) and the original Python library (`logEvent`, `metrics.Property`):
 //!
 //! * event and activity: `tracking-id` (non-empty string), `source-fqn` and `time-usec` are
 //!   required; snapshot: `name`, `type` = `"SNAPSHOT"` and `time-usec`.
 //! * `type`, when present, must be `EVENT` / `ACTIVITY` / `SNAPSHOT` for its endpoint.
 //! * `time-usec`, `start-time-usec`, `end-time-usec` are integers in microseconds since the
 //!   epoch, and must fall between 2000 and 2100 (this catches milliseconds and nanoseconds);
-//!   `elapsed-time-usec`, `wait-time-usec` are non-negative integers (µs); `pid`, `tid`,
-//!   `msg-size`, `msg-age` integers; `reason-code` integer or string.
+//!   `elapsed-time-usec`, `wait-time-usec`, `msg-age`, `msg-age-usec`, `msg-size` are
+//!   non-negative integers (µs, bytes); `pid`, `tid` integers; `reason-code` integer or string.
 //! * `severity` one of `NONE TRACE DEBUG INFO NOTICE WARNING ERROR FAILURE CRITICAL FATAL
 //!   HALT`; `comp-code` one of `SUCCESS WARNING ERROR`; activity `status` one of `UNKNOWN END
 //!   EXCEPTION`.
 //! * `source-fqn` is `TYPE=name#TYPE=name…` with TYPE from `USER APPL PROCESS APPSERVER SERVER
 //!   RUNTIME VIRTUAL NETWORK DEVICE NETADDR GEOADDR DATACENTER DATASTORE CACHE SERVICE QUEUE`.
-//! * `corrid` / `corr-id`: a string or an array of strings; text fields (`msg-text`,
-//!   `operation`, `exception`, `location`, …) strings.
-//! * `properties`: array of `{name, type, value}` (name and type non-empty strings, value
-//!   present); for the types `STRING`, `INTEGER`/`LONG`, `DOUBLE`/`FLOAT`/`DECIMAL`/`NUMBER`,
-//!   `BOOLEAN` (any case) the value must have that JSON type; `snapshots`: array of snapshot
-//!   documents. Unknown fields are accepted.
+//! * `corrid` (Java `Trackable`, TNT4J; an array in both, a string in the RUM plugin): a
+//!   string or an array of strings. `corr-id` (the original Python library, the swagger): a
+//!   **string**; an array under `corr-id` matches no reference and is refused.
+//! * `msg-tag`: a string (Java `Event`, swagger, the original) or an array of strings (TNT4J).
+//! * text fields (`msg-text`, `operation`, `exception`, `location`, `source-url`, `encoding`,
+//!   `charset`, `mime-type`, `parent-id`, …): strings.
+//! * `properties`: array of `{name, type, value[, value-type]}`, name and type non-empty
+//!   strings, value present. `type` names are the Java data types of `Property.getDataType`
+//!   (`string`, `long`, `int`, `short`, `byte`, `double`, `float`, `bool`, `char`, `date`,
+//!   `none`; the original also wrote `integer`), **lowercase**: `STRING` or `INTEGER` matches
+//!   no reference and is refused; other names (a Java class name) are accepted. The value is a
+//!   JSON string (Java, TNT4J, swagger) or a JSON scalar (the original); for `long`/`int`/
+//!   `short`/`byte`/`integer` it must read as an integer, for `double`/`float` as a number, for
+//!   `bool` as `true`/`false`. `snapshots`: array of snapshot documents. Unknown fields are
+//!   accepted.
 //!
 //! # Authentication
 //!
@@ -161,6 +178,9 @@ pub struct JkoolCounters {
     pub authorized_by: BTreeMap<String, u64>,
     /// Documents rejected by validation (one per invalid element of a batch).
     pub invalid_documents: u64,
+    /// Requests whose body was a JSON array, refused (400) because
+    /// [`JkoolReceiverBuilder::with_accept_arrays`] is off.
+    pub arrays_refused: u64,
     /// Requests answered 400 (invalid documents, JSON, content type or handshake body).
     pub invalid_requests: u64,
     /// Documents stored.
@@ -228,6 +248,8 @@ struct State {
     faults: Faults,
     requests: VecDeque<JkoolRequest>,
     rejections: Vec<String>,
+    /// Accept a JSON array of documents in one request (off: 400, as no reference sends one).
+    accept_arrays: bool,
     /// Store accepted documents (off: only [`JkoolCounters::documents`] counts them).
     keep_documents: bool,
 }
@@ -253,6 +275,7 @@ impl Shared {
 /// | auth methods | all three [`JkoolAuthMethod`]s |
 /// | auth failure status | 401 |
 /// | keep documents | on |
+/// | accept arrays | off: one JSON object per request |
 #[derive(Debug)]
 #[must_use]
 pub struct JkoolReceiverBuilder {
@@ -262,6 +285,7 @@ pub struct JkoolReceiverBuilder {
     methods: HashSet<JkoolAuthMethod>,
     failure_status: u16,
     keep_documents: bool,
+    accept_arrays: bool,
 }
 
 impl JkoolReceiverBuilder {
@@ -314,6 +338,19 @@ impl JkoolReceiverBuilder {
         }
     }
 
+    /// Whether a request may carry a JSON array of documents (default **off**: such a request
+    /// is answered 400 and nothing of it is stored). Every reference client posts one JSON
+    /// object per request (jkool-client-java-api `JKStream.post(Trackable)`, the original
+    /// Python library's `HttpHandler`, the swagger's `event` body); turn this on to test a
+    /// client's opt-in array bodies. An accepted array is all-or-nothing: one invalid
+    /// element refuses the whole request.
+    pub fn with_accept_arrays(self, accept: bool) -> Self {
+        Self {
+            accept_arrays: accept,
+            ..self
+        }
+    }
+
     /// Binds and starts the receiver on its own thread.
     ///
     /// # Errors
@@ -333,6 +370,7 @@ impl JkoolReceiverBuilder {
                 faults: Faults::default(),
                 requests: VecDeque::new(),
                 rejections: Vec::new(),
+                accept_arrays: self.accept_arrays,
                 keep_documents: self.keep_documents,
             }),
         });
@@ -373,6 +411,7 @@ impl JkoolReceiver {
             .collect(),
             failure_status: 401,
             keep_documents: true,
+            accept_arrays: false,
         }
     }
 

@@ -1,5 +1,9 @@
-//! Validation of jKool JSON documents against the jKool client model, <https://github.com/Nastel/jkool-client-java-api> ("Event", "Activity",
-//! "Snapshot" fields). Pure functions; the unit tests at the bottom pin the verdicts.
+//! Validation of jKool JSON documents against the references: the jKool client model,
+//! <https://github.com/Nastel/jkool-client-java-api> (`model/Trackable.java`, `Event.java`,
+//! `Property.java`, `src/swagger/jKoolSwagger.yaml`), TNT4J's JSON formatter
+//! (<https://github.com/Nastel/TNT4J>, `format/JSONFormatter.java`, `JSONLabels.java`,
+//! `core/Property.java`) and the original Python library (`logEvent`, `metrics.Property`).
+//! Pure functions; the unit tests at the bottom pin the verdicts.
 
 use serde_json::Value;
 
@@ -61,8 +65,15 @@ pub(crate) const MIN_TIME_USEC: i64 = 946_684_800_000_000;
 pub(crate) const MAX_TIME_USEC: i64 = 4_102_444_800_000_000;
 
 const TIMESTAMPS: &[&str] = &["time-usec", "start-time-usec", "end-time-usec"];
-const DURATIONS: &[&str] = &["elapsed-time-usec", "wait-time-usec"];
-const INTEGERS: &[&str] = &["pid", "tid", "msg-size", "msg-age"];
+/// Non-negative integers: µs (`msg-age` in Java `Event`, `msg-age-usec` in TNT4J) or bytes.
+const DURATIONS: &[&str] = &[
+    "elapsed-time-usec",
+    "wait-time-usec",
+    "msg-age",
+    "msg-age-usec",
+    "msg-size",
+];
+const INTEGERS: &[&str] = &["pid", "tid"];
 const STRINGS: &[&str] = &[
     "operation",
     "msg-text",
@@ -77,8 +88,17 @@ const STRINGS: &[&str] = &[
     "mime-type",
     "source-url",
     "category",
-    "msg-tag",
 ];
+
+/// Property `type` names of the Java model (`Property.getDataType` in jkool-client-java-api
+/// and TNT4J) and the original Python library's `"integer"`.
+pub(crate) const PROPERTY_TYPES: &[&str] = &[
+    "string", "long", "int", "short", "byte", "double", "float", "bool", "char", "date", "none",
+    "integer",
+];
+
+/// Upper-case spellings no reference writes (`"STRING"`, `"INTEGER"`, `"BOOLEAN"` …): refused.
+const NOT_REFERENCE_TYPES: &[&str] = &["boolean", "timestamp", "decimal", "number"];
 
 /// Validates one document posted to `kind`'s endpoint; `Err` is the reason (naming the field).
 pub(crate) fn validate(kind: Kind, doc: &Value) -> Result<(), String> {
@@ -155,12 +175,23 @@ fn check_field(kind: Kind, key: &str, value: &Value) -> Result<(), String> {
                 ));
             }
         },
-        "corrid" | "corr-id" => match value {
+        // Java `Trackable.getCorrId` (List<String>), TNT4J JSONFormatter (array), RUM (string).
+        "corrid" | "msg-tag" => match value {
             Value::String(_) => {}
             Value::Array(items) if items.iter().all(Value::is_string) => {}
             other => {
                 return Err(format!(
                     "must be a string or an array of strings, found {}",
+                    short(other)
+                ));
+            }
+        },
+        // The original Python library and the swagger: one string.
+        "corr-id" => match value {
+            Value::String(_) => {}
+            other => {
+                return Err(format!(
+                    "must be a string (the original library and the swagger send one correlator; several go in [corrid] as an array), found {}",
                     short(other)
                 ));
             }
@@ -205,12 +236,36 @@ fn check_property(p: &Value) -> Result<(), String> {
     if ty.is_empty() {
         return Err("property [type] must not be empty".into());
     }
+    let lower = ty.to_ascii_lowercase();
+    if lower != ty
+        && (PROPERTY_TYPES.contains(&lower.as_str())
+            || NOT_REFERENCE_TYPES.contains(&lower.as_str()))
+    {
+        return Err(format!(
+            "property [type] \"{ty}\" is not a reference type name; the Java model writes lowercase {}",
+            PROPERTY_TYPES.join("|")
+        ));
+    }
+    if let Some(vt) = obj.get("value-type") {
+        string(vt).map_err(|e| format!("property [value-type] {e}"))?;
+    }
     let value = obj.get("value").ok_or("property without [value]")?;
-    let consistent = match ty.to_ascii_uppercase().as_str() {
-        "STRING" => value.is_string(),
-        "INTEGER" | "LONG" => value.is_i64() || value.is_u64(),
-        "DOUBLE" | "FLOAT" | "DECIMAL" | "NUMBER" => value.is_number(),
-        "BOOLEAN" => value.is_boolean(),
+    // The Java model and TNT4J send the value as text (`Property.getValue()` is a String, the
+    // swagger's `value` is `type: string`); the original sent the Python value itself.
+    let consistent = match (ty, value) {
+        (_, Value::Null | Value::Array(_) | Value::Object(_)) => false,
+        ("long" | "int" | "short" | "byte" | "integer", Value::String(t)) => {
+            t.parse::<i64>().is_ok()
+        }
+        ("long" | "int" | "short" | "byte" | "integer", v) => v.is_i64() || v.is_u64(),
+        ("double" | "float", Value::String(t)) => {
+            t.parse::<f64>().is_ok_and(f64::is_finite)
+                || matches!(t.as_str(), "NaN" | "Infinity" | "-Infinity")
+        }
+        ("double" | "float", v) => v.is_number(),
+        ("bool", Value::String(t)) => matches!(t.as_str(), "true" | "false"),
+        ("bool", v) => v.is_boolean(),
+        ("string" | "char", v) => v.is_string(),
         _ => true,
     };
     if !consistent {
@@ -287,7 +342,7 @@ mod tests {
             "operation": "orders", "type": "EVENT", "msg-text": "Order processed", "severity": "INFO",
             "source-fqn": "APPL=Shop#SERVER=web1#GEOADDR=33.7,-84.4", "tracking-id": "7d1b",
             "time-usec": 1_466_662_761_000_000_i64, "corrid": ["order-42"],
-            "properties": [{"name": "n", "type": "INTEGER", "value": 3}],
+            "properties": [{"name": "n", "type": "long", "value": "3"}],
             "snapshots": [{"name": "Payment", "time-usec": 1_466_662_761_000_000_i64, "type": "SNAPSHOT",
                 "properties": [{"name": "order-no", "value": "A1", "type": "string"}]}]
         })
@@ -321,14 +376,36 @@ mod tests {
             ("type", json!("ACTIVITY"), "must be \"EVENT\""),
             (
                 "properties",
-                json!([{"name": "x", "type": "STRING"}]),
+                json!([{"name": "x", "type": "string"}]),
                 "property without [value]",
             ),
             (
                 "properties",
-                json!([{"name": "x", "type": "INTEGER", "value": "3"}]),
+                json!([{"name": "x", "type": "long", "value": "3.5"}]),
                 "does not match",
             ),
+            (
+                "properties",
+                json!([{"name": "x", "type": "INTEGER", "value": 3}]),
+                "not a reference type name",
+            ),
+            (
+                "properties",
+                json!([{"name": "x", "type": "STRING", "value": "a"}]),
+                "not a reference type name",
+            ),
+            (
+                "properties",
+                json!([{"name": "x", "type": "bool", "value": "yes"}]),
+                "does not match",
+            ),
+            (
+                "corr-id",
+                json!(["order-42"]),
+                "field [corr-id]: must be a string",
+            ),
+            ("corrid", json!([1]), "field [corrid]"),
+            ("msg-size", json!(-1), "non-negative"),
             ("elapsed-time-usec", json!(-1), "non-negative"),
             (
                 "snapshots",
@@ -346,6 +423,37 @@ mod tests {
             let err = validate(Kind::Event, &doc).unwrap_err();
             assert!(err.contains(expect), "{field}: {err}");
         }
+    }
+
+    #[test]
+    fn every_reference_shape_is_valid() {
+        let cases = [
+            // jkool-client-java-api / TNT4J: values as text, lowercase Java types.
+            json!([{"name": "a", "type": "string", "value": "x"},
+                   {"name": "b", "type": "long", "value": "-42"},
+                   {"name": "c", "type": "double", "value": "1.5E-7"},
+                   {"name": "d", "type": "bool", "value": "true", "value-type": "flag"},
+                   {"name": "e", "type": "long", "value-type": "timestamp", "value": "1466662761000000"},
+                   {"name": "f", "type": "BigDecimal", "value": "1.0"}]),
+            // The original Python library: its own type names, native values.
+            json!([{"name": "order-no", "type": "string", "value": "A1"},
+                   {"name": "order-amount", "type": "integer", "value": 10}]),
+        ];
+        for props in cases {
+            let mut doc = event();
+            doc["properties"] = props;
+            validate(Kind::Event, &doc).unwrap();
+        }
+        let mut seed = event();
+        seed.as_object_mut().unwrap().remove("corrid");
+        seed["corr-id"] = json!("order-42");
+        seed["msg-tag"] = json!("billing");
+        validate(Kind::Event, &seed).unwrap();
+        let mut tnt4j = event();
+        tnt4j["msg-tag"] = json!(["a", "b"]);
+        tnt4j["msg-age-usec"] = json!(12);
+        tnt4j["corrid"] = json!("rum-string");
+        validate(Kind::Event, &tnt4j).unwrap();
     }
 
     #[test]

@@ -89,6 +89,7 @@ mod disabled {
 
 #[cfg(feature = "metrics")]
 mod enabled {
+    use std::panic::AssertUnwindSafe;
     use std::time::{Duration, Instant, UNIX_EPOCH};
 
     use ::metrics::{Key, Label, Level, Metadata, Unit};
@@ -394,6 +395,8 @@ mod enabled {
         /// What was published last, per entry of [`COUNTERS`] and [`GAUGES`].
         counters: [u64; COUNTERS.len()],
         gauges: [u64; GAUGES.len()],
+        /// The recorder panicked once: publishing stopped for good (see [`Publisher::guarded`]).
+        pub(super) broken: bool,
     }
 
     fn key(
@@ -411,6 +414,33 @@ mod enabled {
     impl Publisher {
         /// Describes every metric (once per pipeline, at build) and starts the clock.
         pub(crate) fn new(backend: &'static str) -> Self {
+            let mut p = Self {
+                backend,
+                next: Instant::now(),
+                counters: [0; COUNTERS.len()],
+                gauges: [0; GAUGES.len()],
+                broken: false,
+            };
+            p.guarded(None, |_| Self::describe());
+            p
+        }
+
+        /// Runs `f` unless the recorder has panicked before. A recorder is third-party code:
+        /// if it panics, the panic is caught here (never unwinding into the worker's loop or the
+        /// caller's `build`), publishing stops for good, and `Stats::last_error` says so.
+        fn guarded(&mut self, counters: Option<&Counters>, f: impl FnOnce(&mut Self)) {
+            if self.broken {
+                return;
+            }
+            if std::panic::catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
+                self.broken = true;
+                if let Some(c) = counters {
+                    c.set_error("the metrics recorder panicked: publishing stopped".into());
+                }
+            }
+        }
+
+        fn describe() {
             ::metrics::with_recorder(|r| {
                 let mut described = Vec::new();
                 for c in COUNTERS {
@@ -438,12 +468,6 @@ mod enabled {
                     "When a send last succeeded, in seconds since the Unix epoch.".into(),
                 );
             });
-            Self {
-                backend,
-                next: Instant::now(),
-                counters: [0; COUNTERS.len()],
-                gauges: [0; GAUGES.len()],
-            }
         }
 
         /// When the worker must wake to publish.
@@ -454,8 +478,8 @@ mod enabled {
         /// Publishes if [`PUBLISH_INTERVAL`] has passed since the last publication.
         pub(crate) fn maybe_publish(&mut self, counters: &Counters, now: Instant) {
             if now >= self.next {
-                self.publish(&counters.snapshot());
                 self.next = crate::time::after(now, PUBLISH_INTERVAL);
+                self.guarded(Some(counters), |p| p.publish(&counters.snapshot()));
             }
         }
 
@@ -468,27 +492,32 @@ mod enabled {
             let outcome = super::send_outcome(result);
             debug_assert!(SEND_OUTCOMES.contains(&outcome));
             let label = Some(("outcome", outcome));
-            ::metrics::with_recorder(|r| {
-                r.register_counter(&key(REQUESTS, self.backend, label), &METADATA)
-                    .increment(1);
-                r.register_histogram(&key(REQUEST_DURATION, self.backend, label), &METADATA)
-                    .record(took.as_secs_f64());
+            let backend = self.backend;
+            self.guarded(None, |_| {
+                ::metrics::with_recorder(|r| {
+                    r.register_counter(&key(REQUESTS, backend, label), &METADATA)
+                        .increment(1);
+                    r.register_histogram(&key(REQUEST_DURATION, backend, label), &METADATA)
+                        .record(took.as_secs_f64());
+                });
             });
         }
 
         /// The last publication (shutdown or the worker's death): publishes the final counts,
         /// then withdraws this pipeline's share of every gauge (it no longer exists).
         pub(crate) fn finish(&mut self, counters: &Counters) {
-            self.publish(&counters.snapshot());
-            let backend = self.backend;
-            ::metrics::with_recorder(|r| {
-                for (g, last) in GAUGES.iter().zip(self.gauges.iter_mut()) {
-                    if *last != 0 {
-                        r.register_gauge(&key(g.name, backend, None), &METADATA)
-                            .decrement(*last as f64);
-                        *last = 0;
+            self.guarded(Some(counters), |p| {
+                p.publish(&counters.snapshot());
+                let backend = p.backend;
+                ::metrics::with_recorder(|r| {
+                    for (g, last) in GAUGES.iter().zip(p.gauges.iter_mut()) {
+                        if *last != 0 {
+                            r.register_gauge(&key(g.name, backend, None), &METADATA)
+                                .decrement(*last as f64);
+                            *last = 0;
+                        }
                     }
-                }
+                });
             });
         }
 
@@ -523,5 +552,52 @@ mod enabled {
                 }
             });
         }
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use ::metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    use super::Publisher;
+    use crate::stats::Counters;
+
+    /// A recorder with a bug: every registration panics.
+    struct Panicking;
+
+    impl Recorder for Panicking {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            panic!("recorder bug")
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            panic!("recorder bug")
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            panic!("recorder bug")
+        }
+    }
+
+    #[test]
+    fn a_panicking_recorder_stops_publishing_and_never_unwinds_into_the_worker() {
+        ::metrics::with_local_recorder(&Panicking, || {
+            let counters = Counters::default();
+            let mut p = Publisher::new("test");
+            p.maybe_publish(&counters, Instant::now());
+            assert!(p.broken);
+            assert_eq!(
+                counters.snapshot().last_error.as_deref(),
+                Some("the metrics recorder panicked: publishing stopped")
+            );
+            // Later calls do nothing (and do not panic).
+            p.sent::<()>(&Ok(Ok(crate::Outcome::Delivered)), Duration::from_millis(1));
+            p.finish(&counters);
+        });
     }
 }

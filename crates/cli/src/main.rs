@@ -9,6 +9,9 @@
 //!   it arrives: a development sink that needs no backend.
 //! * `logship replay FOLDER --fluent ADDR …` re-sends a dead-letter folder.
 //!
+//! `send -` and `replay` show their progress (records, rate, delivered and failed so far) on
+//! standard error when it is a terminal, and nothing extra otherwise (see `progress`).
+//!
 //! Every secret (tokens, keys, passwords, the Kusto connection string) can also come from a
 //! `LOGSHIP_…` environment variable or a `--…-file PATH`, so it need not appear in the process
 //! arguments (see `secret`). Usage errors exit with status 2, delivery failures with 1.

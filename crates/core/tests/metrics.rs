@@ -424,3 +424,52 @@ fn gauges_follow_the_queue_during_a_hanging_send() {
         assert_eq!(gauge(g, BACKEND), Some(0.0), "{g}");
     }
 }
+
+/// Two pipelines of one backend publish into the same series, and their counts add up
+/// (counters are published as increments, gauges as differences).
+#[test]
+fn pipelines_of_one_backend_add_up() {
+    const BACKEND: &str = "metrics-pair";
+    let _ = store();
+    let mut handles = Vec::new();
+    let mut guards = Vec::new();
+    for n in [3_u64, 5] {
+        let (sink, received) = MemorySink::new();
+        let (layer, guard) = PipelineBuilder::new()
+            .with_loss_summary(false)
+            .build(Named(sink, BACKEND))
+            .unwrap();
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        for i in 0..n {
+            tracing::info!(i, "one of a pair");
+        }
+        guard.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(received.len() as u64, n);
+        handles.push(guard.handle());
+        guards.push(guard);
+    }
+    for g in guards {
+        g.shutdown(Duration::from_secs(10)).unwrap();
+    }
+    let delivered: u64 = handles.iter().map(|h| h.stats().delivered).sum();
+    assert_eq!(delivered, 8);
+    assert_eq!(
+        counter(
+            "logship_records_total",
+            BACKEND,
+            Some(("outcome", "delivered"))
+        ),
+        Some(8)
+    );
+    assert_eq!(
+        counter("logship_records_enqueued_total", BACKEND, None),
+        Some(8)
+    );
+    assert_eq!(
+        counter_sum("logship_requests_total", BACKEND),
+        handles.iter().map(|h| h.stats().requests).sum::<u64>()
+    );
+    for g in GAUGES {
+        assert_eq!(gauge(g, BACKEND), Some(0.0), "{g}");
+    }
+}

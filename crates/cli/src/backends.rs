@@ -663,6 +663,15 @@ impl Set {
         }
     }
 
+    /// Records (delivered, failed: undelivered or dropped) so far, over every backend: what the
+    /// progress display shows.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        self.backends.iter().fold((0, 0), |(d, f), (_, h, _)| {
+            let s = h.stats();
+            (d + s.delivered, f + s.undelivered() + s.dropped())
+        })
+    }
+
     /// Waits until everything submitted so far is delivered (bounded by the timeout).
     pub(crate) fn flush(&self) {
         for (_, _, guard) in &self.backends {

@@ -9,11 +9,15 @@
 //!   it arrives: a development sink that needs no backend.
 //! * `logship replay FOLDER --fluent ADDR …` re-sends a dead-letter folder.
 //!
+//! `send -` and `replay` show their progress (records, rate, delivered and failed so far) on
+//! standard error when it is a terminal, and nothing extra otherwise (see `progress`).
+//!
 //! Every secret (tokens, keys, passwords, the Kusto connection string) can also come from a
 //! `LOGSHIP_…` environment variable or a `--…-file PATH`, so it need not appear in the process
 //! arguments (see `secret`). Usage errors exit with status 2, delivery failures with 1.
 
 mod backends;
+mod progress;
 mod receive;
 mod secret;
 
@@ -240,11 +244,18 @@ fn send(
         vec![message.to_string()]
     };
     let set = backends::build(to)?;
+    // Progress only for standard input (one message needs none), and only on a terminal.
+    let mut progress = if message == "-" {
+        progress::Progress::new("sending", Some(messages.len() as u64))
+    } else {
+        progress::Progress::off()
+    };
     for (i, m) in messages.iter().enumerate() {
         if i > 0 && (i as u64).is_multiple_of(REPLAY_CHUNK) {
             // As `replay`: keep the queue from overflowing on a long standard input (50 000
             // lines submitted at once dropped a third of them).
             set.flush();
+            progress.counts(|| set.counts());
         }
         let mut b = Record::event(level, target).with_message(m);
         for (k, v) in &parsed {
@@ -257,7 +268,9 @@ fn send(
             b = b.with_correlator(c.clone());
         }
         set.submit(&b.build());
+        progress.record(|| set.counts());
     }
+    progress.finish();
     set.finish(messages.len() as u64).map_err(Failure::Run)
 }
 
@@ -269,6 +282,7 @@ fn replay(folder: &std::path::Path, to: backends::To<'_>) -> Result<(), Failure>
     let read = logship_core::json::read_dead_letters(folder)
         .map_err(|e| Failure::Run(format!("cannot read {}: {e}", folder.display())))?;
     let set = backends::build(to)?;
+    let mut progress = progress::Progress::new("replaying", None);
     let mut n = 0u64;
     let mut bad = 0u64;
     for r in read {
@@ -276,17 +290,20 @@ fn replay(folder: &std::path::Path, to: backends::To<'_>) -> Result<(), Failure>
             Ok(rec) => {
                 set.submit(&rec);
                 n += 1;
+                progress.record(|| set.counts());
                 if n.is_multiple_of(REPLAY_CHUNK) {
                     // Keep the queue from overflowing on a large folder.
                     set.flush();
+                    progress.counts(|| set.counts());
                 }
             }
             Err((file, line, e)) => {
                 bad += 1;
-                eprintln!("skipped {}:{line}: {e}", file.display());
+                progress.eprintln(&format!("skipped {}:{line}: {e}", file.display()));
             }
         }
     }
+    progress.finish();
     eprintln!(
         "replaying {n} records from {} ({bad} lines skipped)",
         folder.display()

@@ -631,3 +631,67 @@ fn help_names_the_variables_but_never_their_values() {
     assert!(help.contains("--es-bearer-token-file <PATH>"), "{help}");
     assert!(!help.contains("h3lp-s3cret"), "{help}");
 }
+
+/// Without a terminal on standard error (as here, and in scripts and CI), `send -` and `replay`
+/// draw no progress: standard error holds the report lines and nothing else (no carriage
+/// returns, no escape sequences, no extra lines).
+#[test]
+fn no_progress_output_without_a_terminal() {
+    use std::io::Write;
+
+    let fluent = FluentReceiver::builder().start().unwrap();
+    let addr = fluent.addr().unwrap().to_string();
+    let mut child = logship()
+        .args(["send", "-", "--fluent", &addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..1500 {
+        writeln!(stdin, "line {i}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "fluent: delivered 1500\n"
+    );
+    assert!(out.stdout.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("logship-x-20260101T000000Z-1-1.ndjson");
+    let mut lines = String::new();
+    for i in 0..1500 {
+        lines.push_str(&format!(
+            r#"{{"timestamp":"2026-01-01T00:00:00Z","level":"INFO","target":"shop","name":"e","message":"m{i}"}}"#
+        ));
+        lines.push('\n');
+    }
+    lines.push_str("not json\n");
+    std::fs::write(&file, lines).unwrap();
+    let out = logship()
+        .args(["replay", dir.path().to_str().unwrap(), "--fluent", &addr])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with(&format!("skipped {}:1501: ", file.display())),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "replaying 1500 records from {} (1 lines skipped)",
+            dir.path().display()
+        )
+    );
+    assert_eq!(lines[2], "fluent: delivered 1500");
+    assert!(!err.contains(['\r', '\x1b']), "{err:?}");
+    assert!(out.stdout.is_empty());
+}

@@ -48,6 +48,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Optional features
+//! | feature | what it adds |
+//! |---|---|
+//! | `metrics` | every pipeline publishes its [`Stats`] through the [`metrics`](https://docs.rs/metrics) facade (Prometheus names such as `logship_records_total{backend,outcome}`), from the worker thread, at most 1 s apart: see [`mod@metrics`] |
+//! | `serde` | `serde::Serialize` for [`Stats`] and [`FlushReport`] (a JSON health endpoint) |
+//!
 //! ## The event model
 //! | concept | type | from `tracing` |
 //! |---|---|---|
@@ -76,6 +82,7 @@ pub mod guard;
 pub mod json;
 pub mod json_text;
 pub mod layer;
+pub mod metrics;
 mod queue;
 pub mod record;
 pub mod retry;

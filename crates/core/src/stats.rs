@@ -183,7 +183,14 @@ impl Counters {
 
 /// A snapshot of a layer's self-metrics. Counts are records unless a name says otherwise;
 /// all are totals since the layer was built. See the [module docs](self) for the accounting.
+///
+/// With the feature `serde`, `Stats` implements `serde::Serialize`: one object with a member
+/// per field, named as here (`"enqueued"`, `"dropped_queue_full"`, …, `"breaker_open"`: a
+/// boolean); `last_success` is an RFC 3339 UTC timestamp with nanoseconds
+/// (`"2026-12-04T14:15:45.123456789Z"`) or `null`, `last_error` a string or `null`. The derived
+/// sums (`dropped()`, `undelivered()`, …) are not included.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// Records accepted into the queue.
@@ -274,6 +281,7 @@ pub struct Stats {
     /// Whether the circuit breaker is open now.
     pub breaker_open: bool,
     /// When a send last succeeded.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "rfc3339"))]
     pub last_success: Option<SystemTime>,
     /// The last send error, as the sink described it (never contains secrets).
     pub last_error: Option<String>,
@@ -306,5 +314,67 @@ impl Stats {
         (self.enqueued + self.spool_replayed).saturating_sub(
             self.delivered + self.undelivered() + self.dropped_oldest + self.spooled,
         )
+    }
+}
+
+/// `last_success` as an RFC 3339 UTC timestamp with nanoseconds, or `null`.
+#[cfg(feature = "serde")]
+fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(
+            &chrono::DateTime::<chrono::Utc>::from(*t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        ),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::Stats;
+
+    #[test]
+    fn stats_serialize_with_their_field_names() {
+        let s = Stats {
+            enqueued: 10,
+            dropped_queue_full: 2,
+            delivered: 7,
+            undelivered_rejected: 1,
+            breaker_open: true,
+            last_success: Some(UNIX_EPOCH + Duration::new(1_796_393_745, 123_456_789)),
+            last_error: Some("HTTP 503".into()),
+            ..Stats::default()
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["enqueued"], 10);
+        assert_eq!(v["dropped_queue_full"], 2);
+        assert_eq!(v["delivered"], 7);
+        assert_eq!(v["undelivered_rejected"], 1);
+        assert_eq!(v["spool_records"], 0);
+        assert_eq!(v["breaker_open"], true);
+        assert_eq!(v["last_success"], "2026-12-04T14:15:45.123456789Z");
+        assert_eq!(v["last_error"], "HTTP 503");
+        // One member per field, nothing else.
+        assert_eq!(v.as_object().unwrap().len(), 36);
+        let none = serde_json::to_value(Stats::default()).unwrap();
+        assert!(none["last_success"].is_null());
+        assert!(none["last_error"].is_null());
+    }
+
+    #[test]
+    fn flush_report_serializes_stats_and_wait() {
+        let r = crate::FlushReport {
+            stats: Stats {
+                delivered: 3,
+                ..Stats::default()
+            },
+            waited: Duration::from_millis(1500),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["stats"]["delivered"], 3);
+        assert_eq!(v["waited"]["secs"], 1);
+        assert_eq!(v["waited"]["nanos"], 500_000_000);
     }
 }

@@ -46,7 +46,12 @@ use crate::undelivered::{Cause, DeadLetter, Undelivered, UndeliveredCallback};
 use crate::{Record, SourceFqn};
 
 /// What a completed flush reports.
+///
+/// With the feature `serde`, it implements `serde::Serialize` as
+/// `{"stats": <Stats>, "waited": {"secs": u64, "nanos": u32}}` (serde's standard form of a
+/// `Duration`; see [`Stats`] for its own form).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct FlushReport {
     /// The layer's counters when the flush completed.
@@ -344,6 +349,8 @@ pub(crate) struct Worker<S: Sink> {
     /// Alternate spool replays with fresh batches while both wait.
     replay_next: bool,
     diag: crate::diag::Diag,
+    /// Publishes the counters to the `metrics` facade (a no-op without the feature).
+    metrics: crate::metrics::Publisher,
     rt: tokio::runtime::Runtime,
 }
 
@@ -391,6 +398,7 @@ impl<S: Sink> Worker<S> {
             shutdown_deadline: None,
             replay_next: true,
             diag: crate::diag::Diag::new(set.name),
+            metrics: crate::metrics::Publisher::new(set.name),
             rt,
             set,
         }
@@ -431,6 +439,7 @@ impl<S: Sink> Worker<S> {
             self.drain_lane();
             self.diag.check(&self.counters, Instant::now());
             let now = Instant::now();
+            self.metrics.maybe_publish(&self.counters, now);
             if self.expire_waiters(now) {
                 break;
             }
@@ -724,6 +733,7 @@ impl<S: Sink> Worker<S> {
             max_bytes: self.set.max_batch_bytes,
         };
         let diag = &mut self.diag;
+        let metrics = &mut self.metrics;
         // The send races its deadline; a shutdown requested meanwhile can bring the deadline
         // forward (the guard nudges `interrupt` after queueing its request), so a hung send
         // never holds a shutdown past its timeout. Past the stall threshold the send goes on,
@@ -750,6 +760,7 @@ impl<S: Sink> Worker<S> {
                                 diag.stalled(waited);
                             }
                             stall.spool_meanwhile(batch, unspooled, queue, counters, &take);
+                            metrics.maybe_publish(counters, Instant::now());
                             check = tokio::time::Instant::now() + STALL_TICK;
                         }
                         () = wake.notified() => {
@@ -802,6 +813,7 @@ impl<S: Sink> Worker<S> {
         if cx.payload.is_some() {
             inf.payload = cx.payload.take();
         }
+        self.metrics.sent(&result, now.elapsed());
         let outcome = match result {
             Ok(Ok(o)) => o,
             Ok(Err(_)) => Outcome::retry(format!(
@@ -1180,6 +1192,9 @@ impl<S: Sink> Worker<S> {
         if let Some(d) = self.shutdown_deadline {
             wake = wake.min(d);
         }
+        if let Some(d) = self.metrics.due() {
+            wake = wake.min(d);
+        }
         let timeout = wake.saturating_duration_since(now);
         let lane = self.lane.clone().unwrap_or_else(never);
         let ctl = self.ctl.clone();
@@ -1236,8 +1251,9 @@ impl<S: Sink> Worker<S> {
             self.undeliver(left, Cause::ShutdownTimeout, Some(reason), payload, true);
         }
         self.drain_lane();
-        // Answer first (the counts are final), then close the sink: the caller's shutdown
-        // returns without waiting for the connection to close.
+        // Answer first (the counts are final, and published), then close the sink: the
+        // caller's shutdown returns without waiting for the connection to close.
+        self.metrics.finish(&self.counters);
         let stats = self.counters.snapshot();
         for w in self.waiters.drain(..) {
             let result = if timed_out {
@@ -1325,6 +1341,7 @@ impl<S: Sink> Worker<S> {
             );
             self.drain_lane();
         }));
+        self.metrics.finish(&self.counters);
         for w in self.waiters.drain(..) {
             if let Some(tx) = w.reply {
                 let _ = tx.send(Err(FlushError::WorkerPanicked {

@@ -12,8 +12,13 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The umbrella crate with every feature (backends and `aws-sigv4` pass-through) builds.
 cargo check -p logship --all-features --quiet
+# The optional features of the core (`metrics`, `serde`) and their example are linted too; their
+# tests run after the workspace's.
+cargo clippy -p logship-core --all-targets --features metrics,serde -- -D warnings
+cargo clippy -p logship --example metrics --features metrics -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace --no-fail-fast "$@"
+cargo test -p logship-core --features metrics,serde --no-fail-fast "$@"
 
 echo
 echo "== third-party peer suites =="

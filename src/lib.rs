@@ -21,6 +21,9 @@
 //! | `jkool-http` | `jkool_http` | jKool / meshIQ | HTTPS JSON events, activities, snapshots |
 //! | `jkool-mqtt` | `jkool_mqtt` | jKool via MQTT | MQTT 3.1.1 or 5 publish, PUBACK tracked |
 //! | `full` | all of the above | | |
+//! | `aws-sigv4` | `ecs_metrics` | Amazon OpenSearch Service | SigV4-signed `_bulk` requests |
+//! | `metrics` | [`core`] | your `metrics` recorder (Prometheus, …) | every pipeline's `Stats` as `logship_*` counters, gauges and a request-duration histogram |
+//! | `serde` | [`core`] | — | `Serialize` for `Stats` and `FlushReport` |
 //!
 //! ```
 //! use std::time::Duration;

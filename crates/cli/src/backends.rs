@@ -514,6 +514,9 @@ impl Targets {
 pub(crate) struct To<'a> {
     pub(crate) targets: &'a Targets,
     pub(crate) matches: &'a ArgMatches,
+    /// `logship replay`: the records may have landed before they were dead-lettered, so an
+    /// Elasticsearch `409` on `create` (the same `_id`) means "already there", not a conflict.
+    pub(crate) replaying: bool,
 }
 
 /// Builds every backend the options name.
@@ -583,7 +586,8 @@ pub(crate) fn build(to: To<'_>) -> Result<Set, BuildError> {
     if let Some(url) = &t.es {
         let mut b = logship_ecs_metrics::EcsLayer::builder(url.as_str())
             .with_index_prefix(t.index.clone())
-            .with_log_events(true);
+            .with_log_events(true)
+            .with_conflicts_as_duplicates(to.replaying);
         if let Some(tls) = &tls {
             b = b.with_tls(tls.clone());
         }

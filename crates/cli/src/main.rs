@@ -116,6 +116,7 @@ fn main() -> ExitCode {
             backends::To {
                 targets: &to,
                 matches: sub,
+                replaying: false,
             },
         ),
         Command::Receive { kind, port } => receive::run(kind, port).map_err(Failure::Run),
@@ -124,6 +125,7 @@ fn main() -> ExitCode {
             backends::To {
                 targets: &to,
                 matches: sub,
+                replaying: true,
             },
         ),
     };

@@ -323,6 +323,38 @@ fn replay_resends_a_dead_letter_folder() {
     );
 }
 
+/// Replaying a folder twice to Elasticsearch: the second run meets the documents of the first
+/// (same `_id`), and a replay takes those 409s as "already there", not as conflicts.
+#[test]
+fn replaying_twice_to_elasticsearch_stores_each_record_once_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("logship-x-20260101T000000Z-1-1.ndjson"),
+        concat!(
+            r#"{"timestamp":"2026-01-01T00:00:00.000000001Z","level":"ERROR","target":"shop","name":"e","message":"lost one","tracking_id":"t-1"}"#, "\n",
+            r#"{"timestamp":"2026-01-01T00:00:01Z","level":"INFO","target":"shop","name":"e","message":"lost two","tracking_id":"t-2"}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let es = EsReceiver::builder().start().unwrap();
+    let replay = || {
+        logship()
+            .args(["replay", dir.path().to_str().unwrap(), "--es", &es.url()])
+            .output()
+            .unwrap()
+    };
+    assert_success(&replay());
+    assert!(es.wait_for_docs(2, Duration::from_secs(10)));
+    let out = replay();
+    assert_success(&out);
+    assert_eq!(es.doc_count(), 2, "each record stored once");
+    assert_eq!(
+        es.counters().items("create", 409),
+        2,
+        "the second run met both documents"
+    );
+}
+
 #[test]
 fn an_es_bearer_token_from_a_file_reaches_the_receiver() {
     let es = EsReceiver::builder()

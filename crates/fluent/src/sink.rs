@@ -12,6 +12,8 @@
 //!   request's ack has come back. A missing, late or wrong ack, or a broken connection, closes
 //!   the connection and returns [`Outcome::Retry`] (or [`Outcome::Partial`] for the requests
 //!   that were not acknowledged); the resend carries the same chunk ids.
+//! * **Keep-alive denied**: a server whose HELO says `keepalive: false` gets one request per
+//!   connection (write, ack, close, handshake again), as it closes after each request.
 
 use std::time::{Duration, Instant};
 
@@ -145,9 +147,10 @@ impl FluentSink {
             };
         if let Some(creds) = &self.set.credentials {
             let deadline = Instant::now() + self.set.connect_timeout;
-            authenticate(&mut conn, creds, deadline)
+            let helo = authenticate(&mut conn, creds, deadline)
                 .await
                 .map_err(|e| format!("handshake with {ep} failed: {e}"))?;
+            conn.keepalive = helo.keepalive;
         }
         self.servers[i].conn = Some(conn);
         Ok(())
@@ -247,6 +250,71 @@ impl FluentSink {
             }
         }
     }
+    /// One request per connection, for a server whose HELO said `keepalive: false` (Fluentd's
+    /// `in_forward` with `deny_keepalive true` closes the connection after the first request
+    /// and its ack, dropping whatever followed on it): write one request, await its ack when
+    /// acks are on, close, and connect and authenticate again for the next. This is how
+    /// Fluentd's own `out_forward` talks by default (`keepalive false`: a connection per
+    /// chunk; fluent/fluentd `lib/fluent/plugin/out_forward.rb`, and `in_forward.rb` for the
+    /// close). Stops at the first failure; the requests done so far count.
+    async fn exchange_each(
+        &mut self,
+        i: usize,
+        requests: &[crate::encode::Request],
+        deadline: Instant,
+        cx: &mut SendContext,
+    ) -> (Vec<bool>, Option<String>) {
+        let mut done = vec![false; requests.len()];
+        for (k, r) in requests.iter().enumerate() {
+            if k > 0 {
+                if Instant::now() >= deadline {
+                    let ep = &self.set.endpoints[i];
+                    return (
+                        done,
+                        Some(format!(
+                            "send deadline reached after {k} of {} requests to {ep} \
+                             (one request per connection: the server denies keep-alive)",
+                            requests.len()
+                        )),
+                    );
+                }
+                let connected = self.connection(i).await;
+                if std::mem::take(&mut self.certificate_failures) > 0 {
+                    cx.record_certificate_failure();
+                }
+                if let Err(e) = connected {
+                    self.servers[i].failed(Instant::now());
+                    return (done, Some(e));
+                }
+            }
+            let (one, failure) = self
+                .exchange(i, std::slice::from_ref(r), &r.bytes, deadline, cx)
+                .await;
+            done[k] = one.first().copied().unwrap_or(false);
+            // The server closes it anyway; closing first never leaves a half-closed stream.
+            if let Some(c) = self.servers[i].conn.take() {
+                c.close(Duration::from_millis(100)).await;
+            }
+            if failure.is_some() {
+                return (done, failure);
+            }
+        }
+        (done, None)
+    }
+}
+
+/// The requests' bytes, moved into one buffer written back to back (their chunk ids are all
+/// that is used from there on): no copy for one request, one `memcpy` per request for several.
+fn take_wire(requests: &mut [crate::encode::Request]) -> Vec<u8> {
+    if let [only] = requests {
+        return std::mem::take(&mut only.bytes);
+    }
+    let mut wire = Vec::with_capacity(requests.iter().map(|r| r.bytes.len()).sum());
+    for r in requests {
+        wire.extend_from_slice(&r.bytes);
+        r.bytes = Vec::new();
+    }
+    wire
 }
 
 /// HELO → PING → PONG on a fresh connection.
@@ -254,7 +322,7 @@ async fn authenticate(
     conn: &mut Conn,
     creds: &Credentials,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<handshake::Helo, String> {
     let helo = conn
         .read_value(deadline)
         .await
@@ -273,7 +341,7 @@ async fn authenticate(
         other => format!("awaiting PONG: {other}"),
     })?;
     handshake::check_pong(&pong, &helo, creds, &salt)?;
-    Ok(())
+    Ok(helo)
 }
 
 impl Sink for FluentSink {
@@ -312,20 +380,13 @@ impl Sink for FluentSink {
         if requests.is_empty() {
             return classify::outcome(&records, &[], encoded.rejected, None);
         }
-        // The requests' bytes move into `wire` (only their chunk ids are used from here on):
-        // no copy for one request, one `memcpy` per request for several.
-        let wire: Vec<u8> = if requests.len() == 1 {
-            std::mem::take(&mut requests[0].bytes)
-        } else {
-            let mut wire = Vec::with_capacity(requests.iter().map(|r| r.bytes.len()).sum());
-            for r in &mut requests {
-                wire.extend_from_slice(&r.bytes);
-                r.bytes = Vec::new();
-            }
-            wire
-        };
         if cx.wants_payload() {
-            cx.set_payload(wire.clone());
+            cx.set_payload(
+                requests
+                    .iter()
+                    .flat_map(|r| r.bytes.iter().copied())
+                    .collect(),
+            );
         }
         // Leave a little of the core's deadline to close things down ourselves.
         let deadline = cx
@@ -344,7 +405,13 @@ impl Sink for FluentSink {
                 continue;
             }
             self.servers[i].connected();
-            let (done, failure) = self.exchange(i, &requests, &wire, deadline, cx).await;
+            let keepalive = self.servers[i].conn.as_ref().is_none_or(|c| c.keepalive);
+            let (done, failure) = if keepalive {
+                let wire = take_wire(&mut requests);
+                self.exchange(i, &requests, &wire, deadline, cx).await
+            } else {
+                self.exchange_each(i, &requests, deadline, cx).await
+            };
             return classify::outcome(&records, &done, encoded.rejected, failure);
         }
         let done = vec![false; requests.len()];

@@ -198,6 +198,10 @@ pub(crate) struct Conn {
     /// core's send timeout drops the future) the stream holds half a request or a late ack,
     /// so it must not be reused.
     pub(crate) dirty: bool,
+    /// False when the server's HELO said `keepalive: false` (Fluentd's `in_forward` with
+    /// `deny_keepalive true`): it closes the connection after one request (and its ack), so
+    /// the sink sends one request per connection.
+    pub(crate) keepalive: bool,
 }
 
 impl fmt::Debug for Conn {
@@ -205,6 +209,7 @@ impl fmt::Debug for Conn {
         f.debug_struct("Conn")
             .field("buffered", &self.rbuf.len())
             .field("dirty", &self.dirty)
+            .field("keepalive", &self.keepalive)
             .finish()
     }
 }
@@ -270,6 +275,7 @@ impl Conn {
             probe,
             rbuf: Vec::new(),
             dirty: false,
+            keepalive: true,
         }
     }
 

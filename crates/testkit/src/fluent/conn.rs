@@ -57,7 +57,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
     if let Some(hs) = &shared.config.handshake {
         let nonce: [u8; 16] = rand::random();
         let auth: [u8; 16] = rand::random();
-        if !write(&mut stream, &encode_helo(hs.style, &nonce, &auth)).await {
+        let helo = encode_helo(hs.style, &nonce, &auth, !shared.config.deny_keepalive);
+        if !write(&mut stream, &helo).await {
             return;
         }
         phase = Phase::AwaitPing { nonce, auth };
@@ -76,7 +77,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
                     let obj = &buf[start..start + len];
                     start += len;
                     framer.reset();
+                    let request = matches!(phase, Phase::Transport);
                     if let Flow::Close = handle(obj, &mut phase, &mut stream, &shared, id).await {
+                        close(stream).await;
+                        return;
+                    }
+                    if request && shared.config.deny_keepalive {
+                        // Fluentd's `in_forward` with `deny_keepalive`: closed after the first
+                        // request (and its ack); what followed on the connection is dropped.
+                        let dropped = count_objects(&buf[start..]);
+                        let c = &shared.counters;
+                        c.keepalive_closes.fetch_add(1, Ordering::Relaxed);
+                        c.dropped_after_keepalive_close
+                            .fetch_add(dropped, Ordering::Relaxed);
                         close(stream).await;
                         return;
                     }
@@ -124,6 +137,25 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
             .fetch_add(take as u64, Ordering::Relaxed);
         buf.extend_from_slice(&tmp[..take]);
     }
+}
+
+/// How many msgpack objects `bytes` holds (a trailing incomplete or undecodable one counts as
+/// one).
+fn count_objects(bytes: &[u8]) -> u64 {
+    let mut framer = Framer::default();
+    let mut n = 0;
+    let mut start = 0;
+    while start < bytes.len() {
+        match framer.scan(&bytes[start..]) {
+            Ok(Some(len)) => {
+                n += 1;
+                start += len;
+                framer.reset();
+            }
+            Ok(None) | Err(_) => return n + 1,
+        }
+    }
+    n
 }
 
 async fn close<S: AsyncWrite + Unpin>(mut stream: S) {

@@ -331,6 +331,13 @@ pub struct FluentStats {
     pub bytes_received: u64,
     /// Entries dropped (yet acknowledged) by [`FluentReceiverBuilder::with_compressed_chunk_limit`].
     pub entries_past_chunk_limit: u64,
+    /// Connections closed after their first request by
+    /// [`FluentReceiverBuilder::with_deny_keepalive`].
+    pub keepalive_closes: u64,
+    /// Requests (complete or partial) that arrived on a connection after the one it was closed
+    /// for by [`FluentReceiverBuilder::with_deny_keepalive`], and were dropped unread. A
+    /// lower bound: what was still in flight when the connection closed is not seen at all.
+    pub dropped_after_keepalive_close: u64,
 }
 
 impl FluentStats {
@@ -374,6 +381,8 @@ struct Counters {
     /// Events decoded but not stored ([`FluentReceiverBuilder::with_keep_events`] off).
     events_not_kept: AtomicU64,
     entries_past_chunk_limit: AtomicU64,
+    keepalive_closes: AtomicU64,
+    dropped_after_keepalive_close: AtomicU64,
 }
 
 struct HandshakeConfig {
@@ -388,6 +397,7 @@ struct Config {
     nil_policy: NilPolicy,
     keep_events: bool,
     compressed_chunk_limit: Option<usize>,
+    deny_keepalive: bool,
 }
 
 /// State shared by the handle and the connection tasks.
@@ -451,6 +461,7 @@ impl Shared {
 /// | nil keep-alive | [`NilPolicy::KeepAlive`] |
 /// | faults | none |
 /// | keep events | on |
+/// | deny keep-alive | off |
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct FluentReceiverBuilder {
@@ -465,6 +476,7 @@ pub struct FluentReceiverBuilder {
     faults: Faults,
     keep_events: bool,
     compressed_chunk_limit: Option<usize>,
+    deny_keepalive: bool,
 }
 
 impl Default for FluentReceiverBuilder {
@@ -481,6 +493,7 @@ impl Default for FluentReceiverBuilder {
             faults: Faults::default(),
             keep_events: true,
             compressed_chunk_limit: None,
+            deny_keepalive: false,
         }
     }
 }
@@ -576,6 +589,22 @@ impl FluentReceiverBuilder {
         }
     }
 
+    /// Behaves as Fluentd's `in_forward` with `deny_keepalive true`: the HELO (with a shared
+    /// key, [`HeloStyle::Fluentd`]) says `keepalive: false`, and each connection is closed right
+    /// after its first request (after the ack is written, when the request asked for one), so
+    /// whatever a client wrote after that request on the same connection is dropped, unread and
+    /// unacknowledged. Each such close counts in [`FluentStats::keepalive_closes`]. Without a
+    /// shared key there is no HELO to say so (Fluentd closes all the same). Fluentd's code:
+    /// fluent/fluentd `lib/fluent/plugin/in_forward.rb` (`generate_helo` sends
+    /// `'keepalive' => !@deny_keepalive`; `handle_connection` closes after the response, or at
+    /// once without one). Off by default.
+    pub fn with_deny_keepalive(self, deny: bool) -> Self {
+        FluentReceiverBuilder {
+            deny_keepalive: deny,
+            ..self
+        }
+    }
+
     /// Binds and starts the receiver on its own thread and tokio runtime.
     ///
     /// # Errors
@@ -595,6 +624,7 @@ impl FluentReceiverBuilder {
                 nil_policy: self.nil_policy,
                 keep_events: self.keep_events,
                 compressed_chunk_limit: self.compressed_chunk_limit,
+                deny_keepalive: self.deny_keepalive,
             },
             tls,
             next_connection: AtomicU64::new(0),
@@ -806,6 +836,8 @@ impl FluentReceiver {
             tls_failures: g(&c.tls_failures),
             bytes_received: g(&c.bytes_received),
             entries_past_chunk_limit: g(&c.entries_past_chunk_limit),
+            keepalive_closes: g(&c.keepalive_closes),
+            dropped_after_keepalive_close: g(&c.dropped_after_keepalive_close),
         }
     }
 
@@ -842,6 +874,8 @@ impl FluentReceiver {
             &c.bytes_received,
             &c.events_not_kept,
             &c.entries_past_chunk_limit,
+            &c.keepalive_closes,
+            &c.dropped_after_keepalive_close,
         ] {
             a.store(0, Ordering::Relaxed);
         }

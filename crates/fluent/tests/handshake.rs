@@ -141,3 +141,26 @@ fn a_server_without_the_handshake_is_not_trusted_blindly() {
     assert!(g.stats().last_error.unwrap().contains("awaiting HELO"));
     assert_eq!(r.stats().bytes_received, 0);
 }
+
+#[test]
+fn a_server_that_requires_the_handshake_says_so() {
+    // No shared key configured, the server has `<security>`: its HELO arrives where the client
+    // waits for an ack, and the error says what to configure. Nothing is delivered.
+    for style in [HeloStyle::Fluentd, HeloStyle::FluentBit] {
+        let r = secured(style);
+        let g = send(FluentLayer::builder("app").with_server(addr(&r)), 2);
+        let s = g.stats();
+        assert_eq!(
+            (s.delivered, s.undelivered_retries_exhausted),
+            (0, 2),
+            "{style:?}"
+        );
+        let err = s.last_error.unwrap();
+        assert!(
+            err.contains("this server requires shared-key authentication"),
+            "{style:?}: {err}"
+        );
+        assert!(err.contains("with_shared_key"), "{style:?}: {err}");
+        assert_eq!(r.stats().events, 0, "{style:?}");
+    }
+}

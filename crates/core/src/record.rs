@@ -785,11 +785,18 @@ impl Record {
         &'a self,
         reserved: &'a dyn Fn(&str) -> bool,
     ) -> impl Iterator<Item = (Cow<'a, str>, Value<'a>)> + 'a {
+        // Keys already given to renamed fields, so two renames never meet (only when the
+        // backend also reserves an `_<name>` key).
+        let mut renamed: Vec<String> = Vec::new();
         self.fields().map(move |(name, v)| {
             let key = if reserved(name) {
-                crate::fields::renamed_key(name, |k| {
-                    reserved(k) || self.fields().any(|(n, _)| n == k)
-                })
+                let key = crate::fields::renamed_key(name, |k| {
+                    reserved(k)
+                        || self.fields().any(|(n, _)| n == k)
+                        || renamed.iter().any(|r| r == k)
+                });
+                renamed.push(key.to_string());
+                key
             } else {
                 Cow::Borrowed(name)
             };

@@ -163,6 +163,22 @@ fn fields_beside_renames_only_reserved_names() {
 }
 
 #[test]
+fn two_renamed_fields_never_meet() {
+    // A backend that reserves both `level` and `_level` (e.g. a template key `_level`), and a
+    // record with fields of both names: each gets its own key.
+    let r = Record::event(Level::INFO, "shop")
+        .with_field("level", 1_u64)
+        .with_field("_level", 2_u64)
+        .build();
+    let reserved = |k: &str| matches!(k, "level" | "_level");
+    let keys: Vec<String> = r
+        .fields_beside(&reserved)
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(keys, ["__level", "___level"]);
+}
+
+#[test]
 fn renamed_key_stops_after_sixteen_prefixes() {
     let key = fields::renamed_key("x", |_| true);
     assert_eq!(key, format!("{}x", "_".repeat(17)));

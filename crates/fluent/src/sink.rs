@@ -13,7 +13,9 @@
 //!   the connection and returns [`Outcome::Retry`] (or [`Outcome::Partial`] for the requests
 //!   that were not acknowledged); the resend carries the same chunk ids.
 //! * **Keep-alive denied**: a server whose HELO says `keepalive: false` gets one request per
-//!   connection (write, ack, close, handshake again), as it closes after each request.
+//!   connection (write, ack, close, handshake again), as it closes after each request. With
+//!   acks, a server that says nothing but closes two connections in a row right after one
+//!   ack gets the same treatment from then on.
 
 use std::time::{Duration, Instant};
 
@@ -45,7 +47,18 @@ struct ServerState {
     /// Skip this server until then (after a failed connect or handshake).
     down_until: Option<Instant>,
     backoff: Duration,
+    /// Connections in a row that the server closed right after acknowledging exactly one of
+    /// several requests: what a server denying keep-alive without a handshake (Fluentd
+    /// `deny_keepalive` without `<security>`, so no HELO to say so) does.
+    closed_after_one_ack: u8,
+    /// Learned from [`closed_after_one_ack`](Self::closed_after_one_ack) reaching
+    /// [`LEARN_NO_KEEPALIVE_AFTER`]: send one request per connection from now on.
+    no_keepalive: bool,
 }
+
+/// How many connections in a row must close right after one ack before the sink sends one
+/// request per connection to that server (one such close is also what a restart looks like).
+const LEARN_NO_KEEPALIVE_AFTER: u8 = 2;
 
 impl ServerState {
     fn failed(&mut self, now: Instant) {
@@ -191,10 +204,14 @@ impl FluentSink {
         let started = Instant::now();
         let ack_deadline = (started + ack_timeout).min(deadline);
         let mut failure = None;
+        let mut acked = 0usize;
+        let mut closed = false;
         while done.iter().any(|d| !*d) {
             let reply = match conn.read_value(ack_deadline).await {
                 Ok(v) => v,
                 Err(e) => {
+                    // A close (or the reset of a close with our later requests unread).
+                    closed = matches!(e, ReadError::Closed | ReadError::Io(_));
                     let what = match e {
                         ReadError::Timeout => format!(
                             "no ack from {ep} within {} ms",
@@ -217,6 +234,8 @@ impl FluentSink {
                 match classify::check_ack(&reply, chunk) {
                     AckCheck::Match => {
                         done[k] = true;
+                        acked += 1;
+                        conn.acks += 1;
                         matched = true;
                         break;
                     }
@@ -232,6 +251,20 @@ impl FluentSink {
                     _ => format!("unexpected reply from {ep}"),
                 });
                 break;
+            }
+        }
+        // Learning that the server closes after each request (no HELO told us): the close came
+        // right after the first ack this connection ever carried.
+        let first_ack_only = conn.acks == 1;
+        let state = &mut self.servers[i];
+        if requests.len() > 1 {
+            if closed && acked == 1 && first_ack_only {
+                state.closed_after_one_ack = state.closed_after_one_ack.saturating_add(1);
+                if state.closed_after_one_ack >= LEARN_NO_KEEPALIVE_AFTER {
+                    state.no_keepalive = true;
+                }
+            } else if acked > 1 {
+                state.closed_after_one_ack = 0;
             }
         }
         match failure {
@@ -405,7 +438,8 @@ impl Sink for FluentSink {
                 continue;
             }
             self.servers[i].connected();
-            let keepalive = self.servers[i].conn.as_ref().is_none_or(|c| c.keepalive);
+            let keepalive = !self.servers[i].no_keepalive
+                && self.servers[i].conn.as_ref().is_none_or(|c| c.keepalive);
             let (done, failure) = if keepalive {
                 let wire = take_wire(&mut requests);
                 self.exchange(i, &requests, &wire, deadline, cx).await

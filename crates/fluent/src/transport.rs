@@ -202,6 +202,8 @@ pub(crate) struct Conn {
     /// `deny_keepalive true`): it closes the connection after one request (and its ack), so
     /// the sink sends one request per connection.
     pub(crate) keepalive: bool,
+    /// Acks read on this connection so far.
+    pub(crate) acks: u64,
 }
 
 impl fmt::Debug for Conn {
@@ -276,6 +278,7 @@ impl Conn {
             rbuf: Vec::new(),
             dirty: false,
             keepalive: true,
+            acks: 0,
         }
     }
 

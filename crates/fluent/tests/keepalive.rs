@@ -136,3 +136,62 @@ fn a_server_that_keeps_connections_still_gets_one_connection() {
     assert_eq!(rs.keepalive_closes, 0);
     assert_eq!(guard.stats().delivered, PER_TARGET);
 }
+
+/// A server that denies keep-alive without a handshake: no HELO says so.
+fn denying_without_handshake() -> FluentReceiver {
+    receiver().with_deny_keepalive(true).start().unwrap()
+}
+
+fn emit_three_targets(b: logship_fluent::FluentBuilder) -> logship_core::Guard {
+    let (layer, guard) = b.with_pipeline(fast).build().unwrap();
+    {
+        let _d = tracing_subscriber::registry().with(layer).set_default();
+        for i in 0..PER_TARGET {
+            tracing::info!(target: "orders", i, "placed");
+            tracing::info!(target: "billing", i, "charged");
+            tracing::info!(target: "shipping", i, "sent");
+        }
+    }
+    guard.flush(WAIT).unwrap();
+    guard
+}
+
+#[test]
+fn without_a_handshake_acks_teach_the_layer_after_two_connections() {
+    // Two connections in a row closed right after one ack: from then on one request per
+    // connection. Two retries, then everything arrives.
+    let r = denying_without_handshake();
+    let g = emit_three_targets(
+        FluentLayer::builder("app")
+            .with_server(addr(&r))
+            .with_mode(Mode::Message),
+    );
+    let total = 3 * PER_TARGET;
+    let s = g.stats();
+    assert_eq!((s.delivered, s.undelivered()), (total, 0), "{s:?}");
+    assert_eq!(s.retries, 2, "{s:?}");
+    assert!(r.wait_for_events(total as usize, WAIT));
+    assert_eq!(unique(&r).len() as u64, total);
+    assert_clean(&r);
+}
+
+#[test]
+fn without_a_handshake_and_without_acks_the_loss_is_not_seen() {
+    // The documented limit: nothing tells the layer, so it writes a batch's requests on one
+    // connection and the server keeps only the first. Counted as delivered by the layer.
+    let r = denying_without_handshake();
+    let g = emit_three_targets(
+        FluentLayer::builder("app")
+            .with_server(addr(&r))
+            .with_mode(Mode::Message)
+            .with_require_ack(false),
+    );
+    let total = 3 * PER_TARGET;
+    assert_eq!(g.stats().delivered, total);
+    assert!(r.wait_for_stats(WAIT, |s| s.keepalive_closes >= 1));
+    assert!(
+        (r.event_count() as u64) < total,
+        "the server kept {} of {total}",
+        r.event_count()
+    );
+}

@@ -21,6 +21,9 @@
 //! * **Handshake** — with [`FluentReceiverBuilder::with_shared_key`]: HELO (wire style per
 //!   [`HeloStyle`]), PING check (shared key digest and, with users, password digest), PONG as
 //!   str fields. Nothing is accepted before it succeeds.
+//! * **Keep-alive denied** — with [`FluentReceiverBuilder::with_deny_keepalive`], as Fluentd's
+//!   `deny_keepalive`: HELO `keepalive: false`, each connection closed after its first request
+//!   (and ack); what followed on it is dropped and counted.
 //! * **Errors** never panic the server: a request that does not decode is counted in
 //!   [`FluentStats::protocol_errors`], described in [`FluentReceiver::errors`], and its
 //!   connection is closed.

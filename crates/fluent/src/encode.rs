@@ -905,6 +905,34 @@ mod tests {
     }
 
     #[test]
+    fn exclusion_goes_by_the_fields_own_name() {
+        // `with_exclude(["level"])` leaves out the built-in key and a field of that name (not
+        // renamed to `_level` and kept); a template key taken by a field renames the field.
+        let e = Encoder::new(EncodeSettings {
+            templates: vec![("sys_host".into(), Template::parse("{hostname}").unwrap())],
+            exclude: vec!["level".into()],
+            hostname: "web1".into(),
+            ..EncodeSettings::default()
+        });
+        let r = Record::event(Level::INFO, "shop")
+            .with_field("level", "gold")
+            .with_field("sys_host", "theirs")
+            .build();
+        let mut out = Vec::new();
+        e.write_record(&r, &mut out);
+        let v = decode(&out);
+        let keys: Vec<&str> = v
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["target", "sys_host", "_sys_host"]);
+        assert_eq!(v["sys_host"].as_str(), Some("web1"));
+        assert_eq!(v["_sys_host"].as_str(), Some("theirs"));
+    }
+
+    #[test]
     fn templates_exclude_and_conventional_fields() {
         let e = Encoder::new(EncodeSettings {
             templates: vec![

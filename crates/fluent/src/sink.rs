@@ -54,6 +54,10 @@ struct ServerState {
     /// Learned from [`closed_after_one_ack`](Self::closed_after_one_ack) reaching
     /// [`LEARN_NO_KEEPALIVE_AFTER`]: send one request per connection from now on.
     no_keepalive: bool,
+    /// The server greeted a connection with a HELO while no shared key is configured: each new
+    /// connection waits for its greeting (up to the connect timeout) before anything is
+    /// written, and a HELO fails it.
+    requires_handshake: bool,
 }
 
 /// How many connections in a row must close right after one ack before the sink sends one
@@ -138,7 +142,16 @@ impl FluentSink {
             None => false,
         };
         if stale && let Some(c) = state.conn.take() {
+            // Without acks nothing else would tell: a server that requires the handshake
+            // greets with a HELO and drops what we wrote as a bad PING.
+            let helo = self.set.credentials.is_none()
+                && c.stray_reply().is_some_and(|v| classify::is_helo(&v));
             c.close(Duration::from_millis(100)).await;
+            if helo {
+                state.requires_handshake = true;
+                let ep = &self.set.endpoints[i];
+                return Err(format!("{ep}: {}", classify::REQUIRES_SHARED_KEY));
+            }
         }
         if state.conn.is_some() {
             return Ok(());
@@ -158,6 +171,19 @@ impl FluentSink {
                     });
                 }
             };
+        if self.set.credentials.is_none() && self.servers[i].requires_handshake {
+            // Does it still greet with a HELO? Nothing is written until we know.
+            let deadline = Instant::now() + self.set.connect_timeout;
+            match conn.read_value(deadline).await {
+                Ok(v) if classify::is_helo(&v) => {
+                    conn.close(Duration::from_millis(100)).await;
+                    return Err(format!("{ep}: {}", classify::REQUIRES_SHARED_KEY));
+                }
+                Err(ReadError::Timeout) => self.servers[i].requires_handshake = false,
+                Ok(v) => return Err(format!("{ep}: unexpected greeting {v}")),
+                Err(e) => return Err(format!("{ep}: {e}")),
+            }
+        }
         if let Some(creds) = &self.set.credentials {
             let deadline = Instant::now() + self.set.connect_timeout;
             let helo = authenticate(&mut conn, creds, deadline)
@@ -206,6 +232,7 @@ impl FluentSink {
         let mut failure = None;
         let mut acked = 0usize;
         let mut closed = false;
+        let mut greeted = false;
         while done.iter().any(|d| !*d) {
             let reply = match conn.read_value(ack_deadline).await {
                 Ok(v) => v,
@@ -243,6 +270,7 @@ impl FluentSink {
                 }
             }
             if !matched {
+                greeted |= classify::is_helo(&reply);
                 failure = Some(match last {
                     Some(AckCheck::Mismatch(got)) => {
                         format!("ack mismatch from {ep}: got chunk `{got}`")
@@ -257,6 +285,9 @@ impl FluentSink {
         // right after the first ack this connection ever carried.
         let first_ack_only = conn.acks == 1;
         let state = &mut self.servers[i];
+        if greeted && self.set.credentials.is_none() {
+            state.requires_handshake = true;
+        }
         if requests.len() > 1 {
             if closed && acked == 1 && first_ack_only {
                 state.closed_after_one_ack = state.closed_after_one_ack.saturating_add(1);

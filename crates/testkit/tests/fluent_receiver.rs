@@ -1006,3 +1006,22 @@ fn deny_keepalive_says_so_in_helo_and_closes_after_one_request() {
     assert_closed(&mut c);
     assert!(plain.wait_for_stats(WAIT, |s| s.keepalive_closes == 1 && s.events == 1));
 }
+
+#[test]
+fn a_record_holding_a_key_twice_is_recorded_as_sent_and_counted() {
+    let r = FluentReceiver::builder().start().unwrap();
+    let mut c = connect(&r);
+    let twice = Value::Map(vec![
+        ("a".into(), Value::from(1)),
+        ("b".into(), Value::from(2)),
+        ("a".into(), Value::from("two")),
+    ]);
+    c.write_all(&message("dup", &enc(&Value::from(1)), &twice, None))
+        .unwrap();
+    c.write_all(&message("dup", &enc(&Value::from(2)), &rec(0), None))
+        .unwrap();
+    assert!(r.wait_for_events(2, WAIT));
+    let s = r.stats();
+    assert_eq!((s.events, s.records_with_repeated_keys), (2, 1), "{s:?}");
+    assert_eq!(r.events()[0].record.as_map().unwrap().len(), 3);
+}

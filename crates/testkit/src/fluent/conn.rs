@@ -139,6 +139,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
     }
 }
 
+/// Whether the record map holds a key twice (Fluentd's Ruby `Hash` keeps the later value;
+/// Fluent Bit passes both on, and Elasticsearch refuses a document with a repeated field).
+fn has_repeated_key(record: &rmpv::Value) -> bool {
+    let Some(map) = record.as_map() else {
+        return false;
+    };
+    let mut seen = std::collections::HashSet::with_capacity(map.len());
+    map.iter()
+        .any(|(k, _)| !seen.insert(k.as_str().unwrap_or_default()))
+}
+
 /// How many msgpack objects `bytes` holds (a trailing incomplete or undecodable one counts as
 /// one).
 fn count_objects(bytes: &[u8]) -> u64 {
@@ -262,6 +273,15 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         }
         None => false,
     };
+    let repeated = req
+        .entries
+        .iter()
+        .filter(|(_, record)| has_repeated_key(record))
+        .count();
+    if repeated > 0 {
+        c.records_with_repeated_keys
+            .fetch_add(repeated as u64, Ordering::Relaxed);
+    }
     if !shared.config.keep_events {
         c.events_not_kept
             .fetch_add(req.entries.len() as u64, Ordering::Relaxed);

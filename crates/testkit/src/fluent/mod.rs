@@ -12,7 +12,9 @@
 //!   several gzip members). [`FluentEvent::mode`] says which one carried each event.
 //! * **Time** — integer seconds, or EventTime (ext type 0) as `fixext8` (`D7 00`) or `ext8`
 //!   (`C7 08 00`); [`EventTimeValue::encoding`] says which.
-//! * **Records** must be maps with string keys; anything else is a protocol error.
+//! * **Records** must be maps with string keys; anything else is a protocol error. A map that
+//!   holds a key twice is recorded as sent and counted
+//!   ([`FluentStats::records_with_repeated_keys`]).
 //! * **Keep-alive `nil`** — counted; kept open like Fluentd ([`NilPolicy::KeepAlive`], the
 //!   default) or closed like Fluent Bit ([`NilPolicy::Close`], which drops everything after it).
 //! * **Acks** — only when the option map has `chunk`: the reply is `{"ack": <chunk>}` (fixmap,
@@ -341,6 +343,9 @@ pub struct FluentStats {
     /// for by [`FluentReceiverBuilder::with_deny_keepalive`], and were dropped unread. A
     /// lower bound: what was still in flight when the connection closed is not seen at all.
     pub dropped_after_keepalive_close: u64,
+    /// Records whose map holds a key twice (recorded as sent: [`FluentEvent::field`] returns
+    /// the first).
+    pub records_with_repeated_keys: u64,
 }
 
 impl FluentStats {
@@ -386,6 +391,7 @@ struct Counters {
     entries_past_chunk_limit: AtomicU64,
     keepalive_closes: AtomicU64,
     dropped_after_keepalive_close: AtomicU64,
+    records_with_repeated_keys: AtomicU64,
 }
 
 struct HandshakeConfig {
@@ -841,6 +847,7 @@ impl FluentReceiver {
             entries_past_chunk_limit: g(&c.entries_past_chunk_limit),
             keepalive_closes: g(&c.keepalive_closes),
             dropped_after_keepalive_close: g(&c.dropped_after_keepalive_close),
+            records_with_repeated_keys: g(&c.records_with_repeated_keys),
         }
     }
 
@@ -879,6 +886,7 @@ impl FluentReceiver {
             &c.entries_past_chunk_limit,
             &c.keepalive_closes,
             &c.dropped_after_keepalive_close,
+            &c.records_with_repeated_keys,
         ] {
             a.store(0, Ordering::Relaxed);
         }

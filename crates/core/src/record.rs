@@ -740,6 +740,11 @@ impl Record {
     /// The typed fields in call order, without the message and without the conventional
     /// fields logship interprets (see [`fields`](crate::fields)). For a span timing: the
     /// span's own fields.
+    ///
+    /// Once the worker has prepared the record (before any backend sees it), each name
+    /// appears once: a repeated name keeps its last value at its first position (the
+    /// [repeated-name rule](crate::fields#repeated-and-reserved-field-names)). A backend that
+    /// writes fields next to keys of its own uses [`fields_beside`](Self::fields_beside).
     pub fn fields(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
         let own = self
             .fields
@@ -752,9 +757,51 @@ impl Record {
         own.chain(span.into_iter().flatten())
     }
 
-    /// The value of the first field named `name`.
+    /// The value of the field named `name` (the first one, before the worker has applied the
+    /// [repeated-name rule](crate::fields#repeated-and-reserved-field-names); the only one
+    /// after).
     pub fn field(&self, name: &str) -> Option<Value<'_>> {
         self.fields().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The fields as a backend writes them **next to keys of its own** (`level`, `spans`,
+    /// `correlators`, …): each field under its name, except one whose name `reserved` claims,
+    /// which is written under [`fields::renamed_key`](crate::fields::renamed_key) (`_level`),
+    /// never shadowing the backend's key nor shadowed by it. See the
+    /// [rule](crate::fields#repeated-and-reserved-field-names). Allocates only for a renamed
+    /// field.
+    ///
+    /// ```
+    /// use logship_core::{Level, Record};
+    /// let r = Record::event(Level::INFO, "shop")
+    ///     .with_field("level", "gold")
+    ///     .with_field("order_id", 42_u64)
+    ///     .build();
+    /// let reserved = |k: &str| matches!(k, "level" | "message" | "target");
+    /// let keys: Vec<String> = r.fields_beside(&reserved).map(|(k, _)| k.into_owned()).collect();
+    /// assert_eq!(keys, ["_level", "order_id"]);
+    /// ```
+    pub fn fields_beside<'a>(
+        &'a self,
+        reserved: &'a dyn Fn(&str) -> bool,
+    ) -> impl Iterator<Item = (Cow<'a, str>, Value<'a>)> + 'a {
+        // Keys already given to renamed fields, so two renames never meet (only when the
+        // backend also reserves an `_<name>` key).
+        let mut renamed: Vec<String> = Vec::new();
+        self.fields().map(move |(name, v)| {
+            let key = if reserved(name) {
+                let key = crate::fields::renamed_key(name, |k| {
+                    reserved(k)
+                        || self.fields().any(|(n, _)| n == k)
+                        || renamed.iter().any(|r| r == k)
+                });
+                renamed.push(key.to_string());
+                key
+            } else {
+                Cow::Borrowed(name)
+            };
+            (key, v)
+        })
     }
 
     /// The number of fields [`fields`](Self::fields) yields.
@@ -1043,6 +1090,7 @@ impl Record {
                 i += 1;
             }
         }
+        self.dedupe_fields();
         // Inherit from spans (for a timing record, its own span comes first).
         if let Some(span) = self.span.clone() {
             for s in span.chain() {
@@ -1072,7 +1120,54 @@ impl Record {
                 TrackingId::new()
             });
         }
+        for snapshot in &mut extra.snapshots {
+            dedupe_properties(&mut snapshot.properties);
+        }
         self.extra = (!extra.is_empty()).then(|| Box::new(extra));
+    }
+
+    /// Applies the [repeated-name rule](crate::fields#repeated-and-reserved-field-names) to
+    /// the record's own fields: of several fields with one name, the **last** value is kept, at
+    /// the position of the **first** (what a JSON object, a Python dict or a Ruby Hash built
+    /// from the pairs in order holds). Returns how many fields were dropped. Worker side, no
+    /// allocation up to 32 fields (a quadratic scan: 15 comparisons for a 6-field event).
+    pub(crate) fn dedupe_fields(&mut self) -> usize {
+        let n = self.fields.len();
+        if n < 2 {
+            return 0;
+        }
+        let mut dropped = 0;
+        if n <= 32 {
+            let mut i = 1;
+            while i < self.fields.len() {
+                let name = &self.fields[i].name;
+                match self.fields[..i].iter().position(|f| f.name == *name) {
+                    Some(first) => {
+                        let later = self.fields.remove(i);
+                        self.fields[first].value = later.value;
+                        dropped += 1;
+                    }
+                    None => i += 1,
+                }
+            }
+        } else {
+            let mut at: std::collections::HashMap<Cow<'static, str>, usize> =
+                std::collections::HashMap::with_capacity(n);
+            let all = std::mem::take(&mut self.fields);
+            for f in all {
+                match at.get(&f.name) {
+                    Some(&first) => {
+                        self.fields[first].value = f.value;
+                        dropped += 1;
+                    }
+                    None => {
+                        at.insert(f.name.clone(), self.fields.len());
+                        self.fields.push(f);
+                    }
+                }
+            }
+        }
+        dropped
     }
 
     fn property_value(&self, v: &Stored) -> crate::PropertyValue {
@@ -1090,6 +1185,21 @@ impl Record {
             Stored::F64(v) => P::Double(*v),
             Stored::Bool(v) => P::Boolean(*v),
             Stored::Error(e) => P::String(e.to_string()),
+        }
+    }
+}
+
+/// The repeated-name rule for a snapshot's properties: one property per name, the last value
+/// at the first position (see [`Record::dedupe_fields`]).
+fn dedupe_properties(props: &mut Vec<crate::Property>) {
+    let mut i = 1;
+    while i < props.len() {
+        match props[..i].iter().position(|p| p.name == props[i].name) {
+            Some(first) => {
+                let later = props.remove(i);
+                props[first].value = later.value;
+            }
+            None => i += 1,
         }
     }
 }

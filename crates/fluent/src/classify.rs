@@ -19,7 +19,12 @@ pub(crate) enum AckCheck {
 
 /// Whether `reply` is a handshake greeting (`["HELO", {…}]`, Forward protocol v1 "Handshake
 /// Messages"), which a server that requires a shared key sends first on every connection.
-fn is_helo(reply: &Value) -> bool {
+/// What a HELO on a connection without `with_shared_key` means.
+pub(crate) const REQUIRES_SHARED_KEY: &str = "this server requires shared-key authentication \
+     (it greeted with a HELO): configure the same key with `with_shared_key` (and \
+     `with_credentials` if it checks users)";
+
+pub(crate) fn is_helo(reply: &Value) -> bool {
     reply.as_array().is_some_and(|a| {
         a.first().is_some_and(|v| match v {
             Value::String(s) => s.as_bytes() == b"HELO",
@@ -32,11 +37,7 @@ fn is_helo(reply: &Value) -> bool {
 /// Checks `reply` against the chunk we sent.
 pub(crate) fn check_ack(reply: &Value, chunk: &str) -> AckCheck {
     if is_helo(reply) {
-        return AckCheck::NotAnAck(
-            "this server requires shared-key authentication (it greeted with a HELO): configure \
-             the same key with `with_shared_key` (and `with_credentials` if it checks users)"
-                .into(),
-        );
+        return AckCheck::NotAnAck(REQUIRES_SHARED_KEY.into());
     }
     let Some(map) = reply.as_map() else {
         return AckCheck::NotAnAck(format!("expected an ack map, got {reply}"));

@@ -135,10 +135,38 @@ pub(crate) struct ChunkIds {
     pub(crate) batch_id: u64,
 }
 
-/// Keys the encoder writes itself (a field with the same name replaces them).
+/// Keys the encoder writes itself. A field with one of these names (or a template key's, or,
+/// with [`SpanStyle::Flattened`], a `"<span>.<field>"` key the record has) is written under
+/// [`logship_core::fields::renamed_key`] instead (`level` → `_level`): the core's rule
+/// (`logship_core::fields`, "Repeated and reserved field names").
 const K_MESSAGE: &str = "message";
 const K_LEVEL: &str = "level";
 const K_TARGET: &str = "target";
+pub(crate) const RESERVED_KEYS: [&str; 16] = [
+    K_MESSAGE,
+    K_LEVEL,
+    K_TARGET,
+    "spans",
+    "source_fqn",
+    "correlators",
+    "tracking_id",
+    "parent_tracking_id",
+    "location",
+    "snapshots",
+    "kind",
+    "span",
+    "duration_ns",
+    "busy_ns",
+    "start_ns",
+    "failed",
+];
+
+/// Whether `key` is the flattened key `"<span>.<field>"` of span `s`'s field `field`.
+fn is_flat_key(key: &str, s: &logship_core::SpanContext, field: &str) -> bool {
+    key.strip_prefix(s.name())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| rest == field)
+}
 
 /// The encoder.
 #[derive(Debug, Clone)]
@@ -212,51 +240,38 @@ impl Encoder {
         !self.s.exclude.is_empty() && self.s.exclude.iter().any(|k| k == key)
     }
 
-    /// Whether `key` is one the encoder writes itself.
-    fn is_own_key(&self, key: &str) -> bool {
-        matches!(
-            key,
-            K_MESSAGE
-                | K_LEVEL
-                | K_TARGET
-                | "kind"
-                | "span"
-                | "duration_ns"
-                | "busy_ns"
-                | "start_ns"
-                | "failed"
-        ) || self.s.templates.iter().any(|(k, _)| k == key)
-    }
-
-    /// Whether the encoder's own key `key` is left out: excluded, or (when `shadowed`, i.e.
-    /// some field has an own key's name) a field of the same name replaces it.
-    fn skip_own(&self, r: &Record, shadowed: bool, key: &str) -> bool {
-        self.excluded(key) || (shadowed && r.fields().any(|(n, _)| n == key))
+    /// Whether `key` is one the encoder writes itself for `r` (see [`RESERVED_KEYS`]).
+    fn is_reserved(&self, r: &Record, key: &str) -> bool {
+        RESERVED_KEYS.contains(&key)
+            || self.s.templates.iter().any(|(k, _)| k == key)
+            || (self.s.spans == SpanStyle::Flattened
+                && key.contains('.')
+                && r.spans()
+                    .any(|s| s.fields().any(|(f, _)| is_flat_key(key, s, f))))
     }
 
     /// Appends the record map of `r`.
     pub(crate) fn write_record(&self, r: &Record, out: &mut Vec<u8>) {
         let at = mp::begin_map(out);
         let mut n = 0usize;
-        let shadowed = r.fields().any(|(k, _)| self.is_own_key(k));
         let mut kv = |out: &mut Vec<u8>, k: &str, f: &mut dyn FnMut(&mut Vec<u8>)| {
             mp::str(out, k);
             f(out);
             n += 1;
         };
         if let Some(m) = r.message()
-            && !self.skip_own(r, shadowed, K_MESSAGE)
+            && !self.excluded(K_MESSAGE)
         {
             kv(out, K_MESSAGE, &mut |o| mp::str(o, m));
         }
-        if !self.skip_own(r, shadowed, K_LEVEL) {
+        if !self.excluded(K_LEVEL) {
             kv(out, K_LEVEL, &mut |o| mp::str(o, r.level().as_str()));
         }
-        if !self.skip_own(r, shadowed, K_TARGET) {
+        if !self.excluded(K_TARGET) {
             kv(out, K_TARGET, &mut |o| mp::str(o, r.target()));
         }
         for (key, t) in &self.s.templates {
-            if self.skip_own(r, shadowed, key) {
+            if self.excluded(key) {
                 continue;
             }
             match t.render(r, &self.s.hostname) {
@@ -270,11 +285,13 @@ impl Encoder {
             TagLabel::Field(f) => Some(f.as_str()),
             _ => None,
         };
-        for (k, v) in r.fields() {
-            if Some(k) == label_field || self.excluded(k) {
+        let reserved = |k: &str| self.is_reserved(r, k);
+        for ((k, v), (name, _)) in r.fields_beside(&reserved).zip(r.fields()) {
+            // Exclusion and the tag label go by the field's own name.
+            if Some(name) == label_field || self.excluded(name) {
                 continue;
             }
-            kv(out, k, &mut |o| write_value(o, v));
+            kv(out, &k, &mut |o| write_value(o, v));
         }
         let spans_on = r.spans().next().is_some();
         if spans_on {
@@ -289,7 +306,15 @@ impl Encoder {
                                 mp::str(o, "name");
                                 mp::str(o, s.name());
                                 for (k, v) in s.fields() {
-                                    mp::str(o, k);
+                                    // A span field called `name` does not hide the span's name.
+                                    if k == "name" {
+                                        let key = logship_core::fields::renamed_key(k, |x| {
+                                            x == "name" || s.fields().any(|(f, _)| f == x)
+                                        });
+                                        mp::str(o, &key);
+                                    } else {
+                                        mp::str(o, k);
+                                    }
                                     write_value(o, v);
                                     m += 1;
                                 }
@@ -299,14 +324,19 @@ impl Encoder {
                     }
                 }
                 SpanStyle::Flattened => {
+                    let spans: Vec<_> = r.spans().collect();
                     let mut key = String::new();
-                    for s in r.spans() {
+                    for (j, s) in spans.iter().enumerate() {
                         for (k, v) in s.fields() {
                             key.clear();
                             key.push_str(s.name());
                             key.push('.');
                             key.push_str(k);
-                            if !self.excluded(&key) {
+                            // The same key from an inner span (a later one) wins.
+                            let repeated = spans[j + 1..].iter().any(|inner| {
+                                inner.fields().any(|(f, _)| is_flat_key(&key, inner, f))
+                            });
+                            if !repeated && !self.excluded(&key) {
                                 kv(out, &key, &mut |o| write_value(o, v));
                             }
                         }
@@ -349,22 +379,22 @@ impl Encoder {
             && let Some(t) = r.timing()
         {
             let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-            if !self.skip_own(r, shadowed, "kind") {
+            if !self.excluded("kind") {
                 kv(out, "kind", &mut |o| mp::str(o, "span_timing"));
             }
-            if !self.skip_own(r, shadowed, "span") {
+            if !self.excluded("span") {
                 kv(out, "span", &mut |o| mp::str(o, r.name()));
             }
-            if !self.skip_own(r, shadowed, "duration_ns") {
+            if !self.excluded("duration_ns") {
                 kv(out, "duration_ns", &mut |o| mp::uint(o, ns(t.duration)));
             }
-            if !self.skip_own(r, shadowed, "busy_ns") {
+            if !self.excluded("busy_ns") {
                 kv(out, "busy_ns", &mut |o| mp::uint(o, ns(t.busy)));
             }
-            if !self.skip_own(r, shadowed, "start_ns") {
+            if !self.excluded("start_ns") {
                 kv(out, "start_ns", &mut |o| mp::uint(o, t.start.as_nanos()));
             }
-            if !self.skip_own(r, shadowed, "failed") {
+            if !self.excluded("failed") {
                 kv(out, "failed", &mut |o| mp::bool(o, t.failed));
             }
         }
@@ -856,13 +886,15 @@ mod tests {
         let v = decode(&out);
         let m = v.as_map().unwrap();
         let keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str().unwrap()).collect();
+        // A field named like a built-in key sits beside it, renamed (it used to replace it).
         assert_eq!(
             keys,
             [
-                "message", "target", "level", "neg", "big", "mid", "f", "ok", "err"
+                "message", "level", "target", "_level", "neg", "big", "mid", "f", "ok", "err"
             ]
         );
-        assert_eq!(v["level"].as_str(), Some("custom"));
+        assert_eq!(v["level"].as_str(), Some("WARN"));
+        assert_eq!(v["_level"].as_str(), Some("custom"));
         assert_eq!(v["neg"].as_i64(), Some(-5));
         assert_eq!(v["big"].as_str(), Some(u128::MAX.to_string().as_str()));
         assert_eq!(v["mid"].as_i64(), Some(1 << 40));
@@ -870,6 +902,34 @@ mod tests {
         assert_eq!(v["ok"].as_bool(), Some(true));
         assert_eq!(v["err"]["message"].as_str(), Some("boom"));
         assert_eq!(v["err"]["sources"][0].as_str(), Some("io"));
+    }
+
+    #[test]
+    fn exclusion_goes_by_the_fields_own_name() {
+        // `with_exclude(["level"])` leaves out the built-in key and a field of that name (not
+        // renamed to `_level` and kept); a template key taken by a field renames the field.
+        let e = Encoder::new(EncodeSettings {
+            templates: vec![("sys_host".into(), Template::parse("{hostname}").unwrap())],
+            exclude: vec!["level".into()],
+            hostname: "web1".into(),
+            ..EncodeSettings::default()
+        });
+        let r = Record::event(Level::INFO, "shop")
+            .with_field("level", "gold")
+            .with_field("sys_host", "theirs")
+            .build();
+        let mut out = Vec::new();
+        e.write_record(&r, &mut out);
+        let v = decode(&out);
+        let keys: Vec<&str> = v
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["target", "sys_host", "_sys_host"]);
+        assert_eq!(v["sys_host"].as_str(), Some("web1"));
+        assert_eq!(v["_sys_host"].as_str(), Some("theirs"));
     }
 
     #[test]

@@ -47,8 +47,11 @@
 //! | span timing | `kind` = `"span_timing"`, `span`, `duration_ns`, `busy_ns`, `start_ns` (UTC ns), `failed` | str, uint, bool |
 //! | templates ([`FluentBuilder::with_record_template`]) | your keys | str (or uint for `{line}`) |
 //!
-//! A field named like a built-in key (`level`, `message`, …) replaces it; keys can be left out
-//! with [`FluentBuilder::with_exclude`].
+//! Every key appears once (the core's rule, `logship_core::fields`, "Repeated and reserved
+//! field names"): a name repeated on an event keeps its last value, and a field named like a
+//! key of this table or a template key (`level`, `message`, `spans`, `correlators`, …) is
+//! written as `_level`, `_message`, … next to the built-in key, never replacing it. Keys can
+//! be left out with [`FluentBuilder::with_exclude`] (by the field's own name).
 //!
 //! ## Tags
 //! The tag is `prefix.label` as in the original: an empty prefix gives `label`, an empty label

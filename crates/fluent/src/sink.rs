@@ -12,6 +12,10 @@
 //!   request's ack has come back. A missing, late or wrong ack, or a broken connection, closes
 //!   the connection and returns [`Outcome::Retry`] (or [`Outcome::Partial`] for the requests
 //!   that were not acknowledged); the resend carries the same chunk ids.
+//! * **Keep-alive denied**: a server whose HELO says `keepalive: false` gets one request per
+//!   connection (write, ack, close, handshake again), as it closes after each request. With
+//!   acks, a server that says nothing but closes two connections in a row right after one
+//!   ack gets the same treatment from then on.
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +47,22 @@ struct ServerState {
     /// Skip this server until then (after a failed connect or handshake).
     down_until: Option<Instant>,
     backoff: Duration,
+    /// Connections in a row that the server closed right after acknowledging exactly one of
+    /// several requests: what a server denying keep-alive without a handshake (Fluentd
+    /// `deny_keepalive` without `<security>`, so no HELO to say so) does.
+    closed_after_one_ack: u8,
+    /// Learned from [`closed_after_one_ack`](Self::closed_after_one_ack) reaching
+    /// [`LEARN_NO_KEEPALIVE_AFTER`]: send one request per connection from now on.
+    no_keepalive: bool,
+    /// The server greeted a connection with a HELO while no shared key is configured: each new
+    /// connection waits for its greeting (up to the connect timeout) before anything is
+    /// written, and a HELO fails it.
+    requires_handshake: bool,
 }
+
+/// How many connections in a row must close right after one ack before the sink sends one
+/// request per connection to that server (one such close is also what a restart looks like).
+const LEARN_NO_KEEPALIVE_AFTER: u8 = 2;
 
 impl ServerState {
     fn failed(&mut self, now: Instant) {
@@ -123,7 +142,16 @@ impl FluentSink {
             None => false,
         };
         if stale && let Some(c) = state.conn.take() {
+            // Without acks nothing else would tell: a server that requires the handshake
+            // greets with a HELO and drops what we wrote as a bad PING.
+            let helo = self.set.credentials.is_none()
+                && c.stray_reply().is_some_and(|v| classify::is_helo(&v));
             c.close(Duration::from_millis(100)).await;
+            if helo {
+                state.requires_handshake = true;
+                let ep = &self.set.endpoints[i];
+                return Err(format!("{ep}: {}", classify::REQUIRES_SHARED_KEY));
+            }
         }
         if state.conn.is_some() {
             return Ok(());
@@ -143,11 +171,25 @@ impl FluentSink {
                     });
                 }
             };
+        if self.set.credentials.is_none() && self.servers[i].requires_handshake {
+            // Does it still greet with a HELO? Nothing is written until we know.
+            let deadline = Instant::now() + self.set.connect_timeout;
+            match conn.read_value(deadline).await {
+                Ok(v) if classify::is_helo(&v) => {
+                    conn.close(Duration::from_millis(100)).await;
+                    return Err(format!("{ep}: {}", classify::REQUIRES_SHARED_KEY));
+                }
+                Err(ReadError::Timeout) => self.servers[i].requires_handshake = false,
+                Ok(v) => return Err(format!("{ep}: unexpected greeting {v}")),
+                Err(e) => return Err(format!("{ep}: {e}")),
+            }
+        }
         if let Some(creds) = &self.set.credentials {
             let deadline = Instant::now() + self.set.connect_timeout;
-            authenticate(&mut conn, creds, deadline)
+            let helo = authenticate(&mut conn, creds, deadline)
                 .await
                 .map_err(|e| format!("handshake with {ep} failed: {e}"))?;
+            conn.keepalive = helo.keepalive;
         }
         self.servers[i].conn = Some(conn);
         Ok(())
@@ -188,10 +230,15 @@ impl FluentSink {
         let started = Instant::now();
         let ack_deadline = (started + ack_timeout).min(deadline);
         let mut failure = None;
+        let mut acked = 0usize;
+        let mut closed = false;
+        let mut greeted = false;
         while done.iter().any(|d| !*d) {
             let reply = match conn.read_value(ack_deadline).await {
                 Ok(v) => v,
                 Err(e) => {
+                    // A close (or the reset of a close with our later requests unread).
+                    closed = matches!(e, ReadError::Closed | ReadError::Io(_));
                     let what = match e {
                         ReadError::Timeout => format!(
                             "no ack from {ep} within {} ms",
@@ -214,6 +261,8 @@ impl FluentSink {
                 match classify::check_ack(&reply, chunk) {
                     AckCheck::Match => {
                         done[k] = true;
+                        acked += 1;
+                        conn.acks += 1;
                         matched = true;
                         break;
                     }
@@ -221,6 +270,7 @@ impl FluentSink {
                 }
             }
             if !matched {
+                greeted |= classify::is_helo(&reply);
                 failure = Some(match last {
                     Some(AckCheck::Mismatch(got)) => {
                         format!("ack mismatch from {ep}: got chunk `{got}`")
@@ -229,6 +279,23 @@ impl FluentSink {
                     _ => format!("unexpected reply from {ep}"),
                 });
                 break;
+            }
+        }
+        // Learning that the server closes after each request (no HELO told us): the close came
+        // right after the first ack this connection ever carried.
+        let first_ack_only = conn.acks == 1;
+        let state = &mut self.servers[i];
+        if greeted && self.set.credentials.is_none() {
+            state.requires_handshake = true;
+        }
+        if requests.len() > 1 {
+            if closed && acked == 1 && first_ack_only {
+                state.closed_after_one_ack = state.closed_after_one_ack.saturating_add(1);
+                if state.closed_after_one_ack >= LEARN_NO_KEEPALIVE_AFTER {
+                    state.no_keepalive = true;
+                }
+            } else if acked > 1 {
+                state.closed_after_one_ack = 0;
             }
         }
         match failure {
@@ -247,6 +314,71 @@ impl FluentSink {
             }
         }
     }
+    /// One request per connection, for a server whose HELO said `keepalive: false` (Fluentd's
+    /// `in_forward` with `deny_keepalive true` closes the connection after the first request
+    /// and its ack, dropping whatever followed on it): write one request, await its ack when
+    /// acks are on, close, and connect and authenticate again for the next. This is how
+    /// Fluentd's own `out_forward` talks by default (`keepalive false`: a connection per
+    /// chunk; fluent/fluentd `lib/fluent/plugin/out_forward.rb`, and `in_forward.rb` for the
+    /// close). Stops at the first failure; the requests done so far count.
+    async fn exchange_each(
+        &mut self,
+        i: usize,
+        requests: &[crate::encode::Request],
+        deadline: Instant,
+        cx: &mut SendContext,
+    ) -> (Vec<bool>, Option<String>) {
+        let mut done = vec![false; requests.len()];
+        for (k, r) in requests.iter().enumerate() {
+            if k > 0 {
+                if Instant::now() >= deadline {
+                    let ep = &self.set.endpoints[i];
+                    return (
+                        done,
+                        Some(format!(
+                            "send deadline reached after {k} of {} requests to {ep} \
+                             (one request per connection: the server denies keep-alive)",
+                            requests.len()
+                        )),
+                    );
+                }
+                let connected = self.connection(i).await;
+                if std::mem::take(&mut self.certificate_failures) > 0 {
+                    cx.record_certificate_failure();
+                }
+                if let Err(e) = connected {
+                    self.servers[i].failed(Instant::now());
+                    return (done, Some(e));
+                }
+            }
+            let (one, failure) = self
+                .exchange(i, std::slice::from_ref(r), &r.bytes, deadline, cx)
+                .await;
+            done[k] = one.first().copied().unwrap_or(false);
+            // The server closes it anyway; closing first never leaves a half-closed stream.
+            if let Some(c) = self.servers[i].conn.take() {
+                c.close(Duration::from_millis(100)).await;
+            }
+            if failure.is_some() {
+                return (done, failure);
+            }
+        }
+        (done, None)
+    }
+}
+
+/// The requests' bytes, moved into one buffer written back to back (their chunk ids are all
+/// that is used from there on): no copy for one request, one `memcpy` per request for several.
+fn take_wire(requests: &mut [crate::encode::Request]) -> Vec<u8> {
+    if let [only] = requests {
+        return std::mem::take(&mut only.bytes);
+    }
+    let mut wire = Vec::with_capacity(requests.iter().map(|r| r.bytes.len()).sum());
+    for r in requests {
+        wire.extend_from_slice(&r.bytes);
+        r.bytes = Vec::new();
+    }
+    wire
 }
 
 /// HELO → PING → PONG on a fresh connection.
@@ -254,7 +386,7 @@ async fn authenticate(
     conn: &mut Conn,
     creds: &Credentials,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<handshake::Helo, String> {
     let helo = conn
         .read_value(deadline)
         .await
@@ -273,7 +405,7 @@ async fn authenticate(
         other => format!("awaiting PONG: {other}"),
     })?;
     handshake::check_pong(&pong, &helo, creds, &salt)?;
-    Ok(())
+    Ok(helo)
 }
 
 impl Sink for FluentSink {
@@ -312,20 +444,13 @@ impl Sink for FluentSink {
         if requests.is_empty() {
             return classify::outcome(&records, &[], encoded.rejected, None);
         }
-        // The requests' bytes move into `wire` (only their chunk ids are used from here on):
-        // no copy for one request, one `memcpy` per request for several.
-        let wire: Vec<u8> = if requests.len() == 1 {
-            std::mem::take(&mut requests[0].bytes)
-        } else {
-            let mut wire = Vec::with_capacity(requests.iter().map(|r| r.bytes.len()).sum());
-            for r in &mut requests {
-                wire.extend_from_slice(&r.bytes);
-                r.bytes = Vec::new();
-            }
-            wire
-        };
         if cx.wants_payload() {
-            cx.set_payload(wire.clone());
+            cx.set_payload(
+                requests
+                    .iter()
+                    .flat_map(|r| r.bytes.iter().copied())
+                    .collect(),
+            );
         }
         // Leave a little of the core's deadline to close things down ourselves.
         let deadline = cx
@@ -344,7 +469,14 @@ impl Sink for FluentSink {
                 continue;
             }
             self.servers[i].connected();
-            let (done, failure) = self.exchange(i, &requests, &wire, deadline, cx).await;
+            let keepalive = !self.servers[i].no_keepalive
+                && self.servers[i].conn.as_ref().is_none_or(|c| c.keepalive);
+            let (done, failure) = if keepalive {
+                let wire = take_wire(&mut requests);
+                self.exchange(i, &requests, &wire, deadline, cx).await
+            } else {
+                self.exchange_each(i, &requests, deadline, cx).await
+            };
             return classify::outcome(&records, &done, encoded.rejected, failure);
         }
         let done = vec![false; requests.len()];

@@ -173,18 +173,41 @@ fn probe_of<T>(_sock: &T) -> Probe {}
 /// ack, TLS session tickets) is left for the stream: only end-of-stream counts here.
 #[cfg(unix)]
 fn kernel_says_closed(probe: &Probe) -> bool {
-    use rustix::net::{RecvFlags, recv};
-    let Some(fd) = probe else { return false };
     let mut byte = [0u8; 1];
-    match recv(fd, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
-        Ok((0, _)) => true,
-        Ok(_) => false,
-        Err(e) => e != rustix::io::Errno::AGAIN && e != rustix::io::Errno::INTR,
-    }
+    matches!(kernel_peek(probe, &mut byte), Peek::Closed)
 }
 #[cfg(not(unix))]
 fn kernel_says_closed(_probe: &Probe) -> bool {
     false
+}
+
+/// What the kernel holds for the socket, without taking it.
+enum Peek {
+    /// End of stream or an error.
+    Closed,
+    /// This many bytes are waiting (copied into the buffer).
+    Data(usize),
+    /// Nothing yet, or no probe.
+    Idle,
+}
+
+/// A `MSG_PEEK | MSG_DONTWAIT` receive on the duplicate descriptor: what the kernel already
+/// holds, whether or not tokio's driver has noticed it yet.
+#[cfg(unix)]
+fn kernel_peek(probe: &Probe, buf: &mut [u8]) -> Peek {
+    use rustix::net::{RecvFlags, recv};
+    let Some(fd) = probe else { return Peek::Idle };
+    let len = buf.len();
+    match recv(fd, buf, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => Peek::Closed,
+        Ok((n, _)) => Peek::Data(n.min(len)),
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => Peek::Idle,
+        Err(_) => Peek::Closed,
+    }
+}
+#[cfg(not(unix))]
+fn kernel_peek(_probe: &Probe, _buf: &mut [u8]) -> Peek {
+    Peek::Idle
 }
 
 /// One open connection, with a read buffer for replies.
@@ -198,6 +221,15 @@ pub(crate) struct Conn {
     /// core's send timeout drops the future) the stream holds half a request or a late ack,
     /// so it must not be reused.
     pub(crate) dirty: bool,
+    /// False when the server's HELO said `keepalive: false` (Fluentd's `in_forward` with
+    /// `deny_keepalive true`): it closes the connection after one request (and its ack), so
+    /// the sink sends one request per connection.
+    pub(crate) keepalive: bool,
+    /// Acks read on this connection so far.
+    pub(crate) acks: u64,
+    /// TLS on this connection: bytes the kernel holds may be TLS records (session tickets)
+    /// rather than stray replies.
+    tls: bool,
 }
 
 impl fmt::Debug for Conn {
@@ -205,6 +237,7 @@ impl fmt::Debug for Conn {
         f.debug_struct("Conn")
             .field("buffered", &self.rbuf.len())
             .field("dirty", &self.dirty)
+            .field("keepalive", &self.keepalive)
             .finish()
     }
 }
@@ -264,12 +297,15 @@ pub(crate) fn decode_reply(buf: &[u8]) -> Result<Option<(rmpv::Value, usize)>, S
 }
 
 impl Conn {
-    fn new(io: Box<dyn Io>, probe: Probe) -> Self {
+    fn new(io: Box<dyn Io>, probe: Probe, tls: bool) -> Self {
         Self {
             io,
             probe,
+            tls,
             rbuf: Vec::new(),
             dirty: false,
+            keepalive: true,
+            acks: 0,
         }
     }
 
@@ -284,14 +320,14 @@ impl Conn {
                 Target::Unix(path) => {
                     let s = tokio::net::UnixStream::connect(path).await?;
                     let probe = probe_of(&s);
-                    Ok(Self::new(Box::new(s), probe))
+                    Ok(Self::new(Box::new(s), probe, false))
                 }
                 Target::Tcp { host, port } => {
                     let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                     s.set_nodelay(true)?;
                     let probe = probe_of(&s);
                     if !ep.tls {
-                        return Ok(Self::new(Box::new(s), probe));
+                        return Ok(Self::new(Box::new(s), probe, false));
                     }
                     let Some(tls) = tls else {
                         return Err(io::Error::other("tls is not configured"));
@@ -302,7 +338,7 @@ impl Conn {
                             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
                     };
                     let s = tls.connector.connect(name, s).await?;
-                    Ok(Self::new(Box::new(s), probe))
+                    Ok(Self::new(Box::new(s), probe, true))
                 }
             }
         };
@@ -318,20 +354,47 @@ impl Conn {
     /// Whether the peer closed the connection (or sent something unexpected), checked with
     /// one non-blocking read. Call it before writing a batch into an idle connection.
     pub(crate) async fn peer_closed(&mut self) -> bool {
-        if kernel_says_closed(&self.probe) {
-            return true;
+        if self.tls {
+            if kernel_says_closed(&self.probe) {
+                return true;
+            }
+        } else {
+            // Without TLS, any byte on an idle connection is a stray reply (a late ack, the
+            // HELO of a server that requires the handshake): seen here even when tokio's
+            // driver has not noticed it yet, and kept for `stray_reply`.
+            let mut bytes = [0u8; 1024];
+            match kernel_peek(&self.probe, &mut bytes) {
+                Peek::Closed => return true,
+                Peek::Data(n) => {
+                    self.rbuf.extend_from_slice(&bytes[..n]);
+                    return true;
+                }
+                Peek::Idle => {}
+            }
         }
         // Let the runtime poll the OS first: tokio only learns that a socket became readable
         // (a FIN arrived while we were idle) when its driver runs, and a yield runs it.
         tokio::task::yield_now().await;
-        let mut byte = [0u8; 64];
-        let mut buf = ReadBuf::new(&mut byte);
+        let mut bytes = [0u8; 1024];
+        let mut buf = ReadBuf::new(&mut bytes);
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        // Ready means EOF, an error, or stray bytes (a late ack of an abandoned request):
-        // either way the stream is not in a state we can trust. Pending means alive and idle.
-        Pin::new(&mut *self.io)
+        // Ready means EOF, an error, or stray bytes (a late ack of an abandoned request, or the
+        // HELO of a server that requires the handshake): either way the stream is not in a
+        // state we can trust. Pending means alive and idle. Stray bytes are kept for
+        // [`stray_reply`](Self::stray_reply).
+        let ready = Pin::new(&mut *self.io)
             .poll_read(&mut cx, &mut buf)
-            .is_ready()
+            .is_ready();
+        if ready && self.rbuf.len() < MAX_REPLY_BYTES {
+            self.rbuf.extend_from_slice(buf.filled());
+        }
+        ready
+    }
+
+    /// The first complete reply among bytes the peer sent unasked (seen by
+    /// [`peer_closed`](Self::peer_closed)), if any.
+    pub(crate) fn stray_reply(&self) -> Option<rmpv::Value> {
+        decode_reply(&self.rbuf).ok().flatten().map(|(v, _)| v)
     }
 
     /// Writes `bytes` completely and flushes.

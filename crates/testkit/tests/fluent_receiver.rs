@@ -961,3 +961,67 @@ if not all(ok):
         ".25 is exact in binary floating point"
     );
 }
+
+#[test]
+fn deny_keepalive_says_so_in_helo_and_closes_after_one_request() {
+    // Fluentd `in_forward` with `deny_keepalive true` (fluent/fluentd
+    // `lib/fluent/plugin/in_forward.rb`): HELO `keepalive: false`, the connection closed after
+    // the first request's ack; what was written after it is dropped.
+    let r = FluentReceiver::builder()
+        .with_shared_key("s3cret")
+        .with_deny_keepalive(true)
+        .start()
+        .unwrap();
+    let mut c = connect(&r);
+    let helo = read_helo(&mut c);
+    assert_eq!(helo.value[1]["keepalive"], Value::Boolean(false));
+    let salt = "0123456789abcdef0123456789abcdef";
+    c.write_all(&ping(&helo, "client.test", salt, "s3cret", "", ""))
+        .unwrap();
+    assert_eq!(read_value(&mut c)[1], Value::Boolean(true), "PONG ok");
+    // Two requests in one write: the first is acked, then the connection closes.
+    let mut two = message_chunk("ka", 0, "k1");
+    two.extend(message_chunk("ka", 1, "k2"));
+    c.write_all(&two).unwrap();
+    assert_eq!(
+        read_exact_n(&mut c, expected_ack("k1").len()),
+        expected_ack("k1")
+    );
+    assert_closed(&mut c);
+    let s = r.stats();
+    assert_eq!((s.events, s.acks_sent), (1, 1), "{s:?}");
+    assert_eq!(s.keepalive_closes, 1);
+    // 1 when both requests came in one read (as usual on loopback), 0 when the second was
+    // still unread: either way it was not recorded.
+    assert!(s.dropped_after_keepalive_close <= 1, "{s:?}");
+    // Without an ack asked for, the close comes right after the request; without a shared key
+    // there is no HELO, and the close happens all the same.
+    let plain = FluentReceiver::builder()
+        .with_deny_keepalive(true)
+        .start()
+        .unwrap();
+    let mut c = connect(&plain);
+    c.write_all(&message("ka", &enc(&Value::from(1)), &rec(0), None))
+        .unwrap();
+    assert_closed(&mut c);
+    assert!(plain.wait_for_stats(WAIT, |s| s.keepalive_closes == 1 && s.events == 1));
+}
+
+#[test]
+fn a_record_holding_a_key_twice_is_recorded_as_sent_and_counted() {
+    let r = FluentReceiver::builder().start().unwrap();
+    let mut c = connect(&r);
+    let twice = Value::Map(vec![
+        ("a".into(), Value::from(1)),
+        ("b".into(), Value::from(2)),
+        ("a".into(), Value::from("two")),
+    ]);
+    c.write_all(&message("dup", &enc(&Value::from(1)), &twice, None))
+        .unwrap();
+    c.write_all(&message("dup", &enc(&Value::from(2)), &rec(0), None))
+        .unwrap();
+    assert!(r.wait_for_events(2, WAIT));
+    let s = r.stats();
+    assert_eq!((s.events, s.records_with_repeated_keys), (2, 1), "{s:?}");
+    assert_eq!(r.events()[0].record.as_map().unwrap().len(), 3);
+}

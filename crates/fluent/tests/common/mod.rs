@@ -37,9 +37,10 @@ pub fn unique(r: &FluentReceiver) -> Vec<FluentEvent> {
     r.events().into_iter().filter(|e| !e.duplicate).collect()
 }
 
-/// The receiver saw no protocol error, no nil, and no handshake or TLS failure.
+/// The receiver saw no protocol error, no nil, and no record with a key twice.
 pub fn assert_clean(r: &FluentReceiver) {
     let s = r.stats();
     assert_eq!(s.protocol_errors, 0, "{:?}", r.errors());
     assert_eq!(s.nil_keepalives, 0, "a nil keep-alive was sent");
+    assert_eq!(s.records_with_repeated_keys, 0, "a record held a key twice");
 }

@@ -57,7 +57,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
     if let Some(hs) = &shared.config.handshake {
         let nonce: [u8; 16] = rand::random();
         let auth: [u8; 16] = rand::random();
-        if !write(&mut stream, &encode_helo(hs.style, &nonce, &auth)).await {
+        let helo = encode_helo(hs.style, &nonce, &auth, !shared.config.deny_keepalive);
+        if !write(&mut stream, &helo).await {
             return;
         }
         phase = Phase::AwaitPing { nonce, auth };
@@ -76,7 +77,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
                     let obj = &buf[start..start + len];
                     start += len;
                     framer.reset();
+                    let request = matches!(phase, Phase::Transport);
                     if let Flow::Close = handle(obj, &mut phase, &mut stream, &shared, id).await {
+                        close(stream).await;
+                        return;
+                    }
+                    if request && shared.config.deny_keepalive {
+                        // Fluentd's `in_forward` with `deny_keepalive`: closed after the first
+                        // request (and its ack); what followed on the connection is dropped.
+                        let dropped = count_objects(&buf[start..]);
+                        let c = &shared.counters;
+                        c.keepalive_closes.fetch_add(1, Ordering::Relaxed);
+                        c.dropped_after_keepalive_close
+                            .fetch_add(dropped, Ordering::Relaxed);
                         close(stream).await;
                         return;
                     }
@@ -124,6 +137,36 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
             .fetch_add(take as u64, Ordering::Relaxed);
         buf.extend_from_slice(&tmp[..take]);
     }
+}
+
+/// Whether the record map holds a key twice (Fluentd's Ruby `Hash` keeps the later value;
+/// Fluent Bit passes both on, and Elasticsearch refuses a document with a repeated field).
+fn has_repeated_key(record: &rmpv::Value) -> bool {
+    let Some(map) = record.as_map() else {
+        return false;
+    };
+    let mut seen = std::collections::HashSet::with_capacity(map.len());
+    map.iter()
+        .any(|(k, _)| !seen.insert(k.as_str().unwrap_or_default()))
+}
+
+/// How many msgpack objects `bytes` holds (a trailing incomplete or undecodable one counts as
+/// one).
+fn count_objects(bytes: &[u8]) -> u64 {
+    let mut framer = Framer::default();
+    let mut n = 0;
+    let mut start = 0;
+    while start < bytes.len() {
+        match framer.scan(&bytes[start..]) {
+            Ok(Some(len)) => {
+                n += 1;
+                start += len;
+                framer.reset();
+            }
+            Ok(None) | Err(_) => return n + 1,
+        }
+    }
+    n
 }
 
 async fn close<S: AsyncWrite + Unpin>(mut stream: S) {
@@ -230,6 +273,15 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         }
         None => false,
     };
+    let repeated = req
+        .entries
+        .iter()
+        .filter(|(_, record)| has_repeated_key(record))
+        .count();
+    if repeated > 0 {
+        c.records_with_repeated_keys
+            .fetch_add(repeated as u64, Ordering::Relaxed);
+    }
     if !shared.config.keep_events {
         c.events_not_kept
             .fetch_add(req.entries.len() as u64, Ordering::Relaxed);

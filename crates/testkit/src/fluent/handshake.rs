@@ -15,9 +15,10 @@ pub(crate) fn sha512_hex(parts: &[&[u8]]) -> String {
     hex::encode(h.finalize())
 }
 
-/// The HELO: `["HELO", {"nonce": .., "auth": .., "keepalive": true}]` (Fluentd: bin8 and
-/// keepalive) or `["HELO", {"nonce": .., "auth": ..}]` with str holding raw bytes (Fluent Bit).
-pub(crate) fn encode_helo(style: HeloStyle, nonce: &[u8], auth: &[u8]) -> Vec<u8> {
+/// The HELO: `["HELO", {"nonce": .., "auth": .., "keepalive": keepalive}]` (Fluentd: bin8 and
+/// keepalive, `false` with `deny_keepalive`) or `["HELO", {"nonce": .., "auth": ..}]` with str
+/// holding raw bytes (Fluent Bit, which has no such setting).
+pub(crate) fn encode_helo(style: HeloStyle, nonce: &[u8], auth: &[u8], keepalive: bool) -> Vec<u8> {
     let mut out = vec![0x92];
     put_str(&mut out, b"HELO");
     let bytes = |out: &mut Vec<u8>, b: &[u8]| match style {
@@ -37,7 +38,7 @@ pub(crate) fn encode_helo(style: HeloStyle, nonce: &[u8], auth: &[u8]) -> Vec<u8
     bytes(&mut out, auth);
     if style == HeloStyle::Fluentd {
         put_str(&mut out, b"keepalive");
-        out.push(0xc3);
+        out.push(if keepalive { 0xc3 } else { 0xc2 });
     }
     out
 }
@@ -167,12 +168,15 @@ mod tests {
     fn helo_wire_styles() {
         let n = [1u8; 16];
         let a = [2u8; 16];
-        let d = encode_helo(HeloStyle::Fluentd, &n, &a);
+        let d = encode_helo(HeloStyle::Fluentd, &n, &a, true);
         let v = rmpv::decode::read_value(&mut &d[..]).unwrap();
         assert_eq!(v[1]["nonce"], Value::Binary(n.to_vec()));
         assert_eq!(v[1]["keepalive"], Value::Boolean(true));
         assert_eq!(&d[..7], &[0x92, 0xa4, b'H', b'E', b'L', b'O', 0x83]);
-        let b = encode_helo(HeloStyle::FluentBit, &[0xff; 16], &a);
+        let denied = encode_helo(HeloStyle::Fluentd, &n, &a, false);
+        let v = rmpv::decode::read_value(&mut &denied[..]).unwrap();
+        assert_eq!(v[1]["keepalive"], Value::Boolean(false));
+        let b = encode_helo(HeloStyle::FluentBit, &[0xff; 16], &a, true);
         let v = rmpv::decode::read_value(&mut &b[..]).unwrap();
         assert_eq!(v[1]["nonce"].as_str(), None, "raw bytes are not UTF-8");
         assert!(matches!(&v[1]["nonce"], Value::String(s) if s.as_bytes() == [0xff; 16]));

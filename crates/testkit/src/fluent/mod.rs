@@ -12,7 +12,9 @@
 //!   several gzip members). [`FluentEvent::mode`] says which one carried each event.
 //! * **Time** — integer seconds, or EventTime (ext type 0) as `fixext8` (`D7 00`) or `ext8`
 //!   (`C7 08 00`); [`EventTimeValue::encoding`] says which.
-//! * **Records** must be maps with string keys; anything else is a protocol error.
+//! * **Records** must be maps with string keys; anything else is a protocol error. A map that
+//!   holds a key twice is recorded as sent and counted
+//!   ([`FluentStats::records_with_repeated_keys`]).
 //! * **Keep-alive `nil`** — counted; kept open like Fluentd ([`NilPolicy::KeepAlive`], the
 //!   default) or closed like Fluent Bit ([`NilPolicy::Close`], which drops everything after it).
 //! * **Acks** — only when the option map has `chunk`: the reply is `{"ack": <chunk>}` (fixmap,
@@ -21,6 +23,9 @@
 //! * **Handshake** — with [`FluentReceiverBuilder::with_shared_key`]: HELO (wire style per
 //!   [`HeloStyle`]), PING check (shared key digest and, with users, password digest), PONG as
 //!   str fields. Nothing is accepted before it succeeds.
+//! * **Keep-alive denied** — with [`FluentReceiverBuilder::with_deny_keepalive`], as Fluentd's
+//!   `deny_keepalive`: HELO `keepalive: false`, each connection closed after its first request
+//!   (and ack); what followed on it is dropped and counted.
 //! * **Errors** never panic the server: a request that does not decode is counted in
 //!   [`FluentStats::protocol_errors`], described in [`FluentReceiver::errors`], and its
 //!   connection is closed.
@@ -331,6 +336,16 @@ pub struct FluentStats {
     pub bytes_received: u64,
     /// Entries dropped (yet acknowledged) by [`FluentReceiverBuilder::with_compressed_chunk_limit`].
     pub entries_past_chunk_limit: u64,
+    /// Connections closed after their first request by
+    /// [`FluentReceiverBuilder::with_deny_keepalive`].
+    pub keepalive_closes: u64,
+    /// Requests (complete or partial) that arrived on a connection after the one it was closed
+    /// for by [`FluentReceiverBuilder::with_deny_keepalive`], and were dropped unread. A
+    /// lower bound: what was still in flight when the connection closed is not seen at all.
+    pub dropped_after_keepalive_close: u64,
+    /// Records whose map holds a key twice (recorded as sent: [`FluentEvent::field`] returns
+    /// the first).
+    pub records_with_repeated_keys: u64,
 }
 
 impl FluentStats {
@@ -374,6 +389,9 @@ struct Counters {
     /// Events decoded but not stored ([`FluentReceiverBuilder::with_keep_events`] off).
     events_not_kept: AtomicU64,
     entries_past_chunk_limit: AtomicU64,
+    keepalive_closes: AtomicU64,
+    dropped_after_keepalive_close: AtomicU64,
+    records_with_repeated_keys: AtomicU64,
 }
 
 struct HandshakeConfig {
@@ -388,6 +406,7 @@ struct Config {
     nil_policy: NilPolicy,
     keep_events: bool,
     compressed_chunk_limit: Option<usize>,
+    deny_keepalive: bool,
 }
 
 /// State shared by the handle and the connection tasks.
@@ -451,6 +470,7 @@ impl Shared {
 /// | nil keep-alive | [`NilPolicy::KeepAlive`] |
 /// | faults | none |
 /// | keep events | on |
+/// | deny keep-alive | off |
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct FluentReceiverBuilder {
@@ -465,6 +485,7 @@ pub struct FluentReceiverBuilder {
     faults: Faults,
     keep_events: bool,
     compressed_chunk_limit: Option<usize>,
+    deny_keepalive: bool,
 }
 
 impl Default for FluentReceiverBuilder {
@@ -481,6 +502,7 @@ impl Default for FluentReceiverBuilder {
             faults: Faults::default(),
             keep_events: true,
             compressed_chunk_limit: None,
+            deny_keepalive: false,
         }
     }
 }
@@ -576,6 +598,22 @@ impl FluentReceiverBuilder {
         }
     }
 
+    /// Behaves as Fluentd's `in_forward` with `deny_keepalive true`: the HELO (with a shared
+    /// key, [`HeloStyle::Fluentd`]) says `keepalive: false`, and each connection is closed right
+    /// after its first request (after the ack is written, when the request asked for one), so
+    /// whatever a client wrote after that request on the same connection is dropped, unread and
+    /// unacknowledged. Each such close counts in [`FluentStats::keepalive_closes`]. Without a
+    /// shared key there is no HELO to say so (Fluentd closes all the same). Fluentd's code:
+    /// fluent/fluentd `lib/fluent/plugin/in_forward.rb` (`generate_helo` sends
+    /// `'keepalive' => !@deny_keepalive`; `handle_connection` closes after the response, or at
+    /// once without one). Off by default.
+    pub fn with_deny_keepalive(self, deny: bool) -> Self {
+        FluentReceiverBuilder {
+            deny_keepalive: deny,
+            ..self
+        }
+    }
+
     /// Binds and starts the receiver on its own thread and tokio runtime.
     ///
     /// # Errors
@@ -595,6 +633,7 @@ impl FluentReceiverBuilder {
                 nil_policy: self.nil_policy,
                 keep_events: self.keep_events,
                 compressed_chunk_limit: self.compressed_chunk_limit,
+                deny_keepalive: self.deny_keepalive,
             },
             tls,
             next_connection: AtomicU64::new(0),
@@ -806,6 +845,9 @@ impl FluentReceiver {
             tls_failures: g(&c.tls_failures),
             bytes_received: g(&c.bytes_received),
             entries_past_chunk_limit: g(&c.entries_past_chunk_limit),
+            keepalive_closes: g(&c.keepalive_closes),
+            dropped_after_keepalive_close: g(&c.dropped_after_keepalive_close),
+            records_with_repeated_keys: g(&c.records_with_repeated_keys),
         }
     }
 
@@ -842,6 +884,9 @@ impl FluentReceiver {
             &c.bytes_received,
             &c.events_not_kept,
             &c.entries_past_chunk_limit,
+            &c.keepalive_closes,
+            &c.dropped_after_keepalive_close,
+            &c.records_with_repeated_keys,
         ] {
             a.store(0, Ordering::Relaxed);
         }

@@ -152,7 +152,7 @@ fn server_errors_503_are_retried_until_delivered() {
     assert_eq!((s.delivered, s.retries, s.requests), (n, 1, 2), "{s:#?}");
     assert_eq!(rig.r.counters().requests_to("event"), n + 3);
     let last = s.last_error.unwrap_or_default();
-    assert!(last.contains("3 of 100"), "{last}");
+    assert!(last.contains("3 of 100") && last.contains("503"), "{last}");
     assert_eq!(Tally::of(rig.ids()).total(), n, "a 503 stores nothing");
     shutdown_within(guard, Duration::from_secs(5));
 }

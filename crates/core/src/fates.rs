@@ -186,6 +186,11 @@ impl Fates {
             }
         } else {
             Outcome::Partial {
+                reason: if retry.is_empty() {
+                    String::new()
+                } else {
+                    self.retry_reason.unwrap_or_default()
+                },
                 retry,
                 rejected,
                 after: self.after,
@@ -225,7 +230,8 @@ mod tests {
             Outcome::Partial {
                 retry: vec![2],
                 rejected: vec![(0, "http 400".into()), (1, "http 400".into())],
-                after: Some(Duration::from_secs(2))
+                after: Some(Duration::from_secs(2)),
+                reason: "http 503".into(),
             }
         );
         let mut h = Fates::new(2);

@@ -98,6 +98,9 @@ pub enum Outcome {
         rejected: Vec<(usize, String)>,
         /// Server-requested delay before retrying.
         after: Option<Duration>,
+        /// Why the records in `retry` were not delivered (e.g. `http 503: …`), for
+        /// `Stats::last_error`; empty when `retry` is empty or the sink does not know.
+        reason: String,
     },
     /// The whole batch is refused for good (400, permission errors): it goes to the
     /// undelivered path with the reason; retrying cannot help.

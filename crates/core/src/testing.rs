@@ -255,6 +255,11 @@ fn split(pattern: &[Fate], n: usize) -> Outcome {
         Outcome::Delivered
     } else {
         Outcome::Partial {
+            reason: if retry.is_empty() {
+                String::new()
+            } else {
+                "retry by script".to_string()
+            },
             retry,
             rejected,
             after: None,

@@ -204,10 +204,12 @@ fn bound_reasons(outcome: Outcome) -> Outcome {
             retry,
             rejected,
             after,
+            reason,
         } => Outcome::Partial {
             retry,
             rejected: rejected.into_iter().map(|(i, r)| (i, b(r))).collect(),
             after,
+            reason: b(reason),
         },
         o => o,
     }
@@ -865,6 +867,7 @@ impl<S: Sink> Worker<S> {
                 retry,
                 rejected,
                 after,
+                reason: retry_why,
             } => {
                 let n = inf.batch.records.len();
                 // The backend answered: a success for the breaker, unless nothing got through.
@@ -908,10 +911,17 @@ impl<S: Sink> Worker<S> {
                 }
                 // Every partial outcome is visible in `last_error`; a rejection's own reason,
                 // more specific, is written after it and wins.
-                let retry_reason = format!(
-                    "partial failure: {} of {n} records were refused with a retryable status",
-                    to_retry.len()
-                );
+                let retry_reason = if retry_why.is_empty() {
+                    format!(
+                        "partial failure: {} of {n} records were refused with a retryable status",
+                        to_retry.len()
+                    )
+                } else {
+                    format!(
+                        "partial failure: {} of {n} records to retry: {retry_why}",
+                        to_retry.len()
+                    )
+                };
                 if !to_retry.is_empty() {
                     self.counters.set_error(retry_reason.clone());
                 }

@@ -104,6 +104,7 @@ fn partial_failure_retries_only_the_retryable_and_reports_the_rejected() {
         retry: vec![1, 3],
         rejected: vec![(2, "mapper_parsing_exception".into())],
         after: None,
+        reason: "http 429".into(),
     })]);
     let (layer, guard) = PipelineBuilder::new()
         .with_retry(quick_retry())

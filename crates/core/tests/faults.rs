@@ -535,6 +535,7 @@ fn a_partial_retry_sets_last_error() {
         retry: vec![0, 2],
         rejected: Vec::new(),
         after: None,
+        reason: "http 503: busy".into(),
     })]);
     // An hour of linger: the three records form one batch, sent by the flush.
     let (_layer, guard) = PipelineBuilder::new()
@@ -552,7 +553,7 @@ fn a_partial_retry_sets_last_error() {
     assert!(
         e.as_deref()
             .unwrap_or("")
-            .contains("partial failure: 2 of 3"),
+            .contains("partial failure: 2 of 3 records to retry: http 503: busy"),
         "last_error: {e:?}"
     );
 }

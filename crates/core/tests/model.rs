@@ -61,7 +61,7 @@ proptest! {
                         _ => {}
                     }
                 }
-                Outcome::Partial { retry, rejected, after: None }
+                Outcome::Partial { retry, rejected, after: None, reason: "retry".into() }
             }
         })).collect();
         let undelivered: Arc<Mutex<Vec<i64>>> = Arc::default();

@@ -79,6 +79,7 @@ pub(crate) fn outcome(
                 retry: Vec::new(),
                 rejected,
                 after: None,
+                reason: String::new(),
             }
         };
     }
@@ -102,6 +103,7 @@ pub(crate) fn outcome(
         retry,
         rejected,
         after: None,
+        reason,
     }
 }
 
@@ -175,7 +177,8 @@ mod tests {
             Outcome::Partial {
                 retry: vec![],
                 rejected: vec![(4, "too big".into())],
-                after: None
+                after: None,
+                reason: String::new(),
             }
         );
         assert_eq!(
@@ -192,7 +195,8 @@ mod tests {
             Outcome::Partial {
                 retry: vec![1, 3],
                 rejected: vec![],
-                after: None
+                after: None,
+                reason: "x".into(),
             }
         );
         // Every record refused at encoding: nothing to send, all rejected.
@@ -201,7 +205,8 @@ mod tests {
             Outcome::Partial {
                 retry: vec![],
                 rejected: vec![(0, "too big".into())],
-                after: None
+                after: None,
+                reason: String::new(),
             }
         );
     }

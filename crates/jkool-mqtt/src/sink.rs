@@ -617,7 +617,15 @@ fn batch_outcome(
                 .or(retry_reason)
                 .unwrap_or_else(|| "mqtt publishes were not acknowledged".into()),
         },
-        _ => Outcome::Partial {
+        failure => Outcome::Partial {
+            reason: if retry.is_empty() {
+                String::new()
+            } else {
+                failure
+                    .map(|(_, reason)| reason)
+                    .or(retry_reason)
+                    .unwrap_or_else(|| "mqtt publishes were not acknowledged".into())
+            },
             retry,
             rejected,
             after: None,
@@ -742,6 +750,7 @@ mod tests {
                 retry,
                 rejected,
                 after: None,
+                ..
             } => {
                 assert_eq!(retry, vec![2]);
                 assert_eq!(rejected.len(), 1);

@@ -48,6 +48,15 @@ impl From<&String> for Secret {
     }
 }
 
+/// From a string (feature `serde`): a secret in a configuration file. A type error's message
+/// never holds the value.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
 /// `url` as it may be shown in errors and `Debug` output: the userinfo (a password or token)
 /// is masked as `***`, and so are the query (a key, a SAS signature) and the fragment; the
 /// scheme, host, port and path stay. `https://user:pw@host:1/p?sig=x` →

@@ -144,6 +144,7 @@ mod config;
 mod encode;
 mod error;
 mod failure;
+mod settings;
 #[cfg(feature = "aws-sigv4")]
 mod sigv4;
 mod sink;
@@ -159,6 +160,7 @@ pub use error::{EcsError, Secret};
 pub use failure::ReplayReport;
 pub use logship_http::DEFAULT_MAX_REPLY_BYTES;
 pub use logship_tls::TlsOptions;
+pub use settings::EcsConfig;
 #[cfg(feature = "aws-sigv4")]
 pub use sigv4::AwsSigV4;
 pub use template::TEMPLATE_PRIORITY;

@@ -115,6 +115,7 @@ pub mod connection_string;
 pub mod encode;
 mod error;
 mod queued;
+mod settings;
 mod sink;
 mod transport;
 
@@ -127,6 +128,7 @@ pub use encode::{
 pub use error::{ConnectionStringError, KustoError, Secret};
 /// The TLS settings of [`KustoBuilder::with_tls`] (shared by every logship backend).
 pub use logship_tls::TlsOptions;
+pub use settings::KustoConfig;
 
 logship_core::define_layer!(
     /// The Kusto layer: add it to a `tracing_subscriber::registry()`. Built by

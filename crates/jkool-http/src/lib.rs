@@ -98,6 +98,7 @@
 mod classify;
 mod config;
 mod error;
+mod settings;
 mod sink;
 mod transport;
 
@@ -107,6 +108,7 @@ pub use config::{
 pub use error::{AccessToken, JkoolHttpError};
 pub use logship_jkool::SnapshotPlacement;
 pub use logship_tls::TlsOptions;
+pub use settings::JkoolHttpConfig;
 pub use sink::JkoolHttpSink;
 
 #[doc(hidden)]

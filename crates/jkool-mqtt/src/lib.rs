@@ -83,6 +83,7 @@
 
 mod config;
 mod error;
+mod settings;
 mod sink;
 mod topic;
 
@@ -90,6 +91,7 @@ pub use config::{JkoolMqttBuilder, MqttProtocol};
 pub use error::{JkoolMqttError, Password};
 pub use logship_jkool::SnapshotPlacement;
 pub use logship_tls::TlsOptions;
+pub use settings::JkoolMqttConfig;
 pub use sink::JkoolMqttSink;
 pub use topic::DEFAULT_TOPIC_TEMPLATE;
 

@@ -292,10 +292,20 @@ impl EnvVars {
                 .filter(|n| n.starts_with(&own_prefix))
                 .map(String::as_str)
                 .collect();
-            let problem = format!(
-                "is not a variable logship reads (a typo?); known: {}",
-                known.join(", ")
-            );
+            let nearest = known
+                .iter()
+                .map(|n| (edit_distance(&k, n), *n))
+                .min()
+                .filter(|(d, _)| *d <= 3);
+            let problem = match nearest {
+                Some((_, n)) => {
+                    format!("is not a variable logship reads; did you mean {n}?")
+                }
+                None => format!(
+                    "is not a variable logship reads (a typo?); known: {}",
+                    known.join(", ")
+                ),
+            };
             self.problem(k, problem);
         }
         if self.problems.is_empty() {
@@ -306,6 +316,21 @@ impl EnvVars {
             })
         }
     }
+}
+
+/// Levenshtein distance (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Parses a [duration](self#values): `250ms`, `5s`, `2m`, `1h`.
@@ -538,6 +563,7 @@ mod tests {
                 ("LOGSHIP_ES", "http://h:9200"),
                 ("LOGSHIP_ES_GZIP", "maybe"),
                 ("LOGSHIP_ES_PASWORD", "hunter2"),
+                ("LOGSHIP_ES_COLOUR", "blue"),
                 ("LOGSHIP_ESX", "ignored"),
                 ("LOGSHIP_FLUENT", "ignored"),
                 ("PATH", "/bin"),
@@ -548,7 +574,14 @@ mod tests {
         let _ = env.secret("PASSWORD");
         let e = env.finish().unwrap_err();
         let vars: Vec<_> = e.problems().iter().map(|p| p.variable.as_str()).collect();
-        assert_eq!(vars, ["LOGSHIP_ES_GZIP", "LOGSHIP_ES_PASWORD"]);
+        assert_eq!(
+            vars,
+            ["LOGSHIP_ES_GZIP", "LOGSHIP_ES_COLOUR", "LOGSHIP_ES_PASWORD"]
+        );
+        assert!(
+            msg_of(&e).contains("LOGSHIP_ES_COLOUR is not a variable logship reads (a typo?); known: LOGSHIP_ES_GZIP, LOGSHIP_ES_PASSWORD"),
+            "{e}"
+        );
         let msg = e.to_string();
         assert!(msg.contains("`maybe`: expected true or false"), "{msg}");
         assert!(
@@ -556,6 +589,10 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    fn msg_of(e: &EnvError) -> String {
+        e.to_string()
     }
 
     #[test]

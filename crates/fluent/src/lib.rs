@@ -88,6 +88,7 @@ mod encode;
 mod error;
 mod handshake;
 mod msgpack;
+mod settings;
 mod sink;
 pub mod template;
 mod transport;
@@ -96,6 +97,7 @@ pub use config::{DEFAULT_MAX_COMPRESSED_REQUEST_BYTES, DEFAULT_MAX_RECORD_BYTES,
 pub use encode::{Mode, SpanStyle, TagLabel, TimeFormat};
 pub use error::{FluentError, Secret};
 pub use logship_tls::TlsOptions;
+pub use settings::{DEFAULT_TAG_PREFIX, FluentConfig};
 pub use transport::DEFAULT_PORT;
 
 logship_core::define_layer!(

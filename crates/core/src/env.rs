@@ -444,11 +444,23 @@ pub mod de {
 
     use serde::{Deserialize, Deserializer, de::Error};
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum IntOrText {
-        Int(u64),
-        Text(String),
+    /// A size: a number of bytes, or text such as `"4MiB"`.
+    struct BytesVisitor;
+
+    impl serde::de::Visitor<'_> for BytesVisitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number of bytes or text such as \"4MiB\"")
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("`{v}`: expected a size of 0 or more")))
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<u64, E> {
+            super::parse_bytes(s).map_err(|e| E::custom(format!("`{s}`: expected {e}")))
+        }
     }
 
     /// An optional [duration](super#values) given as text (`"5s"`).
@@ -467,12 +479,7 @@ pub mod de {
     /// # Errors
     /// The deserializer's error, saying what is expected.
     pub fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        match IntOrText::deserialize(d)? {
-            IntOrText::Int(n) => Ok(Some(n)),
-            IntOrText::Text(s) => super::parse_bytes(&s)
-                .map(Some)
-                .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}"))),
-        }
+        d.deserialize_any(BytesVisitor).map(Some)
     }
 
     /// As [`bytes`], as `usize`.

@@ -177,4 +177,22 @@ mod serde_config {
             "{e}"
         );
     }
+
+    #[test]
+    fn sizes_are_numbers_or_text_with_a_unit() {
+        let cfg: PipelineConfig =
+            serde_json::from_str(r#"{"queue_bytes": 2048, "batch_bytes": "1KiB"}"#).unwrap();
+        assert_eq!((cfg.queue_bytes, cfg.batch_bytes), (Some(2048), Some(1024)));
+        let e = serde_json::from_str::<PipelineConfig>(r#"{"queue_bytes": "4 furlongs"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`4 furlongs`: expected a whole number of bytes"),
+            "{e}"
+        );
+        let e = serde_json::from_str::<PipelineConfig>(r#"{"queue_bytes": true}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a number of bytes or text"), "{e}");
+    }
 }

@@ -106,6 +106,13 @@
 //! [`KNOWN_AUTHORITY_HOSTS`] (or be the one `AadAuthorityUri` names), the token audience
 //! stays tied to the cluster, and no request follows a redirect: see [`auth`].
 //! Keys and tokens never appear in `Debug`, errors or logs ([`Secret`]).
+//!
+//! ## Configuration without code
+//! [`KustoBuilder::from_env`] reads `LOGSHIP_KUSTO` and the `LOGSHIP_KUSTO_*` variables (`LOGSHIP_KUSTO=<connection string>`, `LOGSHIP_KUSTO_TABLE=Logs`) plus the shared
+//! pipeline variables `LOGSHIP_PIPELINE_*`, once, into a builder you can keep configuring;
+//! a malformed or unknown variable is reported by `build()`, naming it. With the feature
+//! `serde`, [`KustoConfig`] is the same settings as a configuration-file section (unknown keys
+//! refused). The tables are on [`KustoConfig`] and in the repository's `docs/configuration.md`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod auth;

@@ -624,6 +624,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_names_not_values() {
+        let env = EnvVars::from_pairs("ES", [("LOGSHIP_ES_PASSWORD", "hunter2")]);
+        let shown = format!("{env:?}");
+        assert!(shown.contains("LOGSHIP_ES_PASSWORD"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
     fn empty_counts_as_unset() {
         let mut env = EnvVars::from_pairs("MQTT", [("LOGSHIP_MQTT_QOS", "  ")]);
         assert_eq!(env.count::<u8>("QOS"), None);

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use tracing_core::{Level, Metadata};
 
+use crate::env::EnvVars;
 use crate::error::ConfigError;
 use crate::guard::{Guard, Shared};
 use crate::layer::{CaptureConfig, ShipLayer};
@@ -76,6 +77,8 @@ pub struct PipelineBuilder {
     default_fqn: Option<Result<SourceFqn, crate::FqnError>>,
     drop_lane_records: usize,
     spool: Option<crate::spool::SpoolConfig>,
+    /// A problem found by `from_env`/`apply_env`/`apply_config`, reported by `build()`.
+    deferred: Option<String>,
 }
 
 impl Default for PipelineBuilder {
@@ -105,6 +108,7 @@ impl Default for PipelineBuilder {
             default_fqn: None,
             drop_lane_records: 1024,
             spool: None,
+            deferred: None,
         }
     }
 }
@@ -121,6 +125,15 @@ impl std::fmt::Debug for PipelineBuilder {
             .field("flush_level", &self.flush_level)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
+            .field("send_timeout", &self.send_timeout)
+            .field("stall_threshold", &self.stall_threshold)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("loss_summary", &self.loss_summary)
+            .field("events", &self.events)
+            .field("span_timings", &self.span_timings)
+            .field("default_source_fqn", &self.default_fqn)
+            .field("dead_letter", &self.dead_letter)
+            .field("spool", &self.spool)
             .finish_non_exhaustive()
     }
 }
@@ -320,12 +333,153 @@ impl PipelineBuilder {
         }
     }
 
+    /// A builder with the defaults, then the shared `LOGSHIP_PIPELINE_*` variables of the
+    /// process environment (read once, now): see [`apply_env`](Self::apply_env) for the
+    /// variables and [`env`](crate::env) for the value syntax. A malformed value or an unknown
+    /// `LOGSHIP_PIPELINE_*` variable is reported by `build()` as a
+    /// [`ConfigError::Backend`] naming the variable and what is expected.
+    pub fn from_env() -> Self {
+        Self::from_env_vars(std::env::vars_os())
+    }
+
+    /// As [`from_env`](Self::from_env), reading `pairs` (name, value) instead of the process
+    /// environment (for tests, or variables loaded from elsewhere).
+    pub fn from_env_vars<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<std::ffi::OsString>,
+        V: Into<std::ffi::OsString>,
+    {
+        let mut env = EnvVars::from_pairs("PIPELINE", pairs);
+        let p = Self::new().apply_env(&mut env);
+        match env.finish() {
+            Ok(()) => p,
+            Err(e) => p.defer(e.to_string()),
+        }
+    }
+
+    fn defer(mut self, problem: String) -> Self {
+        if self.deferred.is_none() {
+            self.deferred = Some(problem);
+        }
+        self
+    }
+
+    /// Applies the pipeline variables of `env` on top of the current settings: for each
+    /// `SETTING` below, `LOGSHIP_<BACKEND>_<SETTING>` if set, else the shared
+    /// `LOGSHIP_PIPELINE_<SETTING>` (the backend's own variable wins, as OpenTelemetry's
+    /// `OTEL_BSP_*`/`OTEL_BLRP_*` batch processor variables are per signal:
+    /// <https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/>).
+    /// Problems are recorded in `env` (reported by [`EnvVars::finish`]).
+    ///
+    /// | `SETTING` | setting | value |
+    /// |---|---|---|
+    /// | `QUEUE_RECORDS` | [`with_max_queue_records`](Self::with_max_queue_records) | count |
+    /// | `QUEUE_BYTES` | [`with_max_queue_bytes`](Self::with_max_queue_bytes) | bytes |
+    /// | `BATCH_RECORDS` | [`with_max_batch_records`](Self::with_max_batch_records) | count |
+    /// | `BATCH_BYTES` | [`with_max_batch_bytes`](Self::with_max_batch_bytes) | bytes |
+    /// | `LINGER` | [`with_linger`](Self::with_linger) | duration |
+    /// | `FLUSH_LEVEL` | [`with_flush_level`](Self::with_flush_level) | level or `off` |
+    /// | `OVERFLOW` | [`with_overflow`](Self::with_overflow) | `drop_newest`, `drop_oldest`, `block:<duration>` |
+    /// | `SEND_TIMEOUT` | [`with_send_timeout`](Self::with_send_timeout) | duration |
+    /// | `STALL_THRESHOLD` | [`with_stall_threshold`](Self::with_stall_threshold) | duration |
+    /// | `SHUTDOWN_TIMEOUT` | [`with_shutdown_timeout`](Self::with_shutdown_timeout) | duration |
+    /// | `RETRY_MAX_ATTEMPTS` | [`RetryPolicy::with_max_attempts`] | count, the first try included; `0` = no limit |
+    /// | `RETRY_MAX_ELAPSED` | [`RetryPolicy::with_max_elapsed`] | duration; `0s` = no limit |
+    /// | `RETRY_INITIAL_DELAY` | [`RetryPolicy::with_initial_delay`] | duration |
+    /// | `RETRY_MAX_DELAY` | [`RetryPolicy::with_max_delay`] | duration |
+    /// | `SPOOL_DIR` | [`with_spool`](Self::with_spool) | path |
+    /// | `SPOOL_MAX_BYTES` | `SpoolConfig::with_max_bytes` (needs `SPOOL_DIR`) | bytes |
+    /// | `DEAD_LETTER_DIR` | [`with_dead_letter_dir`](Self::with_dead_letter_dir) | path |
+    /// | `DEAD_LETTER_MAX_BYTES` | [`with_dead_letter_dir_capped`](Self::with_dead_letter_dir_capped) (needs `DEAD_LETTER_DIR`) | bytes |
+    /// | `EVENTS` | [`with_events`](Self::with_events) | boolean |
+    /// | `SPAN_TIMINGS` | [`with_span_timings`](Self::with_span_timings) | boolean |
+    /// | `SOURCE_FQN` | [`with_default_source_fqn`](Self::with_default_source_fqn) | text, e.g. `APPL=shop#SERVER=web1` |
+    /// | `LOSS_SUMMARY` | [`with_loss_summary`](Self::with_loss_summary) | boolean |
+    pub fn apply_env(self, env: &mut EnvVars) -> Self {
+        let cfg = PipelineConfig::from_env(env);
+        self.apply_config(cfg)
+    }
+
+    /// Applies the settings `cfg` gives (those left `None` keep their current value). A
+    /// size cap without its folder is reported by `build()`.
+    pub fn apply_config(mut self, cfg: PipelineConfig) -> Self {
+        macro_rules! set {
+            ($field:ident, $method:ident) => {
+                if let Some(v) = cfg.$field {
+                    self = self.$method(v);
+                }
+            };
+        }
+        set!(queue_records, with_max_queue_records);
+        set!(queue_bytes, with_max_queue_bytes);
+        set!(batch_records, with_max_batch_records);
+        set!(batch_bytes, with_max_batch_bytes);
+        set!(linger, with_linger);
+        set!(flush_level, with_flush_level);
+        set!(overflow, with_overflow);
+        set!(send_timeout, with_send_timeout);
+        set!(stall_threshold, with_stall_threshold);
+        set!(shutdown_timeout, with_shutdown_timeout);
+        set!(events, with_events);
+        set!(span_timings, with_span_timings);
+        set!(loss_summary, with_loss_summary);
+        if let Some(n) = cfg.retry_max_attempts {
+            self.retry = self.retry.with_max_attempts((n > 0).then_some(n));
+        }
+        if let Some(d) = cfg.retry_max_elapsed {
+            self.retry = self.retry.with_max_elapsed((!d.is_zero()).then_some(d));
+        }
+        if let Some(d) = cfg.retry_initial_delay {
+            self.retry = self.retry.with_initial_delay(d);
+        }
+        if let Some(d) = cfg.retry_max_delay {
+            self.retry = self.retry.with_max_delay(d);
+        }
+        if let Some(dir) = cfg.spool_dir {
+            self.spool = Some(crate::spool::SpoolConfig::new(dir));
+        }
+        if let Some(n) = cfg.spool_max_bytes {
+            match self.spool.take() {
+                Some(s) => self.spool = Some(s.with_max_bytes(n)),
+                None => {
+                    self = self.defer(
+                        "`spool_max_bytes` (LOGSHIP_*_SPOOL_MAX_BYTES) is set without a spool: \
+                         set `spool_dir` (LOGSHIP_*_SPOOL_DIR) too"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if let Some(dir) = cfg.dead_letter_dir {
+            self.dead_letter = Some((dir, DEFAULT_DEAD_LETTER_MAX_BYTES));
+        }
+        if let Some(n) = cfg.dead_letter_max_bytes {
+            match &mut self.dead_letter {
+                Some((_, max)) => *max = n,
+                None => {
+                    self = self.defer(
+                        "`dead_letter_max_bytes` (LOGSHIP_*_DEAD_LETTER_MAX_BYTES) is set without \
+                         a folder: set `dead_letter_dir` (LOGSHIP_*_DEAD_LETTER_DIR) too"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if let Some(fqn) = cfg.source_fqn {
+            self = self.with_default_source_fqn(&fqn);
+        }
+        self
+    }
+
     /// The linger setting (for backends that derive their own timeouts from it).
     pub fn linger(&self) -> Duration {
         self.linger
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = &self.deferred {
+            return Err(ConfigError::Backend(problem.clone()));
+        }
         for (setting, v) in [
             ("with_max_queue_records", self.max_queue_records as u64),
             ("with_max_queue_bytes", self.max_queue_bytes),
@@ -636,5 +790,162 @@ impl PipelineBuilder {
             },
         );
         Ok((layer, Guard::new(shared, thread, self.shutdown_timeout)))
+    }
+}
+
+/// The pipeline settings of a configuration file or of the environment: each `Some` is applied
+/// by [`PipelineBuilder::apply_config`], each `None` keeps the backend's default. Field names
+/// are the lowercase `SETTING`s of [`PipelineBuilder::apply_env`]; with the feature `serde`
+/// it deserializes (unknown keys refused), durations as text with a unit (`"5s"`, `"250ms"`),
+/// sizes as a number of bytes or text (`"4MiB"`), levels as text (`"warn"`, `"off"`), the
+/// overflow policy as `"drop_newest"`, `"drop_oldest"` or `"block:10ms"` (see
+/// [`env`](crate::env) for the syntax).
+///
+/// ```toml
+/// batch_records = 500
+/// linger = "200ms"
+/// flush_level = "warn"
+/// queue_bytes = "16MiB"
+/// spool_dir = "/var/lib/myapp/spool"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
+#[non_exhaustive]
+pub struct PipelineConfig {
+    /// Records in the queue.
+    pub queue_records: Option<usize>,
+    /// Bytes in the queue.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::env::de::bytes"))]
+    pub queue_bytes: Option<u64>,
+    /// Records per batch.
+    pub batch_records: Option<usize>,
+    /// Bytes per batch.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::env::de::bytes"))]
+    pub batch_bytes: Option<u64>,
+    /// Longest wait for a batch to fill.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::duration")
+    )]
+    pub linger: Option<Duration>,
+    /// Level that sends its batch at once (`Some(None)`: off).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::level_or_off")
+    )]
+    pub flush_level: Option<Option<Level>>,
+    /// What a full queue does.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::overflow")
+    )]
+    pub overflow: Option<Overflow>,
+    /// One send attempt.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::duration")
+    )]
+    pub send_timeout: Option<Duration>,
+    /// Unanswered send counted as failing.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::duration")
+    )]
+    pub stall_threshold: Option<Duration>,
+    /// Final flush when the guard is dropped.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::duration")
+    )]
+    pub shutdown_timeout: Option<Duration>,
+    /// Attempts per batch, the first included; 0 = no limit.
+    pub retry_max_attempts: Option<u32>,
+    /// Time a batch may be retried; zero = no limit.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::duration")
+    )]
+    pub retry_max_elapsed: Option<Duration>,
+    /// First retry delay.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::duration")
+    )]
+    pub retry_initial_delay: Option<Duration>,
+    /// Longest retry delay.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::env::de::duration")
+    )]
+    pub retry_max_delay: Option<Duration>,
+    /// Spool folder.
+    pub spool_dir: Option<PathBuf>,
+    /// Spool cap in bytes (needs `spool_dir`).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::env::de::bytes"))]
+    pub spool_max_bytes: Option<u64>,
+    /// Dead-letter folder.
+    pub dead_letter_dir: Option<PathBuf>,
+    /// Dead-letter cap in bytes (needs `dead_letter_dir`).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::env::de::bytes"))]
+    pub dead_letter_max_bytes: Option<u64>,
+    /// Capture events.
+    pub events: Option<bool>,
+    /// Capture span timings.
+    pub span_timings: Option<bool>,
+    /// Default source FQN.
+    pub source_fqn: Option<String>,
+    /// The shutdown loss summary line.
+    pub loss_summary: Option<bool>,
+}
+
+impl PipelineConfig {
+    /// Reads the pipeline variables (see [`PipelineBuilder::apply_env`]) from `env`,
+    /// recording malformed values there.
+    pub fn from_env(env: &mut EnvVars) -> Self {
+        use crate::env::{
+            parse_bool, parse_bytes, parse_duration, parse_level_or_off, parse_overflow,
+        };
+        let count = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| "an unsigned integer".to_string())
+        };
+        let usize_count = |s: &str| {
+            s.parse::<usize>()
+                .map_err(|_| "an unsigned integer".to_string())
+        };
+        let path = |s: &str| Ok::<_, String>(PathBuf::from(s));
+        let text = |s: &str| Ok::<_, String>(s.to_string());
+        Self {
+            queue_records: env.pipeline_parsed("QUEUE_RECORDS", usize_count),
+            queue_bytes: env.pipeline_parsed("QUEUE_BYTES", parse_bytes),
+            batch_records: env.pipeline_parsed("BATCH_RECORDS", usize_count),
+            batch_bytes: env.pipeline_parsed("BATCH_BYTES", parse_bytes),
+            linger: env.pipeline_parsed("LINGER", parse_duration),
+            flush_level: env.pipeline_parsed("FLUSH_LEVEL", parse_level_or_off),
+            overflow: env.pipeline_parsed("OVERFLOW", parse_overflow),
+            send_timeout: env.pipeline_parsed("SEND_TIMEOUT", parse_duration),
+            stall_threshold: env.pipeline_parsed("STALL_THRESHOLD", parse_duration),
+            shutdown_timeout: env.pipeline_parsed("SHUTDOWN_TIMEOUT", parse_duration),
+            retry_max_attempts: env.pipeline_parsed("RETRY_MAX_ATTEMPTS", |s| {
+                count(s).and_then(|n| u32::try_from(n).map_err(|_| "a smaller count".into()))
+            }),
+            retry_max_elapsed: env.pipeline_parsed("RETRY_MAX_ELAPSED", parse_duration),
+            retry_initial_delay: env.pipeline_parsed("RETRY_INITIAL_DELAY", parse_duration),
+            retry_max_delay: env.pipeline_parsed("RETRY_MAX_DELAY", parse_duration),
+            spool_dir: env.pipeline_parsed("SPOOL_DIR", path),
+            spool_max_bytes: env.pipeline_parsed("SPOOL_MAX_BYTES", parse_bytes),
+            dead_letter_dir: env.pipeline_parsed("DEAD_LETTER_DIR", path),
+            dead_letter_max_bytes: env.pipeline_parsed("DEAD_LETTER_MAX_BYTES", parse_bytes),
+            events: env.pipeline_parsed("EVENTS", parse_bool),
+            span_timings: env.pipeline_parsed("SPAN_TIMINGS", parse_bool),
+            source_fqn: env.pipeline_parsed("SOURCE_FQN", text),
+            loss_summary: env.pipeline_parsed("LOSS_SUMMARY", parse_bool),
+        }
+    }
+
+    /// A [`PipelineBuilder`] with the defaults and these settings.
+    pub fn into_builder(self) -> PipelineBuilder {
+        PipelineBuilder::new().apply_config(self)
     }
 }

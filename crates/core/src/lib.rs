@@ -73,6 +73,7 @@ pub mod codec;
 pub mod compress;
 pub mod config;
 pub mod diag;
+pub mod env;
 pub mod error;
 pub mod excerpt;
 pub mod fates;
@@ -99,7 +100,8 @@ mod timer;
 pub mod undelivered;
 mod worker;
 
-pub use config::{PipelineBuilder, SpanTimingFilter};
+pub use config::{PipelineBuilder, PipelineConfig, SpanTimingFilter};
+pub use env::{EnvError, EnvVars};
 pub use error::{ConfigError, FlushError};
 pub use fates::{Fates, Verdict};
 pub use fqn::{FqnError, SourceFqn, SourceType};

@@ -48,6 +48,64 @@ impl From<&String> for Secret {
     }
 }
 
+/// From a string (feature `serde`): a secret in a configuration file. A value of another type
+/// (a number, a boolean…) is an error whose message does not repeat the value, as serde's
+/// default "invalid type: integer `1234`" would (for self-describing formats: TOML, JSON, YAML…).
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+#[cfg(feature = "serde")]
+struct SecretVisitor;
+
+#[cfg(feature = "serde")]
+impl SecretVisitor {
+    fn not_text<E: serde::de::Error>(&self) -> E {
+        E::invalid_type(
+            serde::de::Unexpected::Other("a value that is not text"),
+            self,
+        )
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::de::Visitor<'_> for SecretVisitor {
+    type Value = Secret;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret as text")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret::new(v))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+        Ok(Secret(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+        Err(self.not_text())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+        Err(self.not_text())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+        Err(self.not_text())
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<Secret, E> {
+        Err(self.not_text())
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<Secret, E> {
+        Err(self.not_text())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+        Err(self.not_text())
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Secret, E> {
+        Err(self.not_text())
+    }
+}
+
 /// `url` as it may be shown in errors and `Debug` output: the userinfo (a password or token)
 /// is masked as `***`, and so are the query (a key, a SAS signature) and the fragment; the
 /// scheme, host, port and path stay. `https://user:pw@host:1/p?sig=x` →
@@ -256,6 +314,18 @@ mod tests {
     fn a_user_that_reads_as_a_scheme_still_hides_the_password() {
         // `elastic` + `://ZQX@a`: a URL with scheme `elastic` (found by the property test).
         assert_eq!(redact_url("elastic://ZQX@a"), "elastic://***@a");
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_from_text_and_never_repeats_another_value() {
+        let s: Secret = serde_json::from_str("\"hunter2\"").unwrap();
+        assert_eq!(s.expose(), "hunter2");
+        let e = serde_json::from_str::<Secret>("987654")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("987654"), "{e}");
+        assert!(e.contains("a secret as text"), "{e}");
     }
 
     #[test]

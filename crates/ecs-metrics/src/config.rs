@@ -133,8 +133,17 @@ impl std::fmt::Debug for EcsBuilder {
             .field("prefix", &self.prefix)
             .field("frequency", &self.frequency)
             .field("data_stream", &self.data_stream)
+            .field("dataset", &self.dataset)
+            .field("action", &self.action)
+            .field("service", &self.service)
+            .field("host_fields", &self.host_fields)
             .field("gzip", &self.gzip)
             .field("tls", &self.tls)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_reply_bytes", &self.max_reply_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("install_template", &self.install_template)
+            .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
 }
@@ -189,10 +198,17 @@ pub fn log_time_metric(handle: &Handle, name: &str, start: SystemTime, duration:
 }
 
 impl EcsBuilder {
-    fn fail(mut self, e: EcsError) -> Self {
+    pub(crate) fn fail(mut self, e: EcsError) -> Self {
         if self.error.is_none() {
             self.error = Some(e);
         }
+        self
+    }
+
+    /// Records `e` ahead of any error recorded before (the environment's problems are the
+    /// ones to fix first: they explain the others).
+    pub(crate) fn fail_first(mut self, e: EcsError) -> Self {
+        self.error = Some(e);
         self
     }
 

@@ -137,6 +137,13 @@
 //! `classify` (pure reply → verdict, falling back to `logship_http::classify`), `transport`
 //! (hosts, auth, gzip over `logship-http`), `sink` (the core `Sink`), `template` (index
 //! template), `failure` (replay of the failure folder, both formats).
+//!
+//! ## Configuration without code
+//! [`EcsBuilder::from_env`] reads `LOGSHIP_ES` and the `LOGSHIP_ES_*` variables (`LOGSHIP_ES=https://es.example.com:9200`, `LOGSHIP_ES_USERNAME=…`, `LOGSHIP_ES_PASSWORD=…`) plus the shared
+//! pipeline variables `LOGSHIP_PIPELINE_*`, once, into a builder you can keep configuring;
+//! a malformed or unknown variable is reported by `build()`, naming it. With the feature
+//! `serde`, [`EcsConfig`] is the same settings as a configuration-file section (unknown keys
+//! refused). The tables are on [`EcsConfig`] and in the repository's `docs/configuration.md`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod classify;
@@ -144,6 +151,7 @@ mod config;
 mod encode;
 mod error;
 mod failure;
+mod settings;
 #[cfg(feature = "aws-sigv4")]
 mod sigv4;
 mod sink;
@@ -159,6 +167,7 @@ pub use error::{EcsError, Secret};
 pub use failure::ReplayReport;
 pub use logship_http::DEFAULT_MAX_REPLY_BYTES;
 pub use logship_tls::TlsOptions;
+pub use settings::EcsConfig;
 #[cfg(feature = "aws-sigv4")]
 pub use sigv4::AwsSigV4;
 pub use template::TEMPLATE_PRIORITY;

@@ -66,6 +66,8 @@ pub struct FluentBuilder {
     max_record_bytes: usize,
     max_compressed_request_bytes: usize,
     pipeline: PipelineBuilder,
+    /// A problem found by `from_env` or a `FluentConfig`, reported first by `build()`.
+    deferred: Option<FluentError>,
 }
 
 impl std::fmt::Debug for FluentBuilder {
@@ -81,11 +83,24 @@ impl std::fmt::Debug for FluentBuilder {
                     .map(|s| crate::transport::redact_address(s))
                     .collect::<Vec<_>>(),
             )
+            .field("round_robin", &self.round_robin)
             .field("mode", &self.mode)
+            .field("time", &self.time)
             .field("require_ack", &self.require_ack)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("shared_key", &self.shared_key)
+            .field("self_hostname", &self.self_hostname)
             .field("user", &self.user.as_ref().map(|(u, _)| u))
             .field("tls", &self.tls)
+            .field("spans", &self.spans)
+            .field("exclude", &self.exclude)
+            .field("hostname", &self.hostname)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field(
+                "max_compressed_request_bytes",
+                &self.max_compressed_request_bytes,
+            )
             .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
@@ -125,7 +140,23 @@ impl FluentBuilder {
                 .with_max_batch_bytes(4 * 1024 * 1024)
                 .with_linger(Duration::from_secs(1))
                 .with_send_timeout(Duration::from_secs(60)),
+            deferred: None,
         }
+    }
+
+    /// Keeps the first problem for `build()`.
+    pub(crate) fn defer(mut self, e: FluentError) -> Self {
+        if self.deferred.is_none() {
+            self.deferred = Some(e);
+        }
+        self
+    }
+
+    /// Puts `e` ahead of any problem kept before (the environment's problems explain the
+    /// others).
+    pub(crate) fn defer_first(mut self, e: FluentError) -> Self {
+        self.deferred = Some(e);
+        self
     }
 
     /// Where the label of the tag comes from (default [`TagLabel::Target`]).
@@ -300,6 +331,9 @@ impl FluentBuilder {
     /// unknown placeholder, zero timeouts, a user without a shared key, unusable TLS material,
     /// `tls://` with a Unix socket, or an invalid core setting ([`FluentError::Pipeline`]).
     pub fn build(self) -> Result<(FluentLayer, Guard), FluentError> {
+        if let Some(e) = self.deferred {
+            return Err(e);
+        }
         let servers = if self.servers.is_empty() {
             vec!["127.0.0.1:24224".to_string()]
         } else {

@@ -80,6 +80,13 @@
 //! handshake (HELO/PING/PONG, the Forward protocol v1 specification, <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>) verifies the server's PONG digest too, so a
 //! server that does not know the key gets no data; a failed handshake is a retryable error in
 //! `Stats::last_error`, and nothing is sent on that connection.
+//!
+//! ## Configuration without code
+//! [`FluentBuilder::from_env`] reads `LOGSHIP_FLUENT` and the `LOGSHIP_FLUENT_*` variables (`LOGSHIP_FLUENT=logs.example.com:24224`, `LOGSHIP_FLUENT_SHARED_KEY=…`) plus the shared
+//! pipeline variables `LOGSHIP_PIPELINE_*`, once, into a builder you can keep configuring;
+//! a malformed or unknown variable is reported by `build()`, naming it. With the feature
+//! `serde`, [`FluentConfig`] is the same settings as a configuration-file section (unknown keys
+//! refused). The tables are on [`FluentConfig`] and in the repository's `docs/configuration.md`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod classify;
@@ -88,6 +95,7 @@ mod encode;
 mod error;
 mod handshake;
 mod msgpack;
+mod settings;
 mod sink;
 pub mod template;
 mod transport;
@@ -96,6 +104,7 @@ pub use config::{DEFAULT_MAX_COMPRESSED_REQUEST_BYTES, DEFAULT_MAX_RECORD_BYTES,
 pub use encode::{Mode, SpanStyle, TagLabel, TimeFormat};
 pub use error::{FluentError, Secret};
 pub use logship_tls::TlsOptions;
+pub use settings::{DEFAULT_TAG_PREFIX, FluentConfig};
 pub use transport::DEFAULT_PORT;
 
 logship_core::define_layer!(

@@ -91,6 +91,8 @@ pub struct JkoolHttpBuilder {
     snapshots: SnapshotPlacement,
     http: HttpOptions,
     pipeline: PipelineBuilder,
+    /// A problem found by `from_env`, reported first by `build()`.
+    deferred: Option<JkoolHttpError>,
 }
 
 impl std::fmt::Debug for JkoolHttpBuilder {
@@ -108,7 +110,7 @@ impl std::fmt::Debug for JkoolHttpBuilder {
             .field("snapshots", &self.snapshots)
             .field("http", &self.http)
             .field("pipeline", &self.pipeline)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,11 +134,18 @@ impl JkoolHttpLayer {
             pipeline: PipelineBuilder::new()
                 .with_max_batch_records(1000)
                 .with_linger(Duration::from_millis(500)),
+            deferred: None,
         }
     }
 }
 
 impl JkoolHttpBuilder {
+    /// Keeps `e` for `build()`, ahead of any other problem.
+    pub(crate) fn defer(mut self, e: JkoolHttpError) -> Self {
+        self.deferred = Some(e);
+        self
+    }
+
     /// The stream base URL; documents go to `{base}/event`, `{base}/activity` and
     /// `{base}/snapshot`. `http://` is allowed (for a local relay or a test receiver).
     /// Checked by `build()`.
@@ -325,6 +334,9 @@ impl JkoolHttpBuilder {
     /// out-of-range number, unusable TLS settings or files, or an invalid core setting —
     /// each naming the setting to change.
     pub fn build(self) -> Result<(JkoolHttpLayer, Guard), JkoolHttpError> {
+        if let Some(e) = self.deferred {
+            return Err(e);
+        }
         if self.token.expose().is_empty() {
             return Err(JkoolHttpError::EmptyToken);
         }

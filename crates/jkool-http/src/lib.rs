@@ -93,11 +93,19 @@
 //! `with_only_custom_roots(true)` trusts only those, `with_client_cert_pem`/`_file` for mutual
 //! TLS, and (explicitly, with a warning) `danger_accept_invalid_certs` turns verification off.
 //! The handshake mode uses the same configuration on its own connections.
+//!
+//! ## Configuration without code
+//! [`JkoolHttpBuilder::from_env`] reads `LOGSHIP_JKOOL` and the `LOGSHIP_JKOOL_*` variables (`LOGSHIP_JKOOL_TOKEN=…`, `LOGSHIP_JKOOL_URL=…`) plus the shared
+//! pipeline variables `LOGSHIP_PIPELINE_*`, once, into a builder you can keep configuring;
+//! a malformed or unknown variable is reported by `build()`, naming it. With the feature
+//! `serde`, [`JkoolHttpConfig`] is the same settings as a configuration-file section (unknown keys
+//! refused). The tables are on [`JkoolHttpConfig`] and in the repository's `docs/configuration.md`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod classify;
 mod config;
 mod error;
+mod settings;
 mod sink;
 mod transport;
 
@@ -107,6 +115,7 @@ pub use config::{
 pub use error::{AccessToken, JkoolHttpError};
 pub use logship_jkool::SnapshotPlacement;
 pub use logship_tls::TlsOptions;
+pub use settings::JkoolHttpConfig;
 pub use sink::JkoolHttpSink;
 
 #[doc(hidden)]

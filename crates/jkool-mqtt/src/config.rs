@@ -61,6 +61,8 @@ pub struct JkoolMqttBuilder {
     tls: Option<TlsOptions>,
     snapshots: SnapshotPlacement,
     pipeline: PipelineBuilder,
+    /// A problem found by `from_env` or a `JkoolMqttConfig`, reported first by `build()`.
+    deferred: Option<JkoolMqttError>,
 }
 
 impl std::fmt::Debug for JkoolMqttBuilder {
@@ -70,8 +72,16 @@ impl std::fmt::Debug for JkoolMqttBuilder {
             .field("protocol", &self.protocol)
             .field("client_id", &self.client_id)
             .field("credentials", &self.credentials)
+            .field("clean_session", &self.clean_session)
+            .field("keep_alive", &self.keep_alive)
             .field("qos", &self.qos)
+            .field("retain", &self.retain)
             .field("topic", &self.topic)
+            .field("max_inflight", &self.max_inflight)
+            .field("max_document_bytes", &self.max_document_bytes)
+            .field("tls", &self.tls)
+            .field("snapshots", &self.snapshots)
+            .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
 }
@@ -97,11 +107,27 @@ impl JkoolMqttLayer {
             pipeline: PipelineBuilder::new()
                 .with_max_batch_records(1000)
                 .with_linger(Duration::from_millis(500)),
+            deferred: None,
         }
     }
 }
 
 impl JkoolMqttBuilder {
+    /// Keeps the first problem for `build()`.
+    pub(crate) fn defer(mut self, e: JkoolMqttError) -> Self {
+        if self.deferred.is_none() {
+            self.deferred = Some(e);
+        }
+        self
+    }
+
+    /// Puts `e` ahead of any problem kept before (the environment's problems explain the
+    /// others).
+    pub(crate) fn defer_first(mut self, e: JkoolMqttError) -> Self {
+        self.deferred = Some(e);
+        self
+    }
+
     /// The protocol version: [`MqttProtocol::V311`] (default) or [`MqttProtocol::V5`]. Every
     /// other setting applies to both; with MQTT 5 a broker's failure reason code on an
     /// acknowledgement retries or rejects that record (see
@@ -256,6 +282,9 @@ impl JkoolMqttBuilder {
     /// # Errors
     /// [`JkoolMqttError`] naming the bad URL, topic, number, TLS file or core setting.
     pub fn build(self) -> Result<(JkoolMqttLayer, Guard), JkoolMqttError> {
+        if let Some(e) = self.deferred {
+            return Err(e);
+        }
         let (host, port, url_tls) = self.parse_url()?;
         let topic =
             TopicTemplate::parse(&self.topic).map_err(|reason| JkoolMqttError::InvalidTopic {

@@ -79,10 +79,18 @@
 //! A record with several documents (a separate snapshot) is rejected if any of them is,
 //! retried if any was not acknowledged. After a refusal the connection is replaced before
 //! the next batch. MQTT 3.1.1 acknowledgements carry no reason: a PUBACK is a delivery.
+//!
+//! ## Configuration without code
+//! [`JkoolMqttBuilder::from_env`] reads `LOGSHIP_MQTT` and the `LOGSHIP_MQTT_*` variables (`LOGSHIP_MQTT=mqtts://broker:8883`, `LOGSHIP_MQTT_PASSWORD=…`) plus the shared
+//! pipeline variables `LOGSHIP_PIPELINE_*`, once, into a builder you can keep configuring;
+//! a malformed or unknown variable is reported by `build()`, naming it. With the feature
+//! `serde`, [`JkoolMqttConfig`] is the same settings as a configuration-file section (unknown keys
+//! refused). The tables are on [`JkoolMqttConfig`] and in the repository's `docs/configuration.md`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod config;
 mod error;
+mod settings;
 mod sink;
 mod topic;
 
@@ -90,6 +98,7 @@ pub use config::{JkoolMqttBuilder, MqttProtocol};
 pub use error::{JkoolMqttError, Password};
 pub use logship_jkool::SnapshotPlacement;
 pub use logship_tls::TlsOptions;
+pub use settings::JkoolMqttConfig;
 pub use sink::JkoolMqttSink;
 pub use topic::DEFAULT_TOPIC_TEMPLATE;
 

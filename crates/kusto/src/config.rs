@@ -113,6 +113,8 @@ pub struct KustoBuilder {
     max_reply_bytes: usize,
     tls: TlsOptions,
     pipeline: PipelineBuilder,
+    /// A problem found by `from_env` or a `KustoConfig`, reported by `build()`.
+    deferred: Option<KustoError>,
 }
 
 impl std::fmt::Debug for KustoBuilder {
@@ -126,6 +128,20 @@ impl std::fmt::Debug for KustoBuilder {
             .field("layout", &self.layout)
             .field("credentials", &self.credentials)
             .field("login_endpoint", &self.login_endpoint)
+            .field(
+                "ingest_endpoint",
+                &self.ingest_endpoint.as_deref().map(redact_url),
+            )
+            .field("service", &self.service)
+            .field("host", &self.host)
+            .field("app", &self.app)
+            .field("user", &self.user)
+            .field("create_table", &self.create_table)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("fallback_after_attempts", &self.fallback_after_attempts)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_reply_bytes", &self.max_reply_bytes)
             .field("tls", &self.tls)
             .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
@@ -161,11 +177,32 @@ impl Default for KustoBuilder {
                 .with_max_batch_bytes(8 * 1024 * 1024)
                 .with_max_queue_records(65_536)
                 .with_send_timeout(Duration::from_secs(60)),
+            deferred: None,
         }
     }
 }
 
 impl KustoBuilder {
+    /// Keeps the first problem for `build()`.
+    pub(crate) fn defer(mut self, e: KustoError) -> Self {
+        if self.deferred.is_none() {
+            self.deferred = Some(e);
+        }
+        self
+    }
+
+    /// Puts `e` ahead of any problem kept before (the environment's problems explain the
+    /// others).
+    pub(crate) fn defer_first(mut self, e: KustoError) -> Self {
+        self.deferred = Some(e);
+        self
+    }
+
+    /// Whether credentials are set (not `Unset`).
+    pub(crate) fn has_credentials(&self) -> bool {
+        !matches!(self.credentials, Credentials::Unset)
+    }
+
     /// An empty builder (the same as [`KustoLayer::builder`]).
     pub fn new() -> Self {
         Self::default()
@@ -474,6 +511,9 @@ impl KustoBuilder {
     /// (timeouts or reply cap out of range, an unreadable or malformed CA or client
     /// certificate: the TLS configuration is built here), or the invalid pipeline setting.
     pub fn build(self) -> Result<(KustoLayer, Guard), KustoError> {
+        if let Some(e) = self.deferred {
+            return Err(e);
+        }
         let cluster = self.cluster.ok_or_else(|| {
             KustoError::invalid(
                 "with_cluster",

@@ -106,6 +106,13 @@
 //! [`KNOWN_AUTHORITY_HOSTS`] (or be the one `AadAuthorityUri` names), the token audience
 //! stays tied to the cluster, and no request follows a redirect: see [`auth`].
 //! Keys and tokens never appear in `Debug`, errors or logs ([`Secret`]).
+//!
+//! ## Configuration without code
+//! [`KustoBuilder::from_env`] reads `LOGSHIP_KUSTO` and the `LOGSHIP_KUSTO_*` variables (`LOGSHIP_KUSTO=<connection string>`, `LOGSHIP_KUSTO_TABLE=Logs`) plus the shared
+//! pipeline variables `LOGSHIP_PIPELINE_*`, once, into a builder you can keep configuring;
+//! a malformed or unknown variable is reported by `build()`, naming it. With the feature
+//! `serde`, [`KustoConfig`] is the same settings as a configuration-file section (unknown keys
+//! refused). The tables are on [`KustoConfig`] and in the repository's `docs/configuration.md`.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod auth;
@@ -115,6 +122,7 @@ pub mod connection_string;
 pub mod encode;
 mod error;
 mod queued;
+mod settings;
 mod sink;
 mod transport;
 
@@ -127,6 +135,7 @@ pub use encode::{
 pub use error::{ConnectionStringError, KustoError, Secret};
 /// The TLS settings of [`KustoBuilder::with_tls`] (shared by every logship backend).
 pub use logship_tls::TlsOptions;
+pub use settings::KustoConfig;
 
 logship_core::define_layer!(
     /// The Kusto layer: add it to a `tracing_subscriber::registry()`. Built by

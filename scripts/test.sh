@@ -16,9 +16,13 @@ cargo check -p logship --all-features --quiet
 # tests run after the workspace's.
 cargo clippy -p logship-core --all-targets --features metrics,serde -- -D warnings
 cargo clippy -p logship --example metrics --features metrics -- -D warnings
+cargo clippy -p logship --all-targets --features full,serde -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace --no-fail-fast "$@"
 cargo test -p logship-core --features metrics,serde --no-fail-fast "$@"
+# The settings structs of every backend (feature `serde`).
+cargo test -p logship-fluent -p logship-ecs-metrics -p logship-kusto -p logship-jkool-http \
+  -p logship-jkool-mqtt --features serde --no-fail-fast "$@"
 
 echo
 echo "== third-party peer suites =="

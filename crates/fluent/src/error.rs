@@ -18,6 +18,11 @@ pub enum FluentError {
         /// What is wrong and what is expected.
         hint: &'static str,
     },
+    /// `LOGSHIP_FLUENT*` / `LOGSHIP_PIPELINE_*` variables read by
+    /// [`FluentBuilder::from_env`](crate::FluentBuilder::from_env) are malformed, unknown or
+    /// missing; the message names each variable (never a secret's value).
+    #[error("environment: {0}")]
+    Environment(String),
     /// A setting is out of range or inconsistent with another one.
     #[error("`{setting}` is {value}; {hint}")]
     Setting {

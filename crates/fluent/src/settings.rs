@@ -315,11 +315,7 @@ impl FluentBuilder {
         let b = FluentConfig::from_env(&mut env).into_builder();
         match env.finish() {
             Ok(()) => b,
-            Err(e) => b.defer_first(FluentError::Setting {
-                setting: "from_env",
-                value: e.to_string(),
-                hint: "fix the variables named",
-            }),
+            Err(e) => b.defer_first(FluentError::Environment(e.to_string())),
         }
     }
 }

@@ -269,14 +269,9 @@ where
         let mut rec = self.shared.queue.blank();
         rec.begin(meta, RecordKind::Event, timestamp, seq);
         rec.span_fields = self.capture.span_fields;
-        rec.span = span.and_then(|s| {
-            let sc = Self::span_ctx(&ctx, &s.id());
-            #[cfg(feature = "opentelemetry")]
-            if let Some(sc) = &sc {
-                self.otel.resolve(sc, &s.id(), &ctx);
-            }
-            sc
-        });
+        // The OpenTelemetry ids were read at the span's first enter (not here: an event can be
+        // emitted while `tracing-opentelemetry` holds the span's context lock).
+        rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
         if is_log_event(meta, event) {
             capture_log_event(&mut rec, event);
         } else {

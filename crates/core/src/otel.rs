@@ -7,12 +7,14 @@
 //! [`Layer::on_register_dispatch`](tracing_subscriber::Layer::on_register_dispatch)), never the
 //! thread's default, which may be another subscriber with other span ids.
 //!
-//! The ids are read **once per span** and cached in the span's [`SpanContext`]: on the first
-//! enter, the first event inside, or the close, whichever comes first; never in `on_new_span`,
-//! because reading starts the OpenTelemetry span, after which
-//! `OpenTelemetrySpanExt::set_parent` (continuing a remote trace) would no longer work.
-//! A span without an OpenTelemetry context (e.g. filtered out of the OpenTelemetry layer) gets
-//! its nearest ancestor's ids.
+//! The ids are read **once per span** and cached in the span's [`SpanContext`]: at the first
+//! enter, or at the close of a span never entered. Never in `on_new_span`, because reading
+//! starts the OpenTelemetry span, after which `OpenTelemetrySpanExt::set_parent` (continuing a
+//! remote trace) would no longer work; never in `on_event`, because an event can be emitted
+//! (by a span processor or sampler) while `tracing-opentelemetry` starts the span holding its
+//! `OtelData` lock, which reading takes too. An event therefore carries the ids of the nearest
+//! enclosing span that was entered. A span without an OpenTelemetry context (e.g. filtered out
+//! of the OpenTelemetry layer) gets its nearest ancestor's ids.
 //!
 //! Source followed: tokio-rs/tracing-opentelemetry 0.34, `src/otel_context.rs` and
 //! `src/layer.rs` (`get_activated_context`, `start_cx`).
@@ -63,10 +65,15 @@ impl DispatchSlot {
         let Some(dispatch) = self.upgrade() else {
             return;
         };
-        let found = ctx.span_scope(id).and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| read(&dispatch, &span.id()))
+        // Suppressed: reading may start the OpenTelemetry span while `tracing-opentelemetry`
+        // holds the span's `OtelData` lock; an event the SDK emitted meanwhile must not come
+        // back into a logship layer, which would read (and wait on) the same lock.
+        let found = crate::capture::suppress::suppressed(|| {
+            ctx.span_scope(id).and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| read(&dispatch, &span.id()))
+            })
         });
         let _ = sc.trace.set(found);
     }

@@ -194,3 +194,61 @@ fn no_otel_layer_no_ids() {
     assert_eq!(event(&records, "plain").trace_context(), None);
     assert_eq!(timing(&records, "s").trace_context(), None);
 }
+
+/// A span processor that logs through `tracing` when a span starts (as a user's processor or
+/// sampler may), i.e. while `tracing-opentelemetry` holds the span's context lock.
+#[derive(Debug)]
+struct LoggingProcessor;
+
+impl opentelemetry_sdk::trace::SpanProcessor for LoggingProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {
+        tracing::info!("span started");
+    }
+    fn on_end(&self, _span: opentelemetry_sdk::trace::SpanData) {}
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// An event emitted while the OpenTelemetry span starts neither deadlocks nor loses the ids, in
+/// either layer order. Runs on a thread with a deadline, so a deadlock fails instead of hanging.
+#[test]
+fn an_event_emitted_while_the_otel_span_starts_does_not_deadlock() {
+    for otel_below in [true, false] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (layer, guard, rx) = pipeline();
+            let tracer = SdkTracerProvider::builder()
+                .with_span_processor(LoggingProcessor)
+                .build()
+                .tracer("logship-test");
+            let mut ids = None;
+            let run = || {
+                let span = tracing::info_span!("request");
+                let _e = span.enter();
+                ids = Some(current_ids());
+                tracing::info!("handled");
+            };
+            if otel_below {
+                let sub = tracing_subscriber::registry()
+                    .with(tracing_opentelemetry::layer().with_tracer(tracer))
+                    .with(layer);
+                tracing::subscriber::with_default(sub, run);
+            } else {
+                let sub = tracing_subscriber::registry()
+                    .with(layer)
+                    .with(tracing_opentelemetry::layer().with_tracer(tracer));
+                tracing::subscriber::with_default(sub, run);
+            }
+            let records = drain(&guard, &rx);
+            let _ = tx.send((ids, event(&records, "handled").trace_context().copied()));
+        });
+        let (ids, got) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("deadlock (otel layer below: {otel_below})"));
+        assert_eq!(got, ids, "otel layer below: {otel_below}");
+    }
+}

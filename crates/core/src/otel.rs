@@ -28,6 +28,7 @@ use tracing_core::span::Id;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::capture::span::SpanState;
 use crate::record::{SpanContext, TraceContext};
 
 /// The dispatch a layer was registered with (weak: the dispatch owns the layer).
@@ -53,6 +54,32 @@ impl DispatchSlot {
         self.0.read().ok()?.as_ref()?.upgrade()
     }
 
+    /// The dispatch whose registry holds span `id`: the registered one; else (a layer the
+    /// dispatch was not announced to: tracing-subscriber 0.3.23's `impl Layer for Vec<L>` does
+    /// not forward `on_register_dispatch`) the thread's default dispatch, used (and kept) only
+    /// if its registry's span `id` holds the very per-span state this layer's registry does,
+    /// so a span id is never looked up in another subscriber's registry.
+    fn dispatch<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<Dispatch>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(d) = self.upgrade() {
+            return Some(d);
+        }
+        let state_of = |span: tracing_subscriber::registry::SpanRef<'_, S>| {
+            span.extensions()
+                .get::<SpanState>()
+                .map(|s| std::ptr::from_ref(s).addr())
+        };
+        let ours = state_of(ctx.span(id)?)?;
+        let d = tracing_core::dispatcher::get_default(Dispatch::clone);
+        let theirs = state_of(d.downcast_ref::<S>()?.span(id)?)?;
+        (ours == theirs).then(|| {
+            self.register(&d);
+            d
+        })
+    }
+
     /// Reads the OpenTelemetry ids of span `id` (or its nearest ancestor with any) into `sc`,
     /// unless they were read already. The caller must not hold the span's extensions.
     pub(crate) fn resolve<S>(&self, sc: &SpanContext, id: &Id, ctx: &Context<'_, S>)
@@ -62,7 +89,7 @@ impl DispatchSlot {
         if sc.trace.get().is_some() {
             return;
         }
-        let Some(dispatch) = self.upgrade() else {
+        let Some(dispatch) = self.dispatch(id, ctx) else {
             return;
         };
         // Suppressed: reading may start the OpenTelemetry span while `tracing-opentelemetry`

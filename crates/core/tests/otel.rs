@@ -252,3 +252,29 @@ fn an_event_emitted_while_the_otel_span_starts_does_not_deadlock() {
         assert_eq!(got, ids, "otel layer below: {otel_below}");
     }
 }
+
+/// A layer inside a `Vec` (how several backends are often stacked) is not told its dispatch
+/// (tracing-subscriber's `Vec<L>` does not forward `on_register_dispatch`): the ids are still
+/// read, through the thread's default dispatch once it is checked to be the layer's own.
+#[test]
+fn a_layer_inside_a_vec_still_gets_the_ids() {
+    use tracing_subscriber::Layer as _;
+    let (layer, guard, rx) = pipeline();
+    let (other, other_guard, other_rx) = pipeline();
+    let layers = vec![layer.boxed(), other.boxed()];
+    let sub = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer()))
+        .with(layers);
+    let mut ids = None;
+    tracing::subscriber::with_default(sub, || {
+        let span = tracing::info_span!("request");
+        let _e = span.enter();
+        ids = Some(current_ids());
+        tracing::info!("handled");
+    });
+    for (g, r) in [(&guard, &rx), (&other_guard, &other_rx)] {
+        let records = drain(g, r);
+        assert_eq!(event(&records, "handled").trace_context(), ids.as_ref());
+        assert_eq!(timing(&records, "request").trace_context(), ids.as_ref());
+    }
+}

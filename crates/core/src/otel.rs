@@ -56,7 +56,8 @@ impl DispatchSlot {
 
     /// The dispatch whose registry holds span `id`: the registered one; else (a layer the
     /// dispatch was not announced to: tracing-subscriber 0.3.23's `impl Layer for Vec<L>` does
-    /// not forward `on_register_dispatch`) the thread's default dispatch, used (and kept) only
+    /// not forward `on_register_dispatch`, fixed by tokio-rs/tracing PR #3478, unreleased; nor
+    /// does a boxed subscriber, PR #3591) the thread's default dispatch, used (and kept) only
     /// if its registry's span `id` holds the very per-span state this layer's registry does,
     /// so a span id is never looked up in another subscriber's registry.
     fn dispatch<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<Dispatch>

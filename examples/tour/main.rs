@@ -15,6 +15,10 @@
 //! | `LOGSHIP_MQTT` | MQTT broker URL | `mqtt://127.0.0.1:1883` |
 //!
 //! `LOGSHIP_TOUR_SECONDS` sets how long the shop runs (default 3).
+//!
+//! `cargo run --example tour --features full,opentelemetry` also traces the shop's spans with
+//! OpenTelemetry (no exporter): every sample then shows the trace and span ids where its backend
+//! writes them (docs/opentelemetry.md).
 
 mod shop;
 
@@ -212,7 +216,20 @@ fn main() -> Result<(), Error> {
     // receivers' logs about receiving the layers' records, and so on.
     let only_the_shop =
         tracing_subscriber::filter::Targets::new().with_target("tour", tracing::Level::TRACE);
+    // With `--features opentelemetry`: the shop's spans are also OpenTelemetry spans (a tracer
+    // with no exporter), and every record carries their trace and span ids (docs/opentelemetry.md).
+    #[cfg(feature = "opentelemetry")]
+    let otel = {
+        use opentelemetry::trace::TracerProvider as _;
+        let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .build()
+            .tracer("tour");
+        Some(tracing_opentelemetry::layer().with_tracer(tracer))
+    };
+    #[cfg(not(feature = "opentelemetry"))]
+    let otel: Option<tracing_subscriber::layer::Identity> = None;
     tracing_subscriber::registry()
+        .with(otel)
         .with(layers.with_filter(only_the_shop))
         .init();
 

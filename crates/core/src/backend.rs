@@ -71,6 +71,9 @@ macro_rules! define_layer {
             fn on_close(&self, id: $crate::__private::Id, ctx: $crate::__private::Context<'_, S>) {
                 <$crate::ShipLayer as $crate::__private::Layer<S>>::on_close(&self.0, id, ctx)
             }
+            fn on_register_dispatch(&self, subscriber: &$crate::__private::Dispatch) {
+                <$crate::ShipLayer as $crate::__private::Layer<S>>::on_register_dispatch(&self.0, subscriber)
+            }
         }
     };
 }
@@ -78,7 +81,7 @@ macro_rules! define_layer {
 #[doc(hidden)]
 pub mod __private {
     pub use tracing_core::span::{Attributes, Id, Record as SpanRecord};
-    pub use tracing_core::{Event, Subscriber};
+    pub use tracing_core::{Dispatch, Event, Subscriber};
     pub use tracing_subscriber::layer::{Context, Layer};
     pub use tracing_subscriber::registry::LookupSpan;
 }

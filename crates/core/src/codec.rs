@@ -5,7 +5,10 @@
 //! captured. Decoding never panics: a truncated or garbled input is a [`CodecError`].
 //!
 //! Layout (little-endian): version byte `1`, then the record's parts in a fixed order; strings
-//! and lists are length-prefixed (`u32`). Callsite metadata is stored as text.
+//! and lists are length-prefixed (`u32`). Callsite metadata is stored as text. A record with
+//! OpenTelemetry ids ([`Record::trace_context`]) ends with an optional section: tag `1`, the
+//! 16-byte trace id, the 8-byte span id; a record without them is encoded exactly as before
+//! the section existed, and older files (without it) decode unchanged.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use tracing_core::Level;
 
 use crate::record::{
     ErrorChain, Extra, Field, FieldValue, Origin, OwnedMeta, Record, RecordKind, SpanContext,
-    SpanFields, SpanTiming, TextBuf, ThreadInfo, TrackingId, intern_thread_name,
+    SpanFields, SpanTiming, TextBuf, ThreadInfo, TraceContext, TrackingId, intern_thread_name,
 };
 use crate::{Snapshot, SourceFqn, Timestamp};
 
@@ -220,6 +223,11 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     };
     w.str(&snaps);
     w.opt_str(r.location());
+    if let Some(t) = r.trace_context() {
+        w.u8(1);
+        w.0.extend_from_slice(&t.trace_id());
+        w.0.extend_from_slice(&t.span_id());
+    }
 }
 
 fn level_tag(l: Level) -> u8 {
@@ -472,6 +480,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
             source_fqn,
             correlators,
             location,
+            trace: std::sync::OnceLock::new(),
         }));
     }
     rec.span = parent;
@@ -511,8 +520,34 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
             })?;
     }
     extra.location = r.opt_str()?.map(str::to_string);
-    rec.extra = Some(Box::new(extra))
-        .filter(|e| !e.correlators.is_empty() || !e.snapshots.is_empty() || e.location.is_some());
+    if r.at < bytes.len() {
+        let at = r.at;
+        match r.u8()? {
+            1 => {
+                let trace_id: [u8; 16] = r.take(16)?.try_into().unwrap_or_default();
+                let span_id: [u8; 8] = r.take(8)?.try_into().unwrap_or_default();
+                extra.trace = Some(TraceContext::new(trace_id, span_id).ok_or(
+                    CodecError::Invalid {
+                        what: "trace context",
+                        at,
+                    },
+                )?);
+            }
+            tag => {
+                return Err(CodecError::BadTag {
+                    what: "trailing section",
+                    tag,
+                    at,
+                });
+            }
+        }
+    }
+    rec.extra = Some(Box::new(extra)).filter(|e| {
+        !e.correlators.is_empty()
+            || !e.snapshots.is_empty()
+            || e.location.is_some()
+            || e.trace.is_some()
+    });
     if r.at != bytes.len() {
         return Err(CodecError::Invalid {
             what: "trailing bytes",
@@ -538,6 +573,7 @@ mod tests {
             source_fqn: SourceFqn::parse("APPL=a#SERVER=b").ok(),
             correlators: vec!["c1".into()],
             location: Some("here".into()),
+            trace: std::sync::OnceLock::new(),
         });
         let mut r = Record::event(Level::WARN, "shop::orders")
             .with_message("hello")
@@ -593,6 +629,35 @@ mod tests {
         let mut again = Vec::new();
         encode(&d, &mut again);
         assert_eq!(again, buf, "encode(decode(x)) == x");
+    }
+
+    #[test]
+    fn trace_context_round_trips_and_records_without_one_keep_the_old_layout() {
+        let t = TraceContext::new([0xab; 16], [0x01, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        let mut plain = Vec::new();
+        encode(&sample(), &mut plain);
+        // The span's ids (as the layer sets them) are what the record carries.
+        let r = sample();
+        let span = r.span.clone().unwrap();
+        span.trace.set(Some(t)).unwrap();
+        let mut buf = Vec::new();
+        encode(&r, &mut buf);
+        assert_eq!(buf.len(), plain.len() + 1 + 16 + 8, "one trailing section");
+        let d = decode(&buf).unwrap();
+        assert_eq!(d.trace_context(), Some(&t));
+        let mut again = Vec::new();
+        encode(&d, &mut again);
+        assert_eq!(again, buf, "encode(decode(x)) == x");
+        // A record spooled before the section existed (no trailer) decodes without ids.
+        let mut old = buf[..plain.len()].to_vec();
+        assert_eq!(decode(&old).unwrap().trace_context(), None);
+        // An unknown trailing tag, a short section, all-zero ids: errors, not panics.
+        old.push(9);
+        assert!(decode(&old).is_err());
+        assert!(decode(&buf[..buf.len() - 1]).is_err());
+        let mut zero = buf[..plain.len() + 1].to_vec();
+        zero.extend_from_slice(&[0; 24]);
+        assert!(decode(&zero).is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! UTC, ns), `kind` (`event`/`span_timing`), `level`, `target`, `name`, `message`, `fields`
 //! (typed: integers stay integers; 128-bit integers outside ±2⁵³ and non-finite floats as
 //! text; errors as `{"message","sources"}`), `spans` (`[{"name","fields"}]`, outermost first),
-//! `source_fqn`, `correlators`, `tracking_id`, `parent_tracking_id`, `location`, `snapshots`,
+//! `source_fqn`, `correlators`, `tracking_id`, `parent_tracking_id`, `trace_id` and `span_id`
+//! (OpenTelemetry, lowercase hex; see [`Record::trace_context`]), `location`, `snapshots`,
 //! `timing` (`start`, `end`, `duration_ns`, `busy_ns`, `failed`), `thread` (`id`, `name`),
 //! `module_path`, `file`, `line`.
 
@@ -80,6 +81,10 @@ pub fn record_to_json(r: &Record) -> Json {
     }
     if let Some(t) = r.parent_tracking_id() {
         m.insert("parent_tracking_id".into(), json!(t.to_string()));
+    }
+    if let Some(t) = r.trace_context() {
+        m.insert("trace_id".into(), json!(t.trace_id_hex().as_str()));
+        m.insert("span_id".into(), json!(t.span_id_hex().as_str()));
     }
     if let Some(l) = r.location() {
         m.insert("location".into(), json!(l));
@@ -256,6 +261,14 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
             Err(_) => TrackingId::Custom(t.into()),
         });
     }
+    if let Some(t) = o
+        .get("trace_id")
+        .and_then(Json::as_str)
+        .zip(o.get("span_id").and_then(Json::as_str))
+        .and_then(|(t, s)| crate::TraceContext::from_hex(t, s))
+    {
+        b = b.with_trace_context(t);
+    }
     if let Some(l) = o.get("location").and_then(Json::as_str) {
         b = b.with_location(l);
     }
@@ -314,6 +327,7 @@ pub fn record_from_json(v: &Json) -> Result<Record, JsonRecordError> {
             source_fqn: None,
             correlators: Vec::new(),
             location: None,
+            trace: std::sync::OnceLock::new(),
         }));
     }
     if rec.kind == RecordKind::Event {
@@ -375,5 +389,44 @@ mod tests {
         assert_eq!(back.level(), tracing_core::Level::WARN);
         assert_eq!(back.correlators(), ["c"]);
         assert!(record_from_json(&json!({"level": "INFO"})).is_err());
+    }
+
+    #[test]
+    fn trace_ids_are_lowercase_hex_and_round_trip() {
+        let t = crate::TraceContext::new(
+            [
+                0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+                0x47, 0x36,
+            ],
+            [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+        )
+        .unwrap_or_else(|| panic!("valid ids"));
+        let r = Record::event(tracing_core::Level::INFO, "shop")
+            .with_trace_context(t)
+            .build();
+        let j = record_to_json(&r);
+        // The W3C spec's own example ids.
+        assert_eq!(j["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(j["span_id"], "00f067aa0ba902b7");
+        let back = record_from_json(&j).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.trace_context(), Some(&t));
+        let none = record_to_json(&Record::event(tracing_core::Level::INFO, "shop").build());
+        assert!(none.get("trace_id").is_none() && none.get("span_id").is_none());
+        assert_eq!(
+            crate::TraceContext::from_hex("4BF92F3577B34DA6A3CE929D0E0E4736", "00F067AA0BA902B7"),
+            Some(t)
+        );
+        assert_eq!(
+            crate::TraceContext::from_hex("0".repeat(32).as_str(), "00f067aa0ba902b7"),
+            None
+        );
+        assert_eq!(
+            crate::TraceContext::from_hex("4bf9", "00f067aa0ba902b7"),
+            None
+        );
+        assert_eq!(
+            crate::TraceContext::from_hex("zz".repeat(16).as_str(), "00f067aa0ba902b7"),
+            None
+        );
     }
 }

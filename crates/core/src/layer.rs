@@ -84,6 +84,9 @@ pub struct ShipLayer {
     id: u64,
     shared: Arc<Shared>,
     capture: Arc<CaptureConfig>,
+    /// The dispatch this layer serves, for reading OpenTelemetry contexts.
+    #[cfg(feature = "opentelemetry")]
+    otel: crate::otel::DispatchSlot,
 }
 
 impl std::fmt::Debug for ShipLayer {
@@ -101,6 +104,8 @@ impl ShipLayer {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             shared,
             capture: Arc::new(capture),
+            #[cfg(feature = "opentelemetry")]
+            otel: crate::otel::DispatchSlot::default(),
         }
     }
 
@@ -171,6 +176,7 @@ where
             source_fqn: None,
             correlators: Vec::new(),
             location: None,
+            trace: std::sync::OnceLock::new(),
         };
         let mut v = SpanVisitor {
             ctx: &mut sc,
@@ -201,12 +207,26 @@ where
         }
     }
 
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.otel.register(subscriber);
+    }
+
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id)
-            && let Some(state) = span.extensions().get::<SpanState>()
-            && state.owner == self.id
-        {
-            state.enter();
+        let Some(span) = ctx.span(id) else { return };
+        let ext = span.extensions();
+        let Some(state) = ext.get::<SpanState>() else {
+            return;
+        };
+        if state.owner != self.id {
+            return;
+        }
+        state.enter();
+        // The first enter reads the OpenTelemetry ids (once per span), extensions released.
+        #[cfg(feature = "opentelemetry")]
+        if let Some(sc) = state.ctx() {
+            drop(ext);
+            self.otel.resolve(&sc, id, &ctx);
         }
     }
 
@@ -249,6 +269,8 @@ where
         let mut rec = self.shared.queue.blank();
         rec.begin(meta, RecordKind::Event, timestamp, seq);
         rec.span_fields = self.capture.span_fields;
+        // The OpenTelemetry ids were read at the span's first enter (not here: an event can be
+        // emitted while `tracing-opentelemetry` holds the span's context lock).
         rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
         if is_log_event(meta, event) {
             capture_log_event(&mut rec, event);
@@ -292,6 +314,10 @@ where
         });
         rec.span = state.ctx();
         drop(ext);
+        #[cfg(feature = "opentelemetry")]
+        if let Some(sc) = &rec.span {
+            self.otel.resolve(sc, &id, &ctx);
+        }
         self.shared.push(rec);
     }
 }

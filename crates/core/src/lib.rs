@@ -84,6 +84,8 @@ pub mod json;
 pub mod json_text;
 pub mod layer;
 pub mod metrics;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod queue;
 pub mod record;
 pub mod retry;
@@ -112,6 +114,7 @@ pub use record::{
     ErrorChain, FieldValue, MAX_INTERNED_THREAD_NAMES, Record, RecordBuilder, RecordKind,
     SpanContext, SpanFields, SpanTiming, ThreadInfo, TrackingId, Value,
 };
+pub use record::{HexId, TraceContext};
 pub use retry::{BreakerConfig, RetryPolicy};
 pub use secret::{Secret, redact_url};
 pub use sink::{Batch, Outcome, SendContext, Sink};

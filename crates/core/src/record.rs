@@ -43,6 +43,106 @@ pub enum SpanFields {
     All,
 }
 
+/// The W3C Trace Context ids of the OpenTelemetry span a record belongs to: the 16-byte
+/// trace id and the 8-byte span id, as in the `traceparent` header
+/// (<https://www.w3.org/TR/trace-context/#traceparent-header>).
+///
+/// Captured by the layer when the `opentelemetry` feature is on and a span (or an ancestor)
+/// carries an OpenTelemetry context set by `tracing-opentelemetry`; see
+/// [`Record::trace_context`] and docs/opentelemetry.md. Backends write the ids as lowercase hex:
+/// [`trace_id_hex`](Self::trace_id_hex) (32 characters) and [`span_id_hex`](Self::span_id_hex)
+/// (16 characters).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+}
+
+impl TraceContext {
+    /// Ids from their bytes (big-endian, as OpenTelemetry's `TraceId::to_bytes` and
+    /// `SpanId::to_bytes` give them). `None` when either is all zeros: the W3C spec makes an
+    /// all-zero trace id or parent id invalid.
+    pub fn new(trace_id: [u8; 16], span_id: [u8; 8]) -> Option<Self> {
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self { trace_id, span_id })
+    }
+    /// Ids from their lowercase or uppercase hex forms (32 and 16 hex digits), e.g. as decoded
+    /// from a spooled or dead-lettered record. `None` when malformed or all zeros.
+    pub fn from_hex(trace_id: &str, span_id: &str) -> Option<Self> {
+        fn parse<const N: usize>(s: &str) -> Option<[u8; N]> {
+            let b = s.as_bytes();
+            if b.len() != 2 * N {
+                return None;
+            }
+            let mut out = [0u8; N];
+            for (i, o) in out.iter_mut().enumerate() {
+                let hi = (b[2 * i] as char).to_digit(16)?;
+                let lo = (b[2 * i + 1] as char).to_digit(16)?;
+                *o = u8::try_from(hi * 16 + lo).ok()?;
+            }
+            Some(out)
+        }
+        Self::new(parse(trace_id)?, parse(span_id)?)
+    }
+    /// The trace id's 16 bytes.
+    pub fn trace_id(&self) -> [u8; 16] {
+        self.trace_id
+    }
+    /// The span id's 8 bytes.
+    pub fn span_id(&self) -> [u8; 8] {
+        self.span_id
+    }
+    /// The trace id as 32 lowercase hex digits (no allocation).
+    pub fn trace_id_hex(&self) -> HexId<32> {
+        HexId::of(&self.trace_id)
+    }
+    /// The span id as 16 lowercase hex digits (no allocation).
+    pub fn span_id_hex(&self) -> HexId<16> {
+        HexId::of(&self.span_id)
+    }
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("trace_id", &self.trace_id_hex().as_str())
+            .field("span_id", &self.span_id_hex().as_str())
+            .finish()
+    }
+}
+
+/// An id written as `N` lowercase hex digits on the stack; see [`TraceContext::trace_id_hex`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HexId<const N: usize>([u8; N]);
+
+impl<const N: usize> HexId<N> {
+    fn of(bytes: &[u8]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'0'; N];
+        for (i, b) in bytes.iter().enumerate().take(N / 2) {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        Self(out)
+    }
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> fmt::Display for HexId<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> fmt::Debug for HexId<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// A tracking id: the unique id of one record (jKool `tracking-id`).
 ///
 /// Set on the worker thread for every record (a UUID v4), unless the event set one with the
@@ -440,6 +540,10 @@ pub struct SpanContext {
     pub(crate) source_fqn: Option<SourceFqn>,
     pub(crate) correlators: Vec<String>,
     pub(crate) location: Option<String>,
+    /// The OpenTelemetry ids (its own, else the nearest ancestor's), looked up once by the
+    /// layer (feature `opentelemetry`): unset until then, `None` when no span in the chain
+    /// has an OpenTelemetry context.
+    pub(crate) trace: std::sync::OnceLock<Option<TraceContext>>,
 }
 
 impl Clone for SpanContext {
@@ -456,6 +560,7 @@ impl Clone for SpanContext {
             source_fqn: self.source_fqn.clone(),
             correlators: self.correlators.clone(),
             location: self.location.clone(),
+            trace: self.trace.clone(),
         }
     }
 }
@@ -495,6 +600,12 @@ impl SpanContext {
     pub fn correlators(&self) -> &[String] {
         &self.correlators
     }
+    /// The OpenTelemetry trace and span ids of this span, or of its nearest ancestor that has
+    /// them (feature `opentelemetry`; `None` without it, or while the layer has not looked
+    /// them up yet).
+    pub fn trace_context(&self) -> Option<&TraceContext> {
+        self.trace.get().and_then(Option::as_ref)
+    }
     /// Chain from this span outwards.
     fn chain(&self) -> impl Iterator<Item = &SpanContext> {
         std::iter::successors(Some(self), |s| s.parent.as_deref())
@@ -507,11 +618,16 @@ pub(crate) struct Extra {
     pub(crate) correlators: Vec<String>,
     pub(crate) snapshots: Vec<Snapshot>,
     pub(crate) location: Option<String>,
+    /// Set by a builder or a decoder; otherwise the span chain's is used.
+    pub(crate) trace: Option<TraceContext>,
 }
 
 impl Extra {
     fn is_empty(&self) -> bool {
-        self.correlators.is_empty() && self.snapshots.is_empty() && self.location.is_none()
+        self.correlators.is_empty()
+            && self.snapshots.is_empty()
+            && self.location.is_none()
+            && self.trace.is_none()
     }
 }
 
@@ -892,6 +1008,21 @@ impl Record {
         self.extra.as_ref()?.location.as_deref()
     }
 
+    /// The OpenTelemetry trace and span ids: the record's own (set with
+    /// [`RecordBuilder::with_trace_context`], or replayed from the spool), else those of the
+    /// innermost span that has them (for a span timing: the closed span's own). Events outside
+    /// any traced span have none. Captured with the `opentelemetry` feature; see
+    /// [`TraceContext`].
+    pub fn trace_context(&self) -> Option<&TraceContext> {
+        if let Some(t) = self.extra.as_ref().and_then(|e| e.trace.as_ref()) {
+            return Some(t);
+        }
+        self.span
+            .as_deref()?
+            .chain()
+            .find_map(SpanContext::trace_context)
+    }
+
     /// For span timings: start, end, wall and busy durations.
     pub fn timing(&self) -> Option<&SpanTiming> {
         self.timing.as_ref()
@@ -1262,6 +1393,11 @@ impl RecordBuilder {
     /// Attaches a snapshot.
     pub fn with_snapshot(mut self, s: Snapshot) -> Self {
         self.record.extra_mut().snapshots.push(s);
+        self
+    }
+    /// Sets the OpenTelemetry trace and span ids (default: none).
+    pub fn with_trace_context(mut self, t: TraceContext) -> Self {
+        self.record.extra_mut().trace = Some(t);
         self
     }
     /// Sets the location.

@@ -1176,6 +1176,18 @@ fn write_document(
             }
         });
     }
+    // OpenTelemetry ids (feature `opentelemetry`): ECS tracing fields `trace.id` and `span.id`,
+    // https://www.elastic.co/guide/en/ecs/current/ecs-tracing.html (their OTel mapping:
+    // `trace_id`, `span_id`). No `transaction.id`: ECS marks it not applicable to OTel, and a
+    // span's local root is not known here.
+    if let Some(tc) = r.trace_context() {
+        doc.obj(key!("trace"), |t| {
+            t.str(key!("id"), tc.trace_id_hex().as_str())
+        });
+        doc.obj(key!("span"), |t| {
+            t.str(key!("id"), tc.span_id_hex().as_str())
+        });
+    }
     let parent = r.parent_tracking_id();
     if plain > 0 || has_spans || parent.is_some() || !r.correlators().is_empty() {
         doc.obj(key!("tracing"), |t| {

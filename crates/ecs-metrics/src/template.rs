@@ -60,6 +60,13 @@ pub(crate) fn index_template(cfg: &EncoderConfig) -> (String, Json) {
             }}
         }
     });
+    // ECS tracing fields, written when a record has OpenTelemetry ids (as `keyword`, as ECS
+    // defines them: https://www.elastic.co/guide/en/ecs/current/ecs-tracing.html).
+    #[cfg(feature = "opentelemetry")]
+    if let Some(props) = mappings.get_mut("properties").and_then(Json::as_object_mut) {
+        props.insert("trace".into(), json!({"properties": {"id": kw()}}));
+        props.insert("span".into(), json!({"properties": {"id": kw()}}));
+    }
     let (name, patterns, data_stream) = match &cfg.naming {
         IndexNaming::Dated { prefix, frequency } => {
             let pattern = match frequency {

@@ -161,6 +161,14 @@ pub(crate) const RESERVED_KEYS: [&str; 16] = [
     "failed",
 ];
 
+/// Keys the encoder writes for a record with OpenTelemetry ids ([`Record::trace_context`]):
+/// reserved only then, so that without the `opentelemetry` feature (or outside a traced span)
+/// an application's own `trace_id` field keeps its name. Named as OpenTelemetry's log data
+/// model names them (`TraceId`/`SpanId`, written `trace_id`/`span_id` in the OTLP JSON and in
+/// Fluent Bit's OpenTelemetry output):
+/// <https://opentelemetry.io/docs/specs/otel/logs/data-model/#field-traceid>.
+pub(crate) const TRACE_KEYS: [&str; 2] = ["trace_id", "span_id"];
+
 /// Whether `key` is the flattened key `"<span>.<field>"` of span `s`'s field `field`.
 fn is_flat_key(key: &str, s: &logship_core::SpanContext, field: &str) -> bool {
     key.strip_prefix(s.name())
@@ -243,6 +251,7 @@ impl Encoder {
     /// Whether `key` is one the encoder writes itself for `r` (see [`RESERVED_KEYS`]).
     fn is_reserved(&self, r: &Record, key: &str) -> bool {
         RESERVED_KEYS.contains(&key)
+            || (TRACE_KEYS.contains(&key) && r.trace_context().is_some())
             || self.s.templates.iter().any(|(k, _)| k == key)
             || (self.s.spans == SpanStyle::Flattened
                 && key.contains('.')
@@ -366,6 +375,18 @@ impl Encoder {
             && !self.excluded("parent_tracking_id")
         {
             kv(out, "parent_tracking_id", &mut |o| write_tracking_id(o, t));
+        }
+        if let Some(t) = r.trace_context() {
+            if !self.excluded(TRACE_KEYS[0]) {
+                kv(out, TRACE_KEYS[0], &mut |o| {
+                    mp::str(o, t.trace_id_hex().as_str())
+                });
+            }
+            if !self.excluded(TRACE_KEYS[1]) {
+                kv(out, TRACE_KEYS[1], &mut |o| {
+                    mp::str(o, t.span_id_hex().as_str())
+                });
+            }
         }
         if let Some(l) = r.location()
             && !self.excluded("location")

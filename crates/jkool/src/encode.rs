@@ -5,7 +5,7 @@
 //! document per attached snapshot. Keys are written in a fixed order so the output is stable
 //! byte for byte (the golden tests below pin it).
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::ops::Range;
 
 use logship_core::{
@@ -356,9 +356,24 @@ impl Encoder {
         let extra_corr = fields
             .corr_id
             .filter(|c| !r.correlators().iter().any(|have| have == c));
-        if !r.correlators().is_empty() || extra_corr.is_some() {
+        // OpenTelemetry ids (feature `opentelemetry`): the trace id is also a correlator, so
+        // jKool stitches every event and activity of one distributed trace, across services,
+        // as it does for any shared correlator; see `TRACE_PROPERTIES`.
+        let ids = r
+            .trace_context()
+            .map(|t| (t.trace_id_hex(), t.span_id_hex()));
+        let trace_corr = ids
+            .as_ref()
+            .map(|(t, _)| t.as_str())
+            .filter(|c| !r.correlators().iter().any(|have| have == c) && extra_corr != Some(*c));
+        if !r.correlators().is_empty() || extra_corr.is_some() || trace_corr.is_some() {
             let out = o.key("corrid");
-            let all = r.correlators().iter().map(String::as_str).chain(extra_corr);
+            let all = r
+                .correlators()
+                .iter()
+                .map(String::as_str)
+                .chain(extra_corr)
+                .chain(trace_corr);
             write_array(out, all, write_str);
         }
         o.opt_str("location", r.location());
@@ -383,10 +398,29 @@ impl Encoder {
         o.opt_str("encoding", fields.encoding);
         o.opt_str("charset", fields.charset);
         o.opt_str("mime-type", fields.mime_type);
-        if fields.has_properties(r) {
+        if fields.has_properties(r) || ids.is_some() {
+            // With ids, a field named like one of them keeps its value under a renamed key
+            // (`_trace_id`): the core's rule (`logship_core::fields`).
+            let reserved = |k: &str| ids.is_some() && TRACE_PROPERTIES.contains(&k);
+            let own = fields.properties(r).map(|(name, v)| {
+                if reserved(name) {
+                    let key = logship_core::fields::renamed_key(name, |k| {
+                        reserved(k) || r.fields().any(|(f, _)| f == k)
+                    });
+                    (key, v)
+                } else {
+                    (Cow::Borrowed(name), v)
+                }
+            });
+            let trace = ids.iter().flat_map(|(t, s)| {
+                [
+                    (Cow::Borrowed(TRACE_PROPERTIES[0]), Value::Str(t.as_str())),
+                    (Cow::Borrowed(TRACE_PROPERTIES[1]), Value::Str(s.as_str())),
+                ]
+            });
             let out = o.key("properties");
-            write_array(out, fields.properties(r), |out, (name, v)| {
-                write_field_property(out, name, v);
+            write_array(out, own.chain(trace), |out, (name, v)| {
+                write_field_property(out, &name, v);
             });
         }
         if !activity && self.snapshots == SnapshotPlacement::Embedded && !r.snapshots().is_empty() {
@@ -772,6 +806,14 @@ impl<'a> Fields<'a> {
         self.properties(r).next().is_some()
     }
 }
+
+/// The `string` properties an event or activity gets when the record has OpenTelemetry ids
+/// ([`Record::trace_context`]): the trace id (32 lowercase hex digits) and span id (16). jKool
+/// and TNT4J have no field of their own for OpenTelemetry ids, so they are properties, named as
+/// OpenTelemetry's log data model names them
+/// (<https://opentelemetry.io/docs/specs/otel/logs/data-model/#field-traceid>); the trace id
+/// is also added to the correlators (`corrid`).
+pub const TRACE_PROPERTIES: [&str; 2] = ["trace_id", "span_id"];
 
 /// A tracking id jKool accepts: a caller-supplied one that is empty or blank is not (jKool
 /// refuses the whole post for it), so the record gets a fresh id / no parent instead.

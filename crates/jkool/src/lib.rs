@@ -114,7 +114,7 @@ mod model;
 
 pub use encode::{
     DEFAULT_MAX_DOCUMENT_BYTES, EncodedBatch, EncodedDocument, Encoder, SLOT_FIELDS,
-    SnapshotPlacement, default_source_fqn, write_snapshot,
+    SnapshotPlacement, TRACE_PROPERTIES, default_source_fqn, write_snapshot,
 };
 pub use error::EncodeError;
 pub use model::{ActivityStatus, CompCode, DocumentKind, Severity};

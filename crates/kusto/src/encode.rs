@@ -25,6 +25,7 @@
 //!
 //! Then, opt-in: `LevelNo` ([`LEVEL_NO_COLUMN`], with [`LevelNames::Python`]) and the
 //! [`CALL_SITE_COLUMNS`] (`File`, `Line`, `Module`, `ProcessId`, `ThreadName`, `ThreadId`);
+//! with the `opentelemetry` feature, the [`TRACE_COLUMNS`] (`TraceId`, `SpanId`) last;
 //! [`TableLayout`] lists a layout's columns and gives its commands.
 //!
 //! Field values keep their JSON type: integers stay integers (128-bit values outside ±2⁵³ and
@@ -78,6 +79,22 @@ pub const CALL_SITE_COLUMNS: [(&str, &str); 6] = [
     ("ThreadId", "long"),
 ];
 
+/// The OpenTelemetry columns, last in a row, written by default with the `opentelemetry`
+/// feature ([`TableLayout::with_trace_columns`]): the W3C trace id (32 lowercase hex digits)
+/// and span id (16) of the `tracing-opentelemetry` span the record belongs to
+/// ([`Record::trace_context`]), `null` outside a traced span. Named as the OpenTelemetry log
+/// data model names the fields (`TraceId`, `SpanId`:
+/// <https://opentelemetry.io/docs/specs/otel/logs/data-model/#field-traceid>), in the
+/// table's PascalCase (the OpenTelemetry Collector's Azure Data Explorer exporter spells them
+/// `TraceID`/`SpanID` in its `OTELLogs` table, open-telemetry/opentelemetry-collector-contrib
+/// `exporter/azuredataexplorerexporter`; a mapping can join the two).
+///
+/// | column | Kusto type | value | absent |
+/// |---|---|---|---|
+/// | `TraceId` | `string` | e.g. `4bf92f3577b34da6a3ce929d0e0e4736` | `null` |
+/// | `SpanId` | `string` | e.g. `00f067aa0ba902b7` | `null` |
+pub const TRACE_COLUMNS: [(&str, &str); 2] = [("TraceId", "string"), ("SpanId", "string")];
+
 /// The column added by [`LevelNames::Python`], after [`COLUMNS`]: the Python `logging` level
 /// number (`int`: 5 TRACE, 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR), the original's `levelno`.
 pub const LEVEL_NO_COLUMN: (&str, &str) = ("LevelNo", "int");
@@ -123,20 +140,39 @@ fn python_level_no(level: logship_core::Level) -> u64 {
 /// [`LevelNames::Python`], then [`CALL_SITE_COLUMNS`] when enabled. Built from the same
 /// settings as the layer ([`KustoBuilder::with_call_site_columns`](crate::KustoBuilder::with_call_site_columns),
 /// [`KustoBuilder::with_level_names`](crate::KustoBuilder::with_level_names)); gives the
-/// table and mapping commands for that layout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// table and mapping commands for that layout. With the `opentelemetry` feature the
+/// [`TRACE_COLUMNS`] come last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableLayout {
     call_site: bool,
     level_names: LevelNames,
+    trace: bool,
+}
+
+impl Default for TableLayout {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TableLayout {
-    /// The default layout: the 15 [`COLUMNS`], `tracing` level names.
+    /// The default layout: the 15 [`COLUMNS`], `tracing` level names; and the
+    /// [`TRACE_COLUMNS`] when built with the `opentelemetry` feature.
     pub const fn new() -> Self {
         Self {
             call_site: false,
             level_names: LevelNames::Tracing,
+            trace: cfg!(feature = "opentelemetry"),
         }
+    }
+    /// With (or without) the [`TRACE_COLUMNS`] (default: on with the `opentelemetry`
+    /// feature). Without the feature records carry no ids, so the columns stay `null`.
+    pub const fn with_trace_columns(self, on: bool) -> Self {
+        Self { trace: on, ..self }
+    }
+    /// Whether the [`TRACE_COLUMNS`] are written.
+    pub const fn trace_columns(&self) -> bool {
+        self.trace
     }
     /// With (or without) the [`CALL_SITE_COLUMNS`].
     pub const fn with_call_site_columns(self, on: bool) -> Self {
@@ -168,6 +204,9 @@ impl TableLayout {
         }
         if self.call_site {
             cols.extend_from_slice(&CALL_SITE_COLUMNS);
+        }
+        if self.trace {
+            cols.extend_from_slice(&TRACE_COLUMNS);
         }
         cols
     }
@@ -406,6 +445,19 @@ impl RowEncoder {
             opt_str(out, t.name);
             out.extend_from_slice(b",\"ThreadId\":");
             json_text::write_u64(out, t.id);
+        }
+        if self.layout.trace {
+            let tc = r.trace_context();
+            out.extend_from_slice(b",\"TraceId\":");
+            opt_str(
+                out,
+                tc.map(|t| t.trace_id_hex()).as_ref().map(|h| h.as_str()),
+            );
+            out.extend_from_slice(b",\"SpanId\":");
+            opt_str(
+                out,
+                tc.map(|t| t.span_id_hex()).as_ref().map(|h| h.as_str()),
+            );
         }
         out.extend_from_slice(b"}\n");
         Ok(())
@@ -721,8 +773,10 @@ mod tests {
     use logship_core::{ErrorChain, Level, Snapshot, Timestamp, TrackingId};
     use std::time::Duration;
 
+    /// The 15-column layout, whatever the features (the trace columns have their own tests).
     fn enc() -> RowEncoder {
         RowEncoder::new("web-1", Some("shop"))
+            .with_layout(TableLayout::new().with_trace_columns(false))
     }
 
     fn row(r: &Record) -> String {
@@ -845,7 +899,8 @@ mod tests {
     fn commands_follow_the_layout() {
         let l = TableLayout::new()
             .with_call_site_columns(true)
-            .with_level_names(LevelNames::Python);
+            .with_level_names(LevelNames::Python)
+            .with_trace_columns(false);
         let t = l.create_table_command("T");
         assert!(
             t.ends_with("Thread:string, LevelNo:int, File:string, Line:int, Module:string, ProcessId:long, ThreadName:string, ThreadId:long)"),
@@ -1119,15 +1174,73 @@ mod tests {
     }
 
     #[test]
+    fn trace_columns_come_last_and_default_to_the_feature() {
+        assert_eq!(
+            TableLayout::new().trace_columns(),
+            cfg!(feature = "opentelemetry")
+        );
+        assert_eq!(TableLayout::default(), TableLayout::new());
+        let l = TableLayout::new()
+            .with_call_site_columns(true)
+            .with_trace_columns(true);
+        assert!(
+            l.create_table_command("T")
+                .ends_with("ThreadId:long, TraceId:string, SpanId:string)")
+        );
+        assert!(l.create_mapping_command("T", "m").ends_with(
+            r#"{"column":"TraceId","path":"$.TraceId","datatype":"string"},{"column":"SpanId","path":"$.SpanId","datatype":"string"}]'"#
+        ));
+        let t = logship_core::TraceContext::from_hex(
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "00f067aa0ba902b7",
+        )
+        .unwrap();
+        let on = RowEncoder::new("web-1", None).with_layout(l);
+        let mut out = Vec::new();
+        let r = Record::event(Level::INFO, "t")
+            .with_trace_context(t)
+            .build();
+        on.encode(&r, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.ends_with(
+                ",\"TraceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"SpanId\":\"00f067aa0ba902b7\"}\n"
+            ),
+            "{s}"
+        );
+        let mut out = Vec::new();
+        on.encode(&Record::event(Level::INFO, "t").build(), &mut out)
+            .unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.ends_with(",\"TraceId\":null,\"SpanId\":null}\n"), "{s}");
+    }
+
+    #[test]
     fn commands_golden() {
+        let suffix = if cfg!(feature = "opentelemetry") {
+            ", TraceId:string, SpanId:string)"
+        } else {
+            ")"
+        };
         assert_eq!(
             create_table_command("Logs"),
+            TableLayout::new()
+                .with_trace_columns(false)
+                .create_table_command("Logs")
+                .replace("Thread:string)", &format!("Thread:string{suffix}"))
+        );
+        assert_eq!(
+            TableLayout::new()
+                .with_trace_columns(false)
+                .create_table_command("Logs"),
             ".create-merge table ['Logs'] (Timestamp:datetime, Level:string, Target:string, Message:string, \
              Fields:dynamic, SpanName:string, Duration:timespan, SourceFqn:string, Correlators:dynamic, \
              TrackingId:string, ParentTrackingId:string, Snapshots:dynamic, Host:string, Service:string, \
              Thread:string)"
         );
-        let m = create_mapping_command("Logs", "logship_v1");
+        let m = TableLayout::new()
+            .with_trace_columns(false)
+            .create_mapping_command("Logs", "logship_v1");
         assert!(m.starts_with(
             r#".create-or-alter table ['Logs'] ingestion json mapping "logship_v1" '[{"column":"Timestamp","path":"$.Timestamp","datatype":"datetime"},{"column":"Level""#
         ));

@@ -129,8 +129,8 @@ mod transport;
 pub use auth::{AAD_AUTHORITY_ENV, AccessToken, KNOWN_AUTHORITY_HOSTS, TokenProvider};
 pub use config::{DEFAULT_MAPPING_NAME, IngestionMode, KustoBuilder, STREAMING_LIMIT_BYTES};
 pub use encode::{
-    CALL_SITE_COLUMNS, COLUMNS, KUSTO_HANDLER_COLUMNS, LEVEL_NO_COLUMN, LevelNames, TableLayout,
-    create_mapping_command, create_table_command, kusto_handler_mapping_command,
+    CALL_SITE_COLUMNS, COLUMNS, KUSTO_HANDLER_COLUMNS, LEVEL_NO_COLUMN, LevelNames, TRACE_COLUMNS,
+    TableLayout, create_mapping_command, create_table_command, kusto_handler_mapping_command,
 };
 pub use error::{ConnectionStringError, KustoError, Secret};
 /// The TLS settings of [`KustoBuilder::with_tls`] (shared by every logship backend).

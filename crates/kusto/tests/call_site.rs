@@ -72,6 +72,14 @@ fn call_site_columns_and_python_levels_land_in_their_columns() {
     ] {
         want.push((c.to_string(), t.to_string()));
     }
+    // With the `opentelemetry` feature, the trace columns last.
+    if cfg!(feature = "opentelemetry") {
+        want.extend(
+            logship_kusto::TRACE_COLUMNS
+                .iter()
+                .map(|(c, t)| (c.to_string(), t.to_string())),
+        );
+    }
     assert_eq!(r.columns(DB, TABLE).expect("table exists"), want);
 
     let rows = r.rows_in(DB, TABLE);

@@ -27,10 +27,18 @@ fn table_and_mapping_are_created_at_start() {
     guard.flush(Duration::from_secs(10)).expect("flushed");
     assert!(r.wait_for_rows(TABLE, 1, WAIT));
     let cols = r.columns(DB, TABLE).expect("table exists");
-    let want: Vec<(String, String)> = SCHEMA
+    let mut want: Vec<(String, String)> = SCHEMA
         .iter()
         .map(|(c, t)| (c.to_string(), t.to_string()))
         .collect();
+    // With the `opentelemetry` feature, the trace columns last.
+    if cfg!(feature = "opentelemetry") {
+        want.extend(
+            logship_kusto::TRACE_COLUMNS
+                .iter()
+                .map(|(c, t)| (c.to_string(), t.to_string())),
+        );
+    }
     assert_eq!(cols, want);
     assert_eq!(
         r.mappings(DB, TABLE),

@@ -17,9 +17,21 @@ cargo check -p logship --all-features --quiet
 cargo clippy -p logship-core --all-targets --features metrics,serde -- -D warnings
 cargo clippy -p logship --example metrics --features metrics -- -D warnings
 cargo clippy -p logship --all-targets --features full,serde -- -D warnings
+OTEL_CRATES="-p logship-core -p logship-fluent -p logship-ecs-metrics -p logship-kusto -p logship-jkool -p logship-jkool-http -p logship-jkool-mqtt"
+# shellcheck disable=SC2086
+cargo clippy $OTEL_CRATES --all-targets --features opentelemetry -- -D warnings
+cargo clippy -p logship --example tour --features full,opentelemetry -- -D warnings
+# Without the feature no OpenTelemetry crate is compiled into the core.
+if cargo tree -p logship-core -e normal | grep -q opentelemetry; then
+  echo "logship-core depends on opentelemetry without the feature" >&2
+  exit 1
+fi
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace --no-fail-fast "$@"
 cargo test -p logship-core --features metrics,serde --no-fail-fast "$@"
+# Trace context from tracing-opentelemetry (feature `opentelemetry`), in the core and every backend.
+# shellcheck disable=SC2086
+cargo test $OTEL_CRATES --features opentelemetry --no-fail-fast "$@"
 # The settings structs of every backend (feature `serde`).
 cargo test -p logship-fluent -p logship-ecs-metrics -p logship-kusto -p logship-jkool-http \
   -p logship-jkool-mqtt --features serde --no-fail-fast "$@"

@@ -23,6 +23,7 @@
 //! | `full` | all of the above | | |
 //! | `aws-sigv4` | `ecs_metrics` | Amazon OpenSearch Service | SigV4-signed `_bulk` requests |
 //! | `metrics` | [`core`] | your `metrics` recorder (Prometheus, …) | every pipeline's `Stats` as `logship_*` counters, gauges and a request-duration histogram |
+//! | `opentelemetry` | [`core`] and every enabled backend | — | W3C trace and span ids of the enclosing `tracing-opentelemetry` span on every record (docs/opentelemetry.md) |
 //! | `serde` | [`core`] and every enabled backend | — | `Serialize` for `Stats` and `FlushReport`; `Deserialize` settings structs (`PipelineConfig`, `FluentConfig`, `EcsConfig`, `KustoConfig`, `JkoolHttpConfig`, `JkoolMqttConfig`) and `Secret` |
 //!
 //! ```

@@ -65,6 +65,9 @@ macro_rules! define_layer {
             fn on_exit(&self, id: &$crate::__private::Id, ctx: $crate::__private::Context<'_, S>) {
                 <$crate::ShipLayer as $crate::__private::Layer<S>>::on_exit(&self.0, id, ctx)
             }
+            fn event_enabled(&self, event: &$crate::__private::Event<'_>, ctx: $crate::__private::Context<'_, S>) -> bool {
+                <$crate::ShipLayer as $crate::__private::Layer<S>>::event_enabled(&self.0, event, ctx)
+            }
             fn on_event(&self, event: &$crate::__private::Event<'_>, ctx: $crate::__private::Context<'_, S>) {
                 <$crate::ShipLayer as $crate::__private::Layer<S>>::on_event(&self.0, event, ctx)
             }

@@ -95,6 +95,9 @@ pub(crate) fn run(kind: Kind, port: Option<u16>) -> Result<(), String> {
                 .with_auto_create(true)
                 .with_require_auth(false)
                 .with_strict_client_headers(false)
+                // Lenient like the service is reported to be: JSON streamed without a
+                // `mappingName` maps by column name (logship sends one unless `without_mapping()`).
+                .with_streaming_identity_mapping(true)
                 .start()
                 .map_err(io)?;
             eprintln!(

@@ -444,6 +444,22 @@ pub mod de {
 
     use serde::{Deserialize, Deserializer, de::Error};
 
+    /// An optional value given as text and read by `parse` (one of this module's `parse_*`
+    /// functions or a backend's own), whose `Err` says what is expected. The shared body of
+    /// every text-valued `deserialize_with` of the settings structs.
+    ///
+    /// # Errors
+    /// The deserializer's error: "`<text>`: expected <what parse said>".
+    pub fn parsed<'de, D: Deserializer<'de>, T>(
+        d: D,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+    }
+
     /// A size: a number of bytes, or text such as `"4MiB"`.
     struct BytesVisitor;
 
@@ -468,10 +484,7 @@ pub mod de {
     /// # Errors
     /// The deserializer's error, saying what is expected.
     pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_duration(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_duration)
     }
 
     /// An optional [byte size](super#values), a number or text (`4194304`, `"4MiB"`).
@@ -500,10 +513,7 @@ pub mod de {
     /// # Errors
     /// The deserializer's error, saying what is expected.
     pub fn level<'de, D: Deserializer<'de>>(d: D) -> Result<Option<tracing_core::Level>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_level(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_level)
     }
 
     /// An optional level or `off`: `None` unset, `Some(None)` off.
@@ -513,10 +523,7 @@ pub mod de {
     pub fn level_or_off<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Option<tracing_core::Level>>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_level_or_off(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_level_or_off)
     }
 
     /// An optional [overflow policy](super::parse_overflow).
@@ -524,10 +531,7 @@ pub mod de {
     /// # Errors
     /// The deserializer's error, saying what is expected.
     pub fn overflow<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::Overflow>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_overflow(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_overflow)
     }
 }
 

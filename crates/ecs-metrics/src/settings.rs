@@ -130,24 +130,19 @@ fn parse_action(s: &str) -> Result<BulkAction, String> {
 
 #[cfg(feature = "serde")]
 mod de {
-    use serde::{Deserialize, Deserializer, de::Error};
+    use logship_core::env::de::parsed;
+    use serde::Deserializer;
 
     pub(super) fn frequency<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::IndexFrequency>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_frequency(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_frequency)
     }
 
     pub(super) fn action<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::BulkAction>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_action(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_action)
     }
 }
 

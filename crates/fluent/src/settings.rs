@@ -149,35 +149,26 @@ fn parse_span_style(s: &str) -> Result<SpanStyle, String> {
 
 #[cfg(feature = "serde")]
 mod de {
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    fn via<'de, D: Deserializer<'de>, T>(
-        d: D,
-        parse: fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
-    }
+    use logship_core::env::de::parsed;
+    use serde::Deserializer;
 
     pub(super) fn tag_label<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::TagLabel>, D::Error> {
-        via(d, super::parse_tag_label)
+        parsed(d, super::parse_tag_label)
     }
     pub(super) fn mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::Mode>, D::Error> {
-        via(d, super::parse_mode)
+        parsed(d, super::parse_mode)
     }
     pub(super) fn time_format<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::TimeFormat>, D::Error> {
-        via(d, super::parse_time_format)
+        parsed(d, super::parse_time_format)
     }
     pub(super) fn span_style<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::SpanStyle>, D::Error> {
-        via(d, super::parse_span_style)
+        parsed(d, super::parse_span_style)
     }
 }
 

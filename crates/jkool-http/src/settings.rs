@@ -114,32 +114,23 @@ fn parse_snapshots(s: &str) -> Result<SnapshotPlacement, String> {
 
 #[cfg(feature = "serde")]
 mod de {
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    fn via<'de, D: Deserializer<'de>, T>(
-        d: D,
-        parse: fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
-    }
+    use logship_core::env::de::parsed;
+    use serde::Deserializer;
 
     pub(super) fn auth<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::JkoolAuth>, D::Error> {
-        via(d, super::parse_auth)
+        parsed(d, super::parse_auth)
     }
     pub(super) fn body_shape<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::BodyShape>, D::Error> {
-        via(d, super::parse_body_shape)
+        parsed(d, super::parse_body_shape)
     }
     pub(super) fn snapshots<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::SnapshotPlacement>, D::Error> {
-        via(d, super::parse_snapshots)
+        parsed(d, super::parse_snapshots)
     }
 }
 

@@ -98,27 +98,18 @@ fn parse_snapshots(s: &str) -> Result<SnapshotPlacement, String> {
 
 #[cfg(feature = "serde")]
 mod de {
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    fn via<'de, D: Deserializer<'de>, T>(
-        d: D,
-        parse: fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
-    }
+    use logship_core::env::de::parsed;
+    use serde::Deserializer;
 
     pub(super) fn protocol<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::MqttProtocol>, D::Error> {
-        via(d, super::parse_protocol)
+        parsed(d, super::parse_protocol)
     }
     pub(super) fn snapshots<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::SnapshotPlacement>, D::Error> {
-        via(d, super::parse_snapshots)
+        parsed(d, super::parse_snapshots)
     }
 }
 

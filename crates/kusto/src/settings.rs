@@ -132,24 +132,19 @@ fn parse_level_names(s: &str) -> Result<LevelNames, String> {
 
 #[cfg(feature = "serde")]
 mod de {
-    use serde::{Deserialize, Deserializer, de::Error};
+    use logship_core::env::de::parsed;
+    use serde::Deserializer;
 
     pub(super) fn mode<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::IngestionMode>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_mode(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_mode)
     }
 
     pub(super) fn level_names<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<crate::LevelNames>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_level_names(&s)
-            .map(Some)
-            .map_err(|e| D::Error::custom(format!("`{s}`: expected {e}")))
+        parsed(d, super::parse_level_names)
     }
 }
 

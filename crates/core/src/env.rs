@@ -449,7 +449,7 @@ pub mod de {
     /// every text-valued `deserialize_with` of the settings structs.
     ///
     /// # Errors
-    /// The deserializer's error: "`<text>`: expected <what parse said>".
+    /// The deserializer's error: "`TEXT`: expected …" with what `parse` said is expected.
     pub fn parsed<'de, D: Deserializer<'de>, T>(
         d: D,
         parse: impl FnOnce(&str) -> Result<T, String>,

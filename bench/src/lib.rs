@@ -60,6 +60,8 @@ pub const THROUGHPUT_EXTRA: &[&str] = &[
     "logship_kusto_lite",
     "logship_jkool_http_lite",
     "logship_jkool_mqtt_lite",
+    "logship_jkool_mqtt_mosquitto",
+    "json_lines_sink",
 ];
 
 /// The receiver a case talks to.
@@ -76,8 +78,40 @@ pub fn receiver_kind(case: &str) -> &'static str {
         "logship_jkool_http" => "jkool",
         "logship_jkool_mqtt" => "mqtt",
         "tracing_loki" => "loki",
+        "logship_dead" | "logship_stack5_dead" | "tracing_loki_dead" => "dead",
+        "logship_stack5" => "stack5",
+        "span_lifecycle" => "fluent_lite",
+        "logship_jkool_mqtt_mosquitto" => "mosquitto",
         _ => "none",
     }
+}
+
+/// Cases of the caller suite (`throughput caller`) beyond [`CASES`]: the dead backend, the
+/// five stacked layers (healthy and dead), the span lifecycle, the JSON-lines sink and
+/// tracing-loki at a closed port.
+pub const CALLER_EXTRA: &[&str] = &[
+    "json_lines_sink",
+    "logship_dead",
+    "logship_stack5",
+    "logship_stack5_dead",
+    "span_lifecycle",
+    "tracing_loki_dead",
+];
+
+/// The measured unit of work of `case`: the 5-field event, or for `span_lifecycle` an
+/// `#[instrument]`-style span (new, enter, exit, close).
+pub fn workload(case: &str) -> fn() {
+    if case == "span_lifecycle" {
+        span_lifecycle
+    } else {
+        event
+    }
+}
+
+/// An instrumented span's life on the caller: new (one field), enter, exit, close.
+#[inline(never)]
+pub fn span_lifecycle() {
+    tracing::info_span!("work", items = black_box(3_i64)).in_scope(|| ());
 }
 
 /// What a layer says about itself (None where the layer has no such counter).
@@ -104,6 +138,8 @@ pub struct Case {
     /// Whether `counts().delivered` is the delivery figure (in-process sinks) rather than a
     /// receiver's count.
     pub delivers_in_process: bool,
+    /// Records per event: 1, or the number of stacked logship layers (each queues its own).
+    pub fanout: u64,
     /// Asks the layer to send what it holds now (logship `flush`, OpenTelemetry
     /// `force_flush`), so that settling does not wait for a batch timer.
     flush: Option<Box<dyn Fn(Duration)>>,
@@ -121,6 +157,7 @@ impl Case {
         timeout: Duration,
     ) -> Duration {
         let start = Instant::now();
+        let emitted = emitted * self.fanout;
         let c = (self.counts)();
         if c.delivered.is_none() && c.queued.is_none() {
             // A floor (nothing to deliver) or a peer without counters (tracing-loki drops
@@ -200,6 +237,7 @@ fn logship_case(
             }
         }),
         delivers_in_process: false,
+        fanout: 1,
         flush: Some(Box::new(move |t| {
             let _ = flush_handle.flush(t);
         })),
@@ -208,6 +246,66 @@ fn logship_case(
             let _ = guard.shutdown(Duration::from_secs(5));
         })],
     }
+}
+
+fn fluent_layer(
+    endpoint: &str,
+    sizing: Sizing,
+) -> (logship_fluent::FluentLayer, logship_core::Guard) {
+    logship_fluent::FluentLayer::builder("app")
+        .with_server(endpoint)
+        .with_pipeline(logship_pipeline(sizing))
+        .build()
+        .unwrap_or_else(|e| panic!("fluent: {e}"))
+}
+
+#[cfg(feature = "ecs")]
+fn ecs_layer(
+    endpoint: &str,
+    sizing: Sizing,
+) -> (logship_ecs_metrics::EcsLayer, logship_core::Guard) {
+    logship_ecs_metrics::EcsLayer::builder(endpoint)
+        .with_log_events(true)
+        .with_pipeline(logship_pipeline(sizing))
+        .build()
+        .unwrap_or_else(|e| panic!("ecs: {e}"))
+}
+
+#[cfg(feature = "kusto")]
+fn kusto_layer(endpoint: &str, sizing: Sizing) -> (logship_kusto::KustoLayer, logship_core::Guard) {
+    logship_kusto::KustoLayer::builder()
+        .with_cluster(endpoint)
+        .with_database(KUSTO_DB)
+        .with_table(KUSTO_TABLE)
+        .with_no_authentication()
+        .with_ingestion_mode(logship_kusto::IngestionMode::Streaming)
+        .with_create_table(true)
+        .with_pipeline(logship_pipeline(sizing))
+        .build()
+        .unwrap_or_else(|e| panic!("kusto: {e}"))
+}
+
+fn jkool_http_layer(
+    endpoint: &str,
+    sizing: Sizing,
+) -> (logship_jkool_http::JkoolHttpLayer, logship_core::Guard) {
+    logship_jkool_http::JkoolHttpLayer::builder("bench-token")
+        .with_base_url(endpoint)
+        .with_pipeline(logship_pipeline(sizing))
+        .build()
+        .unwrap_or_else(|e| panic!("jkool-http: {e}"))
+}
+
+fn jkool_mqtt_layer(
+    endpoint: &str,
+    sizing: Sizing,
+) -> (logship_jkool_mqtt::JkoolMqttLayer, logship_core::Guard) {
+    logship_jkool_mqtt::JkoolMqttLayer::builder(format!("mqtt://{endpoint}"))
+        .with_qos(1)
+        .with_topic("bench/events")
+        .with_pipeline(logship_pipeline(sizing))
+        .build()
+        .unwrap_or_else(|e| panic!("jkool-mqtt: {e}"))
 }
 
 /// Builds the layer of `case`, pointed at `endpoint` (from [`Receiver::endpoint`]).
@@ -219,6 +317,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
             dispatch: Dispatch::none(),
             counts: none_counts,
             delivers_in_process: true,
+            fanout: 1,
             flush: None,
             keep: Vec::new(),
             shutdown: Vec::new(),
@@ -229,58 +328,117 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
             ),
             counts: none_counts,
             delivers_in_process: true,
+            fanout: 1,
             flush: None,
             keep: Vec::new(),
             shutdown: Vec::new(),
         },
-        "logship_fluent" | "logship_fluent_lite" => {
-            let (layer, guard) = logship_fluent::FluentLayer::builder("app")
-                .with_server(endpoint)
-                .with_pipeline(logship_pipeline(sizing))
-                .build()
-                .unwrap_or_else(|e| panic!("fluent: {e}"));
+        "logship_fluent" | "logship_fluent_lite" | "logship_dead" => {
+            let (layer, guard) = fluent_layer(endpoint, sizing);
             logship_case(layer, guard)
         }
         #[cfg(feature = "ecs")]
         "logship_ecs" | "logship_ecs_lite" => {
-            let (layer, guard) = logship_ecs_metrics::EcsLayer::builder(endpoint)
-                .with_log_events(true)
-                .with_pipeline(logship_pipeline(sizing))
-                .build()
-                .unwrap_or_else(|e| panic!("ecs: {e}"));
+            let (layer, guard) = ecs_layer(endpoint, sizing);
             logship_case(layer, guard)
         }
         #[cfg(feature = "kusto")]
         "logship_kusto" | "logship_kusto_lite" => {
-            let (layer, guard) = logship_kusto::KustoLayer::builder()
-                .with_cluster(endpoint)
-                .with_database(KUSTO_DB)
-                .with_table(KUSTO_TABLE)
-                .with_no_authentication()
-                .with_ingestion_mode(logship_kusto::IngestionMode::Streaming)
-                .with_create_table(true)
-                .with_pipeline(logship_pipeline(sizing))
-                .build()
-                .unwrap_or_else(|e| panic!("kusto: {e}"));
+            let (layer, guard) = kusto_layer(endpoint, sizing);
             logship_case(layer, guard)
         }
         "logship_jkool_http" | "logship_jkool_http_lite" => {
-            let (layer, guard) = logship_jkool_http::JkoolHttpLayer::builder("bench-token")
-                .with_base_url(endpoint)
-                .with_pipeline(logship_pipeline(sizing))
-                .build()
-                .unwrap_or_else(|e| panic!("jkool-http: {e}"));
+            let (layer, guard) = jkool_http_layer(endpoint, sizing);
             logship_case(layer, guard)
         }
-        "logship_jkool_mqtt" | "logship_jkool_mqtt_lite" => {
-            let (layer, guard) =
-                logship_jkool_mqtt::JkoolMqttLayer::builder(format!("mqtt://{endpoint}"))
-                    .with_qos(1)
-                    .with_topic("bench/events")
-                    .with_pipeline(logship_pipeline(sizing))
-                    .build()
-                    .unwrap_or_else(|e| panic!("jkool-mqtt: {e}"));
+        "logship_jkool_mqtt" | "logship_jkool_mqtt_lite" | "logship_jkool_mqtt_mosquitto" => {
+            let (layer, guard) = jkool_mqtt_layer(endpoint, sizing);
             logship_case(layer, guard)
+        }
+        "span_lifecycle" => {
+            let (layer, guard) = logship_fluent::FluentLayer::builder("app")
+                .with_server(endpoint)
+                .with_pipeline(|p| logship_pipeline(sizing)(p).with_span_timings(true))
+                .build()
+                .unwrap_or_else(|e| panic!("fluent: {e}"));
+            logship_case(layer, guard)
+        }
+        "json_lines_sink" => {
+            let lines = Arc::new(AtomicU64::new(0));
+            let writer = CountingSink {
+                lines: lines.clone(),
+                slow,
+            };
+            let (layer, guard) = logship_pipeline(sizing)(logship_core::PipelineBuilder::new())
+                .build(logship_core::sinks::JsonLinesSink::new(writer))
+                .unwrap_or_else(|e| panic!("json-lines: {e}"));
+            let mut c = logship_case(layer, guard);
+            c.delivers_in_process = true;
+            c
+        }
+        #[cfg(all(feature = "ecs", feature = "kusto"))]
+        "logship_stack5" | "logship_stack5_dead" => {
+            // Endpoints: Fluent, ECS, Kusto, jKool HTTP, jKool MQTT (see `receiver("stack5")`);
+            // a dead stack has one closed `host:port` for all five.
+            let e: Vec<String> = if case == "logship_stack5_dead" {
+                vec![
+                    endpoint.to_string(),
+                    format!("http://{endpoint}"),
+                    format!("http://{endpoint}"),
+                    format!("http://{endpoint}/JESL"),
+                    endpoint.to_string(),
+                ]
+            } else {
+                endpoint.split(' ').map(str::to_string).collect()
+            };
+            assert_eq!(e.len(), 5, "stack5 endpoints: {endpoint}");
+            let (f, g1) = fluent_layer(&e[0], sizing);
+            let (es, g2) = ecs_layer(&e[1], sizing);
+            let (k, g3) = kusto_layer(&e[2], sizing);
+            let (jh, g4) = jkool_http_layer(&e[3], sizing);
+            let (jm, g5) = jkool_mqtt_layer(&e[4], sizing);
+            let guards = [g1, g2, g3, g4, g5];
+            let handles: Vec<logship_core::Handle> = guards.iter().map(|g| g.handle()).collect();
+            let flushes: Vec<logship_core::Handle> = guards.iter().map(|g| g.handle()).collect();
+            Case {
+                dispatch: Dispatch::new(
+                    tracing_subscriber::registry()
+                        .with(f)
+                        .with(es)
+                        .with(k)
+                        .with(jh)
+                        .with(jm),
+                ),
+                counts: Box::new(move || {
+                    let mut c = LayerCounts {
+                        delivered: Some(0),
+                        dropped: Some(0),
+                        queued: Some(0),
+                        error: None,
+                    };
+                    for h in &handles {
+                        let s = h.stats();
+                        *c.delivered.get_or_insert(0) += s.delivered;
+                        *c.dropped.get_or_insert(0) += s.dropped() + s.undelivered();
+                        *c.queued.get_or_insert(0) += s.queue_len;
+                        c.error = c.error.or(s.last_error);
+                    }
+                    c
+                }),
+                delivers_in_process: false,
+                fanout: 5,
+                flush: Some(Box::new(move |t| {
+                    for h in &flushes {
+                        let _ = h.flush(t);
+                    }
+                })),
+                keep: Vec::new(),
+                shutdown: vec![Box::new(move || {
+                    for g in guards {
+                        let _ = g.shutdown(Duration::from_secs(2));
+                    }
+                })],
+            }
         }
         "appender_json_sink" => {
             let lines = Arc::new(AtomicU64::new(0));
@@ -305,6 +463,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
                     error: None,
                 }),
                 delivers_in_process: true,
+                fanout: 1,
                 flush: None,
                 keep: Vec::new(),
                 shutdown: vec![Box::new(move || drop(guard))],
@@ -347,6 +506,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
                     error: None,
                 }),
                 delivers_in_process: true,
+                fanout: 1,
                 flush: Some(Box::new(move |_| {
                     let _ = p2.force_flush();
                 })),
@@ -356,8 +516,13 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
                 })],
             }
         }
-        "tracing_loki" => {
-            let url = tracing_loki::url::Url::parse(endpoint).unwrap_or_else(|e| panic!("{e}"));
+        "tracing_loki" | "tracing_loki_dead" => {
+            let endpoint = if case == "tracing_loki_dead" {
+                format!("http://{endpoint}")
+            } else {
+                endpoint.to_string()
+            };
+            let url = tracing_loki::url::Url::parse(&endpoint).unwrap_or_else(|e| panic!("{e}"));
             let (layer, controller, task) = tracing_loki::builder()
                 .label("app", "bench")
                 .unwrap_or_else(|e| panic!("{e}"))
@@ -375,6 +540,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
                 dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
                 counts: Box::new(LayerCounts::default),
                 delivers_in_process: false,
+                fanout: 1,
                 flush: None,
                 keep: Vec::new(),
                 shutdown: vec![Box::new(move || {
@@ -397,6 +563,7 @@ pub fn build(case: &str, endpoint: &str, sizing: Sizing, slow: bool) -> Case {
                 dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
                 counts: Box::new(LayerCounts::default),
                 delivers_in_process: false,
+                fanout: 1,
                 flush: None,
                 keep: Vec::new(),
                 shutdown: vec![Box::new(move || drop(guard))],
@@ -516,6 +683,45 @@ pub fn receiver(kind: &str, slow: bool) -> Receiver {
                 endpoint: format!("http://{}{base}", c.addr),
                 count: Box::new(move || n.load(Ordering::Relaxed)),
                 _keep: Box::new(c),
+            }
+        }
+        "dead" => Receiver {
+            // A port that was bound and closed: connections are refused.
+            endpoint: format!("127.0.0.1:{}", free_port()),
+            count: Box::new(|| 0),
+            _keep: Box::new(()),
+        },
+        "stack5" => {
+            // The five receivers of `logship_stack5`, light counters each.
+            let kinds = [
+                "fluent_lite",
+                "es_lite",
+                "kusto_lite",
+                "jkool_lite",
+                "mqtt_lite",
+            ];
+            let rs: Vec<Receiver> = kinds.iter().map(|k| receiver(k, slow)).collect();
+            let endpoint = rs
+                .iter()
+                .map(|r| r.endpoint.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let (counts, keep): (Vec<_>, Vec<_>) =
+                rs.into_iter().map(|r| (r.count, r._keep)).unzip();
+            Receiver {
+                endpoint,
+                count: Box::new(move || counts.iter().map(|c| c()).sum()),
+                _keep: Box::new(keep),
+            }
+        }
+        "mosquitto" => {
+            let m = Mosquitto::start().unwrap_or_else(|e| panic!("mosquitto: {e}"));
+            let n = Arc::new(AtomicU64::new(0));
+            count_mqtt(m.addr, "bench/#", n.clone());
+            Receiver {
+                endpoint: m.addr.to_string(),
+                count: Box::new(move || n.load(Ordering::Relaxed)),
+                _keep: Box::new(m),
             }
         }
         "mqtt_lite" => {
@@ -686,6 +892,81 @@ fn start_rumqttd() -> SocketAddr {
         std::thread::sleep(Duration::from_millis(20));
     }
     addr
+}
+
+/// The mosquitto binary the `mosquitto` receiver runs (`LOGSHIP_BENCH_MOSQUITTO` overrides).
+pub fn mosquitto_path() -> String {
+    std::env::var("LOGSHIP_BENCH_MOSQUITTO").unwrap_or_else(|_| "/usr/sbin/mosquitto".into())
+}
+
+/// A local mosquitto broker on a free loopback port (anonymous, no persistence, no limit on
+/// in-flight or queued messages), stopped when dropped, and when this process dies
+/// (`PR_SET_PDEATHSIG`).
+pub struct Mosquitto {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Mosquitto {
+    /// Writes the configuration into a temporary directory and starts the broker; waits until
+    /// it accepts connections (10 s at most).
+    pub fn start() -> io::Result<Mosquitto> {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("logship-bench-mosquitto-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_inflight_messages 0\nmax_queued_messages 1000000\nmax_queued_bytes 0\n\
+                 set_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\n"
+            ),
+        )?;
+        let mut cmd = std::process::Command::new(mosquitto_path());
+        cmd.arg("-c").arg(&conf).stdin(std::process::Stdio::null());
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut m = Mosquitto { addr, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = m.child.try_wait() {
+                return Err(io::Error::other(format!("mosquitto exited: {status}")));
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("mosquitto did not listen within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = &mut m;
+        Ok(m)
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by its id.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A QoS 0 subscriber that counts PUBLISHes.
@@ -1812,6 +2093,30 @@ mod tests {
             got.extend_from_slice(&chunk[..k]);
         }
         assert_eq!(c.docs.load(Ordering::Relaxed), 6);
+    }
+
+    /// jKool HTTP's default body shape: one JSON object per request, each one document (an
+    /// array counts its elements), several requests on one keep-alive connection.
+    #[test]
+    fn http_counter_counts_object_bodies_as_one_document() {
+        let c = HttpCounter::start(HttpApi::Jkool, Duration::ZERO);
+        let mut s = TcpStream::connect(c.addr).unwrap();
+        let mut reqs = Vec::new();
+        for i in 0..5 {
+            let body =
+                format!(r#"{{"operation":"op{i}","properties":[{{"name":"a","value":[1,2]}}]}}"#);
+            reqs.extend(post("/JESL/event", "token: t\r\n", body.as_bytes()));
+        }
+        reqs.extend(post("/JESL/event", "", b"[{},{}]"));
+        s.write_all(&reqs).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while got.windows(12).filter(|w| w == b"202 Accepted").count() < 6 {
+            let k = s.read(&mut chunk).unwrap();
+            assert!(k > 0);
+            got.extend_from_slice(&chunk[..k]);
+        }
+        assert_eq!(c.docs.load(Ordering::Relaxed), 7);
     }
 
     /// An MQTT 3.1.1 packet: fixed header byte, remaining length, body.

@@ -2,9 +2,9 @@
 //! `<!-- bench:begin -->` / `<!-- bench:end -->` markers; everything else in the file is kept)
 //! and the chart `docs/benchmarks.svg`.
 //!
-//! `report <throughput.json> <criterion dir> <docs dir> <machine/notes file>`
+//! `report <throughput.json> <caller.json> <real.json> <docs dir> <machine/notes file>`
+//! (a missing file leaves its section saying so).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -13,16 +13,6 @@ use serde_json::Value;
 
 const BEGIN: &str = "<!-- bench:begin -->";
 const END: &str = "<!-- bench:end -->";
-
-fn median_ns(crit: &Path, group: &str, case: &str) -> Option<f64> {
-    let p = crit.join(group).join(case).join("new/estimates.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
-
-fn fmt_ns(x: Option<f64>) -> String {
-    x.map_or("–".into(), |v| format!("{v:.0}"))
-}
 
 fn fmt_rate(x: f64) -> String {
     if x >= 1e6 {
@@ -34,88 +24,140 @@ fn fmt_rate(x: f64) -> String {
     }
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if a > 0.0 => format!("{:.1}×", b / a),
-        _ => "–".into(),
+fn read_json(path: &str) -> Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The caller suite's medians, by (case, mode, threads).
+struct Caller<'a>(&'a Value);
+
+impl Caller<'_> {
+    fn get(&self, case: &str, mode: &str, threads: u64) -> Option<&Value> {
+        self.0["medians"].as_array()?.iter().find(|v| {
+            v["case"] == case && v["mode"] == mode && v["threads"].as_u64() == Some(threads)
+        })
+    }
+    fn wall(&self, case: &str, mode: &str, threads: u64) -> Option<f64> {
+        self.get(case, mode, threads)?["wall_ns"].as_f64()
+    }
+}
+
+fn pct(v: &Value) -> String {
+    match v.as_f64() {
+        Some(0.0) => "0 %".into(),
+        Some(x) if x < 0.001 => format!("{:.3} %", x * 100.0),
+        Some(x) => format!("{:.1} %", x * 100.0),
+        None => "n/a".into(),
+    }
+}
+
+fn ns(x: Option<f64>) -> String {
+    x.map_or("–".into(), |v| format!("{v:.0}"))
+}
+
+fn yes(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "**met**",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+/// One table of the caller suite (`mode`), rows in suite order.
+fn caller_table(md: &mut String, c: &Caller<'_>, mode: &str) {
+    writeln!(md, "| case | threads | wall ns/event (min–max of runs) | thread CPU ns/event | allocs/event (caller) | minor faults / 1 000 events | dropped during the run | delivered after settle | peak RSS (VmHWM) | OTel bridge ÷ this (wall) |").ok();
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|").ok();
+    for v in c.0["medians"].as_array().into_iter().flatten() {
+        if v["mode"] != mode {
+            continue;
+        }
+        let case = v["case"].as_str().unwrap_or("");
+        let threads = v["threads"].as_u64().unwrap_or(1);
+        let wall = v["wall_ns"].as_f64();
+        let otel = c.wall("otel_batch_noop", mode, threads);
+        let r = &v["wall_ns_range"];
+        writeln!(
+            md,
+            "| `{case}` | {threads} | {} ({}–{}) | {} | {} | {} | {} | {} | {:.1} MiB | {} |",
+            ns(wall),
+            ns(r[0].as_f64()),
+            ns(r[1].as_f64()),
+            ns(v["cpu_ns"].as_f64()),
+            v["allocs_per_event"]
+                .as_f64()
+                .map_or("–".into(), |a| format!("{a:.2}")),
+            v["minflt_per_1000"]
+                .as_f64()
+                .map_or("–".into(), |a| format!("{a:.1}")),
+            pct(&v["dropped_share"]),
+            pct(&v["delivered_share_after_settle"]),
+            v["vmhwm_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            match (wall, otel) {
+                (Some(w), Some(o))
+                    if w > 0.0 && case != "otel_batch_noop" && case != "span_lifecycle" =>
+                    format!("{:.1}×", o / w),
+                _ => String::new(),
+            },
+        )
+        .ok();
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let tp: Value = std::fs::read_to_string(&args[0])
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
-    let crit = Path::new(&args[1]);
-    let docs = Path::new(&args[2]);
-    let notes = std::fs::read_to_string(&args[3]).unwrap_or_default();
+    let tp = read_json(&args[0]);
+    let cj = read_json(&args[1]);
+    let real = read_json(&args[2]);
+    let docs = Path::new(&args[3]);
+    let notes = std::fs::read_to_string(&args[4]).unwrap_or_default();
+    let c = Caller(&cj);
 
-    let cases: Vec<&str> = logship_bench::CASES.to_vec();
     let mut md = String::new();
     writeln!(md, "{BEGIN}\n").ok();
     writeln!(md, "{notes}").ok();
 
-    // ---- caller cost ----
-    let c1: BTreeMap<&str, Option<f64>> = cases
-        .iter()
-        .map(|c| (*c, median_ns(crit, "caller_1_thread", c)))
-        .collect();
-    let c2: BTreeMap<&str, Option<f64>> = cases
-        .iter()
-        .map(|c| (*c, median_ns(crit, "caller_2_threads", c)))
-        .collect();
-    let cp: BTreeMap<&str, Option<f64>> = cases
-        .iter()
-        .map(|c| (*c, median_ns(crit, "caller_1_thread_paced", c)))
-        .collect();
-    let otel1 = c1["otel_batch_noop"];
-    let otelp = cp["otel_batch_noop"];
-    let otel2 = c2["otel_batch_noop"];
+    // ---- paced ----
     writeln!(
         md,
-        "### Caller cost (criterion median of the caller thread's CPU time, ns per event, same run)\n"
+        "### Caller cost, paced (unsaturated): bursts of {} events every {} ms, {} events per thread\n",
+        cj["burst"], cj["period_ms"], cj["paced_events"]
     )
     .ok();
-    writeln!(md, "| layer | 1 thread | 2 threads (per thread) | 1 thread, paced (bursts of 2 048) | OTel bridge ÷ this (1 thr) | OTel ÷ this (2 thr) | OTel ÷ this (paced) | allocs/event (caller, throughput run) |").ok();
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|").ok();
-    let allocs: BTreeMap<String, f64> = tp["throughput"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            Some((
-                r["case"].as_str()?.to_string(),
-                r["allocs_per_event"].as_f64()?,
-            ))
-        })
-        .collect();
-    for c in &cases {
-        writeln!(
-            md,
-            "| `{c}` | {} | {} | {} | {} | {} | {} | {} |",
-            fmt_ns(c1[c]),
-            fmt_ns(c2[c]),
-            fmt_ns(cp[c]),
-            if c.starts_with("logship") {
-                ratio(c1[c], otel1)
-            } else {
-                String::new()
-            },
-            if c.starts_with("logship") {
-                ratio(c2[c], otel2)
-            } else {
-                String::new()
-            },
-            if c.starts_with("logship") {
-                ratio(cp[c], otelp)
-            } else {
-                String::new()
-            },
-            allocs.get(*c).map_or("–".into(), |a| format!("{a:.2}")),
-        )
-        .ok();
-    }
+    writeln!(
+        md,
+        "Medians of {} interleaved runs, one fresh process per run (`throughput callers`). Wall \
+         clock and the emitting thread's CPU time per event, summed over the bursts (the sleep \
+         between bursts is not timed); with 2 threads emitting at once, the slower thread's \
+         figure. The queues never fill: \"dropped during the run\" must be 0 for a healthy \
+         backend (the layer's own dropped + undelivered counters ÷ records; n/a: the peer has \
+         no counter). Load average {} at the start of the suite, {} at its end.\n",
+        cj["runs"],
+        cj["load_start"].as_str().unwrap_or("?"),
+        cj["load_end"].as_str().unwrap_or("?"),
+    )
+    .ok();
+    caller_table(&mut md, &c, "paced");
+
+    // ---- tight ----
+    writeln!(
+        md,
+        "\n### Caller cost, tight loop ({} events per thread flat out)\n",
+        cj["tight_events"]
+    )
+    .ok();
+    writeln!(
+        md,
+        "**What the tight loop measures: events mostly dropped once the queue is full.** A \
+         thread emitting flat out outruns every backend; once a logship queue (32 768 records \
+         by default) is full, an event costs the capture and a counted drop. The peers deliver \
+         or block instead (OTel's batch processor drops silently). Read the \"dropped\" column \
+         before comparing.\n"
+    )
+    .ok();
+    caller_table(&mut md, &c, "tight");
 
     // ---- throughput ----
     writeln!(
@@ -124,14 +166,22 @@ fn main() {
         tp["secs"]
     )
     .ok();
-    writeln!(md, "| layer | emitted/s | delivered/s (receiver, during the run) | received in all | dropped (layer) | emitted − received | drain after stop | peak RSS (VmHWM) | load before → after |").ok();
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|").ok();
+    writeln!(md, "| layer | emitted/s | delivered/s (receiver, during the run) | delivered/s (the layer's own count: acked, PUBACKed, 2xx) | received in all | dropped (layer) | emitted − received | drain after stop | peak RSS (VmHWM) | load before → after |").ok();
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|").ok();
+    let cases: Vec<&str> = logship_bench::CASES
+        .iter()
+        .chain(&["json_lines_sink"])
+        .copied()
+        .collect();
     let mut tput: Vec<(String, f64, f64)> = Vec::new();
     // Report order, each throughput-only `X_lite` case right after its twin `X`.
     let mut rows: Vec<&Value> = tp["throughput"].as_array().into_iter().flatten().collect();
     rows.sort_by_key(|r| {
         let case = r["case"].as_str().unwrap_or("");
-        let base = case.strip_suffix("_lite").unwrap_or(case);
+        let base = case
+            .strip_suffix("_lite")
+            .or_else(|| case.strip_suffix("_mosquitto"))
+            .unwrap_or(case);
         let at = cases.iter().position(|c| *c == base).unwrap_or(usize::MAX);
         (at, case != base)
     });
@@ -142,9 +192,12 @@ fn main() {
         tput.push((case.to_string(), e, d));
         writeln!(
             md,
-            "| `{case}` | {} | {} | {} | {} | {} | {} ms | {:.1} MiB | {} → {} |",
+            "| `{case}` | {} | {} | {} | {} | {} | {} | {} ms | {:.1} MiB | {} → {} |",
             fmt_rate(e),
             fmt_rate(d),
+            r["layer_delivered_per_sec"]
+                .as_f64()
+                .map_or("n/a".into(), fmt_rate),
             r["received_total"],
             match &r["layer_dropped"] {
                 Value::Null => "n/a".to_string(),
@@ -207,9 +260,49 @@ fn main() {
         )
         .ok();
     }
+
+    // ---- real server ----
+    writeln!(md, "\n### Real server (Fluent with acks)\n").ok();
+    let real_rate = real["delivered_per_sec"].as_f64();
+    let real_cpu = real["server_cpu_share"].as_f64();
+    if real_rate.is_some() {
+        writeln!(md, "| server | events | delivered (acked) | first emit → last ack | delivered/s | server CPU (share of a core) | this process's CPU (share of a core) | dropped + undelivered | load before → after |").ok();
+        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|").ok();
+        writeln!(
+            md,
+            "| `{}` (pid {}) | {} | {} | {:.2} s | {} | {} | {} | {} | {} → {} |",
+            real["server"].as_str().unwrap_or(""),
+            real["server_pid"],
+            real["events"],
+            real["delivered"],
+            real["first_emit_to_last_ack_secs"].as_f64().unwrap_or(0.0),
+            fmt_rate(real_rate.unwrap_or(0.0)),
+            real_cpu.map_or("n/a (not local)".into(), |x| format!("{:.0} %", x * 100.0)),
+            real["emitter_cpu_share"]
+                .as_f64()
+                .map_or("–".into(), |x| format!("{:.0} %", x * 100.0)),
+            real["dropped"].as_u64().unwrap_or(0) + real["undelivered"].as_u64().unwrap_or(0),
+            real["load_before"].as_str().unwrap_or(""),
+            real["load_after"].as_str().unwrap_or(""),
+        )
+        .ok();
+    } else {
+        writeln!(
+            md,
+            "Not run: `LOGSHIP_BENCH_FLUENT=host:port` was not set. Point it at a Fluentd or \
+             Fluent Bit `forward` input (`LOGSHIP_BENCH_FLUENT=127.0.0.1:24224 bash bench/run.sh`; \
+             `LOGSHIP_BENCH_FLUENT_EVENTS`, default 200 000; `LOGSHIP_BENCH_FLUENT_PID` when the \
+             listening process cannot be found from the port)."
+        )
+        .ok();
+    }
+
+    // ---- targets ----
+    targets(&mut md, &c, &tp, &real);
+
     writeln!(
         md,
-        "\n![caller cost and delivered throughput per layer](benchmarks.svg)\n\n{END}"
+        "\n![paced caller cost and delivered throughput per layer](benchmarks.svg)\n\n{END}"
     )
     .ok();
 
@@ -226,9 +319,12 @@ fn main() {
 
     // Chart.
     let svg = docs.join("benchmarks.svg");
-    let caller: Vec<(String, f64)> = cases
-        .iter()
-        .filter_map(|c| Some((c.to_string(), c1[c]?)))
+    let caller: Vec<(String, f64)> = cj["medians"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["mode"] == "paced" && v["threads"].as_u64() == Some(1))
+        .filter_map(|v| Some((v["case"].as_str()?.to_string(), v["wall_ns"].as_f64()?)))
         .collect();
     chart(&svg, &caller, &tput).unwrap_or_else(|e| panic!("chart: {e}"));
     eprintln!("wrote {} and {}", path.display(), svg.display());
@@ -269,6 +365,8 @@ fn bars(
             BLUE
         } else if name.starts_with("no_") || name.starts_with("registry") {
             GREEN
+        } else if name == "json_lines_sink" || name == "span_lifecycle" {
+            BLUE
         } else {
             RED
         };
@@ -300,8 +398,8 @@ fn chart(
     let (top, bottom) = root.split_vertically(400);
     bars(
         &top,
-        "caller cost, 5-field INFO event, 1 thread (median)",
-        "ns per event",
+        "caller cost, paced (20 events / 2 ms), 1 thread, wall clock (median of runs)",
+        "ns per event (span_lifecycle: per span)",
         caller,
     )?;
     let delivered: Vec<(String, f64)> = tput.iter().map(|t| (t.0.clone(), t.2)).collect();
@@ -313,4 +411,236 @@ fn chart(
     )?;
     root.present()?;
     Ok(())
+}
+
+/// The rows of issue 17's targets table, computed from this run.
+fn targets(md: &mut String, c: &Caller<'_>, tp: &Value, real: &Value) {
+    writeln!(md, "\n### Targets (issue 17), from this run\n").ok();
+    writeln!(md, "| case | target | measured | status |").ok();
+    writeln!(md, "|---|---|---|---|").ok();
+    let mut row = |case: &str, target: &str, measured: String, met: Option<bool>| {
+        writeln!(md, "| {case} | {target} | {measured} | {} |", yes(met)).ok();
+    };
+    let p1 = |k: &str| c.wall(k, "paced", 1);
+    let singles = [
+        "json_lines_sink",
+        "logship_fluent",
+        "logship_ecs",
+        "logship_kusto",
+        "logship_jkool_http",
+        "logship_jkool_mqtt",
+    ];
+    let otel = p1("otel_batch_noop");
+    let got: Vec<(&str, f64)> = singles.iter().filter_map(|k| Some((*k, p1(k)?))).collect();
+    let list = |v: &[(&str, f64)]| {
+        v.iter()
+            .map(|(k, x)| format!("{} {x:.0}", k.trim_start_matches("logship_")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    row(
+        "paced, 1 thread (wall ns/event)",
+        "≤ 100, and ≥ 3× under the OTel bridge",
+        format!("{}; OTel {}", list(&got), ns(otel)),
+        (!got.is_empty() && otel.is_some()).then(|| {
+            got.iter()
+                .all(|(_, x)| *x <= 100.0 && otel.is_some_and(|o| o >= 3.0 * x))
+        }),
+    );
+    let ratio2 = |k: &'static str, mode: &str| Some((k, c.wall(k, mode, 2)? / c.wall(k, mode, 1)?));
+    let rlist = |v: &[(&str, f64)]| {
+        v.iter()
+            .map(|(k, x)| format!("{} {x:.2}×", k.trim_start_matches("logship_")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let r: Vec<(&str, f64)> = ["json_lines_sink", "logship_fluent", "logship_ecs"]
+        .iter()
+        .filter_map(|k| ratio2(k, "paced"))
+        .collect();
+    row(
+        "paced, 2 threads",
+        "≤ 1.25× the 1-thread figure",
+        format!(
+            "{}; OTel {}",
+            rlist(&r),
+            c.wall("otel_batch_noop", "paced", 2)
+                .map_or("–".into(), |o| format!("{o:.0} ns"))
+        ),
+        (!r.is_empty()).then(|| r.iter().all(|(_, x)| *x <= 1.25)),
+    );
+    let r: Vec<(&str, f64)> = ["logship_dead", "logship_fluent"]
+        .iter()
+        .filter_map(|k| ratio2(k, "tight"))
+        .collect();
+    row(
+        "tight, 2 threads, Fluent (dead port / acks)",
+        "≤ 1.25× the 1-thread figure; cost not growing with threads (contention model in docs/architecture.md)",
+        format!(
+            "{} (per thread: dead {} / acks {} ns; 1 thread: {} / {} ns)",
+            rlist(&r),
+            ns(c.wall("logship_dead", "tight", 2)),
+            ns(c.wall("logship_fluent", "tight", 2)),
+            ns(c.wall("logship_dead", "tight", 1)),
+            ns(c.wall("logship_fluent", "tight", 1)),
+        ),
+        (r.len() == 2).then(|| r.iter().all(|(_, x)| *x <= 1.25)),
+    );
+    let one = p1("logship_fluent");
+    let stack = c.get("logship_stack5", "paced", 1);
+    let stack_wall = stack.and_then(|v| v["wall_ns"].as_f64());
+    let stack_rss = stack
+        .and_then(|v| v["vmhwm_kib"].as_f64())
+        .map(|k| k / 1024.0);
+    row(
+        "5 logship layers stacked, paced, 1 thread",
+        "≤ 2× one layer (≤ 300 ns); RSS ≤ 64 MiB",
+        format!(
+            "{} ns (one layer, Fluent: {} ns); {} allocs/event; RSS {}; tight: {} ns",
+            ns(stack_wall),
+            ns(one),
+            stack
+                .and_then(|v| v["allocs_per_event"].as_f64())
+                .map_or("–".into(), |a| format!("{a:.2}")),
+            stack_rss.map_or("–".into(), |r| format!("{r:.0} MiB")),
+            ns(c.wall("logship_stack5", "tight", 1)),
+        ),
+        match (stack_wall, one, stack_rss) {
+            (Some(s), Some(o), Some(r)) => Some(s <= 2.0 * o && s <= 300.0 && r <= 64.0),
+            _ => None,
+        },
+    );
+    let dead = |k: &str, healthy: Option<f64>, factor: f64, target: &str, label: &str| {
+        let d = c.get(k, "paced", 1);
+        let w = d.and_then(|v| v["wall_ns"].as_f64());
+        let a = d.and_then(|v| v["allocs_per_event"].as_f64());
+        let f = d.and_then(|v| v["minflt_per_1000"].as_f64());
+        (
+            label.to_string(),
+            target.to_string(),
+            format!(
+                "{} ns (healthy {} ns); {} allocs/event; {} faults/1000",
+                ns(w),
+                ns(healthy),
+                a.map_or("–".into(), |a| format!("{a:.2}")),
+                f.map_or("–".into(), |f| format!("{f:.1}")),
+            ),
+            match (w, healthy, a) {
+                (Some(w), Some(h), Some(a)) => Some(w <= factor * h && a < 0.005),
+                _ => None,
+            },
+        )
+    };
+    let rows = [
+        dead(
+            "logship_stack5_dead",
+            stack_wall,
+            3.0,
+            "≤ 3× the healthy stack; 0 allocs",
+            "5 stacked layers, every backend down, paced",
+        ),
+        dead(
+            "logship_dead",
+            one,
+            2.0,
+            "≤ 2× the healthy layer (Fluent); 0 allocs",
+            "one layer (Fluent), backend down, paced",
+        ),
+    ];
+    for (label, target, measured, met) in rows {
+        let loki = if label.starts_with('5') {
+            format!("; tracing_loki_dead {} ns", ns(p1("tracing_loki_dead")))
+        } else {
+            String::new()
+        };
+        row(&label, &target, format!("{measured}{loki}"), met);
+    }
+    let span = p1("span_lifecycle");
+    row(
+        "span new + enter + exit + close (`#[instrument]`), paced, 1 thread",
+        "≤ 300 ns; no lock on enter/exit",
+        format!(
+            "{} ns wall, {} ns thread CPU (Fluent layer, span timings on)",
+            ns(span),
+            ns(c.get("span_lifecycle", "paced", 1)
+                .and_then(|v| v["cpu_ns"].as_f64()))
+        ),
+        span.map(|s| s <= 300.0),
+    );
+    let tput = |case: &str, key: &str| -> Option<f64> {
+        tp["throughput"]
+            .as_array()?
+            .iter()
+            .find(|r| r["case"] == case)?[key]
+            .as_f64()
+    };
+    let jl = tput("json_lines_sink", "delivered_per_sec");
+    let ap = tput("appender_json_sink", "delivered_per_sec");
+    row(
+        "JSON-lines sink delivered/s (discarding writer)",
+        "≥ tracing-appender non_blocking",
+        format!(
+            "{} /s; appender {} /s",
+            jl.map_or("–".into(), fmt_rate),
+            ap.map_or("–".into(), fmt_rate)
+        ),
+        jl.zip(ap).map(|(j, a)| j >= a),
+    );
+    let rr = real["delivered_per_sec"].as_f64();
+    let rc = real["server_cpu_share"].as_f64();
+    row(
+        "Fluent with acks to a real Fluentd / Fluent Bit",
+        "≥ 3× today (34–53 k/s: ≥ 159 k/s), server ≥ 90 % of a core",
+        match rr {
+            Some(r) => format!(
+                "{} /s, server at {}",
+                fmt_rate(r),
+                rc.map_or("n/a".into(), |c| format!("{:.0} % of a core", c * 100.0))
+            ),
+            None => "not run (`LOGSHIP_BENCH_FLUENT` unset)".into(),
+        },
+        rr.map(|r| r >= 159_000.0 && rc.is_some_and(|c| c >= 0.9)),
+    );
+    let mq = tput("logship_jkool_mqtt_mosquitto", "layer_delivered_per_sec");
+    let mq_sub = tput("logship_jkool_mqtt_mosquitto", "delivered_per_sec");
+    row(
+        "MQTT QoS 1 through mosquitto",
+        "≥ 150 k/s PUBACKed",
+        match mq {
+            Some(m) => format!(
+                "{} /s PUBACKed; the QoS 0 subscriber counted {} /s",
+                fmt_rate(m),
+                mq_sub.map_or("–".into(), fmt_rate)
+            ),
+            None => "not run (no mosquitto)".into(),
+        },
+        mq.map(|m| m >= 150_000.0),
+    );
+    let jk = tput("logship_jkool_http_lite", "delivered_per_sec");
+    row(
+        "jKool HTTP, one document per request (light receiver)",
+        "≥ 300 k/s",
+        format!("{} /s", jk.map_or("–".into(), fmt_rate)),
+        jk.map(|j| j >= 300_000.0),
+    );
+    let es = tput("logship_ecs_lite", "delivered_per_sec");
+    let ku = tput("logship_kusto_lite", "delivered_per_sec");
+    row(
+        "ECS / Kusto delivered to light receivers",
+        "≥ 1 M/s each",
+        format!(
+            "ECS {} /s, Kusto {} /s",
+            es.map_or("–".into(), fmt_rate),
+            ku.map_or("–".into(), fmt_rate)
+        ),
+        es.zip(ku).map(|(e, k)| e >= 1e6 && k >= 1e6),
+    );
+    writeln!(
+        md,
+        "\nLoad average at the start of the caller suite: {}; at its end: {}. Rows not met: \
+         see the profiles in the sections below the generated block.",
+        c.0["load_start"].as_str().unwrap_or("?"),
+        c.0["load_end"].as_str().unwrap_or("?"),
+    )
+    .ok();
 }

@@ -6,6 +6,12 @@
 //! throughput probe <case> [events]                   (one process, in-process receiver)
 //! throughput recv <receiver-kind> <slow 0|1>        (spawned by drive)
 //! throughput emit <case> <endpoint> <secs> <slow 0|1> (spawned by drive)
+//! throughput caller --case C --mode paced|tight --threads 1|2 [--events N]
+//!                                                    (one caller measurement, one process)
+//! throughput callers [--runs 3] [--cases a,b] [--paced-events N] [--tight-events N]
+//!                    [--out target/caller.json]    (the caller suite: cases × runs, interleaved)
+//! throughput real [--events N] [--out target/real.json]
+//!                    (Fluent with acks to LOGSHIP_BENCH_FLUENT=host:port)
 //! ```
 //!
 //! `drive` starts, for each case, a receiver process and an emitter process. The emitter sets
@@ -25,6 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logship_bench::{CASES, Sizing, build, event, receiver, receiver_kind, rss_kib};
+
+#[path = "throughput/caller.rs"]
+mod caller;
 use serde_json::{Value, json};
 
 struct Counting;
@@ -54,7 +63,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn allocs() -> u64 {
+pub(crate) fn allocs() -> u64 {
     ALLOCS.try_with(Cell::get).unwrap_or(0)
 }
 
@@ -66,6 +75,9 @@ fn main() {
             &args[1],
             args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000),
         ),
+        Some("caller") => caller::caller(&args),
+        Some("callers") => caller::callers(&args),
+        Some("real") => caller::real(&args),
         Some("emit") => emit(
             &args[1],
             &args[2],
@@ -92,6 +104,8 @@ fn recv(kind: &str, slow: bool) {
     }
     let (hwm, _) = rss_kib();
     eprintln!("receiver {kind}: VmHWM {} MiB", hwm / 1024);
+    // Stops what the receiver runs in other processes (mosquitto).
+    drop(r);
     std::process::exit(0);
 }
 
@@ -238,19 +252,19 @@ fn emit(case: &str, endpoint: &str, secs: f64, slow: bool) {
 
 // ---- driver --------------------------------------------------------------------------------
 
-fn opt(args: &[String], name: &str) -> Option<String> {
+pub(crate) fn opt(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-struct Child {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
+pub(crate) struct Child {
+    pub(crate) child: std::process::Child,
+    pub(crate) stdin: std::process::ChildStdin,
     lines: mpsc::Receiver<String>,
 }
 
-fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new(exe)
         .args(args)
@@ -278,17 +292,17 @@ fn spawn(args: &[&str]) -> Child {
 }
 
 impl Child {
-    fn line(&self, timeout: Duration) -> Option<String> {
+    pub(crate) fn line(&self, timeout: Duration) -> Option<String> {
         self.lines.recv_timeout(timeout).ok()
     }
-    fn ask(&mut self, q: &str) -> Option<String> {
+    pub(crate) fn ask(&mut self, q: &str) -> Option<String> {
         writeln!(self.stdin, "{q}").ok()?;
         self.stdin.flush().ok()?;
         self.line(Duration::from_secs(10))
     }
 }
 
-fn load() -> String {
+pub(crate) fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .split_whitespace()
@@ -390,6 +404,9 @@ fn run_case(case: &str, secs: f64, slow: bool) -> Value {
         "allocs_per_event": stopped["allocs_per_event"],
         "delivered_at_stop": received_at_stop,
         "delivered_per_sec": received_at_stop as f64 / emit_secs,
+        // The layer's own count (logship: acknowledged — PUBACKed, acked, 2xx — records).
+        "layer_delivered_at_stop": stopped["delivered_at_stop"],
+        "layer_delivered_per_sec": stopped["delivered_at_stop"].as_f64().map(|d| d / emit_secs),
         "received_total": received,
         "layer_dropped": fin["dropped"],
         "layer_queued": fin["queued"],
@@ -432,6 +449,16 @@ fn drive(args: &[String]) {
         .copied()
         .filter(|c| *c != "registry_empty_layer" && *c != "no_subscriber")
         .filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == c)))
+        .filter(|c| {
+            let path = logship_bench::mosquitto_path();
+            let ok = *c != "logship_jkool_mqtt_mosquitto" || std::path::Path::new(&path).exists();
+            if !ok {
+                eprintln!(
+                    "{c}: skipped: no mosquitto at {path} (bench/run.sh installs it with apt-get)"
+                );
+            }
+            ok
+        })
         .collect();
     let mut fast = Vec::new();
     let mut slow = Vec::new();
@@ -443,7 +470,7 @@ fn drive(args: &[String]) {
     if !skip_slow {
         for c in &cases {
             if *c == "logship_jkool_mqtt" || logship_bench::THROUGHPUT_EXTRA.contains(c) {
-                continue; // no slow MQTT broker in the harness
+                continue; // no slow MQTT broker in the harness; the light twins add nothing
             }
             slow.push(run_case(c, slow_secs, true));
         }

@@ -97,8 +97,11 @@ fn caller_table(md: &mut String, c: &Caller<'_>, mode: &str) {
             v["vmhwm_kib"].as_f64().unwrap_or(0.0) / 1024.0,
             match (wall, otel) {
                 (Some(w), Some(o))
-                    if w > 0.0 && case != "otel_batch_noop" && case != "span_lifecycle" =>
-                    format!("{:.1}×", o / w),
+                    if w > 0.0 && (case.starts_with("logship") || case == "json_lines_sink") =>
+                {
+                    // logship's event cases only (the span lifecycle is not an event).
+                    format!("{:.1}×", o / w)
+                }
                 _ => String::new(),
             },
         )

@@ -242,6 +242,11 @@ pub fn caller(args: &[String]) {
     };
     // Delivered after a bounded settle (the layer's count, else the receiver's).
     c.settle(warm + emitted, &got, settle_limit);
+    if at_stop.delivered.is_none() && !dead {
+        // A peer without counters (tracing-loki, tracing-fluentd): settle does not wait for
+        // it; give its receiver a moment.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
     let after: LayerCounts = (c.counts)();
     // In-process sinks and logship layers count their own deliveries; the other peers are
     // counted by their receiver.
@@ -563,6 +568,12 @@ pub fn real(args: &[String]) {
         }
     });
     let emit_secs = start.elapsed().as_secs_f64();
+    // Ask for the tail now (as a shutdown would) rather than wait for the batch linger; the
+    // loop below sees the acks arrive.
+    let flusher = guard.handle();
+    std::thread::spawn(move || {
+        let _ = flusher.flush(Duration::from_secs(300));
+    });
     let deadline = Duration::from_secs(300);
     let mut last_ack = start;
     let mut last = 0;

@@ -492,14 +492,21 @@ fn targets(md: &mut String, c: &Caller<'_>, tp: &Value, real: &Value) {
     let one = p1("logship_fluent");
     let stack = c.get("logship_stack5", "paced", 1);
     let stack_wall = stack.and_then(|v| v["wall_ns"].as_f64());
-    let stack_rss = stack
-        .and_then(|v| v["vmhwm_kib"].as_f64())
+    // The stack's RSS bound holds in every regime: the largest peak of its runs (paced and
+    // tight, 1 and 2 threads).
+    let stack_rss = c.0["medians"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["case"] == "logship_stack5")
+        .filter_map(|v| v["vmhwm_kib"].as_f64())
+        .reduce(f64::max)
         .map(|k| k / 1024.0);
     row(
         "5 logship layers stacked, paced, 1 thread",
         "≤ 2× one layer (≤ 300 ns); RSS ≤ 64 MiB",
         format!(
-            "{} ns (one layer, Fluent: {} ns); {} allocs/event; RSS {}; tight: {} ns",
+            "{} ns (one layer, Fluent: {} ns); {} allocs/event; peak RSS {} (largest of its paced and tight runs); tight: {} ns",
             ns(stack_wall),
             ns(one),
             stack

@@ -37,7 +37,9 @@ if [[ ! -x "$MOSQUITTO" ]]; then
   if command -v apt-get >/dev/null && { [[ $(id -u) == 0 ]] || command -v sudo >/dev/null; }; then
     SUDO=""; [[ $(id -u) == 0 ]] || SUDO="sudo"
     echo "mosquitto missing: installing it with apt-get"
-    $SUDO apt-get install -y mosquitto >/dev/null || echo "apt-get install mosquitto failed"
+    $SUDO apt-get install -y mosquitto >/dev/null 2>&1 \
+      || { $SUDO apt-get update -qq && $SUDO apt-get install -y mosquitto >/dev/null; } \
+      || echo "apt-get install mosquitto failed"
     # The package enables a system broker on port 1883; the bench starts its own.
     $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
   fi

@@ -2119,6 +2119,25 @@ mod tests {
         assert_eq!(c.docs.load(Ordering::Relaxed), 7);
     }
 
+    /// The mosquitto receiver starts a broker that accepts MQTT connections and stops it when
+    /// dropped. Skipped (passes) where mosquitto is not installed.
+    #[test]
+    fn mosquitto_starts_and_stops() {
+        if !std::path::Path::new(&mosquitto_path()).exists() {
+            eprintln!("no mosquitto: skipped");
+            return;
+        }
+        let m = Mosquitto::start().unwrap();
+        let pid = m.pid();
+        let mut s = TcpStream::connect(m.addr).unwrap();
+        s.write_all(&connect(4)).unwrap();
+        let mut ack = [0u8; 4];
+        s.read_exact(&mut ack).unwrap();
+        assert_eq!(ack, [0x20, 0x02, 0x00, 0x00]); // CONNACK, accepted
+        drop(m);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
     /// An MQTT 3.1.1 packet: fixed header byte, remaining length, body.
     fn packet(first: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![first];

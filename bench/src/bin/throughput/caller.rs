@@ -619,3 +619,40 @@ pub fn real(args: &[String]) {
         .unwrap_or_else(|e| panic!("{out}: {e}"));
     let _ = guard.shutdown(Duration::from_secs(5));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_process_is_found_from_its_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(pid_listening_on(port), Some(std::process::id()));
+        drop(l);
+        assert_eq!(pid_listening_on(port), None);
+    }
+
+    #[test]
+    fn process_cpu_time_grows_with_work() {
+        let pid = std::process::id();
+        let a = proc_cpu_secs(pid).unwrap();
+        let t = Instant::now();
+        let mut x = 0u64;
+        // Busy for 300 ms of CPU at least (clock ticks are 10 ms).
+        while t.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let b = proc_cpu_secs(pid).unwrap();
+        assert!(b > a, "{a} → {b}");
+        assert_eq!(proc_cpu_secs(u32::MAX), None);
+    }
+
+    #[test]
+    fn medians_skip_missing_values() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![f64::NAN, 5.0]), Some(5.0));
+        assert_eq!(median(Vec::new()), None);
+    }
+}

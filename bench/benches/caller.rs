@@ -5,7 +5,12 @@
 //! times exactly `iters` events per thread; between samples (untimed) the harness waits until
 //! the layer has delivered or dropped everything, so the queue never fills and the figure is
 //! the enqueue path. Drops are printed after each case (they must be 0 for logship).
-//! `LOGSHIP_BENCH_CASES=a,b` runs a subset.
+//! `LOGSHIP_BENCH_CASES=a,b` runs a subset. After the peers: `json_lines_sink` (logship's core
+//! JSON-lines sink) and `span_lifecycle` (new + enter + exit + close of an instrumented span,
+//! Fluent layer with span timings on; the figure is per span).
+//!
+//! The headline figures (wall clock next to thread CPU, paced and tight) come from
+//! `throughput callers` (`src/bin/throughput/caller.rs`); this bench is kept for profiling.
 //!
 //! `caller_1_thread_paced` is the same on one thread, but the harness settles after every
 //! `PACED_BURST` events (untimed), the way an application that emits in bursts smaller than
@@ -20,7 +25,7 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use logship_bench::{CASES, Sizing, build, event, receiver, receiver_kind};
+use logship_bench::{CASES, Sizing, build, receiver, receiver_kind, workload};
 
 /// A start point on the chosen clock.
 #[derive(Clone, Copy)]
@@ -50,12 +55,12 @@ impl Mark {
     }
 }
 
-fn emit(dispatch: &tracing::Dispatch, iters: u64, threads: usize) -> Duration {
+fn emit(dispatch: &tracing::Dispatch, work: fn(), iters: u64, threads: usize) -> Duration {
     if threads == 1 {
         return tracing::dispatcher::with_default(dispatch, || {
             let start = now();
             for _ in 0..iters {
-                event();
+                work();
             }
             start.elapsed()
         });
@@ -66,11 +71,11 @@ fn emit(dispatch: &tracing::Dispatch, iters: u64, threads: usize) -> Duration {
             .map(|_| {
                 s.spawn(|| {
                     tracing::dispatcher::with_default(dispatch, || {
-                        event(); // thread-local callsite and span-stack set-up, untimed
+                        work(); // thread-local callsite and span-stack set-up, untimed
                         barrier.wait();
                         let start = now();
                         for _ in 0..iters {
-                            event();
+                            work();
                         }
                         start.elapsed()
                     })
@@ -103,7 +108,8 @@ fn caller(c: &mut Criterion) {
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(300))
             .measurement_time(Duration::from_secs(1));
-        for &case in CASES {
+        // The JSON-lines sink and the span lifecycle (`#[instrument]`) after the CASES.
+        for &case in CASES.iter().chain(&["json_lines_sink", "span_lifecycle"]) {
             if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == case)) {
                 continue;
             }
@@ -112,14 +118,15 @@ fn caller(c: &mut Criterion) {
             // Warm up the connection before timing anything.
             let mut emitted = 0u64;
             emitted += threads as u64 * 10;
-            let _ = emit(&k.dispatch, 10, threads);
+            let work = workload(case);
+            let _ = emit(&k.dispatch, work, 10, threads);
             let received = || Some((r.count)());
             k.settle(emitted, &received, Duration::from_secs(30));
             let start_received = (r.count)();
             g.bench_function(BenchmarkId::from_parameter(case), |b| {
                 b.iter_custom(|iters| {
                     if !paced {
-                        let t = emit(&k.dispatch, iters, threads);
+                        let t = emit(&k.dispatch, work, iters, threads);
                         emitted += iters * threads as u64;
                         k.settle(emitted, &received, Duration::from_secs(120));
                         return t;
@@ -128,7 +135,7 @@ fn caller(c: &mut Criterion) {
                     let mut left = iters;
                     while left > 0 {
                         let n = left.min(PACED_BURST);
-                        t += emit(&k.dispatch, n, 1);
+                        t += emit(&k.dispatch, work, n, 1);
                         emitted += n;
                         left -= n;
                         k.settle(emitted, &received, Duration::from_secs(120));

@@ -6,7 +6,8 @@
 //! emit `N` events each at once:
 //!
 //! * `paced`: bursts of [`BURST`] events every [`PERIOD`] (the sleep between bursts is not
-//!   timed; each burst is timed and the times are summed). At 10 000 events/s per thread the
+//!   timed; each burst is timed and the times are summed, less the timer's own cost measured
+//!   on the thread before the run, [`timer_overhead`]). At 10 000 events/s per thread the
 //!   queues never fill: the dropped share is printed and must be 0 for a healthy backend.
 //! * `tight`: flat out, one timed loop: the figure of an event the layer mostly **drops** once
 //!   its queue is full.
@@ -119,27 +120,58 @@ struct ThreadFigures {
     cpu: Duration,
     allocs: u64,
     minflt: u64,
+    /// The timer overhead subtracted from each burst (paced only).
+    timer_wall: Duration,
+    /// See `timer_wall`.
+    timer_cpu: Duration,
+}
+
+/// What the timing itself adds to one burst's window, measured on this thread: (wall, CPU).
+/// The wall window holds one `Instant` read; the CPU window one thread-CPU clock read (a
+/// system call, ≈ 1 µs in some VMs: 50 ns per event at 20 events per burst) and two
+/// `Instant` reads. Medians of 1 001 back-to-back pairs.
+fn timer_overhead() -> (Duration, Duration) {
+    let (mut w, mut c) = (Vec::with_capacity(1001), Vec::with_capacity(1001));
+    for _ in 0..1001 {
+        let a = Instant::now();
+        let b = Instant::now();
+        w.push(b - a);
+        let x = thread_cpu();
+        let y = thread_cpu();
+        c.push(y.saturating_sub(x));
+    }
+    w.sort();
+    c.sort();
+    (w[500], c[500] + 2 * w[500])
 }
 
 fn emit_thread(work: fn(), paced: bool, n: u64) -> ThreadFigures {
+    let overhead = if paced {
+        timer_overhead()
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
     let (a0, f0) = (allocs(), thread_minflt());
-    let mut fig = ThreadFigures::default();
+    let mut fig = ThreadFigures {
+        timer_wall: overhead.0,
+        timer_cpu: overhead.1,
+        ..ThreadFigures::default()
+    };
     if paced {
         let start = Instant::now();
         let mut done = 0;
         let mut tick = 0u32;
         while done < n {
             let k = BURST.min(n - done);
-            // The thread-CPU clock is a system call: read outside the wall-clock window (the
-            // wall figure includes two vDSO `Instant` reads per burst, the CPU figure those and
-            // part of one system call; the `registry_empty_layer` row shows this floor).
+            // The thread-CPU clock is a system call: read outside the wall-clock window. What
+            // each window holds of the timer itself is subtracted (`timer_overhead`).
             let c = thread_cpu();
             let w = Instant::now();
             for _ in 0..k {
                 work();
             }
-            fig.wall += w.elapsed();
-            fig.cpu += thread_cpu().saturating_sub(c);
+            fig.wall += w.elapsed().saturating_sub(overhead.0);
+            fig.cpu += thread_cpu().saturating_sub(c).saturating_sub(overhead.1);
             done += k;
             tick += 1;
             if let Some(rest) = (start + PERIOD * tick).checked_duration_since(Instant::now()) {
@@ -283,6 +315,10 @@ pub fn caller(args: &[String]) {
         "wall_ns": per(slowest.wall),
         "cpu_ns": per(slowest.cpu),
         "wall_ns_each": figs.iter().map(|f| per(f.wall)).collect::<Vec<_>>(),
+        "timer_overhead_per_burst_ns": [
+            slowest.timer_wall.as_nanos() as u64,
+            slowest.timer_cpu.as_nanos() as u64
+        ],
         "cpu_ns_each": figs.iter().map(|f| per(f.cpu)).collect::<Vec<_>>(),
         "allocs_per_event": figs.iter().map(|f| f.allocs).sum::<u64>() as f64 / emitted as f64,
         "minflt_per_1000": figs.iter().map(|f| f.minflt).sum::<u64>() as f64 * 1000.0 / emitted as f64,

@@ -2,7 +2,7 @@
 # Runs every logship-vs-peers benchmark and regenerates docs/benchmarks.md's tables (between
 # the bench:begin/bench:end markers) and docs/benchmarks.svg.
 #
-#   bash bench/run.sh                 # everything (about 20 minutes on 2 cores)
+#   bash bench/run.sh                 # everything (about 10 minutes + the build on 2 cores)
 #   SECS=5 SLOW_SECS=10 RUNS=3 bash bench/run.sh
 #   CASES=logship_fluent,otel_batch_noop bash bench/run.sh   # a subset
 #   LOGSHIP_BENCH_FLUENT=127.0.0.1:24224 bash bench/run.sh   # + the real-server section

@@ -93,6 +93,7 @@ mod error;
 mod settings;
 mod sink;
 mod topic;
+mod wire;
 
 pub use config::{JkoolMqttBuilder, MqttProtocol};
 pub use error::{JkoolMqttError, Password};

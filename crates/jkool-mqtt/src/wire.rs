@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5 as p5;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The MQTT protocol spoken on the wire.
@@ -54,8 +54,52 @@ pub(crate) struct WireOptions {
     )>,
 }
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+/// The byte stream: plain TCP or TLS over TCP.
+enum Io {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Tcp(t) => t,
+            Io::Tls(t) => t.get_ref().0,
+        }
+    }
+
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Io::Tcp(t) => t.write_all(b).await,
+            Io::Tls(t) => {
+                t.write_all(b).await?;
+                t.flush().await
+            }
+        }
+    }
+
+    async fn read_buf(&mut self, b: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Io::Tcp(t) => t.read_buf(b).await,
+            Io::Tls(t) => t.read_buf(b).await,
+        }
+    }
+
+    /// Asks the kernel to acknowledge received segments at once (Linux `TCP_QUICKACK`; the
+    /// flag is not sticky, so it is set again after every read). A broker with Nagle's
+    /// algorithm on (mosquitto's default, `set_tcp_nodelay false`) holds back its next small
+    /// PUBACKs until our ACK arrives, and Linux delays that ACK by up to 40 ms when it has no
+    /// data to send with it: without this, every wait for the last acknowledgements of a
+    /// window costs those 40 ms.
+    fn quickack(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let _ = socket2::SockRef::from(self.tcp()).set_tcp_quickack(true);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = self.tcp();
+    }
+}
 
 /// How a connection failed.
 #[derive(Debug)]
@@ -121,7 +165,7 @@ pub(crate) enum Ack {
 
 /// An open MQTT connection.
 pub(crate) struct Wire {
-    stream: Box<dyn Stream>,
+    stream: Io,
     proto: Proto,
     /// Most QoS 1/2 publishes awaiting acknowledgement: `min(with_max_inflight, Receive Maximum)`.
     pub(crate) window: u16,
@@ -143,14 +187,14 @@ impl Wire {
             .map_err(|e| WireFailure::from_io(&e))?;
         // Batches are written whole: the tail of each write must not wait for an ACK.
         let _ = tcp.set_nodelay(true);
-        let stream: Box<dyn Stream> = match &o.tls {
-            None => Box::new(tcp),
+        let stream = match &o.tls {
+            None => Io::Tcp(tcp),
             Some((cfg, name)) => {
                 let tls = tokio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| WireFailure::from_io(&e))?;
-                Box::new(tls)
+                Io::Tls(Box::new(tls))
             }
         };
         let mut w = Wire {
@@ -354,10 +398,6 @@ impl Wire {
             .write_all(&self.wbuf)
             .await
             .map_err(|e| WireFailure::from_io(&e))?;
-        self.stream
-            .flush()
-            .await
-            .map_err(|e| WireFailure::from_io(&e))?;
         self.wbuf.clear();
         self.last_write = Instant::now();
         Ok(n)
@@ -372,7 +412,10 @@ impl Wire {
             Ok(0) => Err(WireFailure::retry(
                 "mqtt connection failed: the broker closed the connection".into(),
             )),
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.stream.quickack();
+                Ok(())
+            }
             Err(e) => Err(WireFailure::from_io(&e)),
         }
     }
@@ -478,10 +521,16 @@ fn varint_len(x: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn wire(proto: Proto) -> Wire {
-        let (a, _b) = tokio::io::duplex(16);
+    async fn wire(proto: Proto) -> Wire {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let tcp = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         Wire {
-            stream: Box::new(a),
+            stream: Io::Tcp(tcp),
             proto,
             window: 10,
             max_packet: 1 << 20,
@@ -497,7 +546,7 @@ mod tests {
     async fn publish_encoding_matches_rumqttc_codec() {
         for (qos, payload_len) in [(0u8, 3usize), (1, 200), (2, 20_000), (1, 0)] {
             let payload = vec![b'x'; payload_len];
-            let mut w = wire(Proto::V311);
+            let mut w = wire(Proto::V311).await;
             assert!(w.put_publish("a/b", qos, true, 7, &payload));
             let mut p = v4::Publish::new(
                 "a/b",
@@ -512,7 +561,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(w.wbuf, want, "v4 qos {qos} len {payload_len}");
 
-            let mut w = wire(Proto::V5);
+            let mut w = wire(Proto::V5).await;
             assert!(w.put_publish("a/b", qos, false, 9, &payload));
             let q5 = rumqttc::v5::mqttbytes::qos(qos).unwrap_or_else(|| panic!());
             let mut p = p5::Publish::new("a/b", q5, payload.clone(), None);
@@ -527,7 +576,7 @@ mod tests {
 
     #[tokio::test]
     async fn too_large_publishes_are_refused_and_pkids_skip_those_in_use() {
-        let mut w = wire(Proto::V5);
+        let mut w = wire(Proto::V5).await;
         w.max_packet = 100;
         assert!(!w.put_publish("t", 1, false, 1, &[0; 100]));
         assert!(w.wbuf.is_empty());

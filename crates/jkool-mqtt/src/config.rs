@@ -213,7 +213,7 @@ impl JkoolMqttBuilder {
     /// `mqtts://`, and this turns it on for `mqtt://` too): the OS trust store by default, an
     /// added CA (`with_ca_pem`, `with_ca_file`), only custom roots, a client certificate, or
     /// (for tests) no verification. PEM files are read by `build()`. The name verified is the
-    /// URL's host (`TlsOptions::with_server_name` is refused: rumqttc verifies the host it
+    /// URL's host (`TlsOptions::with_server_name` is refused: the layer verifies the host it
     /// connects to).
     pub fn with_tls(self, tls: TlsOptions) -> Self {
         Self {

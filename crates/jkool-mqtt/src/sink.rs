@@ -286,10 +286,6 @@ async fn publish_all<'p>(
             }
             next += 1;
         }
-        if wire.wbuf.is_empty() && wire.last_write.elapsed() >= KEEPALIVE_PROBE {
-            // Waiting long for acknowledgements: prove the connection is alive.
-            wire.put_pingreq();
-        }
         wire.flush_wbuf().await?;
         *sent += bytes;
         for _ in 0..qos0 {
@@ -301,7 +297,16 @@ async fn publish_all<'p>(
         if tracker.in_flight.is_empty() {
             continue; // nothing to wait for: write the next documents
         }
-        wire.fill().await?;
+        // Waiting for acknowledgements without writing for half the keep-alive: a PINGREQ
+        // keeps the broker from closing the connection (reading is cancel-safe).
+        let probe = (wire.keep_alive / 2).saturating_sub(wire.last_write.elapsed());
+        match tokio::time::timeout(probe, wire.fill()).await {
+            Err(_) => {
+                wire.put_pingreq();
+                continue;
+            }
+            Ok(read) => read?,
+        }
         while let Some(ack) = wire.next_ack()? {
             match ack {
                 Ack::Done(pkid) => tracker.acked(pkid),
@@ -319,9 +324,6 @@ async fn publish_all<'p>(
         }
     }
 }
-
-/// Idle time after which a PINGREQ is written while waiting for acknowledgements.
-const KEEPALIVE_PROBE: Duration = Duration::from_secs(10);
 
 impl Sink for JkoolMqttSink {
     fn name(&self) -> &'static str {

@@ -177,6 +177,9 @@ pub(crate) struct Wire {
     last_pkid: u16,
     /// When the last bytes were written (for the keep-alive).
     pub(crate) last_write: Instant,
+    /// The keep-alive announced in CONNECT: the broker may close the connection after 1.5×
+    /// this without a packet from us (MQTT 3.1.1 section 3.1.2.10, MQTT 5 section 3.1.2.10).
+    pub(crate) keep_alive: Duration,
 }
 
 impl Wire {
@@ -207,6 +210,7 @@ impl Wire {
             wbuf: BytesMut::with_capacity(64 * 1024),
             last_pkid: 0,
             last_write: Instant::now(),
+            keep_alive: o.keep_alive,
         };
         let keep_alive = u16::try_from(o.keep_alive.as_secs()).unwrap_or(u16::MAX);
         let encoded = match o.proto {
@@ -539,6 +543,7 @@ mod tests {
             wbuf: BytesMut::new(),
             last_pkid: 0,
             last_write: Instant::now(),
+            keep_alive: Duration::from_secs(60),
         }
     }
 

@@ -168,7 +168,13 @@ impl Peer {
 }
 
 /// Emits `n` records as one batch (batch size `n`, long linger) and flushes.
-fn run(peer: &Peer, protocol: MqttProtocol, max_inflight: u16, n: usize) -> logship_core::Stats {
+fn run(
+    peer: &Peer,
+    protocol: MqttProtocol,
+    max_inflight: u16,
+    n: usize,
+    send_timeout: Duration,
+) -> logship_core::Stats {
     let (layer, guard) = JkoolMqttLayer::builder(format!("mqtt://{}", peer.addr))
         .with_protocol(protocol)
         .with_max_inflight(max_inflight)
@@ -178,7 +184,7 @@ fn run(peer: &Peer, protocol: MqttProtocol, max_inflight: u16, n: usize) -> logs
                 .with_linger(Duration::from_secs(30))
                 .with_span_timings(false)
                 // A window the peer never acknowledges ends in this timeout.
-                .with_send_timeout(Duration::from_millis(600))
+                .with_send_timeout(send_timeout)
                 .with_retry(
                     RetryPolicy::default()
                         .with_initial_delay(Duration::from_millis(10))
@@ -200,6 +206,9 @@ fn run(peer: &Peer, protocol: MqttProtocol, max_inflight: u16, n: usize) -> logs
     guard.stats()
 }
 
+/// The send timeout when the peer withholds every PUBACK: the window it got ends in it.
+const WITHHELD: Duration = Duration::from_millis(600);
+
 /// Every record acknowledged exactly once over all connections.
 fn assert_each_acked_once(log: &[ConnLog], n: usize) {
     let mut acks: BTreeMap<String, usize> = BTreeMap::new();
@@ -218,7 +227,7 @@ fn assert_each_acked_once(log: &[ConnLog], n: usize) {
 #[test]
 fn v311_window_is_max_inflight() {
     let peer = Peer::start(vec![Plan::Withhold, Plan::AckAll], None);
-    let stats = run(&peer, MqttProtocol::V311, 7, 40);
+    let stats = run(&peer, MqttProtocol::V311, 7, 40, WITHHELD);
     assert_eq!(stats.delivered, 40, "{stats:?}");
     let log = peer.log();
     // The first connection got exactly a window: no PUBACK came, and the client sent no more.
@@ -233,7 +242,7 @@ fn v311_window_is_max_inflight() {
 #[test]
 fn v5_window_is_the_brokers_receive_maximum() {
     let peer = Peer::start(vec![Plan::Withhold, Plan::AckAll], Some(5));
-    let stats = run(&peer, MqttProtocol::V5, 100, 40);
+    let stats = run(&peer, MqttProtocol::V5, 100, 40, WITHHELD);
     assert_eq!(stats.delivered, 40, "{stats:?}");
     let log = peer.log();
     assert_eq!(log[0].published.len(), 5, "{:?}", log[0]);
@@ -246,7 +255,7 @@ fn v5_window_is_the_brokers_receive_maximum() {
 #[test]
 fn v5_max_inflight_caps_a_larger_receive_maximum() {
     let peer = Peer::start(vec![Plan::Withhold, Plan::AckAll], Some(1000));
-    let stats = run(&peer, MqttProtocol::V5, 6, 30);
+    let stats = run(&peer, MqttProtocol::V5, 6, 30, WITHHELD);
     assert_eq!(stats.delivered, 30, "{stats:?}");
     let log = peer.log();
     assert_eq!(log[0].published.len(), 6, "{:?}", log[0]);
@@ -261,9 +270,15 @@ fn a_broker_closing_mid_window_costs_only_the_unacknowledged_records() {
             vec![Plan::AckThenCut { ack: 4, cut_at: 10 }, Plan::AckAll],
             Some(10),
         );
-        let stats = run(&peer, protocol, 10, 30);
+        // A send timeout far beyond the flush's: the close itself must end the send.
+        let stats = run(&peer, protocol, 10, 30, Duration::from_secs(600));
         assert_eq!(stats.delivered, 30, "{protocol:?} {stats:?}");
         assert!(stats.retries >= 1, "{protocol:?} {stats:?}");
+        let err = stats.last_error.clone().unwrap_or_default();
+        assert!(
+            err.contains("the broker closed the connection"),
+            "{protocol:?} {err}"
+        );
         let log = peer.log();
         assert_eq!(log[0].acked.len(), 4, "{protocol:?} {:?}", log[0]);
         // The 4 acknowledged records are delivered and never published again.

@@ -553,6 +553,113 @@ mod tests {
         assert!(!f.permanent);
     }
 
+    /// A peer that acknowledges every PUBLISH (MQTT 3.1.1) and reports how many it got.
+    async fn acking_peer() -> (std::net::SocketAddr, tokio::task::JoinHandle<usize>) {
+        use rumqttc::mqttbytes::v4;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap_or_else(|e| panic!("{e}"));
+            let mut buf = bytes::BytesMut::new();
+            let mut publishes = 0;
+            loop {
+                match v4::Packet::read(&mut buf, 1 << 20) {
+                    Ok(v4::Packet::Connect(_)) => {
+                        let _ = s.write_all(&[0x20, 2, 0, 0]).await;
+                    }
+                    Ok(v4::Packet::Publish(p)) => {
+                        publishes += 1;
+                        let [hi, lo] = p.pkid.to_be_bytes();
+                        let _ = s.write_all(&[0x40, 2, hi, lo]).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => match s.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return publishes,
+                        Ok(_) => {}
+                    },
+                }
+            }
+        });
+        (addr, task)
+    }
+
+    fn options(addr: std::net::SocketAddr, max_inflight: u16) -> WireOptions {
+        WireOptions {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            proto: Proto::V311,
+            client_id: "t".into(),
+            clean_session: true,
+            keep_alive: Duration::from_secs(60),
+            credentials: None,
+            max_inflight,
+            max_outgoing: 1 << 20,
+            max_incoming: 1 << 16,
+            tls: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_of_publishes_goes_out_in_one_write() {
+        let (addr, peer) = acking_peer().await;
+        let mut wire = Wire::connect(&options(addr, 100))
+            .await
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        let connect_writes = wire.writes;
+        let topics: Vec<String> = (0..60).map(|i| format!("t/{i}")).collect();
+        let mut tracker = AckTracker::new(60);
+        let mut sent = 0;
+        let payload = |_i: usize| -> &'static [u8] { b"{\"msg-text\":\"x\"}" };
+        publish_all(
+            &mut wire,
+            &topics,
+            payload,
+            1,
+            false,
+            &mut tracker,
+            &mut sent,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(tracker.all_settled() && (0..60).all(|d| tracker.is_acked(d)));
+        // 60 publishes within a window of 100: one socket write (rumqttc wrote one per publish).
+        assert_eq!(wire.writes - connect_writes, 1);
+        drop(wire);
+        assert_eq!(peer.await.unwrap_or_else(|e| panic!("{e}")), 60);
+    }
+
+    #[tokio::test]
+    async fn the_window_bounds_each_write() {
+        let (addr, peer) = acking_peer().await;
+        let mut wire = Wire::connect(&options(addr, 10))
+            .await
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        let connect_writes = wire.writes;
+        let topics: Vec<String> = (0..60).map(|i| format!("t/{i}")).collect();
+        let mut tracker = AckTracker::new(60);
+        let mut sent = 0;
+        let payload = |_i: usize| -> &'static [u8] { b"{}" };
+        publish_all(
+            &mut wire,
+            &topics,
+            payload,
+            1,
+            false,
+            &mut tracker,
+            &mut sent,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(tracker.all_settled());
+        // At most 10 unacknowledged at a time: at least 6 writes for 60 publishes.
+        assert!(wire.writes - connect_writes >= 6, "{}", wire.writes);
+        drop(wire);
+        assert_eq!(peer.await.unwrap_or_else(|e| panic!("{e}")), 60);
+    }
+
     #[test]
     fn v5_reason_codes_deliver_retry_or_reject() {
         assert_eq!(classify_reason(0x00, None), None);

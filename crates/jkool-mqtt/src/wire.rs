@@ -180,6 +180,8 @@ pub(crate) struct Wire {
     /// The keep-alive announced in CONNECT: the broker may close the connection after 1.5×
     /// this without a packet from us (MQTT 3.1.1 section 3.1.2.10, MQTT 5 section 3.1.2.10).
     pub(crate) keep_alive: Duration,
+    /// Socket writes so far (each `flush_wbuf` with something to write).
+    pub(crate) writes: u64,
 }
 
 impl Wire {
@@ -211,6 +213,7 @@ impl Wire {
             last_pkid: 0,
             last_write: Instant::now(),
             keep_alive: o.keep_alive,
+            writes: 0,
         };
         let keep_alive = u16::try_from(o.keep_alive.as_secs()).unwrap_or(u16::MAX);
         let encoded = match o.proto {
@@ -404,6 +407,7 @@ impl Wire {
             .map_err(|e| WireFailure::from_io(&e))?;
         self.wbuf.clear();
         self.last_write = Instant::now();
+        self.writes += 1;
         Ok(n)
     }
 
@@ -544,6 +548,7 @@ mod tests {
             last_pkid: 0,
             last_write: Instant::now(),
             keep_alive: Duration::from_secs(60),
+            writes: 0,
         }
     }
 

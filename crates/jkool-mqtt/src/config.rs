@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use logship_core::{Guard, PipelineBuilder};
 use logship_jkool::{Encoder, SnapshotPlacement};
 use logship_tls::TlsOptions;
-use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
 
 use crate::JkoolMqttLayer;
 use crate::error::{JkoolMqttError, Password};
-use crate::sink::{JkoolMqttSink, Options};
+use crate::sink::JkoolMqttSink;
 use crate::topic::{DEFAULT_TOPIC_TEMPLATE, TopicTemplate};
+use crate::wire::{Proto, WireOptions};
 
 /// The MQTT protocol version the layer speaks, chosen with
 /// [`with_protocol`](JkoolMqttBuilder::with_protocol).
@@ -213,7 +213,7 @@ impl JkoolMqttBuilder {
     /// `mqtts://`, and this turns it on for `mqtt://` too): the OS trust store by default, an
     /// added CA (`with_ca_pem`, `with_ca_file`), only custom roots, a client certificate, or
     /// (for tests) no verification. PEM files are read by `build()`. The name verified is the
-    /// URL's host (`TlsOptions::with_server_name` is refused: rumqttc verifies the host it
+    /// URL's host (`TlsOptions::with_server_name` is refused: the layer verifies the host it
     /// connects to).
     pub fn with_tls(self, tls: TlsOptions) -> Self {
         Self {
@@ -296,12 +296,9 @@ impl JkoolMqttBuilder {
             value,
             hint,
         };
-        let qos = match self.qos {
-            0 => QoS::AtMostOnce,
-            1 => QoS::AtLeastOnce,
-            2 => QoS::ExactlyOnce,
-            q => return Err(range("with_qos", q.to_string(), "use 0, 1 or 2")),
-        };
+        if self.qos > 2 {
+            return Err(range("with_qos", self.qos.to_string(), "use 0, 1 or 2"));
+        }
         if self.keep_alive < Duration::from_secs(1) || self.keep_alive > Duration::from_secs(65_535)
         {
             return Err(range(
@@ -338,15 +335,19 @@ impl JkoolMqttBuilder {
             }
             None => format!("logship-{}", uuid::Uuid::new_v4().simple()),
         };
-        let transport = if url_tls || self.tls.is_some() {
+        let tls = if url_tls || self.tls.is_some() {
             let options = self.tls.clone().unwrap_or_default();
             if options.server_name().is_some() {
                 return Err(JkoolMqttError::TlsServerName);
             }
             let cfg = options.client_config("jkool-mqtt")?;
-            Some(Transport::tls_with_config(TlsConfiguration::Rustls(
-                Arc::new(cfg),
-            )))
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+                JkoolMqttError::InvalidUrl {
+                    url: redact_url(&self.url),
+                    reason: format!("the host is not a name TLS can verify: {e}"),
+                }
+            })?;
+            Some((Arc::new(cfg), name))
         } else {
             None
         };
@@ -355,44 +356,24 @@ impl JkoolMqttBuilder {
             .credentials
             .as_ref()
             .map(|(user, pass)| (user.clone(), pass.expose().to_string()));
-        // Incoming packets are acknowledgements: 64 KiB is plenty.
-        let max_incoming = 64 * 1024;
-        let options = match self.protocol {
-            MqttProtocol::V311 => {
-                let mut o = MqttOptions::new(client_id, host, port);
-                o.set_keep_alive(keep_alive)
-                    .set_clean_session(self.clean_session)
-                    .set_inflight(self.max_inflight)
-                    // Room for the payload plus topic and header.
-                    .set_max_packet_size(max_incoming, self.max_document_bytes + 64 * 1024);
-                if let Some((user, pass)) = credentials {
-                    o.set_credentials(user, pass);
-                }
-                if let Some(t) = transport {
-                    o.set_transport(t);
-                }
-                Options::V311(Box::new(o))
-            }
-            MqttProtocol::V5 => {
-                let mut o = rumqttc::v5::MqttOptions::new(client_id, host, port);
-                o.set_keep_alive(keep_alive)
-                    .set_clean_start(self.clean_session)
-                    // The broker's Receive Maximum lowers it further.
-                    .set_outgoing_inflight_upper_limit(self.max_inflight)
-                    // The outgoing limit is the broker's (CONNACK Maximum Packet Size).
-                    .set_max_packet_size(Some(max_incoming as u32));
-                if !self.clean_session {
-                    // MQTT 3.1.1's persistent session: one that never expires.
-                    o.set_session_expiry_interval(Some(u32::MAX));
-                }
-                if let Some((user, pass)) = credentials {
-                    o.set_credentials(user, pass);
-                }
-                if let Some(t) = transport {
-                    o.set_transport(t);
-                }
-                Options::V5(Box::new(o))
-            }
+        let options = WireOptions {
+            host,
+            port,
+            proto: match self.protocol {
+                MqttProtocol::V311 => Proto::V311,
+                MqttProtocol::V5 => Proto::V5,
+            },
+            client_id,
+            clean_session: self.clean_session,
+            keep_alive,
+            credentials,
+            max_inflight: self.max_inflight,
+            // Room for the payload plus topic and header; MQTT 5: the broker's Maximum Packet
+            // Size lowers it.
+            max_outgoing: self.max_document_bytes + 64 * 1024,
+            // Incoming packets are acknowledgements: 64 KiB is plenty.
+            max_incoming: 64 * 1024,
+            tls,
         };
         let sink = JkoolMqttSink {
             options,
@@ -400,7 +381,7 @@ impl JkoolMqttBuilder {
                 .with_snapshot_placement(self.snapshots)
                 .with_max_document_bytes(self.max_document_bytes),
             topic,
-            qos,
+            qos: self.qos,
             retain: self.retain,
             conn: None,
             last_used: Instant::now(),

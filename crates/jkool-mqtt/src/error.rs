@@ -38,7 +38,7 @@ pub enum JkoolMqttError {
     /// match its certificate, …); the message names the setting or file.
     #[error(transparent)]
     Tls(#[from] logship_tls::TlsError),
-    /// `TlsOptions::with_server_name` was set: rumqttc verifies the certificate against the
+    /// `TlsOptions::with_server_name` was set: the layer verifies the certificate against the
     /// host it connects to.
     #[error(
         "TlsOptions::with_server_name is not supported by the MQTT layer: the broker's certificate is verified against the host in the url; put the certificate's name in the url"

@@ -2,7 +2,8 @@
 //!
 //! A `tracing` layer that publishes jKool documents (EVENT per event, ACTIVITY per closed
 //! span, snapshots embedded or separate; the model of [`logship_jkool`], shared with the
-//! HTTPS layer) to an MQTT broker with `rumqttc`, one document per PUBLISH (the payload is
+//! HTTPS layer) to an MQTT broker (its own connection, `rumqttc`'s packet codec), one
+//! document per PUBLISH (the payload is
 //! one JSON object, never an array, as the original Python library's `MqttHandler`
 //! published one record per message: Nastel/tnt4py `jKool/streaming.py`), the topic
 //! computed per record. MQTT 3.1.1 (default) or MQTT 5
@@ -37,10 +38,13 @@
 //!
 //! ## Delivery guarantee and PUBACK tracking
 //! With QoS 1 (default) or 2 a record counts as delivered only when the broker acknowledged
-//! (PUBACK, or PUBCOMP for QoS 2) every publish that carried it. rumqttc cannot tie an
-//! acknowledgement to a `publish()` call by itself; this crate does it by driving the event
-//! loop inside the sink and filing the *n*-th new `Outgoing::Publish(pkid)` under the *n*-th
-//! queued publish (one client, one event loop, requests written in order). Unacknowledged
+//! (PUBACK, or PUBCOMP for QoS 2) every publish that carried it. The sink owns its
+//! connection: it gives each PUBLISH its packet identifier, writes a whole **window** of
+//! publishes in one socket write, and files each acknowledgement under its identifier. The
+//! window (publishes awaiting acknowledgement) is at most
+//! [`with_max_inflight`](JkoolMqttBuilder::with_max_inflight) and, with MQTT 5, at most the
+//! broker's Receive Maximum (MQTT 5 sections 3.2.2.3.3 and 4.9,
+//! <https://docs.oasis-open.org/mqtt/mqtt/v5.0/mqtt-v5.0.html>). Unacknowledged
 //! records at a connection failure or at the send deadline are handed back to the core for
 //! retry, on a fresh connection: **at least once**, with possible duplicates after a crash.
 //! Details: [`sink`](JkoolMqttSink). With QoS 0 a record counts as delivered once written.
@@ -58,7 +62,7 @@
 //!
 //! ## Protocol version
 //! MQTT 3.1.1 by default, which mosquitto, rumqttd and every broker of note accept;
-//! `with_protocol(MqttProtocol::V5)` speaks MQTT 5 through rumqttc's v5 client. Every
+//! `with_protocol(MqttProtocol::V5)` speaks MQTT 5 (rumqttc's v5 packet codec). Every
 //! connection setting (client id, credentials, keep-alive, clean session / clean start, TLS,
 //! inflight window, packet sizes) applies to both, and the PUBACK tracking above is the same
 //! code. With MQTT 5 the inflight window is also capped by the broker's Receive Maximum, the
@@ -93,6 +97,7 @@ mod error;
 mod settings;
 mod sink;
 mod topic;
+mod wire;
 
 pub use config::{JkoolMqttBuilder, MqttProtocol};
 pub use error::{JkoolMqttError, Password};

@@ -5,14 +5,10 @@ use std::time::{Duration, Instant};
 
 use logship_core::{Batch, Outcome, SendContext, Sink};
 use logship_jkool::{DocumentKind, Encoder};
-use rumqttc::v5 as mqtt5;
 use rumqttc::v5::mqttbytes::v5::{PubAckReason, PubCompReason, PubRecReason};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
-    Packet, QoS,
-};
 
 use crate::topic::TopicTemplate;
+use crate::wire::{Ack, Proto, Wire, WireFailure, WireOptions};
 
 /// Why the broker refused one publish (an MQTT 5 reason code other than success), and what
 /// that means for the record that publish carried.
@@ -53,7 +49,7 @@ pub(crate) fn classify_reason(code: u8, detail: Option<&str>) -> Option<Refusal>
     })
 }
 
-fn puback_code(r: &PubAckReason) -> u8 {
+pub(crate) fn puback_code(r: &PubAckReason) -> u8 {
     match r {
         PubAckReason::Success => 0x00,
         PubAckReason::NoMatchingSubscribers => 0x10,
@@ -67,7 +63,7 @@ fn puback_code(r: &PubAckReason) -> u8 {
     }
 }
 
-fn pubrec_code(r: &PubRecReason) -> u8 {
+pub(crate) fn pubrec_code(r: &PubRecReason) -> u8 {
     match r {
         PubRecReason::Success => 0x00,
         PubRecReason::NoMatchingSubscribers => 0x10,
@@ -81,7 +77,7 @@ fn pubrec_code(r: &PubRecReason) -> u8 {
     }
 }
 
-fn pubcomp_code(r: &PubCompReason) -> u8 {
+pub(crate) fn pubcomp_code(r: &PubCompReason) -> u8 {
     match r {
         PubCompReason::Success => 0x00,
         PubCompReason::PacketIdentifierNotFound => 0x92,
@@ -129,6 +125,11 @@ impl AckTracker {
         }
     }
 
+    /// Document `doc` was refused before it was published (never queued).
+    pub(crate) fn rejected(&mut self, doc: usize, why: Refusal) {
+        self.settle(doc, Some(why));
+    }
+
     /// A PUBACK / PUBCOMP for `pkid` arrived.
     pub(crate) fn acked(&mut self, pkid: u16) {
         if let Some(doc) = self.in_flight.remove(&pkid) {
@@ -173,211 +174,56 @@ impl AckTracker {
     }
 }
 
-/// The client options of either protocol, built by
-/// [`JkoolMqttBuilder`](crate::JkoolMqttBuilder).
-#[derive(Clone)]
-pub(crate) enum Options {
-    V311(Box<MqttOptions>),
-    V5(Box<mqtt5::MqttOptions>),
-}
-
-impl Options {
-    fn keep_alive(&self) -> Duration {
-        match self {
-            Options::V311(o) => o.keep_alive(),
-            Options::V5(o) => o.keep_alive(),
-        }
-    }
-
-    fn broker_address(&self) -> (String, u16) {
-        match self {
-            Options::V311(o) => o.broker_address(),
-            Options::V5(o) => o.broker_address(),
-        }
-    }
-
-    fn protocol(&self) -> &'static str {
-        match self {
-            Options::V311(_) => "3.1.1",
-            Options::V5(_) => "5",
-        }
-    }
-
-    fn connect(&self) -> Conn {
-        match self {
-            Options::V311(o) => {
-                let (c, e) = AsyncClient::new((**o).clone(), CHANNEL);
-                Conn::V311(c, Box::new(e))
-            }
-            Options::V5(o) => {
-                let (c, e) = mqtt5::AsyncClient::new((**o).clone(), CHANNEL);
-                Conn::V5(c, Box::new(e))
-            }
-        }
-    }
-}
-
-/// One client and its event loop, of either protocol.
-pub(crate) enum Conn {
-    V311(AsyncClient, Box<EventLoop>),
-    V5(mqtt5::AsyncClient, Box<mqtt5::EventLoop>),
-}
-
-/// What the sink needs to know of one event-loop event, whatever the protocol.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// A new or retransmitted PUBLISH with this pkid was written.
-    Published(u16),
-    /// The publish with this pkid was acknowledged (PUBACK, or PUBCOMP for QoS 2).
-    Acked(u16),
-    /// The broker answered this pkid with a failure reason code (MQTT 5 only).
-    Refused(u16, Refusal),
-    /// The DISCONNECT was written.
-    Disconnected,
-    /// Anything else.
-    Other,
-}
-
-impl Conn {
-    /// Queues a publish without waiting; false when the request channel is full.
-    fn try_publish(&self, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) -> bool {
-        match self {
-            Conn::V311(c, _) => c.try_publish(topic, qos, retain, payload).is_ok(),
-            Conn::V5(c, _) => {
-                let qos = match qos {
-                    QoS::AtMostOnce => mqtt5::mqttbytes::QoS::AtMostOnce,
-                    QoS::AtLeastOnce => mqtt5::mqttbytes::QoS::AtLeastOnce,
-                    QoS::ExactlyOnce => mqtt5::mqttbytes::QoS::ExactlyOnce,
-                };
-                c.try_publish(topic, qos, retain, payload).is_ok()
-            }
-        }
-    }
-
-    fn try_disconnect(&self) -> bool {
-        match self {
-            Conn::V311(c, _) => c.try_disconnect().is_ok(),
-            Conn::V5(c, _) => c.try_disconnect().is_ok(),
-        }
-    }
-
-    /// The next event, or how the connection failed.
-    async fn poll(&mut self) -> Result<Step, ConnFailure> {
-        match self {
-            Conn::V311(_, e) => match e.poll().await {
-                Err(e) => {
-                    Err(certificate_failure(&e).unwrap_or_else(|| connection_failure(&e).into()))
-                }
-                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ok(Step::Published(pkid)),
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(Step::Disconnected),
-                Ok(Event::Incoming(Packet::PubAck(ack))) => Ok(Step::Acked(ack.pkid)),
-                Ok(Event::Incoming(Packet::PubComp(comp))) => Ok(Step::Acked(comp.pkid)),
-                Ok(_) => Ok(Step::Other),
-            },
-            Conn::V5(_, e) => {
-                use mqtt5::mqttbytes::v5::Packet as P5;
-                use mqtt5::{ConnectionError as E5, Event as Ev5};
-                match e.poll().await {
-                    Err(E5::ConnectionRefused(code)) => Err(refused_connection(
-                        code,
-                        matches!(
-                            code,
-                            mqtt5::mqttbytes::v5::ConnectReturnCode::BadUserNamePassword
-                                | mqtt5::mqttbytes::v5::ConnectReturnCode::NotAuthorized
-                        ),
-                    )
-                    .into()),
-                    Err(other) => Err(certificate_failure(&other).unwrap_or_else(|| {
-                        (false, format!("mqtt connection failed: {other}")).into()
-                    })),
-                    Ok(Ev5::Outgoing(Outgoing::Publish(pkid))) => Ok(Step::Published(pkid)),
-                    Ok(Ev5::Outgoing(Outgoing::Disconnect)) => Ok(Step::Disconnected),
-                    Ok(Ev5::Incoming(P5::PubAck(ack))) => {
-                        let detail = ack
-                            .properties
-                            .as_ref()
-                            .and_then(|p| p.reason_string.as_deref());
-                        Ok(verdict(
-                            ack.pkid,
-                            classify_reason(puback_code(&ack.reason), detail),
-                        ))
-                    }
-                    // QoS 2: a failed PUBREC ends the exchange (no PUBCOMP follows).
-                    Ok(Ev5::Incoming(P5::PubRec(rec))) => {
-                        let detail = rec
-                            .properties
-                            .as_ref()
-                            .and_then(|p| p.reason_string.as_deref());
-                        match classify_reason(pubrec_code(&rec.reason), detail) {
-                            Some(r) => Ok(Step::Refused(rec.pkid, r)),
-                            None => Ok(Step::Other),
-                        }
-                    }
-                    Ok(Ev5::Incoming(P5::PubComp(comp))) => {
-                        let detail = comp
-                            .properties
-                            .as_ref()
-                            .and_then(|p| p.reason_string.as_deref());
-                        Ok(verdict(
-                            comp.pkid,
-                            classify_reason(pubcomp_code(&comp.reason), detail),
-                        ))
-                    }
-                    Ok(_) => Ok(Step::Other),
-                }
-            }
-        }
-    }
-}
-
-fn verdict(pkid: u16, refusal: Option<Refusal>) -> Step {
-    match refusal {
-        None => Step::Acked(pkid),
-        Some(r) => Step::Refused(pkid, r),
-    }
-}
-
 /// The jKool MQTT sink, built by [`JkoolMqttBuilder`](crate::JkoolMqttBuilder).
 /// This sink publishes each document of a batch and counts a record as delivered
 /// only when the broker acknowledged every publish carrying it.
 ///
-/// ## How PUBACKs are tied to records
-/// `rumqttc::AsyncClient::publish` only queues a request; the packet id is chosen later, when
-/// the event loop writes the PUBLISH, and reported as `Outgoing::Publish(pkid)`; the broker's
-/// answer arrives as `Incoming::PubAck(pkid)` (QoS 1) or `Incoming::PubComp(pkid)` (QoS 2).
-/// The sink therefore drives the [`rumqttc::EventLoop`] itself, inside `send`, on the worker's thread:
+/// ## Batched writes and the in-flight window
+/// The sink owns its connection (TCP or TLS, MQTT 3.1.1 or 5; packets encoded with rumqttc's
+/// codec, `rumqttc::mqttbytes`, except PUBLISH, written straight into the buffer). Inside `send`,
+/// on the worker's thread, it:
 ///
-/// 1. it queues the batch's publishes in document order on its single client;
-/// 2. the event loop writes requests in the order they were queued, so the *n*-th new
-///    `Outgoing::Publish` is the *n*-th queued publish: the tracker pops the next
-///    document and files it under that pkid (a pkid already in flight is a retransmission,
-///    not a new publish);
-/// 3. each PUBACK/PUBCOMP marks its document acknowledged and frees the pkid;
-/// 4. it polls until every document is acknowledged, the connection fails, or the core's send
-///    deadline is near. Records whose documents were all acknowledged are delivered; the rest
-///    are returned as `Outcome::Partial { retry }` (or `Outcome::Retry` when none was
-///    acknowledged), and the connection is dropped, so nothing stale is retransmitted behind
-///    the core's back. The core's retry then republishes exactly those records on a fresh
-///    connection: **every record is delivered at least once** (a PUBACK lost in a crash
-///    means the broker may see a record twice).
+/// 1. writes as many PUBLISH packets as the **window** allows into one buffer and that buffer
+///    in **one socket write** (up to 128 KiB per write), each with its own packet identifier;
+/// 2. reads what the broker sent back and files every PUBACK (QoS 1) or PUBCOMP (QoS 2;
+///    a successful PUBREC is answered with PUBREL) under its packet identifier: that publish's
+///    document is acknowledged and its slot in the window is free;
+/// 3. refills the window and writes again, until every document is acknowledged, the connection
+///    fails, or the core's send deadline minus 50 ms is reached.
+///
+/// The window is the number of QoS 1/2 publishes awaiting acknowledgement: at most
+/// `with_max_inflight`, and with MQTT 5 at most the broker's **Receive Maximum** (CONNACK
+/// property, [MQTT 5 section 3.2.2.3.3](https://docs.oasis-open.org/mqtt/mqtt/v5.0/mqtt-v5.0.html),
+/// flow control in section 4.9). Records whose documents were all acknowledged are delivered;
+/// the rest are returned as `Outcome::Partial { retry }` (or `Outcome::Retry` when none was
+/// acknowledged), and the connection is dropped, so nothing stale is resent behind the core's
+/// back. The core's retry then republishes exactly those records on a fresh connection: **every
+/// record is delivered at least once** (a PUBACK lost in a crash means the broker may see a
+/// record twice).
 ///
 /// With QoS 0 there is no acknowledgement: a record counts as delivered once its PUBLISH was
 /// written to the socket.
 pub struct JkoolMqttSink {
-    pub(crate) options: Options,
+    pub(crate) options: WireOptions,
     pub(crate) encoder: Encoder,
     pub(crate) topic: TopicTemplate,
-    pub(crate) qos: QoS,
+    pub(crate) qos: u8,
     pub(crate) retain: bool,
-    pub(crate) conn: Option<Conn>,
+    pub(crate) conn: Option<Wire>,
     pub(crate) last_used: Instant,
 }
 
 impl std::fmt::Debug for JkoolMqttSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JkoolMqttSink")
-            .field("broker", &self.options.broker_address())
-            .field("protocol", &self.options.protocol())
+            .field("broker", &(&self.options.host, self.options.port))
+            .field(
+                "protocol",
+                &match self.options.proto {
+                    Proto::V311 => "3.1.1",
+                    Proto::V5 => "5",
+                },
+            )
             .field("qos", &self.qos)
             .field("retain", &self.retain)
             .field("connected", &self.conn.is_some())
@@ -385,78 +231,97 @@ impl std::fmt::Debug for JkoolMqttSink {
     }
 }
 
-/// Capacity of the request channel between the client and its event loop.
-const CHANNEL: usize = 1024;
+/// Most bytes of PUBLISH packets put in one socket write before reading acknowledgements.
+const WRITE_CHUNK: usize = 128 * 1024;
 
-/// How a connection failed.
-#[derive(Debug)]
-struct ConnFailure {
-    /// Whether retrying cannot help (refused credentials).
-    permanent: bool,
-    /// For `Stats::last_error`.
-    reason: String,
-    /// A TLS certificate check failed (counted in `Stats::certificate_failures`).
-    certificate: bool,
-}
-
-impl From<(bool, String)> for ConnFailure {
-    fn from((permanent, reason): (bool, String)) -> Self {
-        Self {
-            permanent,
-            reason,
-            certificate: false,
+/// Publishes `docs` (document `i` on `topics[i]`, payload `payload(i)`) on `wire`, filing
+/// every acknowledgement in `tracker`; `sent` counts the payload bytes written. Returns when
+/// every document is settled or the connection failed.
+#[allow(clippy::too_many_arguments)]
+async fn publish_all<'p>(
+    wire: &mut Wire,
+    topics: &[String],
+    payload: impl Fn(usize) -> &'p [u8],
+    qos: u8,
+    retain: bool,
+    tracker: &mut AckTracker,
+    sent: &mut u64,
+) -> Result<(), WireFailure> {
+    let n = topics.len();
+    let mut next = 0;
+    loop {
+        let window = usize::from(wire.window);
+        let mut qos0 = 0;
+        let mut bytes = 0u64;
+        while next < n
+            && (qos == 0 || tracker.in_flight.len() < window)
+            && wire.wbuf.len() < WRITE_CHUNK
+        {
+            let body = payload(next);
+            let pkid = if qos > 0 {
+                wire.next_pkid(|p| tracker.in_flight.contains_key(&p))
+            } else {
+                0
+            };
+            if wire.put_publish(&topics[next], qos, retain, pkid, body) {
+                tracker.queued(next);
+                if qos > 0 {
+                    tracker.published(pkid);
+                } else {
+                    qos0 += 1;
+                }
+                bytes += body.len() as u64;
+            } else {
+                tracker.rejected(
+                    next,
+                    Refusal::Reject(format!(
+                        "the publish ({} payload bytes on {:?}) exceeds the largest packet the \
+                         mqtt broker accepts ({} bytes, its Maximum Packet Size or \
+                         with_max_document_bytes)",
+                        body.len(),
+                        topics[next],
+                        wire.max_packet
+                    )),
+                );
+            }
+            next += 1;
         }
-    }
-}
-
-/// A connection refused by a TLS certificate check (worth retrying: a certificate may be
-/// renewed or a CA added), with a reason naming the check; `None` for any other failure.
-fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<ConnFailure> {
-    logship_tls::certificate_failure(e).map(|f| ConnFailure {
-        permanent: false,
-        reason: format!("mqtt connection failed: {f}"),
-        certificate: true,
-    })
-}
-
-/// How the connection failed: permanent (refused credentials) or worth retrying.
-fn connection_failure(e: &ConnectionError) -> (bool, String) {
-    match e {
-        ConnectionError::ConnectionRefused(code) => refused_connection(
-            code,
-            matches!(
-                code,
-                ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized
-            ),
-        ),
-        other => (false, format!("mqtt connection failed: {other}")),
-    }
-}
-
-/// A CONNACK refusal (either protocol): permanent when it refused the credentials.
-fn refused_connection(code: impl std::fmt::Debug, credentials: bool) -> (bool, String) {
-    if credentials {
-        (
-            true,
-            format!("the mqtt broker refused the credentials ({code:?}); check with_credentials"),
-        )
-    } else {
-        (
-            false,
-            format!("mqtt connection failed: Connection refused, return code: `{code:?}`"),
-        )
-    }
-}
-
-impl JkoolMqttSink {
-    fn connection(&mut self) -> &mut Conn {
-        // A connection idle past the keep-alive was probably closed by the broker: start
-        // fresh rather than fail the first publish on it.
-        let ka = self.options.keep_alive();
-        if !ka.is_zero() && self.last_used.elapsed() > ka {
-            self.conn = None;
+        wire.flush_wbuf().await?;
+        *sent += bytes;
+        for _ in 0..qos0 {
+            tracker.published(0); // QoS 0: delivered once written
         }
-        self.conn.get_or_insert_with(|| self.options.connect())
+        if next == n && tracker.all_settled() {
+            return Ok(());
+        }
+        if tracker.in_flight.is_empty() {
+            continue; // nothing to wait for: write the next documents
+        }
+        // Waiting for acknowledgements without writing for half the keep-alive: a PINGREQ
+        // keeps the broker from closing the connection (reading is cancel-safe).
+        let probe = (wire.keep_alive / 2).saturating_sub(wire.last_write.elapsed());
+        match tokio::time::timeout(probe, wire.fill()).await {
+            Err(_) => {
+                wire.put_pingreq();
+                continue;
+            }
+            Ok(read) => read?,
+        }
+        while let Some(ack) = wire.next_ack()? {
+            match ack {
+                Ack::Done(pkid) => tracker.acked(pkid),
+                Ack::Received(pkid) => {
+                    if tracker.in_flight.contains_key(&pkid) {
+                        wire.put_pubrel(pkid);
+                    }
+                }
+                Ack::Failed(pkid, code, why) => match classify_reason(code, why.as_deref()) {
+                    Some(r) => tracker.refused(pkid, r),
+                    None => tracker.acked(pkid),
+                },
+                Ack::Other => {}
+            }
+        }
     }
 }
 
@@ -468,12 +333,9 @@ impl Sink for JkoolMqttSink {
     async fn send(&mut self, batch: &Batch, cx: &mut SendContext) -> Outcome {
         let enc = self.encoder.encode_batch(batch.records());
         let docs = enc.documents();
-        let publishes: Vec<(String, Vec<u8>)> = docs
+        let topics: Vec<String> = docs
             .iter()
-            .map(|d| {
-                let record = &batch.records()[d.record];
-                (self.topic.render(record, d.kind), enc.bytes(d).to_vec())
-            })
+            .map(|d| self.topic.render(&batch.records()[d.record], d.kind))
             .collect();
         if cx.wants_payload() {
             let mut all = Vec::new();
@@ -485,55 +347,57 @@ impl Sink for JkoolMqttSink {
             .deadline()
             .checked_sub(Duration::from_millis(50))
             .unwrap_or_else(Instant::now);
-        let (qos, retain) = (self.qos, self.retain);
-        let mut tracker = AckTracker::new(publishes.len());
-        let mut next = 0;
-        let mut failure: Option<(bool, String)> = None;
+        let mut tracker = AckTracker::new(docs.len());
+        let mut failure: Option<WireFailure> = None;
         let mut sent_bytes = 0u64;
+        // A connection idle past the keep-alive was probably closed by the broker: start
+        // fresh rather than fail the first publish on it.
+        if self.last_used.elapsed() > self.options.keep_alive {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            match tokio::time::timeout_at(deadline.into(), Wire::connect(&self.options)).await {
+                Err(_) => {
+                    failure = Some(WireFailure::retry(
+                        "mqtt connection failed: timed out connecting to the broker".into(),
+                    ));
+                }
+                Ok(Err(f)) => failure = Some(f),
+                Ok(Ok(w)) => self.conn = Some(w),
+            }
+        }
+        if failure.is_none()
+            && let Some(wire) = self.conn.as_mut()
         {
-            let conn = self.connection();
-            while !(next == publishes.len() && tracker.all_settled()) {
-                while let Some((topic, payload)) = publishes.get(next) {
-                    if !conn.try_publish(topic, qos, retain, payload.clone()) {
-                        break; // channel full: let the event loop drain it
-                    }
-                    tracker.queued(next);
-                    next += 1;
+            let run = publish_all(
+                wire,
+                &topics,
+                |i| enc.bytes(&docs[i]),
+                self.qos,
+                self.retain,
+                &mut tracker,
+                &mut sent_bytes,
+            );
+            match tokio::time::timeout_at(deadline.into(), run).await {
+                Err(_) => {
+                    failure = Some(WireFailure::retry(
+                        "timed out waiting for mqtt acknowledgements".into(),
+                    ));
                 }
-                match tokio::time::timeout_at(deadline.into(), conn.poll()).await {
-                    Err(_) => {
-                        failure =
-                            Some((false, "timed out waiting for mqtt acknowledgements".into()));
-                        break;
-                    }
-                    Ok(Err(f)) => {
-                        if f.certificate {
-                            cx.record_certificate_failure();
-                        }
-                        failure = Some((f.permanent, f.reason));
-                        break;
-                    }
-                    Ok(Ok(Step::Published(pkid))) => {
-                        if let Some(doc) = tracker.queued.front()
-                            && let Some((_, p)) = publishes.get(*doc)
-                            && !tracker.in_flight.contains_key(&pkid)
-                        {
-                            sent_bytes += p.len() as u64;
-                        }
-                        tracker.published(pkid);
-                    }
-                    Ok(Ok(Step::Acked(pkid))) => tracker.acked(pkid),
-                    Ok(Ok(Step::Refused(pkid, why))) => tracker.refused(pkid, why),
-                    Ok(Ok(Step::Disconnected | Step::Other)) => {}
-                }
+                Ok(Err(f)) => failure = Some(f),
+                Ok(Ok(())) => {}
             }
         }
         self.last_used = Instant::now();
         cx.record_bytes_sent(sent_bytes);
+        if let Some(f) = &failure
+            && f.certificate
+        {
+            cx.record_certificate_failure();
+        }
         if failure.is_some() || !tracker.refused.is_empty() {
             // Drop the connection and its state: unacknowledged publishes are resent by the
-            // core's retry on a fresh connection, never twice by rumqttc behind its back (and
-            // a refused QoS 2 publish leaves rumqttc's inflight count behind).
+            // core's retry on a fresh connection, never twice behind its back.
             self.conn = None;
         }
         batch_outcome(
@@ -541,24 +405,14 @@ impl Sink for JkoolMqttSink {
             docs.iter().map(|d| d.record),
             &tracker,
             enc.failed(),
-            failure,
+            failure.map(|f| (f.permanent, f.reason)),
         )
     }
 
     async fn shutdown(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            if !conn.try_disconnect() {
-                return;
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                loop {
-                    match conn.poll().await {
-                        Ok(Step::Disconnected) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-            })
-            .await;
+        if let Some(mut wire) = self.conn.take() {
+            wire.put_disconnect();
+            let _ = tokio::time::timeout(Duration::from_secs(1), wire.flush_wbuf()).await;
         }
     }
 }
@@ -675,26 +529,135 @@ mod tests {
 
     #[test]
     fn certificate_failures_are_told_apart_and_retried() {
-        let e = ConnectionError::Tls(rumqttc::TlsError::TLS(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        )));
-        let f = certificate_failure(&e).unwrap_or_else(|| panic!("not a certificate failure"));
+        let e = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let f = crate::wire::WireFailure::from_io(&e);
         assert!(f.certificate && !f.permanent, "{f:?}");
         assert!(f.reason.contains("unknown issuer"), "{}", f.reason);
-        let io = ConnectionError::Io(std::io::Error::other("refused"));
-        assert!(certificate_failure(&io).is_none());
+        let io = std::io::Error::other("refused");
+        let f = crate::wire::WireFailure::from_io(&io);
+        assert!(!f.certificate && !f.permanent, "{f:?}");
     }
 
     #[test]
     fn refused_credentials_are_permanent() {
-        let (perm, why) = connection_failure(&ConnectionError::ConnectionRefused(
-            ConnectReturnCode::NotAuthorized,
-        ));
-        assert!(perm && why.contains("refused the credentials"), "{why}");
-        let (perm, _) = connection_failure(&ConnectionError::ConnectionRefused(
-            ConnectReturnCode::ServiceUnavailable,
-        ));
-        assert!(!perm);
+        use rumqttc::mqttbytes::v4::ConnectReturnCode;
+        let f = crate::wire::refused_connection(ConnectReturnCode::NotAuthorized, true);
+        assert!(
+            f.permanent && f.reason.contains("refused the credentials"),
+            "{f:?}"
+        );
+        let f = crate::wire::refused_connection(ConnectReturnCode::ServiceUnavailable, false);
+        assert!(!f.permanent);
+    }
+
+    /// A peer that acknowledges every PUBLISH (MQTT 3.1.1) and reports how many it got.
+    async fn acking_peer() -> (std::net::SocketAddr, tokio::task::JoinHandle<usize>) {
+        use rumqttc::mqttbytes::v4;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap_or_else(|e| panic!("{e}"));
+            let mut buf = bytes::BytesMut::new();
+            let mut publishes = 0;
+            loop {
+                match v4::Packet::read(&mut buf, 1 << 20) {
+                    Ok(v4::Packet::Connect(_)) => {
+                        let _ = s.write_all(&[0x20, 2, 0, 0]).await;
+                    }
+                    Ok(v4::Packet::Publish(p)) => {
+                        publishes += 1;
+                        let [hi, lo] = p.pkid.to_be_bytes();
+                        let _ = s.write_all(&[0x40, 2, hi, lo]).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => match s.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return publishes,
+                        Ok(_) => {}
+                    },
+                }
+            }
+        });
+        (addr, task)
+    }
+
+    fn options(addr: std::net::SocketAddr, max_inflight: u16) -> WireOptions {
+        WireOptions {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            proto: Proto::V311,
+            client_id: "t".into(),
+            clean_session: true,
+            keep_alive: Duration::from_secs(60),
+            credentials: None,
+            max_inflight,
+            max_outgoing: 1 << 20,
+            max_incoming: 1 << 16,
+            tls: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_of_publishes_goes_out_in_one_write() {
+        let (addr, peer) = acking_peer().await;
+        let mut wire = Wire::connect(&options(addr, 100))
+            .await
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        let connect_writes = wire.writes;
+        let topics: Vec<String> = (0..60).map(|i| format!("t/{i}")).collect();
+        let mut tracker = AckTracker::new(60);
+        let mut sent = 0;
+        let payload = |_i: usize| -> &'static [u8] { b"{\"msg-text\":\"x\"}" };
+        publish_all(
+            &mut wire,
+            &topics,
+            payload,
+            1,
+            false,
+            &mut tracker,
+            &mut sent,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(tracker.all_settled() && (0..60).all(|d| tracker.is_acked(d)));
+        // 60 publishes within a window of 100: one socket write (rumqttc wrote one per publish).
+        assert_eq!(wire.writes - connect_writes, 1);
+        drop(wire);
+        assert_eq!(peer.await.unwrap_or_else(|e| panic!("{e}")), 60);
+    }
+
+    #[tokio::test]
+    async fn the_window_bounds_each_write() {
+        let (addr, peer) = acking_peer().await;
+        let mut wire = Wire::connect(&options(addr, 10))
+            .await
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        let connect_writes = wire.writes;
+        let topics: Vec<String> = (0..60).map(|i| format!("t/{i}")).collect();
+        let mut tracker = AckTracker::new(60);
+        let mut sent = 0;
+        let payload = |_i: usize| -> &'static [u8] { b"{}" };
+        publish_all(
+            &mut wire,
+            &topics,
+            payload,
+            1,
+            false,
+            &mut tracker,
+            &mut sent,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("{f:?}"));
+        assert!(tracker.all_settled());
+        // At most 10 unacknowledged at a time: at least 6 writes for 60 publishes.
+        assert!(wire.writes - connect_writes >= 6, "{}", wire.writes);
+        drop(wire);
+        assert_eq!(peer.await.unwrap_or_else(|e| panic!("{e}")), 60);
     }
 
     #[test]

@@ -362,6 +362,30 @@ mod tests {
         for r in &records {
             assert_same(r);
         }
+        // Writing a line allocates nothing once the buffer has room (the old path built a
+        // `serde_json::Value` per record: a map node per key, a string per value).
+        let mut out = Vec::with_capacity(1 << 16);
+        for r in &records {
+            write_line(&mut out, r);
+        }
+        out.clear();
+        let info = allocation_counter::measure(|| {
+            for r in &records {
+                write_line(&mut out, r);
+            }
+        });
+        assert_eq!(
+            info.count_total,
+            0,
+            "allocations writing {} lines",
+            records.len()
+        );
+        let old = allocation_counter::measure(|| {
+            for r in &records {
+                std::hint::black_box(crate::json::record_line(r, None));
+            }
+        });
+        assert!(old.count_total > 0, "the counter counts on this thread");
         assert!(line(&records[0]).contains(r#""spans":[{"fields":{"n":3,"tenant":"t1"},"name":"outer"},{"fields":{"a":"x","b":2},"name":"inner"}]"#), "{}", line(&records[0]));
     }
 }

@@ -1,6 +1,7 @@
 //! Benchmarks of the ECS layer (figures in `crates/ecs-metrics/docs/benchmarks.md`).
 //!
 //! * `encode/timer`: the ECS document encoder alone (action line + document), per document.
+//! * `doc_id/event`: the `_id` alone (SHA-256 over the record's identity), per record.
 //! * `encode_batch/event`, `encode_batch/timer`: a 1 000-record batch encoded as the sink does
 //!   (the benchmark harness's 5-field event; span timings).
 //! * `deliver/timers`: timers submitted from one thread, encoded and delivered to the testkit
@@ -72,6 +73,23 @@ fn bench_event(i: u64) -> Record {
         .with_source_position("logship_bench", "src/lib.rs", 25)
         .with_tracking_id(TrackingId::new())
         .build()
+}
+
+/// The `_id` alone (SHA-256 over the record's identity), per record of the harness's event.
+fn doc_id(c: &mut Criterion) {
+    let events: Vec<Record> = (0..1000).map(bench_event).collect();
+    let mut g = c.benchmark_group("doc_id");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("event", |b| {
+        b.iter(|| {
+            let mut x = 0u8;
+            for r in &events {
+                x ^= logship_ecs_metrics::__bench::doc_id(r)[0];
+            }
+            black_box(x)
+        })
+    });
+    g.finish();
 }
 
 /// A 1 000-record batch as the sink encodes it (one `event.created` time per batch): the
@@ -213,6 +231,7 @@ fn caller(c: &mut Criterion) {
 criterion_group!(
     benches,
     encode,
+    doc_id,
     encode_batch,
     deliver,
     receiver,

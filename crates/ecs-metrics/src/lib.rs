@@ -221,6 +221,11 @@ pub mod __bench {
             }
         }
     }
+
+    /// The `_id` of `r`'s document (a UUID v8 over the record's identity, SHA-256).
+    pub fn doc_id(r: &Record) -> [u8; 16] {
+        *crate::encode::doc_id(r).0.as_bytes()
+    }
 }
 
 #[doc(hidden)]

@@ -75,6 +75,7 @@ pub enum IngestionMode {
 /// | [`with_call_site_columns`](KustoBuilder::with_call_site_columns) | off |
 /// | [`with_level_names`](KustoBuilder::with_level_names) | [`LevelNames::Tracing`] (`WARN`) |
 /// | [`with_max_request_bytes`](KustoBuilder::with_max_request_bytes) | 4 MiB of uncompressed rows per streaming request |
+/// | [`with_gzip_level`](KustoBuilder::with_gzip_level) | 1 (fastest) |
 /// | [`with_fallback_after_attempts`](KustoBuilder::with_fallback_after_attempts) | 3 |
 /// | [`with_request_timeout`](KustoBuilder::with_request_timeout) | 30 s per HTTP request |
 /// | [`with_connect_timeout`](KustoBuilder::with_connect_timeout) | 10 s per connection (TCP and TLS handshake) |
@@ -107,6 +108,7 @@ pub struct KustoBuilder {
     create_table: bool,
     layout: TableLayout,
     max_request_bytes: usize,
+    gzip_level: u32,
     fallback_after_attempts: u32,
     request_timeout: Duration,
     connect_timeout: Duration,
@@ -167,6 +169,7 @@ impl Default for KustoBuilder {
             create_table: false,
             layout: TableLayout::new(),
             max_request_bytes: STREAMING_LIMIT_BYTES,
+            gzip_level: crate::encode::GZIP_LEVEL,
             fallback_after_attempts: 3,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
@@ -445,6 +448,17 @@ impl KustoBuilder {
             ..self
         }
     }
+    /// The gzip (deflate) level of request bodies: 0 (stored, no compression) to 9 (smallest,
+    /// slowest); default 1, the fastest level that compresses. The streaming request limit
+    /// applies to the uncompressed rows, so a higher level only saves wire bytes, at several
+    /// times the worker's CPU per row (zlib's levels, RFC 1951; with the workspace's zlib-rs
+    /// backend, level 1 is its `deflate_quick`). Raise it for a metered or slow link.
+    pub fn with_gzip_level(self, level: u32) -> Self {
+        Self {
+            gzip_level: level,
+            ..self
+        }
+    }
     /// In [`IngestionMode::Managed`], the attempt of a batch from which a throttled or
     /// transiently failed streaming request falls back to queued ingestion (default 3: two
     /// retries with the core's backoff first; 1 = at the first failure).
@@ -590,6 +604,15 @@ impl KustoBuilder {
                 ),
             ));
         }
+        if self.gzip_level > 9 {
+            return Err(KustoError::invalid(
+                "with_gzip_level",
+                format!(
+                    "is {}; use 0 (no compression) ..= 9 (smallest)",
+                    self.gzip_level
+                ),
+            ));
+        }
         if self.fallback_after_attempts == 0 {
             return Err(KustoError::invalid(
                 "with_fallback_after_attempts",
@@ -671,6 +694,7 @@ impl KustoBuilder {
             mapping: self.mapping,
             mode: self.mode,
             max_request_bytes: self.max_request_bytes,
+            gzip_level: self.gzip_level,
             fallback_after_attempts: self.fallback_after_attempts,
             create_table: self.create_table,
             layout: self.layout,
@@ -772,6 +796,10 @@ mod tests {
                 .with_no_authentication()
                 .with_max_request_bytes(5 * 1024 * 1024))
             .starts_with("`with_max_request_bytes` is 5242880 bytes")
+        );
+        assert_eq!(
+            err(full().with_no_authentication().with_gzip_level(10)),
+            "`with_gzip_level` is 10; use 0 (no compression) ..= 9 (smallest)"
         );
         assert!(
             err(full()

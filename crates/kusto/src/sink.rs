@@ -28,6 +28,7 @@ pub(crate) struct Settings {
     pub(crate) mapping: Option<String>,
     pub(crate) mode: IngestionMode,
     pub(crate) max_request_bytes: usize,
+    pub(crate) gzip_level: u32,
     pub(crate) fallback_after_attempts: u32,
     pub(crate) create_table: bool,
     pub(crate) layout: encode::TableLayout,
@@ -64,9 +65,9 @@ enum Body {
 impl KustoSink {
     pub(crate) fn new(s: Settings, enc: RowEncoder, config: HttpConfig, auth: Auth) -> Self {
         Self {
+            batch: BatchEncoder::with_level(s.gzip_level),
             s,
             enc,
-            batch: BatchEncoder::new(),
             config,
             http: None,
             auth,
@@ -491,7 +492,7 @@ impl Sink for KustoSink {
             let (gz, raw_len) = match body {
                 Body::Gzip { gz, raw_len } => (gz, raw_len),
                 Body::Raw(raw) => (
-                    Bytes::from(logship_core::compress::gzip(&raw, encode::GZIP_LEVEL)),
+                    Bytes::from(logship_core::compress::gzip(&raw, self.s.gzip_level)),
                     raw.len(),
                 ),
             };

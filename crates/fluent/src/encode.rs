@@ -87,6 +87,9 @@ pub(crate) struct EncodeSettings {
     pub(crate) max_record_bytes: usize,
     /// CompressedPackedForward: most uncompressed entry bytes per request.
     pub(crate) max_compressed_request_bytes: usize,
+    /// Forward, PackedForward and CompressedPackedForward: the target of entry bytes per
+    /// request (chunk); a tag's entries beyond it go in further requests.
+    pub(crate) chunk_bytes: usize,
     pub(crate) mode: Mode,
 }
 
@@ -102,6 +105,7 @@ impl Default for EncodeSettings {
             hostname: String::new(),
             max_record_bytes: usize::MAX,
             max_compressed_request_bytes: usize::MAX,
+            chunk_bytes: usize::MAX,
             mode: Mode::PackedForward,
         }
     }
@@ -467,12 +471,15 @@ impl Encoder {
             }
             return enc;
         }
-        // Group by tag, in order of first appearance. A compressed group that would pass the
-        // request limit (uncompressed) is closed and a new one opened for the same tag.
+        // Group by tag, in order of first appearance. A group whose entries pass the chunk
+        // size target (for a compressed one: also the request limit, uncompressed) is closed
+        // and a new one opened for the same tag. The split is greedy from a tag's first
+        // record, so re-encoding the records of a tag's last chunks alone (a partial resend)
+        // cuts them at the same places and gives them the same chunk ids.
         let split_at = if self.s.mode == Mode::CompressedPackedForward {
-            self.s.max_compressed_request_bytes
+            self.s.max_compressed_request_bytes.min(self.s.chunk_bytes)
         } else {
-            usize::MAX
+            self.s.chunk_bytes
         };
         let mut closed: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
         let mut groups: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
@@ -483,7 +490,9 @@ impl Encoder {
                 None => {
                     groups.push((
                         tag.clone(),
-                        Vec::with_capacity(records.len() * 160),
+                        Vec::with_capacity(
+                            (records.len() * 160).min(split_at.saturating_add(4096)),
+                        ),
                         Vec::new(),
                     ));
                     groups.len() - 1

@@ -100,7 +100,10 @@ mod sink;
 pub mod template;
 mod transport;
 
-pub use config::{DEFAULT_MAX_COMPRESSED_REQUEST_BYTES, DEFAULT_MAX_RECORD_BYTES, FluentBuilder};
+pub use config::{
+    DEFAULT_CHUNK_BYTES, DEFAULT_MAX_CHUNKS_IN_FLIGHT, DEFAULT_MAX_COMPRESSED_REQUEST_BYTES,
+    DEFAULT_MAX_RECORD_BYTES, FluentBuilder,
+};
 pub use encode::{Mode, SpanStyle, TagLabel, TimeFormat};
 pub use error::{FluentError, Secret};
 pub use logship_tls::TlsOptions;

@@ -723,6 +723,7 @@ mod tests {
     use super::*;
     use logship_core::{Level, Snapshot, SourceFqn};
     use rmpv::Value as V;
+    use std::collections::BTreeSet;
 
     const T0: u64 = 1_700_000_000_123_456_789;
 
@@ -751,6 +752,64 @@ mod tests {
 
     /// `[time, {"message":"hi","level":"INFO","target":"web","n":7}]`, byte for byte.
     const ENTRY: &[u8] = b"\x92\xd7\x00\x65\x53\xf1\x00\x07\x5b\xcd\x15\x84\xa7message\xa2hi\xa5level\xa4INFO\xa6target\xa3web\xa1n\x07";
+
+    /// Records of two tags, interleaved, each a little over 100 bytes encoded.
+    fn two_tags(n: u64) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                Record::event(Level::INFO, if i % 3 == 0 { "a" } else { "b" })
+                    .with_timestamp(Timestamp::from_nanos(T0 + i))
+                    .with_message(&"x".repeat(60 + (i % 7) as usize))
+                    .with_field("i", i)
+                    .build()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_stay_under_the_target_and_a_partial_resend_keeps_their_ids() {
+        let mut e = enc(Mode::PackedForward);
+        e.s.chunk_bytes = 4096;
+        let records = two_tags(600);
+        let ids = ChunkIds {
+            salt: [3; 16],
+            batch_id: 9,
+        };
+        let all = e.encode_batch(&records, Some(&ids));
+        assert!(all.requests.len() > 10, "{}", all.requests.len());
+        let mut seen: Vec<usize> = Vec::new();
+        for r in &all.requests {
+            // Framing adds a few bytes to the entries; the entries keep under the target.
+            assert!(r.bytes.len() < 4096 + 64, "{}", r.bytes.len());
+            seen.extend(&r.records);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..600).collect::<Vec<_>>(), "every record once");
+        // Every suffix of the requests (what in-order acks leave unacknowledged), encoded
+        // again alone, gives the same requests and chunk ids.
+        for from in [1, all.requests.len() / 2, all.requests.len() - 1] {
+            let mut idx: Vec<usize> = all.requests[from..]
+                .iter()
+                .flat_map(|r| r.records.iter().copied())
+                .collect();
+            idx.sort_unstable();
+            let subset: Vec<&Record> = idx.iter().map(|&i| &records[i]).collect();
+            let again = e.encode_batch(&subset, Some(&ids));
+            let want: BTreeSet<&str> = all.requests[from..]
+                .iter()
+                .map(|r| r.chunk.as_deref().unwrap())
+                .collect();
+            let got: BTreeSet<&str> = again
+                .requests
+                .iter()
+                .map(|r| r.chunk.as_deref().unwrap())
+                .collect();
+            assert_eq!(got, want, "resend of the requests from {from} on");
+        }
+        // Without a target: one request per tag.
+        e.s.chunk_bytes = usize::MAX;
+        assert_eq!(e.encode_batch(&records, Some(&ids)).requests.len(), 2);
+    }
 
     #[test]
     fn golden_entry() {

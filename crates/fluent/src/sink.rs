@@ -332,9 +332,9 @@ impl FluentSink {
     }
 }
 
-/// The requests' bytes, grouped into write units of about `chunk_bytes` each: a request of
-/// that size or more is a unit of its own (moved, not copied); smaller consecutive requests
-/// (Message mode, small tags) are copied into one buffer until it reaches `chunk_bytes`. Each
+/// The requests' bytes, grouped into write units of at most `chunk_bytes` each (or one
+/// larger request): consecutive requests that fit together (Message mode, small tags) are
+/// copied into one buffer; a request alone in its unit is moved, not copied. Each
 /// unit is one slot of the window. Only the chunk ids of the requests are used from there on.
 fn take_units(
     requests: &mut [crate::encode::Request],
@@ -344,13 +344,11 @@ fn take_units(
     let mut k = 0;
     while k < requests.len() {
         let start = k;
-        let mut len = 0usize;
-        while k < requests.len() && (k == start || len < chunk_bytes) {
-            len = len.saturating_add(requests[k].bytes.len());
+        let mut len = requests[k].bytes.len();
+        k += 1;
+        while k < requests.len() && len.saturating_add(requests[k].bytes.len()) <= chunk_bytes {
+            len += requests[k].bytes.len();
             k += 1;
-            if len >= chunk_bytes {
-                break;
-            }
         }
         let wire = if k - start == 1 {
             std::mem::take(&mut requests[start].bytes)
@@ -668,5 +666,40 @@ impl Sink for FluentSink {
                 c.close(Duration::from_millis(500)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::Request;
+
+    fn req(len: usize, k: usize) -> Request {
+        Request {
+            bytes: vec![u8::try_from(k % 256).unwrap_or(0); len],
+            chunk: Some(format!("c{k}")),
+            records: vec![k],
+        }
+    }
+
+    #[test]
+    fn units_hold_one_large_request_or_small_ones_up_to_the_chunk_size() {
+        // Large requests: one unit each, moved.
+        let mut large: Vec<Request> = (0..3).map(|k| req(1000, k)).collect();
+        let units = take_units(&mut large, 1000);
+        let ranges: Vec<_> = units.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(ranges, vec![0..1, 1..2, 2..3]);
+        assert!(large.iter().all(|r| r.bytes.is_empty()));
+        // Small requests (Message mode): grouped until the unit reaches the size.
+        let mut small: Vec<Request> = (0..10).map(|k| req(300, k)).collect();
+        let units = take_units(&mut small, 1000);
+        let ranges: Vec<_> = units.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(ranges, vec![0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(units[0].1.len(), 900);
+        assert_eq!(&units[0].1[300..600], &[1u8; 300][..], "requests in order");
+        assert_eq!(units[3].1.len(), 300);
+        // Just under the size (what the encoder's chunks are): never two in one unit.
+        let mut chunks: Vec<Request> = (0..3).map(|k| req(990, k)).collect();
+        assert_eq!(take_units(&mut chunks, 1000).len(), 3);
     }
 }

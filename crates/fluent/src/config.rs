@@ -214,8 +214,11 @@ impl FluentBuilder {
             ..self
         }
     }
-    /// How long to wait for a batch's acks after writing it (default 30 s; Fluentd's own
-    /// out_forward waits 190 s). Keep it below the pipeline's send timeout (60 s).
+    /// How long to wait for a chunk's ack after writing it (default 30 s; Fluentd's own
+    /// out_forward waits 190 s, its `ack_response_timeout`,
+    /// <https://docs.fluentd.org/output/forward>): the clock of the oldest chunk not yet
+    /// acknowledged runs. Keep it below the pipeline's send timeout (60 s), which bounds the
+    /// whole batch.
     pub fn with_ack_timeout(self, d: Duration) -> Self {
         Self {
             ack_timeout: d,

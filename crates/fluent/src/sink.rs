@@ -8,10 +8,13 @@
 //!   skipped for a backoff (250 ms doubling to 30 s) while the next ones take over, and is tried
 //!   again when its backoff ends (fail back). With round-robin, consecutive batches go to
 //!   consecutive servers.
-//! * **Acks**: every request carries a `chunk`; the batch counts as delivered only when every
-//!   request's ack has come back. A missing, late or wrong ack, or a broken connection, closes
-//!   the connection and returns [`Outcome::Retry`] (or [`Outcome::Partial`] for the requests
-//!   that were not acknowledged); the resend carries the same chunk ids.
+//! * **Acks**: every request (chunk) carries a `chunk` id; the batch's chunks are written in
+//!   order with up to `max_chunks_in_flight` of them awaiting acks, which are read on the
+//!   other half of the connection meanwhile. A chunk's records are delivered when its ack comes
+//!   back. A missing, late or wrong ack, a failed write or a broken connection closes the
+//!   connection and returns [`Outcome::Retry`] (nothing acknowledged) or [`Outcome::Partial`]
+//!   (retry only the records of the chunks not acknowledged); the resend carries the same
+//!   chunk ids.
 //! * **Keep-alive denied**: a server whose HELO says `keepalive: false` gets one request per
 //!   connection (write, ack, close, handshake again), as it closes after each request. With
 //!   acks, a server that says nothing but closes two connections in a row right after one

@@ -3,9 +3,11 @@
 //!
 //! The server is testkit's `FluentReceiver` with `with_processing_delay(per_request,
 //! per_event)`: after decoding a request it is busy for that long (a timer, not a busy loop)
-//! before it acks, one request at a time per connection, as Fluentd's `in_forward` is. Its busy
-//! share is the modelled processing time over the wall-clock time of the run: 100 % means the
-//! server never waited for the client.
+//! before it acks, one request at a time per connection, as Fluentd's `in_forward` is. It
+//! prints the share of the run's wall-clock time the receiver spent in that modelled
+//! processing (`server_processing`) and waiting for the client with nothing to handle
+//! (`server_idle`, `FluentStats::idle_ns`); the rest is the receiver decoding and
+//! acknowledging. `server_idle` near 0 means the server never waited for the client.
 //!
 //! ```text
 //! cargo run --release -p logship-fluent --example ack_window -- \
@@ -13,9 +15,9 @@
 //! ```
 //!
 //! `window=1 chunk_bytes=max` is the layer before chunking (one request per batch, written,
-//! then its ack awaited). Prints one line: events/s delivered (acknowledged), the server's busy
-//! share, the share of a core the process used (the layer's worker, the caller and the
-//! receiver's decoding), and the counts that tell what happened.
+//! then its ack awaited). Prints one line: events/s delivered (acknowledged), those shares,
+//! the share of a core the process used (the layer's worker, the caller and the receiver),
+//! and the counts that tell what happened.
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -103,7 +105,7 @@ fn main() {
     let secs = wall.as_secs_f64();
     println!(
         "window={window} chunk_bytes={} events={events} per_event={per_event:?} per_request={per_request:?} \
-         batch_records={batch_records} | delivered/s={:.0} wall={:.2}s server_busy={:.0}% process_cpu={:.0}% | \
+         batch_records={batch_records} | delivered/s={:.0} wall={:.2}s server_processing={:.0}% server_idle={:.0}% process_cpu={:.0}% | \
          delivered={} undelivered={} retries={} requests={} acks={} max_awaiting_ack={} dup_chunks={}",
         if chunk_bytes == usize::MAX {
             "max".to_string()
@@ -113,6 +115,7 @@ fn main() {
         s.delivered as f64 / secs,
         secs,
         100.0 * rs.processing_ns as f64 / 1e9 / secs,
+        100.0 * rs.idle_ns as f64 / 1e9 / secs,
         100.0 * cpu.as_secs_f64() / secs,
         s.delivered,
         s.undelivered(),

@@ -196,7 +196,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
             close(stream).await;
             return;
         }
-        if !inb.read_more(&mut stream, &shared).await && inb.eof {
+        let idle_since = std::time::Instant::now();
+        let more = inb.read_more(&mut stream, &shared).await;
+        if acks.requests > 0 && !inb.eof {
+            // Waiting for the client with nothing to handle (after the first request, so that
+            // a connection opened ahead of use does not count).
+            shared.counters.idle_ns.fetch_add(
+                u64::try_from(idle_since.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
+        if !more && inb.eof {
             if !inb.buf.is_empty() {
                 shared.protocol_error(
                     id,

@@ -349,6 +349,13 @@ pub struct FluentStats {
     /// Total modelled processing time of [`FluentReceiverBuilder::with_processing_delay`], in
     /// nanoseconds, all connections.
     pub processing_ns: u64,
+    /// Time connections spent waiting for the client with no complete request to handle,
+    /// in nanoseconds, summed over connections, counted from each connection's first request
+    /// that asked for an ack on (a connection opened ahead of use does not count), until it
+    /// closes. With one connection, `1 − idle_ns ÷ wall time` is the share of the run the
+    /// receiver was busy (decoding, processing, acknowledging): what a client that keeps
+    /// chunks in flight drives towards 100 %.
+    pub idle_ns: u64,
     /// The most requests one connection had received completely and not yet acknowledged,
     /// seen each time an ack is about to be written (the one being acknowledged included): 1
     /// for a client that waits for each ack before writing the next request; up to its
@@ -405,6 +412,7 @@ struct Counters {
     dropped_after_keepalive_close: AtomicU64,
     records_with_repeated_keys: AtomicU64,
     processing_ns: AtomicU64,
+    idle_ns: AtomicU64,
     max_requests_awaiting_ack: AtomicU64,
     max_requests_before_first_ack: AtomicU64,
 }
@@ -926,6 +934,7 @@ impl FluentReceiver {
             dropped_after_keepalive_close: g(&c.dropped_after_keepalive_close),
             records_with_repeated_keys: g(&c.records_with_repeated_keys),
             processing_ns: g(&c.processing_ns),
+            idle_ns: g(&c.idle_ns),
             max_requests_awaiting_ack: g(&c.max_requests_awaiting_ack),
             max_requests_before_first_ack: g(&c.max_requests_before_first_ack),
         }
@@ -968,6 +977,7 @@ impl FluentReceiver {
             &c.dropped_after_keepalive_close,
             &c.records_with_repeated_keys,
             &c.processing_ns,
+            &c.idle_ns,
             &c.max_requests_awaiting_ack,
             &c.max_requests_before_first_ack,
         ] {

@@ -541,6 +541,13 @@ mod tests {
         assert!(err(b().with_server("nope:x")).contains("invalid server address `nope:x`"));
         assert!(err(b().with_ack_timeout(Duration::ZERO)).contains("`with_ack_timeout` is 0ns"));
         assert!(err(b().with_connect_timeout(Duration::MAX)).contains("at most 10 min"));
+        assert!(err(b().with_chunk_bytes(100)).contains("`with_chunk_bytes` is 100"));
+        for n in [0, 1025] {
+            assert!(
+                err(b().with_max_chunks_in_flight(n))
+                    .contains(&format!("`with_max_chunks_in_flight` is {n}; use 1"))
+            );
+        }
         assert!(err(b().with_credentials("u", "p")).contains("add `with_shared_key`"));
         assert!(
             err(b().with_record_template("k", "{bogus}")).contains("unknown placeholder `{bogus}`")

@@ -24,7 +24,9 @@ use crate::transport::{Endpoint, tls_setup};
 /// | [`with_mode`](FluentBuilder::with_mode) | [`Mode::PackedForward`] | |
 /// | [`with_time_format`](FluentBuilder::with_time_format) | [`TimeFormat::EventTime`] (ns) | |
 /// | [`with_require_ack`](FluentBuilder::with_require_ack) | **on** (at-least-once) | off: at-most-once |
-/// | [`with_ack_timeout`](FluentBuilder::with_ack_timeout) | 30 s | per batch |
+/// | [`with_ack_timeout`](FluentBuilder::with_ack_timeout) | 30 s | per chunk, from its write |
+/// | [`with_chunk_bytes`](FluentBuilder::with_chunk_bytes) | 256 KiB ([`DEFAULT_CHUNK_BYTES`]) | entry bytes per request (chunk) target |
+/// | [`with_max_chunks_in_flight`](FluentBuilder::with_max_chunks_in_flight) | 4 ([`DEFAULT_MAX_CHUNKS_IN_FLIGHT`]) | chunks written and awaiting their acks; 1: write, await the ack, then the next |
 /// | [`with_connect_timeout`](FluentBuilder::with_connect_timeout) | 5 s | TCP + TLS + handshake |
 /// | [`with_shared_key`](FluentBuilder::with_shared_key) | none (no handshake) | |
 /// | [`with_self_hostname`](FluentBuilder::with_self_hostname) | this host's name | sent in PING |
@@ -65,6 +67,8 @@ pub struct FluentBuilder {
     hostname: Option<String>,
     max_record_bytes: usize,
     max_compressed_request_bytes: usize,
+    chunk_bytes: usize,
+    max_chunks_in_flight: usize,
     pipeline: PipelineBuilder,
     /// A problem found by `from_env` or a `FluentConfig`, reported first by `build()`.
     deferred: Option<FluentError>,
@@ -101,6 +105,8 @@ impl std::fmt::Debug for FluentBuilder {
                 "max_compressed_request_bytes",
                 &self.max_compressed_request_bytes,
             )
+            .field("chunk_bytes", &self.chunk_bytes)
+            .field("max_chunks_in_flight", &self.max_chunks_in_flight)
             .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
@@ -112,6 +118,16 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
 /// Fluent Bit's default `Buffer_Chunk_Size` of 1 024 000 (see
 /// [`FluentBuilder::with_max_compressed_request_bytes`]).
 pub const DEFAULT_MAX_COMPRESSED_REQUEST_BYTES: usize = 1_000_000;
+/// Default chunk size target: 256 KiB of entries per request (see
+/// [`FluentBuilder::with_chunk_bytes`]).
+pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;
+/// Default window: 4 chunks written and awaiting their acks (see
+/// [`FluentBuilder::with_max_chunks_in_flight`]).
+pub const DEFAULT_MAX_CHUNKS_IN_FLIGHT: usize = 4;
+/// Smallest chunk size target `build()` accepts.
+const MIN_CHUNK_BYTES: usize = 1024;
+/// Largest window `build()` accepts.
+const MAX_CHUNKS_IN_FLIGHT: usize = 1024;
 
 impl FluentBuilder {
     pub(crate) fn new(tag_prefix: &str) -> Self {
@@ -135,6 +151,8 @@ impl FluentBuilder {
             hostname: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_compressed_request_bytes: DEFAULT_MAX_COMPRESSED_REQUEST_BYTES,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+            max_chunks_in_flight: DEFAULT_MAX_CHUNKS_IN_FLIGHT,
             pipeline: PipelineBuilder::new()
                 .with_max_batch_records(4096)
                 .with_max_batch_bytes(4 * 1024 * 1024)
@@ -196,8 +214,11 @@ impl FluentBuilder {
             ..self
         }
     }
-    /// How long to wait for a batch's acks after writing it (default 30 s; Fluentd's own
-    /// out_forward waits 190 s). Keep it below the pipeline's send timeout (60 s).
+    /// How long to wait for a chunk's ack after writing it (default 30 s; Fluentd's own
+    /// out_forward waits 190 s, its `ack_response_timeout`,
+    /// <https://docs.fluentd.org/output/forward>): the clock of the oldest chunk not yet
+    /// acknowledged runs. Keep it below the pipeline's send timeout (60 s), which bounds the
+    /// whole batch.
     pub fn with_ack_timeout(self, d: Duration) -> Self {
         Self {
             ack_timeout: d,
@@ -312,6 +333,40 @@ impl FluentBuilder {
             ..self
         }
     }
+    /// The chunk size target, in bytes of encoded `[time, record]` entries per request
+    /// (default [`DEFAULT_CHUNK_BYTES`], 256 KiB; at least 1 024). In Forward, PackedForward
+    /// and CompressedPackedForward a tag's entries beyond it go in further requests, each with
+    /// its own `chunk` id and ack, so that several can be in flight (see
+    /// [`with_max_chunks_in_flight`](Self::with_max_chunks_in_flight)); a request holds at
+    /// least one record, so one record larger than this is a request of its own. In Message
+    /// mode (one request per record) consecutive requests are written together up to this
+    /// size and count as one chunk of the window. CompressedPackedForward also keeps to
+    /// [`with_max_compressed_request_bytes`](Self::with_max_compressed_request_bytes).
+    /// `usize::MAX` gives one request per tag per batch (the behaviour before chunking).
+    pub fn with_chunk_bytes(self, n: usize) -> Self {
+        Self {
+            chunk_bytes: n,
+            ..self
+        }
+    }
+    /// How many chunks may be written and awaiting their acks at once on a connection
+    /// (default [`DEFAULT_MAX_CHUNKS_IN_FLIGHT`], 4; from 1 to 1 024). The sink keeps writing
+    /// a batch's next chunks while it reads the acks of the earlier ones, so a server never
+    /// waits for the client between chunks; with `1` it writes a chunk, awaits its ack, then
+    /// writes the next. Each chunk's records count as delivered when its ack arrives; a
+    /// missing, late or wrong ack, or a broken connection, fails only the chunks not yet
+    /// acknowledged, and only their records are sent again (with the same chunk ids). Bytes
+    /// in flight stay under about this × [`with_chunk_bytes`](Self::with_chunk_bytes).
+    /// Without acks it has no effect. Fluentd's `in_forward` reads and acknowledges the
+    /// requests of a connection in order, so a window costs it nothing; its own
+    /// `out_forward` with `require_ack_response` likewise sends further chunks before the
+    /// earlier ones are acknowledged (<https://docs.fluentd.org/output/forward>).
+    pub fn with_max_chunks_in_flight(self, n: usize) -> Self {
+        Self {
+            max_chunks_in_flight: n,
+            ..self
+        }
+    }
     /// Changes core pipeline settings (queue, batching, retry, breaker, undelivered callback,
     /// source FQN, …) on top of the Fluent defaults in the [builder docs](FluentBuilder).
     pub fn with_pipeline(self, f: impl FnOnce(PipelineBuilder) -> PipelineBuilder) -> Self {
@@ -367,6 +422,21 @@ impl FluentBuilder {
                 setting: "with_max_compressed_request_bytes",
                 value: self.max_compressed_request_bytes.to_string(),
                 hint: "allow at least 1 024 bytes per compressed request",
+            });
+        }
+        if self.chunk_bytes < MIN_CHUNK_BYTES {
+            return Err(FluentError::Setting {
+                setting: "with_chunk_bytes",
+                value: self.chunk_bytes.to_string(),
+                hint: "allow at least 1 024 bytes per chunk (256 KiB to 1 MiB suits Fluentd \
+                       and Fluent Bit)",
+            });
+        }
+        if self.max_chunks_in_flight == 0 || self.max_chunks_in_flight > MAX_CHUNKS_IN_FLIGHT {
+            return Err(FluentError::Setting {
+                setting: "with_max_chunks_in_flight",
+                value: self.max_chunks_in_flight.to_string(),
+                hint: "use 1 (one chunk at a time) to 1 024",
             });
         }
         if self.max_record_bytes == 0 {
@@ -432,6 +502,7 @@ impl FluentBuilder {
             hostname: self.hostname.unwrap_or(this_host),
             max_record_bytes: self.max_record_bytes,
             max_compressed_request_bytes: self.max_compressed_request_bytes,
+            chunk_bytes: self.chunk_bytes,
             mode: self.mode,
         });
         let sink = FluentSink::new(
@@ -441,6 +512,8 @@ impl FluentBuilder {
                 tls,
                 require_ack: self.require_ack,
                 ack_timeout: self.ack_timeout,
+                chunk_bytes: self.chunk_bytes,
+                max_chunks_in_flight: self.max_chunks_in_flight,
                 connect_timeout: self.connect_timeout,
                 round_robin: self.round_robin,
                 credentials,
@@ -468,6 +541,13 @@ mod tests {
         assert!(err(b().with_server("nope:x")).contains("invalid server address `nope:x`"));
         assert!(err(b().with_ack_timeout(Duration::ZERO)).contains("`with_ack_timeout` is 0ns"));
         assert!(err(b().with_connect_timeout(Duration::MAX)).contains("at most 10 min"));
+        assert!(err(b().with_chunk_bytes(100)).contains("`with_chunk_bytes` is 100"));
+        for n in [0, 1025] {
+            assert!(
+                err(b().with_max_chunks_in_flight(n))
+                    .contains(&format!("`with_max_chunks_in_flight` is {n}; use 1"))
+            );
+        }
         assert!(err(b().with_credentials("u", "p")).contains("add `with_shared_key`"));
         assert!(
             err(b().with_record_template("k", "{bogus}")).contains("unknown placeholder `{bogus}`")

@@ -87,6 +87,9 @@ pub(crate) struct EncodeSettings {
     pub(crate) max_record_bytes: usize,
     /// CompressedPackedForward: most uncompressed entry bytes per request.
     pub(crate) max_compressed_request_bytes: usize,
+    /// Forward, PackedForward and CompressedPackedForward: the target of entry bytes per
+    /// request (chunk); a tag's entries beyond it go in further requests.
+    pub(crate) chunk_bytes: usize,
     pub(crate) mode: Mode,
 }
 
@@ -102,6 +105,7 @@ impl Default for EncodeSettings {
             hostname: String::new(),
             max_record_bytes: usize::MAX,
             max_compressed_request_bytes: usize::MAX,
+            chunk_bytes: usize::MAX,
             mode: Mode::PackedForward,
         }
     }
@@ -467,12 +471,15 @@ impl Encoder {
             }
             return enc;
         }
-        // Group by tag, in order of first appearance. A compressed group that would pass the
-        // request limit (uncompressed) is closed and a new one opened for the same tag.
+        // Group by tag, in order of first appearance. A group whose entries pass the chunk
+        // size target (for a compressed one: also the request limit, uncompressed) is closed
+        // and a new one opened for the same tag. The split is greedy from a tag's first
+        // record, so re-encoding the records of a tag's last chunks alone (a partial resend)
+        // cuts them at the same places and gives them the same chunk ids.
         let split_at = if self.s.mode == Mode::CompressedPackedForward {
-            self.s.max_compressed_request_bytes
+            self.s.max_compressed_request_bytes.min(self.s.chunk_bytes)
         } else {
-            usize::MAX
+            self.s.chunk_bytes
         };
         let mut closed: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
         let mut groups: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
@@ -483,7 +490,9 @@ impl Encoder {
                 None => {
                     groups.push((
                         tag.clone(),
-                        Vec::with_capacity(records.len() * 160),
+                        Vec::with_capacity(
+                            (records.len() * 160).min(split_at.saturating_add(4096)),
+                        ),
                         Vec::new(),
                     ));
                     groups.len() - 1
@@ -714,6 +723,7 @@ mod tests {
     use super::*;
     use logship_core::{Level, Snapshot, SourceFqn};
     use rmpv::Value as V;
+    use std::collections::BTreeSet;
 
     const T0: u64 = 1_700_000_000_123_456_789;
 
@@ -742,6 +752,64 @@ mod tests {
 
     /// `[time, {"message":"hi","level":"INFO","target":"web","n":7}]`, byte for byte.
     const ENTRY: &[u8] = b"\x92\xd7\x00\x65\x53\xf1\x00\x07\x5b\xcd\x15\x84\xa7message\xa2hi\xa5level\xa4INFO\xa6target\xa3web\xa1n\x07";
+
+    /// Records of two tags, interleaved, each a little over 100 bytes encoded.
+    fn two_tags(n: u64) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                Record::event(Level::INFO, if i % 3 == 0 { "a" } else { "b" })
+                    .with_timestamp(Timestamp::from_nanos(T0 + i))
+                    .with_message(&"x".repeat(60 + (i % 7) as usize))
+                    .with_field("i", i)
+                    .build()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_stay_under_the_target_and_a_partial_resend_keeps_their_ids() {
+        let mut e = enc(Mode::PackedForward);
+        e.s.chunk_bytes = 4096;
+        let records = two_tags(600);
+        let ids = ChunkIds {
+            salt: [3; 16],
+            batch_id: 9,
+        };
+        let all = e.encode_batch(&records, Some(&ids));
+        assert!(all.requests.len() > 10, "{}", all.requests.len());
+        let mut seen: Vec<usize> = Vec::new();
+        for r in &all.requests {
+            // Framing adds a few bytes to the entries; the entries keep under the target.
+            assert!(r.bytes.len() < 4096 + 64, "{}", r.bytes.len());
+            seen.extend(&r.records);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..600).collect::<Vec<_>>(), "every record once");
+        // Every suffix of the requests (what in-order acks leave unacknowledged), encoded
+        // again alone, gives the same requests and chunk ids.
+        for from in [1, all.requests.len() / 2, all.requests.len() - 1] {
+            let mut idx: Vec<usize> = all.requests[from..]
+                .iter()
+                .flat_map(|r| r.records.iter().copied())
+                .collect();
+            idx.sort_unstable();
+            let subset: Vec<&Record> = idx.iter().map(|&i| &records[i]).collect();
+            let again = e.encode_batch(&subset, Some(&ids));
+            let want: BTreeSet<&str> = all.requests[from..]
+                .iter()
+                .map(|r| r.chunk.as_deref().unwrap())
+                .collect();
+            let got: BTreeSet<&str> = again
+                .requests
+                .iter()
+                .map(|r| r.chunk.as_deref().unwrap())
+                .collect();
+            assert_eq!(got, want, "resend of the requests from {from} on");
+        }
+        // Without a target: one request per tag.
+        e.s.chunk_bytes = usize::MAX;
+        assert_eq!(e.encode_batch(&records, Some(&ids)).requests.len(), 2);
+    }
 
     #[test]
     fn golden_entry() {

@@ -60,10 +60,13 @@
 //!
 //! ## Delivery guarantee
 //! * With acks (the default, [`FluentBuilder::with_require_ack`]): **at least once**. A batch
-//!   counts as delivered only when the server has acknowledged every request of it; on a
-//!   missing, late or wrong ack or a broken connection it is sent again (same chunk ids), so
-//!   the server may receive some records twice. Retries, backoff and the circuit breaker are
-//!   the core's ([`logship_core::RetryPolicy`]).
+//!   is cut into chunks ([`FluentBuilder::with_chunk_bytes`], 256 KiB), each a request with its
+//!   own `chunk` id, and up to [`FluentBuilder::with_max_chunks_in_flight`] (4) are written
+//!   before their acks arrive. A record counts as delivered when its chunk is acknowledged; on
+//!   a missing, late or wrong ack or a broken connection the chunks not yet acknowledged are
+//!   sent again (same chunk ids), so the server may receive some records twice, never an
+//!   acknowledged chunk again. Retries, backoff and the circuit breaker are the core's
+//!   ([`logship_core::RetryPolicy`]).
 //! * Without acks: **at most once**. A batch counts as delivered once written into the socket;
 //!   a connection the peer already closed is detected and replaced before writing, but a server
 //!   that dies after accepting the bytes loses them without anyone knowing.
@@ -100,7 +103,10 @@ mod sink;
 pub mod template;
 mod transport;
 
-pub use config::{DEFAULT_MAX_COMPRESSED_REQUEST_BYTES, DEFAULT_MAX_RECORD_BYTES, FluentBuilder};
+pub use config::{
+    DEFAULT_CHUNK_BYTES, DEFAULT_MAX_CHUNKS_IN_FLIGHT, DEFAULT_MAX_COMPRESSED_REQUEST_BYTES,
+    DEFAULT_MAX_RECORD_BYTES, FluentBuilder,
+};
 pub use encode::{Mode, SpanStyle, TagLabel, TimeFormat};
 pub use error::{FluentError, Secret};
 pub use logship_tls::TlsOptions;

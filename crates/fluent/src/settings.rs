@@ -38,6 +38,8 @@ pub const DEFAULT_TAG_PREFIX: &str = "logship";
 /// | `exclude` (list) | `LOGSHIP_FLUENT_EXCLUDE` (comma-separated) | [`with_exclude`](FluentBuilder::with_exclude) |
 /// | `host_name` | `LOGSHIP_FLUENT_HOST_NAME` | [`with_host_name`](FluentBuilder::with_host_name) |
 /// | `max_record_bytes`, `max_compressed_request_bytes` | `LOGSHIP_FLUENT_MAX_RECORD_BYTES`, `…_MAX_COMPRESSED_REQUEST_BYTES` | [`with_max_record_bytes`](FluentBuilder::with_max_record_bytes)… |
+/// | `chunk_bytes` | `LOGSHIP_FLUENT_CHUNK_BYTES` | [`with_chunk_bytes`](FluentBuilder::with_chunk_bytes) |
+/// | `max_chunks_in_flight` | `LOGSHIP_FLUENT_MAX_CHUNKS_IN_FLIGHT` | [`with_max_chunks_in_flight`](FluentBuilder::with_max_chunks_in_flight) |
 /// | `[pipeline]` | `LOGSHIP_FLUENT_<SETTING>`, else `LOGSHIP_PIPELINE_<SETTING>` | [`PipelineConfig`] |
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -104,6 +106,14 @@ pub struct FluentConfig {
         serde(deserialize_with = "logship_core::env::de::bytes_usize")
     )]
     pub max_compressed_request_bytes: Option<usize>,
+    /// Chunk size target.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "logship_core::env::de::bytes_usize")
+    )]
+    pub chunk_bytes: Option<usize>,
+    /// Chunks awaiting their acks at once.
+    pub max_chunks_in_flight: Option<usize>,
     /// The pipeline settings.
     pub pipeline: PipelineConfig,
 }
@@ -207,6 +217,8 @@ impl FluentConfig {
             host_name: env.text("HOST_NAME"),
             max_record_bytes: env.bytes("MAX_RECORD_BYTES"),
             max_compressed_request_bytes: env.bytes("MAX_COMPRESSED_REQUEST_BYTES"),
+            chunk_bytes: env.bytes("CHUNK_BYTES"),
+            max_chunks_in_flight: env.count("MAX_CHUNKS_IN_FLIGHT"),
             pipeline: PipelineConfig::from_env(env),
         }
     }
@@ -242,6 +254,8 @@ impl FluentConfig {
             max_compressed_request_bytes,
             with_max_compressed_request_bytes
         );
+        set!(chunk_bytes, with_chunk_bytes);
+        set!(max_chunks_in_flight, with_max_chunks_in_flight);
         if !self.exclude.is_empty() {
             b = b.with_exclude(self.exclude);
         }

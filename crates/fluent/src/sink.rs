@@ -8,10 +8,13 @@
 //!   skipped for a backoff (250 ms doubling to 30 s) while the next ones take over, and is tried
 //!   again when its backoff ends (fail back). With round-robin, consecutive batches go to
 //!   consecutive servers.
-//! * **Acks**: every request carries a `chunk`; the batch counts as delivered only when every
-//!   request's ack has come back. A missing, late or wrong ack, or a broken connection, closes
-//!   the connection and returns [`Outcome::Retry`] (or [`Outcome::Partial`] for the requests
-//!   that were not acknowledged); the resend carries the same chunk ids.
+//! * **Acks**: every request (chunk) carries a `chunk` id; the batch's chunks are written in
+//!   order with up to `max_chunks_in_flight` of them awaiting acks, which are read on the
+//!   other half of the connection meanwhile. A chunk's records are delivered when its ack comes
+//!   back. A missing, late or wrong ack, a failed write or a broken connection closes the
+//!   connection and returns [`Outcome::Retry`] (nothing acknowledged) or [`Outcome::Partial`]
+//!   (retry only the records of the chunks not acknowledged); the resend carries the same
+//!   chunk ids.
 //! * **Keep-alive denied**: a server whose HELO says `keepalive: false` gets one request per
 //!   connection (write, ack, close, handshake again), as it closes after each request. With
 //!   acks, a server that says nothing but closes two connections in a row right after one
@@ -33,6 +36,11 @@ pub(crate) struct SinkSettings {
     pub(crate) tls: Option<TlsSetup>,
     pub(crate) require_ack: bool,
     pub(crate) ack_timeout: Duration,
+    /// Requests are written in units of about this many bytes (one chunk each, or several
+    /// small requests together).
+    pub(crate) chunk_bytes: usize,
+    /// The window: units written and not yet fully acknowledged.
+    pub(crate) max_chunks_in_flight: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) round_robin: bool,
     pub(crate) credentials: Option<Credentials>,
@@ -195,18 +203,19 @@ impl FluentSink {
         Ok(())
     }
 
-    /// Writes the requests on server `i` and awaits their acks; returns which were done.
+    /// Writes the requests on server `i` in `units` (consecutive requests written together)
+    /// and awaits their acks, keeping up to `max_chunks_in_flight` units written and not yet
+    /// acknowledged; returns which requests were done (acknowledged, or written without acks)
+    /// and why the others were not.
     async fn exchange(
         &mut self,
         i: usize,
         requests: &[crate::encode::Request],
-        wire: &[u8],
+        units: Vec<(std::ops::Range<usize>, Vec<u8>)>,
         deadline: Instant,
         cx: &mut SendContext,
     ) -> (Vec<bool>, Option<String>) {
         let ep = self.set.endpoints[i].to_string();
-        let require_ack = self.set.require_ack;
-        let ack_timeout = self.set.ack_timeout;
         let Some(conn) = self.servers[i].conn.as_mut() else {
             return (
                 vec![false; requests.len()],
@@ -214,103 +223,61 @@ impl FluentSink {
             );
         };
         conn.dirty = true;
-        if let Err(e) = conn.write_all(wire).await {
-            self.servers[i].failed(Instant::now());
-            return (
-                vec![false; requests.len()],
-                Some(format!("write to {ep} failed: {e}")),
-            );
-        }
-        cx.record_bytes_sent(wire.len() as u64);
-        if !require_ack {
+        if !self.set.require_ack {
+            // Written is delivered: the units fully written before a failure count.
+            let mut done = vec![false; requests.len()];
+            for (range, wire) in &units {
+                if let Err(e) = conn.write_all(wire).await {
+                    self.servers[i].failed(Instant::now());
+                    return (done, Some(format!("write to {ep} failed: {e}")));
+                }
+                cx.record_bytes_sent(wire.len() as u64);
+                done[range.clone()].fill(true);
+            }
             conn.dirty = false;
-            return (vec![true; requests.len()], None);
+            return (done, None);
         }
-        let mut done = vec![false; requests.len()];
-        let started = Instant::now();
-        let ack_deadline = (started + ack_timeout).min(deadline);
-        let mut failure = None;
-        let mut acked = 0usize;
-        let mut closed = false;
-        let mut greeted = false;
-        while done.iter().any(|d| !*d) {
-            let reply = match conn.read_value(ack_deadline).await {
-                Ok(v) => v,
-                Err(e) => {
-                    // A close (or the reset of a close with our later requests unread).
-                    closed = matches!(e, ReadError::Closed | ReadError::Io(_));
-                    let what = match e {
-                        ReadError::Timeout => format!(
-                            "no ack from {ep} within {} ms",
-                            ack_deadline.saturating_duration_since(started).as_millis()
-                        ),
-                        other => format!("awaiting the ack from {ep}: {other}"),
-                    };
-                    failure = Some(what);
-                    break;
-                }
-            };
-            // Acks normally come in order; accept them in any order, but only for our chunks.
-            let mut matched = false;
-            let mut last = None;
-            for (k, r) in requests.iter().enumerate() {
-                if done[k] {
-                    continue;
-                }
-                let Some(chunk) = &r.chunk else { continue };
-                match classify::check_ack(&reply, chunk) {
-                    AckCheck::Match => {
-                        done[k] = true;
-                        acked += 1;
-                        conn.acks += 1;
-                        matched = true;
-                        break;
-                    }
-                    other => last = Some(other),
-                }
-            }
-            if !matched {
-                greeted |= classify::is_helo(&reply);
-                failure = Some(match last {
-                    Some(AckCheck::Mismatch(got)) => {
-                        format!("ack mismatch from {ep}: got chunk `{got}`")
-                    }
-                    Some(AckCheck::NotAnAck(why)) => format!("unexpected reply from {ep}: {why}"),
-                    _ => format!("unexpected reply from {ep}"),
-                });
-                break;
-            }
-        }
+        let window = self.set.max_chunks_in_flight.max(1);
+        let ack_timeout = self.set.ack_timeout;
+        let conn_acks_before = conn.acks;
+        let pipe = pipeline(conn, requests, &units, window, ack_timeout, deadline, &ep).await;
+        cx.record_bytes_sent(pipe.bytes_written);
+        conn.acks += pipe.acked as u64;
         // Learning that the server closes after each request (no HELO told us): the close came
         // right after the first ack this connection ever carried.
-        let first_ack_only = conn.acks == 1;
+        let first_ack_only = conn_acks_before == 0 && pipe.acked == 1;
+        let write_failed = pipe.write_failed;
         let state = &mut self.servers[i];
-        if greeted && self.set.credentials.is_none() {
+        if pipe.greeted && self.set.credentials.is_none() {
             state.requires_handshake = true;
         }
         if requests.len() > 1 {
-            if closed && acked == 1 && first_ack_only {
+            if pipe.closed && first_ack_only {
                 state.closed_after_one_ack = state.closed_after_one_ack.saturating_add(1);
                 if state.closed_after_one_ack >= LEARN_NO_KEEPALIVE_AFTER {
                     state.no_keepalive = true;
                 }
-            } else if acked > 1 {
+            } else if pipe.acked > 1 {
                 state.closed_after_one_ack = 0;
             }
         }
-        match failure {
+        if write_failed {
+            // A failed write backs the server off (the core's retry then goes to the next).
+            self.servers[i].failed(Instant::now());
+        }
+        match pipe.failure {
             Some(f) => {
                 // The stream may still deliver a late ack: never reuse it.
                 if let Some(c) = self.servers[i].conn.take() {
                     c.close(Duration::from_millis(100)).await;
                 }
-                (done, Some(f))
+                (pipe.done, Some(f))
             }
             None => {
                 if let Some(c) = self.servers[i].conn.as_mut() {
                     c.dirty = false;
                 }
-                (done, None)
+                (pipe.done, None)
             }
         }
     }
@@ -351,8 +318,9 @@ impl FluentSink {
                     return (done, Some(e));
                 }
             }
+            let unit = vec![(0..1, r.bytes.clone())];
             let (one, failure) = self
-                .exchange(i, std::slice::from_ref(r), &r.bytes, deadline, cx)
+                .exchange(i, std::slice::from_ref(r), unit, deadline, cx)
                 .await;
             done[k] = one.first().copied().unwrap_or(false);
             // The server closes it anyway; closing first never leaves a half-closed stream.
@@ -367,18 +335,225 @@ impl FluentSink {
     }
 }
 
-/// The requests' bytes, moved into one buffer written back to back (their chunk ids are all
-/// that is used from there on): no copy for one request, one `memcpy` per request for several.
-fn take_wire(requests: &mut [crate::encode::Request]) -> Vec<u8> {
-    if let [only] = requests {
-        return std::mem::take(&mut only.bytes);
+/// The requests' bytes, grouped into write units of at most `chunk_bytes` each (or one
+/// larger request): consecutive requests that fit together (Message mode, small tags) are
+/// copied into one buffer; a request alone in its unit is moved, not copied. Each
+/// unit is one slot of the window. Only the chunk ids of the requests are used from there on.
+fn take_units(
+    requests: &mut [crate::encode::Request],
+    chunk_bytes: usize,
+) -> Vec<(std::ops::Range<usize>, Vec<u8>)> {
+    let mut units = Vec::new();
+    let mut k = 0;
+    while k < requests.len() {
+        let start = k;
+        let mut len = requests[k].bytes.len();
+        k += 1;
+        while k < requests.len() && len.saturating_add(requests[k].bytes.len()) <= chunk_bytes {
+            len += requests[k].bytes.len();
+            k += 1;
+        }
+        let wire = if k - start == 1 {
+            std::mem::take(&mut requests[start].bytes)
+        } else {
+            let mut wire = Vec::with_capacity(len);
+            for r in &mut requests[start..k] {
+                wire.extend_from_slice(&r.bytes);
+                r.bytes = Vec::new();
+            }
+            wire
+        };
+        units.push((start..k, wire));
     }
-    let mut wire = Vec::with_capacity(requests.iter().map(|r| r.bytes.len()).sum());
-    for r in requests {
-        wire.extend_from_slice(&r.bytes);
-        r.bytes = Vec::new();
+    units
+}
+
+/// What [`pipeline`] did.
+struct Piped {
+    /// Per request: acknowledged.
+    done: Vec<bool>,
+    /// Acks matched.
+    acked: usize,
+    bytes_written: u64,
+    /// Why not every request was acknowledged.
+    failure: Option<String>,
+    /// The server closed the connection (or reset it) while acks were awaited.
+    closed: bool,
+    /// A write failed.
+    write_failed: bool,
+    /// A reply was a HELO (a server that requires the handshake).
+    greeted: bool,
+}
+
+/// The shared state of the writing and the reading half of [`pipeline`].
+struct Window {
+    done: Vec<bool>,
+    /// Requests written (or being written) and not acknowledged, in write order.
+    outstanding: std::collections::VecDeque<usize>,
+    /// Per unit: its requests not yet acknowledged.
+    left: Vec<usize>,
+    /// Per request: its unit.
+    unit_of: Vec<usize>,
+    /// Per unit: when its write completed.
+    written_at: Vec<Option<Instant>>,
+    acked: usize,
+    bytes_written: u64,
+}
+
+/// Writes `units` on `conn` while reading acks: a unit is written once fewer than `window`
+/// units are written and not fully acknowledged, and each ack frees its request (and, with
+/// its unit's last request, a slot). Acks are expected in order (Fluentd and Fluent Bit
+/// acknowledge the requests of a connection in the order they read them) but accepted in any
+/// order, only for chunks written and not yet acknowledged. Each unit must be acknowledged
+/// within `ack_timeout` of its write (and everything by `deadline`). The first failure (a
+/// write error, a missing or wrong ack, a reply that is not an ack, a closed connection) ends
+/// both halves; the requests acknowledged until then are done, the others are not.
+async fn pipeline(
+    conn: &mut Conn,
+    requests: &[crate::encode::Request],
+    units: &[(std::ops::Range<usize>, Vec<u8>)],
+    window: usize,
+    ack_timeout: Duration,
+    deadline: Instant,
+    ep: &str,
+) -> Piped {
+    let mut unit_of = vec![0; requests.len()];
+    for (u, (range, _)) in units.iter().enumerate() {
+        unit_of[range.clone()].fill(u);
     }
-    wire
+    let state = std::cell::RefCell::new(Window {
+        done: vec![false; requests.len()],
+        outstanding: std::collections::VecDeque::with_capacity(requests.len()),
+        left: units.iter().map(|(r, _)| r.len()).collect(),
+        unit_of,
+        written_at: vec![None; units.len()],
+        acked: 0,
+        bytes_written: 0,
+    });
+    let slots = tokio::sync::Semaphore::new(window);
+    let (mut replies, mut writes) = conn.halves();
+    let writer = async {
+        for (u, (range, wire)) in units.iter().enumerate() {
+            match slots.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Ok(()),
+            }
+            state.borrow_mut().outstanding.extend(range.clone());
+            writes.write_all(wire).await?;
+            let mut st = state.borrow_mut();
+            st.bytes_written += wire.len() as u64;
+            st.written_at[u] = Some(Instant::now());
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let mut closed = false;
+    let mut greeted = false;
+    let reader = async {
+        let mut waiting_since = Instant::now();
+        loop {
+            let ack_deadline = {
+                let st = state.borrow();
+                if st.done.iter().all(|d| *d) {
+                    return None;
+                }
+                // The oldest unacknowledged unit's clock (or, while it is still being
+                // written, the time we started waiting).
+                let since = st
+                    .outstanding
+                    .front()
+                    .and_then(|&k| st.written_at[st.unit_of[k]])
+                    .unwrap_or(waiting_since);
+                (since + ack_timeout).min(deadline)
+            };
+            let reply = match replies.read_value(ack_deadline).await {
+                Ok(v) => v,
+                Err(e) => {
+                    // A close (or the reset of a close with our later requests unread).
+                    closed = matches!(e, ReadError::Closed | ReadError::Io(_));
+                    return Some(match e {
+                        ReadError::Timeout => {
+                            let st = state.borrow();
+                            let since = st
+                                .outstanding
+                                .front()
+                                .and_then(|&k| st.written_at[st.unit_of[k]])
+                                .unwrap_or(waiting_since);
+                            format!(
+                                "no ack from {ep} within {} ms ({} of {} chunks acknowledged)",
+                                ack_deadline.saturating_duration_since(since).as_millis(),
+                                st.acked,
+                                requests.len()
+                            )
+                        }
+                        other => format!("awaiting the ack from {ep}: {other}"),
+                    });
+                }
+            };
+            let mut st = state.borrow_mut();
+            let mut last = None;
+            let mut matched = None;
+            for (pos, &k) in st.outstanding.iter().enumerate() {
+                let Some(chunk) = &requests[k].chunk else {
+                    continue;
+                };
+                match classify::check_ack(&reply, chunk) {
+                    AckCheck::Match => {
+                        matched = Some((pos, k));
+                        break;
+                    }
+                    other => last = Some(other),
+                }
+            }
+            let Some((pos, k)) = matched else {
+                greeted |= classify::is_helo(&reply);
+                return Some(match last {
+                    Some(AckCheck::Mismatch(got)) => {
+                        format!("ack mismatch from {ep}: got chunk `{got}`")
+                    }
+                    Some(AckCheck::NotAnAck(why)) => format!("unexpected reply from {ep}: {why}"),
+                    _ => format!("unexpected reply from {ep}"),
+                });
+            };
+            st.outstanding.remove(pos);
+            st.done[k] = true;
+            st.acked += 1;
+            let u = st.unit_of[k];
+            st.left[u] -= 1;
+            if st.left[u] == 0 {
+                slots.add_permits(1);
+            }
+            waiting_since = Instant::now();
+        }
+    };
+    let mut write_failed = false;
+    let failure = {
+        let mut writer = std::pin::pin!(writer);
+        let mut reader = std::pin::pin!(reader);
+        let mut writing = true;
+        loop {
+            tokio::select! {
+                biased;
+                failure = &mut reader => break failure,
+                written = &mut writer, if writing => {
+                    writing = false;
+                    if let Err(e) = written {
+                        write_failed = true;
+                        break Some(format!("write to {ep} failed: {e}"));
+                    }
+                }
+            }
+        }
+    };
+    let st = state.into_inner();
+    Piped {
+        done: st.done,
+        acked: st.acked,
+        bytes_written: st.bytes_written,
+        failure,
+        closed,
+        write_failed,
+        greeted,
+    }
 }
 
 /// HELO → PING → PONG on a fresh connection.
@@ -472,8 +647,8 @@ impl Sink for FluentSink {
             let keepalive = !self.servers[i].no_keepalive
                 && self.servers[i].conn.as_ref().is_none_or(|c| c.keepalive);
             let (done, failure) = if keepalive {
-                let wire = take_wire(&mut requests);
-                self.exchange(i, &requests, &wire, deadline, cx).await
+                let units = take_units(&mut requests, self.set.chunk_bytes);
+                self.exchange(i, &requests, units, deadline, cx).await
             } else {
                 self.exchange_each(i, &requests, deadline, cx).await
             };
@@ -494,5 +669,40 @@ impl Sink for FluentSink {
                 c.close(Duration::from_millis(500)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::Request;
+
+    fn req(len: usize, k: usize) -> Request {
+        Request {
+            bytes: vec![u8::try_from(k % 256).unwrap_or(0); len],
+            chunk: Some(format!("c{k}")),
+            records: vec![k],
+        }
+    }
+
+    #[test]
+    fn units_hold_one_large_request_or_small_ones_up_to_the_chunk_size() {
+        // Large requests: one unit each, moved.
+        let mut large: Vec<Request> = (0..3).map(|k| req(1000, k)).collect();
+        let units = take_units(&mut large, 1000);
+        let ranges: Vec<_> = units.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(ranges, vec![0..1, 1..2, 2..3]);
+        assert!(large.iter().all(|r| r.bytes.is_empty()));
+        // Small requests (Message mode): grouped until the unit reaches the size.
+        let mut small: Vec<Request> = (0..10).map(|k| req(300, k)).collect();
+        let units = take_units(&mut small, 1000);
+        let ranges: Vec<_> = units.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(ranges, vec![0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(units[0].1.len(), 900);
+        assert_eq!(&units[0].1[300..600], &[1u8; 300][..], "requests in order");
+        assert_eq!(units[3].1.len(), 300);
+        // Just under the size (what the encoder's chunks are): never two in one unit.
+        let mut chunks: Vec<Request> = (0..3).map(|k| req(990, k)).collect();
+        assert_eq!(take_units(&mut chunks, 1000).len(), 3);
     }
 }

@@ -405,17 +405,74 @@ impl Conn {
 
     /// Reads one complete msgpack value, waiting until `deadline`.
     pub(crate) async fn read_value(&mut self, deadline: Instant) -> Result<rmpv::Value, ReadError> {
+        read_value_from(&mut self.io, &mut self.rbuf, deadline).await
+    }
+
+    /// The connection as a reading half (replies, with the read buffer) and a writing half
+    /// (requests), so that the sink can keep writing chunks while it reads acks (the halves
+    /// share the stream through `tokio::io::split`; both end when they are dropped).
+    pub(crate) fn halves(&mut self) -> (Replies<'_>, Requests<'_>) {
+        let (rd, wr) = tokio::io::split(&mut self.io);
+        (
+            Replies {
+                rd,
+                rbuf: &mut self.rbuf,
+            },
+            Requests { wr },
+        )
+    }
+
+    /// Closes the write side politely (TLS close_notify), bounded by `timeout`.
+    pub(crate) async fn close(mut self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.io.shutdown()).await;
+    }
+}
+
+/// The reading half of a [`Conn`] (see [`Conn::halves`]).
+pub(crate) struct Replies<'a> {
+    rd: tokio::io::ReadHalf<&'a mut Box<dyn Io>>,
+    rbuf: &'a mut Vec<u8>,
+}
+
+impl Replies<'_> {
+    /// As [`Conn::read_value`].
+    pub(crate) async fn read_value(&mut self, deadline: Instant) -> Result<rmpv::Value, ReadError> {
+        read_value_from(&mut self.rd, self.rbuf, deadline).await
+    }
+}
+
+/// The writing half of a [`Conn`] (see [`Conn::halves`]).
+pub(crate) struct Requests<'a> {
+    wr: tokio::io::WriteHalf<&'a mut Box<dyn Io>>,
+}
+
+impl Requests<'_> {
+    /// As [`Conn::write_all`].
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.wr.write_all(bytes).await?;
+        self.wr.flush().await
+    }
+}
+
+/// Reads one complete msgpack value from `rd` (bytes already read but not yet used are in
+/// `rbuf`), waiting until `deadline`.
+async fn read_value_from<R: AsyncRead + Unpin + ?Sized>(
+    rd: &mut R,
+    rbuf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<rmpv::Value, ReadError> {
+    {
         loop {
-            if !self.rbuf.is_empty() {
-                match decode_reply(&self.rbuf) {
+            if !rbuf.is_empty() {
+                match decode_reply(rbuf) {
                     Ok(Some((v, used))) => {
-                        self.rbuf.drain(..used);
+                        rbuf.drain(..used);
                         return Ok(v);
                     }
                     Ok(None) => {}
                     Err(e) => return Err(ReadError::Invalid(e)),
                 }
-                if self.rbuf.len() > MAX_REPLY_BYTES {
+                if rbuf.len() > MAX_REPLY_BYTES {
                     return Err(ReadError::Invalid(format!(
                         "reply larger than {MAX_REPLY_BYTES} bytes"
                     )));
@@ -423,18 +480,13 @@ impl Conn {
             }
             let mut tmp = [0u8; 1024];
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.io.read(&mut tmp)).await {
+            match tokio::time::timeout(left, rd.read(&mut tmp)).await {
                 Err(_) => return Err(ReadError::Timeout),
                 Ok(Ok(0)) => return Err(ReadError::Closed),
-                Ok(Ok(n)) => self.rbuf.extend_from_slice(&tmp[..n]),
+                Ok(Ok(n)) => rbuf.extend_from_slice(&tmp[..n]),
                 Ok(Err(e)) => return Err(ReadError::Io(e)),
             }
         }
-    }
-
-    /// Closes the write side politely (TLS close_notify), bounded by `timeout`.
-    pub(crate) async fn close(mut self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.io.shutdown()).await;
     }
 }
 

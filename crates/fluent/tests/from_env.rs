@@ -67,6 +67,12 @@ const TABLE: &[(&str, &str, &str)] = &[
         "512000",
         "max_compressed_request_bytes: 512000",
     ),
+    ("LOGSHIP_FLUENT_CHUNK_BYTES", "1MiB", "chunk_bytes: 1048576"),
+    (
+        "LOGSHIP_FLUENT_MAX_CHUNKS_IN_FLIGHT",
+        "8",
+        "max_chunks_in_flight: 8",
+    ),
     (
         "LOGSHIP_FLUENT_QUEUE_BYTES",
         "8MiB",

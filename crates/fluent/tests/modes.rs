@@ -135,7 +135,8 @@ fn compressed_against_fluent_bit(limit: Option<usize>) -> (u64, usize, u64) {
                 .with_linger(Duration::from_secs(3600))
         });
     if let Some(n) = limit {
-        b = b.with_max_compressed_request_bytes(n);
+        // The old behaviour: no chunk size target either (it also splits requests).
+        b = b.with_max_compressed_request_bytes(n).with_chunk_bytes(n);
     }
     let (layer, guard) = b.build().unwrap();
     let text = "x".repeat(400);

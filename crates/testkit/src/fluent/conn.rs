@@ -14,6 +14,11 @@ use super::{FluentEvent, Mode, NilPolicy, Shared};
 enum Flow {
     Continue,
     Close,
+    /// A request asking for an ack: process it (its `events`), then acknowledge `chunk`.
+    Ack {
+        chunk: Vec<u8>,
+        events: usize,
+    },
 }
 
 enum Phase {
@@ -52,6 +57,68 @@ async fn write<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> bool {
     stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
 }
 
+/// The bytes read from a connection and not yet handled.
+struct Inbound {
+    buf: Vec<u8>,
+    tmp: Vec<u8>,
+    /// Bytes taken so far (for [`super::Faults::close_after_bytes`]).
+    received: u64,
+    /// The close-after-bytes fault fired: read no more.
+    cut: bool,
+    /// The peer closed the connection (or reading failed).
+    eof: bool,
+}
+
+impl Inbound {
+    fn new() -> Self {
+        Inbound {
+            buf: Vec::with_capacity(64 * 1024),
+            tmp: vec![0u8; 64 * 1024],
+            received: 0,
+            cut: false,
+            eof: false,
+        }
+    }
+
+    /// Reads once more (cancel-safe: nothing is lost if the future is dropped while waiting).
+    /// Returns whether bytes were taken.
+    async fn read_more<S: AsyncRead + Unpin>(&mut self, stream: &mut S, shared: &Shared) -> bool {
+        if self.cut || self.eof {
+            return false;
+        }
+        let n = match stream.read(&mut self.tmp).await {
+            Ok(0) | Err(_) => {
+                self.eof = true;
+                return false;
+            }
+            Ok(n) => n,
+        };
+        let mut take = n;
+        if let Some(limit) = shared.faults().close_after_bytes
+            && self.received + n as u64 >= limit
+        {
+            take = limit.saturating_sub(self.received) as usize;
+            self.cut = true;
+        }
+        self.received += take as u64;
+        shared
+            .counters
+            .bytes_received
+            .fetch_add(take as u64, Ordering::Relaxed);
+        self.buf.extend_from_slice(&self.tmp[..take]);
+        take > 0
+    }
+}
+
+/// Per connection: what the ack path needs to know.
+struct AckState {
+    /// When the modelled processing of the previous request ends.
+    busy_until: Option<tokio::time::Instant>,
+    /// Requests that asked for an ack, handled so far.
+    requests: u64,
+    acks_written: u64,
+}
+
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Shared>, id: u64) {
     let mut phase = Phase::Transport;
     if let Some(hs) = &shared.config.handshake {
@@ -63,29 +130,50 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
         }
         phase = Phase::AwaitPing { nonce, auth };
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut tmp = vec![0u8; 64 * 1024];
+    let mut inb = Inbound::new();
     let mut framer = Framer::default();
-    let mut received: u64 = 0;
-    let mut cut = false;
+    let mut acks = AckState {
+        busy_until: None,
+        requests: 0,
+        acks_written: 0,
+    };
     loop {
         // Take every complete object off the buffer.
         let mut start = 0;
         loop {
-            match framer.scan(&buf[start..]) {
+            match framer.scan(&inb.buf[start..]) {
                 Ok(Some(len)) => {
-                    let obj = &buf[start..start + len];
+                    let request = matches!(phase, Phase::Transport);
+                    let flow = {
+                        let obj = &inb.buf[start..start + len];
+                        handle(obj, &mut phase, &mut stream, &shared, id).await
+                    };
                     start += len;
                     framer.reset();
-                    let request = matches!(phase, Phase::Transport);
-                    if let Flow::Close = handle(obj, &mut phase, &mut stream, &shared, id).await {
+                    let flow = match flow {
+                        Flow::Ack { chunk, events } => {
+                            acks.requests += 1;
+                            ack(
+                                &chunk,
+                                events,
+                                &mut acks,
+                                &mut inb,
+                                start,
+                                &mut stream,
+                                &shared,
+                            )
+                            .await
+                        }
+                        other => other,
+                    };
+                    if let Flow::Close = flow {
                         close(stream).await;
                         return;
                     }
                     if request && shared.config.deny_keepalive {
                         // Fluentd's `in_forward` with `deny_keepalive`: closed after the first
                         // request (and its ack); what followed on the connection is dropped.
-                        let dropped = count_objects(&buf[start..]);
+                        let dropped = count_objects(&inb.buf[start..]);
                         let c = &shared.counters;
                         c.keepalive_closes.fetch_add(1, Ordering::Relaxed);
                         c.dropped_after_keepalive_close
@@ -102,40 +190,136 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: Arc<Sha
                 }
             }
         }
-        buf.drain(..start);
-        if cut {
+        inb.buf.drain(..start);
+        if inb.cut {
             shared.counters.fault_closes.fetch_add(1, Ordering::Relaxed);
             close(stream).await;
             return;
         }
-        let n = match stream.read(&mut tmp).await {
-            Ok(0) | Err(_) => {
-                if !buf.is_empty() {
-                    shared.protocol_error(
-                        id,
-                        format!(
-                            "connection closed with {} bytes of an incomplete request",
-                            buf.len()
-                        ),
-                    );
-                }
-                return;
-            }
-            Ok(n) => n,
-        };
-        let mut take = n;
-        if let Some(limit) = shared.faults().close_after_bytes
-            && received + n as u64 >= limit
-        {
-            take = limit.saturating_sub(received) as usize;
-            cut = true;
+        let idle_since = std::time::Instant::now();
+        let more = inb.read_more(&mut stream, &shared).await;
+        if acks.requests > 0 && !inb.eof {
+            // Waiting for the client with nothing to handle (after the first request, so that
+            // a connection opened ahead of use does not count).
+            shared.counters.idle_ns.fetch_add(
+                u64::try_from(idle_since.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
         }
-        received += take as u64;
-        shared
-            .counters
-            .bytes_received
-            .fetch_add(take as u64, Ordering::Relaxed);
-        buf.extend_from_slice(&tmp[..take]);
+        if !more && inb.eof {
+            if !inb.buf.is_empty() {
+                shared.protocol_error(
+                    id,
+                    format!(
+                        "connection closed with {} bytes of an incomplete request",
+                        inb.buf.len()
+                    ),
+                );
+            }
+            return;
+        }
+    }
+}
+
+/// How many complete msgpack objects `bytes` holds (a trailing incomplete one not counted).
+fn count_complete(bytes: &[u8]) -> u64 {
+    let mut framer = Framer::default();
+    let mut n = 0;
+    let mut start = 0;
+    while start < bytes.len() {
+        match framer.scan(&bytes[start..]) {
+            Ok(Some(len)) => {
+                n += 1;
+                start += len;
+                framer.reset();
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    n
+}
+
+/// The ack of one request: its modelled processing (reading on meanwhile), the first-ack
+/// hold, the counts of requests awaiting acks, the ack faults, and the write.
+async fn ack<S: AsyncRead + AsyncWrite + Unpin>(
+    chunk: &[u8],
+    events: usize,
+    st: &mut AckState,
+    inb: &mut Inbound,
+    handled_to: usize,
+    stream: &mut S,
+    shared: &Shared,
+) -> Flow {
+    let c = &shared.counters;
+    let cost = shared.config.processing.cost(events);
+    if !cost.is_zero() {
+        let now = tokio::time::Instant::now();
+        let until = st.busy_until.map_or(now, |b| b.max(now)) + cost;
+        st.busy_until = Some(until);
+        c.processing_ns.fetch_add(
+            u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let sleep = tokio::time::sleep_until(until);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                more = inb.read_more(stream, shared) => {
+                    if !more && (inb.eof || inb.cut) {
+                        (&mut sleep).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Requests received completely and not yet acknowledged: this one, those handled before
+    // it whose ack is still due (none: acks go in order), and those waiting in the buffer.
+    let mut waiting = count_complete(&inb.buf[handled_to..]);
+    if st.acks_written == 0 {
+        while st.requests + waiting < shared.config.first_ack_after
+            && inb.read_more(stream, shared).await
+        {
+            waiting = count_complete(&inb.buf[handled_to..]);
+        }
+        if st.requests + waiting < shared.config.first_ack_after {
+            // The connection ended (or was cut) first: no ack.
+            return Flow::Continue;
+        }
+        c.max_requests_before_first_ack
+            .fetch_max(st.requests + waiting, Ordering::Relaxed);
+    }
+    c.max_requests_awaiting_ack
+        .fetch_max(1 + waiting, Ordering::Relaxed);
+    let (withhold, garble, delay) = {
+        let mut f = shared.lock_faults();
+        let withhold = f.withhold_acks.take_one();
+        let garble = !withhold && f.garble_acks.take_one();
+        (withhold, garble, f.ack_delay)
+    };
+    if withhold {
+        c.acks_withheld.fetch_add(1, Ordering::Relaxed);
+        return Flow::Continue;
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    // Counted before the write, so a client that has read the reply sees the count.
+    let reply = if garble {
+        c.acks_garbled.fetch_add(1, Ordering::Relaxed);
+        let mut wrong = b"garbled-".to_vec();
+        wrong.extend_from_slice(chunk);
+        encode_ack(&wrong)
+    } else {
+        c.acks_sent.fetch_add(1, Ordering::Relaxed);
+        encode_ack(chunk)
+    };
+    st.acks_written += 1;
+    if write(stream, &reply).await {
+        Flow::Continue
+    } else {
+        Flow::Close
     }
 }
 
@@ -263,6 +447,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         Mode::CompressedPackedForward => &c.requests_compressed_packed_forward,
     }
     .fetch_add(1, Ordering::Relaxed);
+    let req_events = req.entries.len();
     let duplicate = match &req.chunk {
         Some(chunk) => {
             let fresh = shared.lock_seen().insert(chunk.clone());
@@ -306,32 +491,8 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(chunk) = req.chunk else {
         return Flow::Continue;
     };
-    let (withhold, garble, delay) = {
-        let mut f = shared.lock_faults();
-        let withhold = f.withhold_acks.take_one();
-        let garble = !withhold && f.garble_acks.take_one();
-        (withhold, garble, f.ack_delay)
-    };
-    if withhold {
-        c.acks_withheld.fetch_add(1, Ordering::Relaxed);
-        return Flow::Continue;
-    }
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    // Counted before the write, so a client that has read the reply sees the count.
-    let reply = if garble {
-        c.acks_garbled.fetch_add(1, Ordering::Relaxed);
-        let mut wrong = b"garbled-".to_vec();
-        wrong.extend_from_slice(&chunk);
-        encode_ack(&wrong)
-    } else {
-        c.acks_sent.fetch_add(1, Ordering::Relaxed);
-        encode_ack(&chunk)
-    };
-    if write(stream, &reply).await {
-        Flow::Continue
-    } else {
-        Flow::Close
+    Flow::Ack {
+        chunk,
+        events: req_events,
     }
 }

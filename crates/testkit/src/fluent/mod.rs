@@ -346,6 +346,25 @@ pub struct FluentStats {
     /// Records whose map holds a key twice (recorded as sent: [`FluentEvent::field`] returns
     /// the first).
     pub records_with_repeated_keys: u64,
+    /// Total modelled processing time of [`FluentReceiverBuilder::with_processing_delay`], in
+    /// nanoseconds, all connections.
+    pub processing_ns: u64,
+    /// Time connections spent waiting for the client with no complete request to handle,
+    /// in nanoseconds, summed over connections, counted from each connection's first request
+    /// that asked for an ack on (a connection opened ahead of use does not count), until it
+    /// closes. With one connection, `1 − idle_ns ÷ wall time` is the share of the run the
+    /// receiver was busy (decoding, processing, acknowledging): what a client that keeps
+    /// chunks in flight drives towards 100 %.
+    pub idle_ns: u64,
+    /// The most requests one connection had received completely and not yet acknowledged,
+    /// seen each time an ack is about to be written (the one being acknowledged included): 1
+    /// for a client that waits for each ack before writing the next request; up to its
+    /// window for a client that pipelines (what the server has read is bounded by how fast
+    /// it reads, so this is a lower bound of the client's window use).
+    pub max_requests_awaiting_ack: u64,
+    /// The most requests one connection had received completely before its first ack was
+    /// written (see [`FluentReceiverBuilder::with_first_ack_after`]).
+    pub max_requests_before_first_ack: u64,
 }
 
 impl FluentStats {
@@ -392,6 +411,10 @@ struct Counters {
     keepalive_closes: AtomicU64,
     dropped_after_keepalive_close: AtomicU64,
     records_with_repeated_keys: AtomicU64,
+    processing_ns: AtomicU64,
+    idle_ns: AtomicU64,
+    max_requests_awaiting_ack: AtomicU64,
+    max_requests_before_first_ack: AtomicU64,
 }
 
 struct HandshakeConfig {
@@ -407,6 +430,24 @@ struct Config {
     keep_events: bool,
     compressed_chunk_limit: Option<usize>,
     deny_keepalive: bool,
+    processing: Processing,
+    first_ack_after: u64,
+}
+
+/// The modelled cost of processing a request before its ack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Processing {
+    per_request: Duration,
+    per_event: Duration,
+}
+
+impl Processing {
+    fn cost(&self, events: usize) -> Duration {
+        self.per_request.saturating_add(
+            self.per_event
+                .saturating_mul(u32::try_from(events).unwrap_or(u32::MAX)),
+        )
+    }
 }
 
 /// State shared by the handle and the connection tasks.
@@ -471,6 +512,8 @@ impl Shared {
 /// | faults | none |
 /// | keep events | on |
 /// | deny keep-alive | off |
+/// | processing delay per request / per event | none |
+/// | first ack after | 1 request |
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct FluentReceiverBuilder {
@@ -486,6 +529,8 @@ pub struct FluentReceiverBuilder {
     keep_events: bool,
     compressed_chunk_limit: Option<usize>,
     deny_keepalive: bool,
+    processing: Processing,
+    first_ack_after: u64,
 }
 
 impl Default for FluentReceiverBuilder {
@@ -503,6 +548,8 @@ impl Default for FluentReceiverBuilder {
             keep_events: true,
             compressed_chunk_limit: None,
             deny_keepalive: false,
+            processing: Processing::default(),
+            first_ack_after: 1,
         }
     }
 }
@@ -614,6 +661,42 @@ impl FluentReceiverBuilder {
         }
     }
 
+    /// Models a server that needs time to process each request before acknowledging it (a
+    /// CPU-bound Fluentd: `in_forward` acknowledges a chunk only after emitting its events,
+    /// fluent/fluentd `lib/fluent/plugin/in_forward.rb`): after decoding a request that asks
+    /// for an ack, the connection is busy for `per_request` plus `per_event` × its events
+    /// before the ack is written. Busy time is kept per connection on an absolute clock (a
+    /// timer that fires late is made up on the next request) and summed in
+    /// [`FluentStats::processing_ns`], so busy share = that ÷ the wall-clock time of a run.
+    /// The connection keeps reading while it is busy, so what a client pipelines is seen
+    /// ([`FluentStats::max_requests_awaiting_ack`]); requests are still processed and
+    /// acknowledged one at a time, in order, as Fluentd does. The wait is a timer, not a busy
+    /// loop: it models a server on a core of its own without taking the test machine's CPU.
+    /// Requests without a `chunk` are not delayed. Off (zero) by default.
+    pub fn with_processing_delay(self, per_request: Duration, per_event: Duration) -> Self {
+        FluentReceiverBuilder {
+            processing: Processing {
+                per_request,
+                per_event,
+            },
+            ..self
+        }
+    }
+
+    /// Writes no ack on a connection until `n` requests asking for one have been received
+    /// on it (read completely, whether processed yet or not); from then on each request is
+    /// acknowledged as usual, in order. A client that waits for each ack before writing the
+    /// next request never gets one when `n` > 1 (its ack timeout fires); a client keeping
+    /// `n` or more chunks in flight does. A count-based way to show pipelining:
+    /// [`FluentStats::max_requests_before_first_ack`] then reports `n` (or more). Default 1
+    /// (no hold). A connection that ends before `n` requests gets no ack at all.
+    pub fn with_first_ack_after(self, n: u64) -> Self {
+        FluentReceiverBuilder {
+            first_ack_after: n.max(1),
+            ..self
+        }
+    }
+
     /// Binds and starts the receiver on its own thread and tokio runtime.
     ///
     /// # Errors
@@ -634,6 +717,8 @@ impl FluentReceiverBuilder {
                 keep_events: self.keep_events,
                 compressed_chunk_limit: self.compressed_chunk_limit,
                 deny_keepalive: self.deny_keepalive,
+                processing: self.processing,
+                first_ack_after: self.first_ack_after,
             },
             tls,
             next_connection: AtomicU64::new(0),
@@ -848,6 +933,10 @@ impl FluentReceiver {
             keepalive_closes: g(&c.keepalive_closes),
             dropped_after_keepalive_close: g(&c.dropped_after_keepalive_close),
             records_with_repeated_keys: g(&c.records_with_repeated_keys),
+            processing_ns: g(&c.processing_ns),
+            idle_ns: g(&c.idle_ns),
+            max_requests_awaiting_ack: g(&c.max_requests_awaiting_ack),
+            max_requests_before_first_ack: g(&c.max_requests_before_first_ack),
         }
     }
 
@@ -887,6 +976,10 @@ impl FluentReceiver {
             &c.keepalive_closes,
             &c.dropped_after_keepalive_close,
             &c.records_with_repeated_keys,
+            &c.processing_ns,
+            &c.idle_ns,
+            &c.max_requests_awaiting_ack,
+            &c.max_requests_before_first_ack,
         ] {
             a.store(0, Ordering::Relaxed);
         }

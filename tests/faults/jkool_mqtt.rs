@@ -174,7 +174,10 @@ fn shutdown_against_a_hung_broker_is_bounded_and_counted() {
 }
 
 #[test]
-fn broker_restart_between_batches_costs_a_retry_and_no_record() {
+fn broker_restart_between_batches_costs_no_record() {
+    // The closed connection is noticed before the next batch is written (a read that does not
+    // wait) or, if the close arrives later, by the failed write and a retry: either way every
+    // record reaches the restarted broker.
     let rig = JkoolMqtt::start(0);
     let (layer, guard) = JkoolMqtt::build(rig.port(), Box::new(|p| p));
     let d = dispatch(layer);
@@ -186,7 +189,6 @@ fn broker_restart_between_batches_costs_a_retry_and_no_record() {
     let s = guard.stats();
     assert_accounted(&s, 2_000);
     assert_eq!((s.delivered, s.undelivered()), (2_000, 0), "{s:#?}");
-    assert!(s.retries >= 1, "the dead connection was noticed: {s:#?}");
     wait_all(&rig, 0..2_000);
     assert_eq!(rig.brokers.len(), 2);
     shutdown_within(guard, Duration::from_secs(5));

@@ -355,6 +355,15 @@ impl Sink for JkoolMqttSink {
         if self.last_used.elapsed() > self.options.keep_alive {
             self.conn = None;
         }
+        // A connection the broker (or the network) closed since the last batch: with QoS 0
+        // nothing is read after CONNACK, so only a read can tell, and writing into it would
+        // count as delivered publishes that no broker reads. One read attempt that does not
+        // wait (bytes it finds stay buffered for the acknowledgement reader).
+        if let Some(wire) = self.conn.as_mut()
+            && let Ok(Err(_)) = tokio::time::timeout(Duration::ZERO, wire.fill()).await
+        {
+            self.conn = None;
+        }
         if self.conn.is_none() {
             match tokio::time::timeout_at(deadline.into(), Wire::connect(&self.options)).await {
                 Err(_) => {

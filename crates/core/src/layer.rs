@@ -63,7 +63,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::capture::identity;
-use crate::capture::span::SpanState;
+use crate::capture::span::{self, SpanState};
 use crate::capture::suppress::is_suppressed;
 use crate::capture::visit::{EventVisitor, LogEventVisitor, SpanVisitor};
 use crate::config::SpanTimingFilter;
@@ -166,27 +166,31 @@ where
             .parent()
             .and_then(|p| p.extensions().get::<SpanState>().and_then(SpanState::ctx));
         let meta = attrs.metadata();
-        let mut sc = SpanContext {
-            meta: Some(meta),
-            name: Cow::Borrowed(meta.name()),
-            target: Cow::Borrowed(meta.target()),
-            fields: smallvec::SmallVec::new(),
-            tracking_id: std::sync::OnceLock::new(),
-            parent,
-            source_fqn: None,
-            correlators: Vec::new(),
-            location: None,
-            trace: std::sync::OnceLock::new(),
+        // Filled in place, in a context recycled by a worker when one is free (no allocation,
+        // no copy; see `capture::span`).
+        let mut arc = span::blank_ctx();
+        if Arc::get_mut(&mut arc).is_none() {
+            // Never happens (the pool only holds unshared contexts): stay correct anyway.
+            arc = Arc::new(SpanContext::blank());
+        }
+        let failed = {
+            let Some(sc) = Arc::get_mut(&mut arc) else {
+                return;
+            };
+            sc.meta = Some(meta);
+            sc.name = Cow::Borrowed(meta.name());
+            sc.target = Cow::Borrowed(meta.target());
+            sc.parent = parent;
+            let mut v = SpanVisitor {
+                ctx: sc,
+                failed: false,
+            };
+            attrs.record(&mut v);
+            v.failed
         };
-        let mut v = SpanVisitor {
-            ctx: &mut sc,
-            failed: false,
-        };
-        attrs.record(&mut v);
-        let failed = v.failed;
         let mut ext = span.extensions_mut();
         if ext.get_mut::<SpanState>().is_none() {
-            ext.insert(SpanState::new(self.id, sc, failed));
+            ext.insert(SpanState::new(self.id, arc, failed));
         }
     }
 

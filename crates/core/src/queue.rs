@@ -202,6 +202,11 @@ impl Queue {
     /// the two lengths; field slots and text bytes are only read, to drop what they own).
     pub(crate) fn recycle(&self, records: impl IntoIterator<Item = Box<Record>>) {
         for mut r in records {
+            // The span context goes back to its own pool when this was its last holder (the
+            // caller then fills it in place: no allocation freed across threads).
+            if let Some(sc) = r.span.take() {
+                crate::capture::span::recycle_ctx(sc);
+            }
             r.text.shrink_if_larger(RECYCLE_MAX_TEXT);
             r.clear_for_reuse();
             if self.pool.push(r).is_err() {

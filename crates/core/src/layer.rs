@@ -168,7 +168,7 @@ where
         let meta = attrs.metadata();
         // Filled in place, in a context recycled by a worker when one is free (no allocation,
         // no copy; see `capture::span`).
-        let mut arc = span::blank_ctx();
+        let mut arc = span::blank_ctx(&self.shared.queue.span_pool);
         if Arc::get_mut(&mut arc).is_none() {
             // Never happens (the pool only holds unshared contexts): stay correct anyway.
             arc = Arc::new(SpanContext::blank());
@@ -266,7 +266,7 @@ where
                 }
             }
         }
-        if !self.capture.events {
+        if !self.capture.events || self.shared.refuse_before_capture(*meta.level()) {
             return;
         }
         let (timestamp, seq) = identity::of(event, self.id);
@@ -299,6 +299,9 @@ where
         let Some(state) = ext.get::<SpanState>() else {
             return;
         };
+        if self.shared.refuse_before_capture(*meta.level()) {
+            return;
+        }
         // Two clock reads per close, by the first logship layer that reports it (the others
         // reuse them): the wall-clock end, and the monotonic end from which the durations
         // come; the start is the end minus the (monotonic) wall duration.

@@ -28,9 +28,11 @@
 //!   timing record holds it last), and memory freed on another thread than the one that
 //!   allocated it makes the caller's next allocation take the allocator's slow path (the
 //!   caller's thread cache never gets it back). The worker therefore returns unshared contexts
-//!   to a small process-wide pool ([`recycle_ctx`]), cleared, and `on_new_span` fills one from
-//!   there in place ([`blank_ctx`]): no allocation and no copy of the context on the caller once
-//!   the pool is warm.
+//!   to a pool beside the pipeline's record pool ([`recycle_ctx`]), cleared, and `on_new_span`
+//!   fills one from there in place ([`blank_ctx`]): no allocation and no copy of the context on
+//!   the caller once the pool is warm. With several logship layers, the context returns to the
+//!   pool of the layer whose worker lets go of it last, which need not be the layer that owns
+//!   the span (that one then allocates).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -45,34 +47,26 @@ use crate::time::mono_nanos;
 /// A span's close as every logship layer reports it: `(end, wall, busy, failed)`.
 pub(crate) type Closed = (Timestamp, Duration, Duration, bool);
 
-/// How many cleared span contexts the process keeps for reuse (a few hundred bytes each, so
-/// at most a few hundred KiB).
-const CTX_POOL: usize = 1024;
+/// A pool of cleared span contexts (one per pipeline, beside its record pool, and as large).
+pub(crate) type CtxPool = ArrayQueue<Arc<SpanContext>>;
 
-fn ctx_pool() -> &'static ArrayQueue<Arc<SpanContext>> {
-    static POOL: OnceLock<ArrayQueue<Arc<SpanContext>>> = OnceLock::new();
-    POOL.get_or_init(|| ArrayQueue::new(CTX_POOL))
-}
-
-/// A blank, unshared span context to fill in place (with `Arc::get_mut`): recycled when the
-/// pool has one, else newly allocated.
+/// A blank, unshared span context to fill in place (with `Arc::get_mut`): recycled when
+/// `pool` has one, else newly allocated.
 #[inline]
-pub(crate) fn blank_ctx() -> Arc<SpanContext> {
-    ctx_pool()
-        .pop()
-        .unwrap_or_else(|| Arc::new(SpanContext::blank()))
+pub(crate) fn blank_ctx(pool: &CtxPool) -> Arc<SpanContext> {
+    pool.pop().unwrap_or_else(|| Arc::new(SpanContext::blank()))
 }
 
-/// Worker side: gives a span context a record held back to the pool if nothing else holds it
+/// Worker side: gives a span context a record held back to `pool` if nothing else holds it
 /// (otherwise just drops this reference), and its parents with it while they are unshared.
-pub(crate) fn recycle_ctx(ctx: Arc<SpanContext>) {
+pub(crate) fn recycle_ctx(pool: &CtxPool, ctx: Arc<SpanContext>) {
     let mut next = Some(ctx);
     while let Some(mut sc) = next.take() {
         let Some(inner) = Arc::get_mut(&mut sc) else {
             return; // still shared: this drop only decrements
         };
         next = inner.clear_for_reuse();
-        if ctx_pool().push(sc).is_err() {
+        if pool.push(sc).is_err() {
             return; // pool full: freed (with the rest of the chain)
         }
     }
@@ -290,18 +284,25 @@ mod tests {
 
     #[test]
     fn recycled_contexts_come_back_blank_and_shared_ones_are_not_taken() {
+        let pool = CtxPool::new(4);
+        let mut parent = SpanContext::blank();
+        parent.location = Some("p".into());
         let mut sc = SpanContext::blank();
         sc.correlators.push("c".into());
         sc.location = Some("l".into());
+        sc.parent = Some(Arc::new(parent));
         let a = Arc::new(sc);
         let other = a.clone();
-        recycle_ctx(a); // shared: not pooled
+        recycle_ctx(&pool, a); // shared: not pooled
+        assert_eq!(pool.len(), 0);
         assert_eq!(other.correlators.len(), 1);
-        recycle_ctx(other);
-        // Whatever the pool hands out (from this or another test) is blank and unshared.
-        let mut b = blank_ctx();
-        let inner = Arc::get_mut(&mut b).expect("unshared");
-        assert!(inner.correlators.is_empty() && inner.location.is_none());
-        assert!(inner.parent.is_none() && inner.fields.is_empty());
+        recycle_ctx(&pool, other); // last holder: pooled, with its unshared parent
+        assert_eq!(pool.len(), 2);
+        for _ in 0..2 {
+            let mut b = blank_ctx(&pool);
+            let inner = Arc::get_mut(&mut b).expect("unshared");
+            assert!(inner.correlators.is_empty() && inner.location.is_none());
+            assert!(inner.parent.is_none() && inner.fields.is_empty());
+        }
     }
 }

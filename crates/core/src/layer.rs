@@ -245,8 +245,8 @@ where
 
     /// Never filters (returns `true`): it marks the start of an event's dispatch on this
     /// thread, so the event's identity is taken afresh (see the [module docs](self)).
-    fn event_enabled(&self, _event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
-        identity::begin_dispatch();
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        identity::begin_dispatch(event);
         true
     }
 
@@ -255,9 +255,8 @@ where
             return;
         }
         let meta = event.metadata();
-        let span = ctx.event_span(event);
         if *meta.level() == Level::ERROR
-            && let Some(s) = &span
+            && let Some(s) = ctx.event_span(event)
         {
             // An ERROR inside a span marks the span (and its timing) as failed.
             for s in s.scope() {
@@ -269,18 +268,27 @@ where
         if !self.capture.events || self.shared.refuse_before_capture(*meta.level()) {
             return;
         }
-        let (timestamp, seq) = identity::of(event, self.id);
+        let id = identity::of(event, self.id);
         let mut rec = self.shared.queue.blank();
-        rec.begin(meta, RecordKind::Event, timestamp, seq);
-        rec.span_fields = self.capture.span_fields;
-        // The OpenTelemetry ids were read at the span's first enter (not here: an event can be
-        // emitted while `tracing-opentelemetry` holds the span's context lock).
-        rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
-        if is_log_event(meta, event) {
-            capture_log_event(&mut rec, event);
-        } else {
-            event.record(&mut EventVisitor { record: &mut rec });
+        // Another logship layer of this dispatch captured the event already: take its record
+        // (see `capture::identity`); else capture it here.
+        if !identity::reuse(&id, &mut rec) {
+            rec.begin(meta, RecordKind::Event, id.timestamp, id.seq);
+            // The OpenTelemetry ids were read at the span's first enter (not here: an event
+            // can be emitted while `tracing-opentelemetry` holds the span's context lock).
+            rec.span = ctx
+                .event_span(event)
+                .and_then(|s| Self::span_ctx(&ctx, &s.id()));
+            if is_log_event(meta, event) {
+                capture_log_event(&mut rec, event);
+            } else {
+                event.record(&mut EventVisitor { record: &mut rec });
+            }
+            if id.first && id.expected > 1 {
+                identity::share(&rec);
+            }
         }
+        rec.span_fields = self.capture.span_fields;
         self.shared.push(rec);
     }
 

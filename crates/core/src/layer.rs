@@ -255,8 +255,10 @@ where
             return;
         }
         let meta = event.metadata();
+        // The span the event is in, as this layer sees it (a per-layer filter may hide some).
+        let span = ctx.event_span(event);
         if *meta.level() == Level::ERROR
-            && let Some(s) = ctx.event_span(event)
+            && let Some(s) = &span
         {
             // An ERROR inside a span marks the span (and its timing) as failed.
             for s in s.scope() {
@@ -269,23 +271,30 @@ where
             return;
         }
         let id = identity::of(event, self.id);
+        let span_id = span.as_ref().map(|s| s.id().into_u64());
         let mut rec = self.shared.queue.blank();
         // Another logship layer of this dispatch captured the event already: take its record
         // (see `capture::identity`); else capture it here.
-        if !identity::reuse(&id, &mut rec) {
-            rec.begin(meta, RecordKind::Event, id.timestamp, id.seq);
-            // The OpenTelemetry ids were read at the span's first enter (not here: an event
-            // can be emitted while `tracing-opentelemetry` holds the span's context lock).
-            rec.span = ctx
-                .event_span(event)
-                .and_then(|s| Self::span_ctx(&ctx, &s.id()));
-            if is_log_event(meta, event) {
-                capture_log_event(&mut rec, event);
-            } else {
-                event.record(&mut EventVisitor { record: &mut rec });
+        match identity::reuse(&id, &mut rec) {
+            Some(theirs) => {
+                if theirs != span_id {
+                    rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
+                }
             }
-            if id.first && id.expected > 1 {
-                identity::share(&rec);
+            None => {
+                rec.begin(meta, RecordKind::Event, id.timestamp, id.seq);
+                // The OpenTelemetry ids were read at the span's first enter (not here: an
+                // event can be emitted while `tracing-opentelemetry` holds the span's context
+                // lock).
+                rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
+                if is_log_event(meta, event) {
+                    capture_log_event(&mut rec, event);
+                } else {
+                    event.record(&mut EventVisitor { record: &mut rec });
+                }
+                if id.first && id.expected > 1 {
+                    identity::share(&rec, span_id);
+                }
             }
         }
         rec.span_fields = self.capture.span_fields;

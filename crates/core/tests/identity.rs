@@ -372,3 +372,52 @@ fn stacked_layers_capture_each_event_once() {
         }
     }
 }
+
+/// A per-layer filter can hide a span from one layer: a layer that takes another layer's
+/// capture still records the span the event is in **as it sees it**.
+#[test]
+fn a_shared_capture_keeps_each_layers_view_of_the_span() {
+    use tracing_subscriber::filter::filter_fn;
+    for hiding_first in [true, false] {
+        let (a, ga, ra) = pipeline();
+        let (b, gb, rb) = pipeline();
+        let hide = filter_fn(|m| !m.is_span() || m.name() != "inner");
+        let dispatch = if hiding_first {
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(a.with_filter(hide))
+                    .with(b),
+            )
+        } else {
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(b)
+                    .with(a.with_filter(hide)),
+            )
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            let outer = tracing::info_span!("outer");
+            let _o = outer.enter();
+            let inner = tracing::info_span!("inner");
+            let _i = inner.enter();
+            tracing::info!("in inner");
+        });
+        ga.flush(T).unwrap();
+        gb.flush(T).unwrap();
+        let leaf = |rx: &Received| {
+            let recs = rx.records();
+            let ev = recs.iter().find(|r| r.kind() == RecordKind::Event).unwrap();
+            ev.spans().last().map(|s| s.name().to_owned())
+        };
+        assert_eq!(
+            leaf(&ra).as_deref(),
+            Some("outer"),
+            "hiding first: {hiding_first}"
+        );
+        assert_eq!(
+            leaf(&rb).as_deref(),
+            Some("inner"),
+            "hiding first: {hiding_first}"
+        );
+    }
+}

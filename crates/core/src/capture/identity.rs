@@ -80,7 +80,10 @@ thread_local! {
     };
     /// The first logship layer's capture of the event being dispatched, for the other logship
     /// layers of the dispatch to copy instead of visiting the event again (see [`share`]).
-    static CAPTURED: RefCell<Option<Box<Record>>> = const { RefCell::new(None) };
+    /// With the id of the span the first layer saw the event in (a per-layer filter can make
+    /// another layer see a different one).
+    static CAPTURED: RefCell<(Option<Box<Record>>, Option<u64>)> =
+        const { RefCell::new((None, None)) };
 }
 
 fn addresses(event: &Event<'_>) -> (usize, usize) {
@@ -169,33 +172,36 @@ pub(crate) fn of(event: &Event<'_>, layer: u64) -> Identity {
 }
 
 /// The first layer of a dispatch that more logship layers will capture: keeps a copy of its
-/// capture `rec` (of event number `rec.event_seq`) for them. The copy goes into a record kept
-/// per thread (reused from event to event: no allocation once its text fits).
-pub(crate) fn share(rec: &Record) {
+/// capture `rec` (of event number `rec.event_seq`, inside span `span`, as that layer saw it)
+/// for them. The copy goes into a record kept per thread (reused from event to event: no
+/// allocation once its text fits).
+pub(crate) fn share(rec: &Record, span: Option<u64>) {
     let _ = CAPTURED.try_with(|t| {
         if let Ok(mut t) = t.try_borrow_mut() {
-            match &mut *t {
+            match &mut t.0 {
                 Some(kept) => (**kept).clone_from(rec),
-                None => *t = Some(Box::new(rec.clone())),
+                None => t.0 = Some(Box::new(rec.clone())),
             }
+            t.1 = span;
         }
     });
 }
 
 /// A later layer of the dispatch: makes `rec` the first layer's capture of event `id.seq`, if
-/// it was kept ([`share`]); `false` (and `rec` untouched) otherwise, and the layer captures
-/// the event itself. The last expected layer takes the kept record itself (the boxes are
-/// swapped: `rec`'s blank record is kept for the next event), the others copy it.
-pub(crate) fn reuse(id: &Identity, rec: &mut Box<Record>) -> bool {
+/// it was kept ([`share`]), and returns the id of the span the first layer saw the event in
+/// (the caller replaces `rec.span` if it sees another one); `None` (and `rec` untouched)
+/// otherwise, and the layer captures the event itself. The last expected layer takes the kept
+/// record itself (the boxes are swapped: `rec`'s blank record is kept for the next event), the
+/// others copy it.
+pub(crate) fn reuse(id: &Identity, rec: &mut Box<Record>) -> Option<Option<u64>> {
     if id.first || id.seq == 0 {
-        return false;
+        return None;
     }
     CAPTURED
         .try_with(|t| {
-            let Ok(mut t) = t.try_borrow_mut() else {
-                return false;
-            };
-            match &mut *t {
+            let mut t = t.try_borrow_mut().ok()?;
+            let span = t.1;
+            match &mut t.0 {
                 Some(kept) if kept.event_seq == id.seq => {
                     if id.taken >= id.expected {
                         std::mem::swap(kept, rec);
@@ -203,12 +209,13 @@ pub(crate) fn reuse(id: &Identity, rec: &mut Box<Record>) -> bool {
                     } else {
                         (**rec).clone_from(kept);
                     }
-                    true
+                    Some(span)
                 }
-                _ => false,
+                _ => None,
             }
         })
-        .unwrap_or(false)
+        .ok()
+        .flatten()
 }
 
 #[cfg(test)]

@@ -437,7 +437,16 @@ impl<S: Sink> Worker<S> {
         loop {
             // Reset the nudge before looking at the queue: a producer that nudges after this
             // point sends a fresh wake-up, so no urgent record or full batch waits a linger.
-            self.nudge.flag.store(false, Ordering::Release);
+            // Not while a batch is in flight or the breaker is open: the worker could not send
+            // another batch anyway, and it wakes on its own (the retry time, the cool-down's
+            // end). Left set, the flag keeps every producer from sending a futex wake-up per
+            // record while a dead backend keeps the queue near full; the first iteration that
+            // could send resets it and looks at the queue again. (With a spool, a failing
+            // backend still arms it: the spool takes what is queued.)
+            let armed = self.can_send_new(Instant::now());
+            if armed {
+                self.nudge.flag.store(false, Ordering::Release);
+            }
             self.drain_lane();
             self.diag.check(&self.counters, Instant::now());
             let now = Instant::now();
@@ -474,8 +483,18 @@ impl<S: Sink> Worker<S> {
             {
                 continue;
             }
+            if !armed && self.can_send_new(Instant::now()) {
+                continue; // re-arm the nudge and look at the queue before sleeping
+            }
             self.wait(now);
         }
+    }
+
+    /// Whether a nudge could make the worker act now: a new batch could go (none in flight,
+    /// breaker not open), or a spool takes what is queued while sends fail.
+    fn can_send_new(&self, now: Instant) -> bool {
+        (self.inflight.is_none() && self.breaker.blocked_until(now).is_none())
+            || (self.set.spool.is_some() && self.failing())
     }
 
     fn idle(&self) -> bool {

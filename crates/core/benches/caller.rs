@@ -120,5 +120,98 @@ fn span(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, caller, span);
+/// A backend that is down: every send fails with a transient error.
+struct Down;
+
+impl logship_core::Sink for Down {
+    fn name(&self) -> &'static str {
+        "down"
+    }
+    async fn send(
+        &mut self,
+        _: &logship_core::Batch,
+        _: &mut logship_core::SendContext,
+    ) -> logship_core::Outcome {
+        logship_core::Outcome::retry("connection refused")
+    }
+}
+
+/// `layers` logship layers stacked on one registry (as a `Vec` layer), each with its own
+/// pipeline.
+fn stack<K: logship_core::Sink + 'static>(
+    layers: usize,
+    sink: impl Fn() -> K,
+) -> (tracing::subscriber::DefaultGuard, Vec<logship_core::Guard>) {
+    let mut guards = Vec::new();
+    let mut v = Vec::new();
+    for _ in 0..layers {
+        // Default queue and batch bounds (what an application gets).
+        let (layer, guard) = PipelineBuilder::new()
+            .with_loss_summary(false)
+            .build(sink())
+            .expect("config");
+        v.push(layer);
+        guards.push(guard);
+    }
+    let d = tracing_subscriber::registry().with(v).set_default();
+    (d, guards)
+}
+
+/// Paced (bursts of 20 events, then 2 ms asleep; only the events are timed, on the thread's
+/// CPU clock): healthy and dead backends, one and five stacked layers. Not a criterion group
+/// (criterion would size the run by the timed part alone and sleep for hours): 1 000 bursts
+/// after 200 of warm-up, printed as ns per event with the share of events dropped. Filter
+/// with `LOGSHIP_BENCH_PACED=<case>` (a substring); `LOGSHIP_BENCH_PACED=none` skips them.
+fn paced(_: &mut Criterion) {
+    let only = std::env::var("LOGSHIP_BENCH_PACED").unwrap_or_default();
+    let bursts = |n: u64| {
+        let mut t = Duration::ZERO;
+        for _ in 0..n {
+            t += cpu_time(20, event);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        t
+    };
+    for (name, layers, dead) in [
+        ("one_layer", 1, false),
+        ("one_layer_backend_down", 1, true),
+        ("five_layers", 5, false),
+        ("five_layers_backend_down", 5, true),
+    ] {
+        if !name.contains(only.as_str()) && !only.is_empty() {
+            continue;
+        }
+        let (d, guards) = if dead {
+            stack(layers, || Down)
+        } else {
+            stack(layers, || NullSink)
+        };
+        bursts(200);
+        // A dead backend: the steady state is a full queue (32 768 records by default).
+        let mut warm = 0;
+        while dead && warm < 5_000 && guards.iter().all(|g| g.stats().dropped() == 0) {
+            bursts(50);
+            warm += 50;
+        }
+        let before: Vec<_> = guards.iter().map(logship_core::Guard::stats).collect();
+        let n = 1_000;
+        let t = bursts(n);
+        let (mut enq, mut dropped) = (0, 0);
+        for (g, b) in guards.iter().zip(&before) {
+            let s = g.stats();
+            enq += s.enqueued - b.enqueued;
+            dropped += s.dropped() - b.dropped();
+        }
+        drop(d);
+        let events = n * 20;
+        eprintln!(
+            "paced {name}: {:.0} ns/event (thread CPU), {:.1} % of the {} records dropped",
+            t.as_nanos() as f64 / events as f64,
+            100.0 * dropped as f64 / (enq + dropped).max(1) as f64,
+            enq + dropped,
+        );
+    }
+}
+
+criterion_group!(benches, caller, span, paced);
 criterion_main!(benches);

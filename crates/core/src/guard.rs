@@ -87,6 +87,17 @@ impl Shared {
         }
     }
 
+    /// Caller side, before capturing a record of `level`: `true` when the queue is certainly
+    /// full for it (the drop is counted; see [`Queue::refuse_before_capture`]).
+    #[inline]
+    pub(crate) fn refuse_before_capture(&self, level: Level) -> bool {
+        if self.queue.refuse_before_capture(level) {
+            self.dropped();
+            return true;
+        }
+        false
+    }
+
     /// Whether `queued` (the queue word after a push, without the closed bit) and `staged`
     /// (what the worker holds, [`Queue::staged`]) make a full batch, by records or by bytes.
     #[inline]

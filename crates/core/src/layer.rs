@@ -63,7 +63,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::capture::identity;
-use crate::capture::span::SpanState;
+use crate::capture::span::{self, SpanState};
 use crate::capture::suppress::is_suppressed;
 use crate::capture::visit::{EventVisitor, LogEventVisitor, SpanVisitor};
 use crate::config::SpanTimingFilter;
@@ -166,27 +166,31 @@ where
             .parent()
             .and_then(|p| p.extensions().get::<SpanState>().and_then(SpanState::ctx));
         let meta = attrs.metadata();
-        let mut sc = SpanContext {
-            meta: Some(meta),
-            name: Cow::Borrowed(meta.name()),
-            target: Cow::Borrowed(meta.target()),
-            fields: smallvec::SmallVec::new(),
-            tracking_id: std::sync::OnceLock::new(),
-            parent,
-            source_fqn: None,
-            correlators: Vec::new(),
-            location: None,
-            trace: std::sync::OnceLock::new(),
+        // Filled in place, in a context recycled by a worker when one is free (no allocation,
+        // no copy; see `capture::span`).
+        let mut arc = span::blank_ctx(&self.shared.queue.span_pool);
+        if Arc::get_mut(&mut arc).is_none() {
+            // Never happens (the pool only holds unshared contexts): stay correct anyway.
+            arc = Arc::new(SpanContext::blank());
+        }
+        let failed = {
+            let Some(sc) = Arc::get_mut(&mut arc) else {
+                return;
+            };
+            sc.meta = Some(meta);
+            sc.name = Cow::Borrowed(meta.name());
+            sc.target = Cow::Borrowed(meta.target());
+            sc.parent = parent;
+            let mut v = SpanVisitor {
+                ctx: sc,
+                failed: false,
+            };
+            attrs.record(&mut v);
+            v.failed
         };
-        let mut v = SpanVisitor {
-            ctx: &mut sc,
-            failed: false,
-        };
-        attrs.record(&mut v);
-        let failed = v.failed;
         let mut ext = span.extensions_mut();
         if ext.get_mut::<SpanState>().is_none() {
-            ext.insert(SpanState::new(self.id, sc, failed));
+            ext.insert(SpanState::new(self.id, arc, failed));
         }
     }
 
@@ -241,8 +245,8 @@ where
 
     /// Never filters (returns `true`): it marks the start of an event's dispatch on this
     /// thread, so the event's identity is taken afresh (see the [module docs](self)).
-    fn event_enabled(&self, _event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
-        identity::begin_dispatch();
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        identity::begin_dispatch(event);
         true
     }
 
@@ -251,6 +255,7 @@ where
             return;
         }
         let meta = event.metadata();
+        // The span the event is in, as this layer sees it (a per-layer filter may hide some).
         let span = ctx.event_span(event);
         if *meta.level() == Level::ERROR
             && let Some(s) = &span
@@ -262,21 +267,37 @@ where
                 }
             }
         }
-        if !self.capture.events {
+        if !self.capture.events || self.shared.refuse_before_capture(*meta.level()) {
             return;
         }
-        let (timestamp, seq) = identity::of(event, self.id);
+        let id = identity::of(event, self.id);
+        let span_id = span.as_ref().map(|s| s.id().into_u64());
         let mut rec = self.shared.queue.blank();
-        rec.begin(meta, RecordKind::Event, timestamp, seq);
-        rec.span_fields = self.capture.span_fields;
-        // The OpenTelemetry ids were read at the span's first enter (not here: an event can be
-        // emitted while `tracing-opentelemetry` holds the span's context lock).
-        rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
-        if is_log_event(meta, event) {
-            capture_log_event(&mut rec, event);
-        } else {
-            event.record(&mut EventVisitor { record: &mut rec });
+        // Another logship layer of this dispatch captured the event already: take its record
+        // (see `capture::identity`); else capture it here.
+        match identity::reuse(&id, &mut rec) {
+            Some(theirs) => {
+                if theirs != span_id {
+                    rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
+                }
+            }
+            None => {
+                rec.begin(meta, RecordKind::Event, id.timestamp, id.seq);
+                // The OpenTelemetry ids were read at the span's first enter (not here: an
+                // event can be emitted while `tracing-opentelemetry` holds the span's context
+                // lock).
+                rec.span = span.and_then(|s| Self::span_ctx(&ctx, &s.id()));
+                if is_log_event(meta, event) {
+                    capture_log_event(&mut rec, event);
+                } else {
+                    event.record(&mut EventVisitor { record: &mut rec });
+                }
+                if id.first && id.expected > 1 {
+                    identity::share(&rec, span_id);
+                }
+            }
         }
+        rec.span_fields = self.capture.span_fields;
         self.shared.push(rec);
     }
 
@@ -295,6 +316,9 @@ where
         let Some(state) = ext.get::<SpanState>() else {
             return;
         };
+        if self.shared.refuse_before_capture(*meta.level()) {
+            return;
+        }
         // Two clock reads per close, by the first logship layer that reports it (the others
         // reuse them): the wall-clock end, and the monotonic end from which the durations
         // come; the start is the end minus the (monotonic) wall duration.

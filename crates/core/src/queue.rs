@@ -27,6 +27,7 @@ use crossbeam_utils::CachePadded;
 use tracing_core::Level;
 
 use crate::Record;
+use crate::capture::span;
 use crate::stats::{Counters, QUEUE_BYTES_BITS, QUEUE_BYTES_MASK, QUEUE_CLOSED, queue_records};
 use crate::undelivered::Cause;
 
@@ -132,9 +133,12 @@ pub(crate) struct Queue {
     /// `held.len()`, readable without the lock (written under it).
     held_len: AtomicUsize,
     pool: ArrayQueue<Box<Record>>,
+    /// Cleared span contexts for `on_new_span` to fill in place (as large as `pool`; see
+    /// `capture::span`).
+    pub(crate) span_pool: span::CtxPool,
     limits: QueueLimits,
     counters: Arc<Counters>,
-    lane: Option<Sender<(Record, Cause)>>,
+    lane: Option<Sender<(Box<Record>, Cause)>>,
     space: Mutex<()>,
     space_cv: Condvar,
     waiters: AtomicUsize,
@@ -145,6 +149,9 @@ pub(crate) struct Queue {
     /// stays in its cache between batches). It has no closed bit: the count is every bit above
     /// the bytes. See [`stage_and_take`](Self::stage_and_take).
     staged: CachePadded<AtomicU64>,
+    /// Whether [`refuse_before_capture`](Self::refuse_before_capture) may refuse: drop-newest,
+    /// no drop reporting.
+    refuse_early: bool,
     #[cfg(test)]
     hooks: tests::Hooks,
 }
@@ -159,7 +166,7 @@ impl Queue {
     pub(crate) fn new(
         limits: QueueLimits,
         counters: Arc<Counters>,
-        lane: Option<Sender<(Record, Cause)>>,
+        lane: Option<Sender<(Box<Record>, Cause)>>,
     ) -> Arc<Queue> {
         let slots = usize::try_from(limits.max_records)
             .unwrap_or(usize::MAX)
@@ -170,6 +177,7 @@ impl Queue {
         } else {
             VecDeque::new()
         };
+        let refuse_early = lane.is_none() && limits.overflow == Overflow::DropNewest;
         Arc::new(Queue {
             ring: ArrayQueue::new(slots),
             held: Mutex::new(held),
@@ -179,6 +187,7 @@ impl Queue {
             // allocation, no page faults on the caller), and the memory a burst used stays
             // reserved for the next one, like a `Vec`'s capacity, instead of being freed.
             pool: ArrayQueue::new(slots.min(pool_records(limits.max_bytes))),
+            span_pool: span::CtxPool::new(slots.min(pool_records(limits.max_bytes))),
             limits,
             counters,
             lane,
@@ -186,6 +195,7 @@ impl Queue {
             space_cv: Condvar::new(),
             waiters: AtomicUsize::new(0),
             staged: CachePadded::new(AtomicU64::new(0)),
+            refuse_early,
             #[cfg(test)]
             hooks: tests::Hooks::default(),
         })
@@ -202,6 +212,11 @@ impl Queue {
     /// the two lengths; field slots and text bytes are only read, to drop what they own).
     pub(crate) fn recycle(&self, records: impl IntoIterator<Item = Box<Record>>) {
         for mut r in records {
+            // The span context goes back to its own pool when this was its last holder (the
+            // caller then fills it in place: no allocation freed across threads).
+            if let Some(sc) = r.span.take() {
+                span::recycle_ctx(&self.span_pool, sc);
+            }
             r.text.shrink_if_larger(RECYCLE_MAX_TEXT);
             r.clear_for_reuse();
             if self.pool.push(r).is_err() {
@@ -222,6 +237,29 @@ impl Queue {
             }
         }
         self.ring.pop()
+    }
+
+    /// Caller side, **before** capturing a record of `level`: whether it would certainly be
+    /// dropped because the queue is full by record count (for the level's share), in which case
+    /// the drop is counted (`dropped_queue_full`, as [`push`](Self::push) counts it) and the
+    /// caller captures nothing: a full queue costs one load, no record from the pool, no
+    /// allocation and no capture. Only under [`Overflow::DropNewest`] with no drop reporting
+    /// configured (an undelivered callback or dead-letter folder needs the record's content;
+    /// the other policies may still make room); otherwise always `false`. A record refused
+    /// here is one `push` would also have refused an instant later, bar the worker taking a
+    /// batch in between (the same race `push` has with it).
+    #[inline]
+    pub(crate) fn refuse_before_capture(&self, level: Level) -> bool {
+        if !self.refuse_early {
+            return false;
+        }
+        let (n, _) = self.bounds(level <= self.limits.reserved_level);
+        let cur = self.counters.queue_state.load(Ordering::Relaxed);
+        if cur & QUEUE_CLOSED == 0 && queue_records(cur) >= n {
+            Counters::add(&self.counters.dropped_queue_full, 1);
+            return true;
+        }
+        false
     }
 
     /// Records in the queue now (a record a drop-oldest scan is moving may be missed for a
@@ -396,7 +434,8 @@ impl Queue {
 
     fn report_drop(&self, rec: Box<Record>, cause: Cause) {
         match &self.lane {
-            Some(lane) => match lane.try_send((*rec, cause)) {
+            // In its box: the worker reports it, then recycles it into the pool.
+            Some(lane) => match lane.try_send((rec, cause)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                     Counters::add(&self.counters.dropped_unreported, 1);
@@ -687,15 +726,10 @@ mod tests {
         (q.clone(), q, counters)
     }
 
+    type Lane = crossbeam_channel::Receiver<(Box<Record>, Cause)>;
+
     /// A queue whose drops (evictions included) come out of a lane, as the worker sees them.
-    fn queue_with_lane(
-        max_records: u64,
-        overflow: Overflow,
-    ) -> (
-        Arc<Queue>,
-        Arc<Counters>,
-        crossbeam_channel::Receiver<(Record, Cause)>,
-    ) {
+    fn queue_with_lane(max_records: u64, overflow: Overflow) -> (Arc<Queue>, Arc<Counters>, Lane) {
         let counters = Arc::new(Counters::default());
         let (tx, rx) = crossbeam_channel::unbounded();
         let q = Queue::new(
@@ -880,6 +914,32 @@ mod tests {
         q.push(rec(Level::ERROR, 10_000));
         assert_eq!(rx.len(), 1);
         assert_eq!(c.dropped_queue_full.load(Ordering::Relaxed), 1);
+    }
+
+    /// A full queue refuses before capture (counted as a queue-full drop) only where the drop
+    /// would be certain and silent: drop-newest, no lane; the level's share counts.
+    #[test]
+    fn refuses_before_capture_only_when_certain() {
+        let (q, _rx, c) = queue(10, u64::MAX >> 30, Overflow::DropNewest);
+        for _ in 0..9 {
+            assert!(!q.refuse_before_capture(Level::INFO));
+            q.push(rec(Level::INFO, 1));
+        }
+        // INFO's share (90 %) is full; ERROR may still use the headroom.
+        assert!(q.refuse_before_capture(Level::INFO));
+        assert!(!q.refuse_before_capture(Level::ERROR));
+        q.push(rec(Level::ERROR, 1));
+        assert!(q.refuse_before_capture(Level::ERROR));
+        let st = c.snapshot();
+        assert_eq!((st.enqueued, st.dropped_queue_full), (10, 2));
+        // A drop to report (lane), or a policy that may make room: never refused early.
+        let (q, c, _lane) = queue_with_lane(1, Overflow::DropNewest);
+        q.push(rec(Level::ERROR, 1));
+        assert!(!q.refuse_before_capture(Level::ERROR));
+        let (q2, _rx, _) = queue(1, u64::MAX >> 30, Overflow::DropOldest);
+        q2.push(rec(Level::ERROR, 1));
+        assert!(!q2.refuse_before_capture(Level::ERROR));
+        assert_eq!(c.snapshot().dropped_queue_full, 0);
     }
 
     #[test]

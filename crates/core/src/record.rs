@@ -566,6 +566,37 @@ impl Clone for SpanContext {
 }
 
 impl SpanContext {
+    /// An empty context, to be filled in place (see `capture::span::blank_ctx`).
+    pub(crate) fn blank() -> Self {
+        Self {
+            meta: None,
+            name: Cow::Borrowed(""),
+            target: Cow::Borrowed(""),
+            fields: SmallVec::new(),
+            tracking_id: std::sync::OnceLock::new(),
+            parent: None,
+            source_fqn: None,
+            correlators: Vec::new(),
+            location: None,
+            trace: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Clears the context for reuse, keeping the correlators' capacity; returns the parent it
+    /// held (for the caller to recycle or drop).
+    pub(crate) fn clear_for_reuse(&mut self) -> Option<Arc<SpanContext>> {
+        self.meta = None;
+        self.name = Cow::Borrowed("");
+        self.target = Cow::Borrowed("");
+        self.fields.clear();
+        self.tracking_id = std::sync::OnceLock::new();
+        self.source_fqn = None;
+        self.correlators.clear();
+        self.location = None;
+        self.trace = std::sync::OnceLock::new();
+        self.parent.take()
+    }
+
     /// The span's name (for `#[instrument]`, the function's name).
     pub fn name(&self) -> &str {
         &self.name

@@ -329,7 +329,7 @@ pub(crate) struct Worker<S: Sink> {
     ctl: Receiver<Control>,
     interrupt: Arc<tokio::sync::Notify>,
     wake: Receiver<()>,
-    lane: Option<Receiver<(Record, Cause)>>,
+    lane: Option<Receiver<(Box<Record>, Cause)>>,
     queue: Arc<Queue>,
     nudge: Arc<Nudge>,
     counters: Arc<Counters>,
@@ -361,7 +361,7 @@ pub(crate) struct WorkerChannels {
     /// Nudged by the guard after it queues a flush or shutdown, to interrupt a long send.
     pub(crate) interrupt: Arc<tokio::sync::Notify>,
     pub(crate) wake: Receiver<()>,
-    pub(crate) lane: Option<Receiver<(Record, Cause)>>,
+    pub(crate) lane: Option<Receiver<(Box<Record>, Cause)>>,
 }
 
 impl<S: Sink> Worker<S> {
@@ -437,7 +437,16 @@ impl<S: Sink> Worker<S> {
         loop {
             // Reset the nudge before looking at the queue: a producer that nudges after this
             // point sends a fresh wake-up, so no urgent record or full batch waits a linger.
-            self.nudge.flag.store(false, Ordering::Release);
+            // Not while a batch is in flight or the breaker is open: the worker could not send
+            // another batch anyway, and it wakes on its own (the retry time, the cool-down's
+            // end). Left set, the flag keeps every producer from sending a futex wake-up per
+            // record while a dead backend keeps the queue near full; the first iteration that
+            // could send resets it and looks at the queue again. (With a spool, a failing
+            // backend still arms it: the spool takes what is queued.)
+            let armed = self.can_send_new(Instant::now());
+            if armed {
+                self.nudge.flag.store(false, Ordering::Release);
+            }
             self.drain_lane();
             self.diag.check(&self.counters, Instant::now());
             let now = Instant::now();
@@ -474,8 +483,18 @@ impl<S: Sink> Worker<S> {
             {
                 continue;
             }
+            if !armed && self.can_send_new(Instant::now()) {
+                continue; // re-arm the nudge and look at the queue before sleeping
+            }
             self.wait(now);
         }
+    }
+
+    /// Whether a nudge could make the worker act now: a new batch could go (none in flight,
+    /// breaker not open), or a spool takes what is queued while sends fail.
+    fn can_send_new(&self, now: Instant) -> bool {
+        (self.inflight.is_none() && self.breaker.blocked_until(now).is_none())
+            || (self.set.spool.is_some() && self.failing())
     }
 
     fn idle(&self) -> bool {
@@ -1061,24 +1080,33 @@ impl<S: Sink> Worker<S> {
             _ => &self.counters.undelivered_shutdown,
         };
         Counters::add(c, n);
-        self.report(Undelivered {
+        if self.set.dead_letter.is_none() && self.set.callbacks.is_empty() {
+            // Nobody to report to: the boxes go straight back to the pool, so a dead backend
+            // does not make the caller allocate fresh records for the ones it gave up on.
+            self.queue.recycle(records);
+            return;
+        }
+        let u = Undelivered {
             cause,
             reason,
             // Out of their boxes: the callbacks' API is plain records (a rare path).
             records: records.into_iter().map(|b| *b).collect(),
             payload,
-        });
+        };
+        self.report(&u);
+        // Boxed again on this thread, for the caller to fill without allocating.
+        self.queue.recycle(u.records.into_iter().map(Box::new));
     }
 
-    fn report(&mut self, u: Undelivered) {
+    fn report(&mut self, u: &Undelivered) {
         if u.records.is_empty() {
             return;
         }
         if let Some(dl) = self.set.dead_letter.as_mut() {
-            dl.write(&u, &self.counters);
+            dl.write(u, &self.counters);
         }
         for cb in &self.set.callbacks {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| cb(&u))).is_err() {
+            if std::panic::catch_unwind(AssertUnwindSafe(|| cb(u))).is_err() {
                 Counters::add(&self.counters.callback_panics, 1);
             }
         }
@@ -1089,7 +1117,8 @@ impl<S: Sink> Worker<S> {
             return;
         };
         let mut groups: Vec<(Cause, Vec<Record>)> = Vec::new();
-        for (mut r, cause) in lane.try_iter().take(4096) {
+        for (r, cause) in lane.try_iter().take(4096) {
+            let mut r = *r;
             let mut invalid = 0;
             r.prepare(self.set.default_fqn.as_ref(), &mut invalid);
             match groups.last_mut() {
@@ -1098,12 +1127,15 @@ impl<S: Sink> Worker<S> {
             }
         }
         for (cause, records) in groups {
-            self.report(Undelivered {
+            let u = Undelivered {
                 cause,
                 reason: Some("the queue was full".into()),
                 records,
                 payload: None,
-            });
+            };
+            self.report(&u);
+            // Back to the pool (the caller's drops gave their boxes up to the lane).
+            self.queue.recycle(u.records.into_iter().map(Box::new));
         }
     }
 
@@ -1223,7 +1255,9 @@ impl<S: Sink> Worker<S> {
             },
             recv(self.wake) -> _ => {}
             recv(lane) -> msg => if let Ok((r, cause)) = msg {
-                self.report(Undelivered { cause, reason: Some("the queue was full".into()), records: vec![r], payload: None });
+                let u = Undelivered { cause, reason: Some("the queue was full".into()), records: vec![*r], payload: None };
+                self.report(&u);
+                self.queue.recycle(u.records.into_iter().map(Box::new));
             },
             default(timeout) => {}
         }

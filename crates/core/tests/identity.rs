@@ -284,3 +284,140 @@ fn log_records_are_normalized() {
     }
     assert_eq!(ra.records()[0].tracking_id(), rb.records()[0].tracking_id());
 }
+
+/// Five stacked logship layers capture each event once: the first layer visits the event's
+/// fields (one `Debug` formatting of each value), the others take its record. Before, each
+/// layer visited the event itself (five formattings). Every layer still receives the same
+/// record: message, fields, span, identity; and a layer's own `span_fields` setting.
+#[test]
+fn stacked_layers_capture_each_event_once() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FORMATTED: AtomicU64 = AtomicU64::new(0);
+    struct Counted(u64);
+    impl std::fmt::Debug for Counted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            FORMATTED.fetch_add(1, Ordering::Relaxed);
+            write!(f, "counted-{}", self.0)
+        }
+    }
+    let mut layers = Vec::new();
+    let mut guards = Vec::new();
+    let mut rxs = Vec::new();
+    for i in 0..5 {
+        let (sink, received) = MemorySink::new();
+        let fields = if i == 2 {
+            logship_core::SpanFields::None
+        } else {
+            logship_core::SpanFields::All
+        };
+        let (layer, guard) = PipelineBuilder::new()
+            .with_span_fields(fields)
+            .build(sink)
+            .expect("valid config");
+        layers.push(layer);
+        guards.push(guard);
+        rxs.push(received);
+    }
+    let mut layers = layers.into_iter();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(layers.next().unwrap())
+            .with(layers.next().unwrap())
+            .with(layers.next().unwrap())
+            .with(layers.next().unwrap())
+            .with(layers.next().unwrap()),
+    );
+    let n = 50u64;
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("request", user = "ann");
+        let _e = span.enter();
+        for i in 0..n {
+            tracing::info!(v = ?Counted(i), i, "event {}", i);
+        }
+    });
+    for g in &guards {
+        g.flush(T).unwrap();
+    }
+    assert_eq!(
+        FORMATTED.load(Ordering::Relaxed),
+        n,
+        "one formatting per event"
+    );
+    let all: Vec<Vec<Record>> = rxs.iter().map(|r| r.records()).collect();
+    for (k, recs) in all.iter().enumerate() {
+        let events: Vec<&Record> = recs
+            .iter()
+            .filter(|r| r.kind() == RecordKind::Event)
+            .collect();
+        assert_eq!(events.len() as u64, n, "layer {k}");
+        for (i, r) in events.iter().enumerate() {
+            assert_eq!(
+                r.message(),
+                Some(format!("event {i}").as_str()),
+                "layer {k}"
+            );
+            assert_eq!(r.field("v"), Some(Value::Str(&format!("counted-{i}"))));
+            assert_eq!(r.field("i"), Some(Value::U64(i as u64)));
+            assert!(r.parent_tracking_id().is_some(), "layer {k}: in the span");
+            let spans: Vec<&str> = r.spans().map(|s| s.name()).collect();
+            let want: &[&str] = if k == 2 { &[] } else { &["request"] };
+            assert_eq!(spans, want, "layer {k}: its own span_fields");
+            let first = all[0]
+                .iter()
+                .filter(|r| r.kind() == RecordKind::Event)
+                .nth(i)
+                .unwrap();
+            assert_eq!(r.tracking_id(), first.tracking_id());
+            assert_eq!(r.timestamp(), first.timestamp());
+        }
+    }
+}
+
+/// A per-layer filter can hide a span from one layer: a layer that takes another layer's
+/// capture still records the span the event is in **as it sees it**.
+#[test]
+fn a_shared_capture_keeps_each_layers_view_of_the_span() {
+    use tracing_subscriber::filter::filter_fn;
+    for hiding_first in [true, false] {
+        let (a, ga, ra) = pipeline();
+        let (b, gb, rb) = pipeline();
+        let hide = filter_fn(|m| !m.is_span() || m.name() != "inner");
+        let dispatch = if hiding_first {
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(a.with_filter(hide))
+                    .with(b),
+            )
+        } else {
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(b)
+                    .with(a.with_filter(hide)),
+            )
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            let outer = tracing::info_span!("outer");
+            let _o = outer.enter();
+            let inner = tracing::info_span!("inner");
+            let _i = inner.enter();
+            tracing::info!("in inner");
+        });
+        ga.flush(T).unwrap();
+        gb.flush(T).unwrap();
+        let leaf = |rx: &Received| {
+            let recs = rx.records();
+            let ev = recs.iter().find(|r| r.kind() == RecordKind::Event).unwrap();
+            ev.spans().last().map(|s| s.name().to_owned())
+        };
+        assert_eq!(
+            leaf(&ra).as_deref(),
+            Some("outer"),
+            "hiding first: {hiding_first}"
+        );
+        assert_eq!(
+            leaf(&rb).as_deref(),
+            Some("inner"),
+            "hiding first: {hiding_first}"
+        );
+    }
+}
